@@ -1,0 +1,108 @@
+// Command kairos-agent runs on every Kairos node: boot-time mounting in the
+// initramfs, and (as the later commands land) install, upgrade and reset.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/kairos-io/kairos/internal/agent/mount"
+	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/internal/version"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "kairos-agent",
+		Short:         "The Kairos node agent",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(versionCmd(), mountCmd(), stateCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "kairos-agent: error:", err)
+		os.Exit(1)
+	}
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the agent version",
+		Args:  cobra.NoArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Version) },
+	}
+}
+
+func mountCmd() *cobra.Command {
+	var sysroot string
+	cmd := &cobra.Command{
+		Use:   "mount",
+		Short: "Assemble the immutable root (run from the initramfs before switch-root)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmdline, err := os.ReadFile("/proc/cmdline")
+			if err != nil {
+				return err
+			}
+			logrus.Infof("kairos-agent mount: %s", version.Version)
+			return mount.Run(mount.Options{Cmdline: string(cmdline), Sysroot: sysroot, RunDir: "/run"})
+		},
+	}
+	cmd.Flags().StringVar(&sysroot, "sysroot", "/sysroot", "where the new root is assembled")
+	return cmd
+}
+
+func stateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "state [get <key>]",
+		Short: "Show how this node booted and what it runs",
+		Long:  "Without arguments prints every value; 'state get boot' prints one (boot, kairos.version, kairos.flavor, ...).",
+		Args:  cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			values, err := currentState()
+			if err != nil {
+				return err
+			}
+			if len(args) == 2 && args[0] == "get" {
+				v, ok := values[args[1]]
+				if !ok {
+					return fmt.Errorf("unknown state key %q", args[1])
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), v)
+				return nil
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("usage: kairos-agent state [get <key>]")
+			}
+			for _, k := range []string{"boot", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant"} {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", k, values[k])
+			}
+			return nil
+		},
+	}
+	return cmd
+}
+
+func currentState() (map[string]string, error) {
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, err
+	}
+	values := map[string]string{"boot": string(state.DetectBootMode(string(cmdline)))}
+	if data, err := os.ReadFile(release.Path); err == nil {
+		rel, err := release.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", release.Path, err)
+		}
+		values["kairos.version"] = rel["KAIROS_VERSION"]
+		values["kairos.flavor"] = rel["KAIROS_FLAVOR"]
+		values["kairos.flavor_release"] = rel["KAIROS_FLAVOR_RELEASE"]
+		values["kairos.variant"] = rel["KAIROS_VARIANT"]
+	}
+	return values, nil
+}

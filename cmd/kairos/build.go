@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/platforms"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/kairos-io/kairos/flavors"
+	"github.com/kairos-io/kairos/frontend"
+	"github.com/kairos-io/kairos/internal/buildkitd"
+	"github.com/kairos-io/kairos/internal/localbuild"
+	"github.com/kairos-io/kairos/internal/source"
+)
+
+type buildFlags struct {
+	targets   []string
+	args      map[string]string
+	flavor    string
+	release   string
+	variant   string
+	version   string
+	model     string
+	baseImage string
+	agent     string
+	output    string
+	progress  string
+	cacheDir  string
+}
+
+func newBuildCmd() *cobra.Command {
+	f := &buildFlags{}
+	var targetHelp strings.Builder
+	for _, t := range frontend.Targets {
+		fmt.Fprintf(&targetHelp, "  %-7s %s\n", t.Name, t.Description)
+	}
+	cmd := &cobra.Command{
+		Use:   "build --flavor <distro> [--target <target>]...",
+		Short: "Build a Kairos image and its artifacts",
+		Long: `Build a Kairos image from a distro base and write the requested targets
+to the output directory, named kairos-<flavor>-<release>-<variant>-<arch>-<model>-<version>.
+
+Targets:
+` + targetHelp.String() + `
+The base image comes from the flavor's registry when reachable; otherwise it
+is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
+~/.cache/kairos/base.`,
+		Example: `  kairos build --flavor debian --target iso --version v1.0.0
+  kairos build --flavor debian --target image --target iso --output build`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVarP(&f.targets, "target", "t", []string{string(frontend.TargetImage)}, "targets to build (repeatable): "+strings.Join(frontend.TargetNames(), ", "))
+	fl.StringVar(&f.flavor, "flavor", "", "distro flavor (FLAVOR); one of the files in flavors/")
+	fl.StringVar(&f.release, "flavor-release", "", "flavor release (FLAVOR_RELEASE) when the flavor has several")
+	fl.StringVar(&f.variant, "variant", "", "core or standard (VARIANT); default core")
+	fl.StringVar(&f.version, "version", "", "KAIROS_VERSION of the image (VERSION); default "+frontend.DefaultVersion)
+	fl.StringVar(&f.model, "model", "", "hardware model (MODEL); default generic")
+	fl.StringVar(&f.baseImage, "base-image", "", "base image reference instead of the flavor's (BASE_IMAGE)")
+	fl.StringToStringVar(&f.args, "build-arg", nil, "extra build arguments KEY=VALUE, as in the Earthfile")
+	fl.StringVar(&f.agent, "agent", "", "kairos-agent binary to embed (default: kairos-agent next to this program)")
+	fl.StringVarP(&f.output, "output", "o", "build", "directory for the results")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, quiet, rawjson")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, f *buildFlags) error {
+	ctx := cmd.Context()
+	args := map[string]string{}
+	for k, v := range f.args {
+		args[k] = v
+	}
+	for k, v := range map[string]string{
+		frontend.ArgFlavor: f.flavor, frontend.ArgFlavorRelease: f.release, frontend.ArgVariant: f.variant,
+		frontend.ArgVersion: f.version, frontend.ArgModel: f.model, frontend.ArgBaseImage: f.baseImage,
+	} {
+		if v != "" {
+			args[k] = v
+		}
+	}
+	cat, err := flavors.Load()
+	if err != nil {
+		return err
+	}
+	platform := platforms.Normalize(platforms.DefaultSpec())
+	// Check every target before any work starts.
+	var plans []*frontend.Plan
+	for _, t := range f.targets {
+		o, err := frontend.ParseOptions(t, args)
+		if err != nil {
+			return err
+		}
+		p, err := frontend.NewPlan(cat, o, platform)
+		if err != nil {
+			return err
+		}
+		plans = append(plans, p)
+	}
+
+	agentDir, cleanup, err := agentContext(f.agent)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	cache := f.cacheDir
+	if cache == "" {
+		if cache, err = os.UserCacheDir(); err != nil {
+			return err
+		}
+		cache = filepath.Join(cache, "kairos")
+	}
+	resolver := source.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
+	base, err := resolver.Resolve(ctx, plans[0].Flavor, args[frontend.ArgBaseImage])
+	if err != nil {
+		return err
+	}
+
+	c, err := buildkitd.Connect(ctx, buildkitd.Daemon{StateDir: filepath.Join(cache, "buildkit")})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, p := range plans {
+		logrus.Infof("building %s of %s", p.Target, p.Release.ArtifactName())
+		if _, err := localbuild.Run(ctx, c, localbuild.Request{
+			Plan: p, BuildArgs: args, Base: base, AgentDir: agentDir,
+			OutputDir: f.output, Progress: f.progress,
+		}); err != nil {
+			return fmt.Errorf("target %s: %w", p.Target, err)
+		}
+	}
+	return nil
+}
+
+// agentContext makes a directory holding just the agent binary, named as the
+// frontend expects it.
+func agentContext(bin string) (string, func(), error) {
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return "", nil, err
+		}
+		bin = filepath.Join(filepath.Dir(self), "kairos-agent")
+	}
+	st, err := os.Stat(bin)
+	if err != nil {
+		return "", nil, fmt.Errorf("kairos-agent binary: %w (build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent)", err)
+	}
+	if st.IsDir() {
+		return "", nil, fmt.Errorf("--agent %s is a directory, want the kairos-agent binary", bin)
+	}
+	dir, err := os.MkdirTemp("", "kairos-agent-ctx-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	dst := filepath.Join(dir, "kairos-agent")
+	if err := os.Link(bin, dst); err != nil {
+		data, rerr := os.ReadFile(bin)
+		if rerr != nil {
+			cleanup()
+			return "", nil, rerr
+		}
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+	}
+	return dir, cleanup, nil
+}

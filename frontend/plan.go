@@ -1,0 +1,93 @@
+package frontend
+
+import (
+	"fmt"
+
+	"github.com/kairos-io/kairos/flavors"
+	"github.com/kairos-io/kairos/internal/release"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Plan is a build as pure data: everything the LLB conversion needs, derived
+// from the options and the flavor data, with no BuildKit in sight.
+type Plan struct {
+	Target         Target
+	Flavor         *flavors.Flavor
+	PackageManager flavors.PackageManager
+	Packages       []string
+	BaseImage      string // registry reference used when no "base" context is given
+	Platform       ocispecs.Platform
+	Boot           BootPlatform
+	Release        release.Release
+}
+
+// BootPlatform is how one CPU architecture boots: grub's EFI platform, the
+// removable-media EFI file name, and whether BIOS boot exists at all.
+type BootPlatform struct {
+	GrubEFIPlatform string
+	EFIName         string
+	BIOS            bool
+}
+
+var bootPlatforms = map[string]BootPlatform{
+	"amd64": {GrubEFIPlatform: "x86_64-efi", EFIName: "BOOTX64.EFI", BIOS: true},
+	"arm64": {GrubEFIPlatform: "arm64-efi", EFIName: "BOOTAA64.EFI"},
+}
+
+// NewPlan checks the options against the flavor catalog and fills in every
+// default.
+func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan, error) {
+	f, err := cat.Lookup(o.Flavor, o.FlavorRelease)
+	if err != nil {
+		return nil, err
+	}
+	boot, ok := bootPlatforms[platform.Architecture]
+	if !ok {
+		return nil, fmt.Errorf("platform %s/%s is not supported (supported architectures: amd64, arm64)", platform.OS, platform.Architecture)
+	}
+	pkgs, err := f.PackagesFor(platform.Architecture)
+	if err != nil {
+		return nil, err
+	}
+	base := f.BaseImage
+	if o.BaseImage != "" {
+		base = o.BaseImage
+	}
+	return &Plan{
+		Target:         o.Target,
+		Flavor:         f,
+		PackageManager: cat.PackageManager(f),
+		Packages:       pkgs,
+		BaseImage:      base,
+		Platform:       platform,
+		Boot:           boot,
+		Release: release.Release{
+			Version:       o.Version,
+			Arch:          platform.Architecture,
+			Flavor:        f.Name,
+			FlavorRelease: f.Release,
+			Family:        f.Family,
+			Model:         o.Model,
+			Variant:       o.Variant,
+		},
+	}, nil
+}
+
+// Labels are the OCI labels of the image, the upstream io.kairos.* set.
+func (p *Plan) Labels() map[string]string {
+	r := p.Release
+	return map[string]string{
+		"io.kairos.variant":                 r.Variant,
+		"io.kairos.family":                  r.Family,
+		"io.kairos.flavor":                  r.Flavor,
+		"io.kairos.flavor_release":          r.FlavorRelease,
+		"io.kairos.model":                   r.Model,
+		"io.kairos.release":                 r.Version,
+		"io.kairos.version":                 r.Version,
+		"io.kairos.software-version":        r.SoftwareVersion,
+		"io.kairos.software-version-prefix": r.SoftwareVersionPrefix,
+		"io.kairos.targetarch":              r.Arch,
+		"org.opencontainers.image.version":  r.Version,
+		"org.opencontainers.image.title":    r.Name(),
+	}
+}

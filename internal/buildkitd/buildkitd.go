@@ -1,0 +1,148 @@
+// Package buildkitd finds the BuildKit daemon a build talks to: the one named
+// by $BUILDKIT_HOST, or a private local daemon that it starts on first use and
+// reuses afterwards (socket and state under ~/.cache/kairos/buildkit).
+package buildkitd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+	"github.com/sirupsen/logrus"
+)
+
+// Daemon describes where the private daemon lives.
+type Daemon struct {
+	// StateDir holds the socket, the daemon's root and its log.
+	StateDir string
+	// Binary is the buildkitd executable; empty means look it up.
+	Binary string
+	// StartTimeout bounds how long a fresh daemon may take to answer.
+	StartTimeout time.Duration
+}
+
+// DefaultStateDir is ~/.cache/kairos/buildkit (XDG_CACHE_HOME honoured).
+func DefaultStateDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the cache directory: %w", err)
+	}
+	return filepath.Join(dir, "kairos", "buildkit"), nil
+}
+
+// Socket is the address of the private daemon.
+func (d Daemon) Socket() string { return "unix://" + filepath.Join(d.StateDir, "buildkitd.sock") }
+
+// LogPath is where the private daemon writes its log.
+func (d Daemon) LogPath() string { return filepath.Join(d.StateDir, "buildkitd.log") }
+
+// Connect returns a client for $BUILDKIT_HOST when it is set, else for the
+// private daemon, starting it when it is not running.
+func Connect(ctx context.Context, d Daemon) (*client.Client, error) {
+	if host := os.Getenv("BUILDKIT_HOST"); host != "" {
+		logrus.Infof("buildkit: using BUILDKIT_HOST=%s", host)
+		c, err := dial(ctx, host, 10*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("BUILDKIT_HOST=%s does not answer: %w", host, err)
+		}
+		return c, nil
+	}
+	if c, err := dial(ctx, d.Socket(), 2*time.Second); err == nil {
+		logrus.Infof("buildkit: reusing the local daemon at %s", d.Socket())
+		return c, nil
+	}
+	if err := d.start(); err != nil {
+		return nil, err
+	}
+	timeout := d.StartTimeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	c, err := dial(ctx, d.Socket(), timeout)
+	if err != nil {
+		return nil, fmt.Errorf("the local buildkitd did not answer within %s (log: %s): %w", timeout, d.LogPath(), err)
+	}
+	return c, nil
+}
+
+// dial connects and proves the daemon answers by listing its workers.
+func dial(ctx context.Context, addr string, timeout time.Duration) (*client.Client, error) {
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		c, err := client.New(ctx, addr)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = c.ListWorkers(pctx)
+			cancel()
+			if err == nil {
+				return c, nil
+			}
+			c.Close()
+		}
+		lastErr = err
+		if time.Now().After(deadline) {
+			return nil, lastErr
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (d Daemon) start() error {
+	if os.Geteuid() != 0 {
+		return errors.New("starting buildkitd needs root on this machine (runc, overlayfs); run as root or set BUILDKIT_HOST to a running daemon")
+	}
+	bin := d.Binary
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("buildkitd"); err != nil {
+			return errors.New("buildkitd not found in PATH: run ./earthly.sh (it builds buildkitd from the version pinned in go.mod) or set BUILDKIT_HOST")
+		}
+	}
+	if err := os.MkdirAll(d.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", d.StateDir, err)
+	}
+	sock := filepath.Join(d.StateDir, "buildkitd.sock")
+	// A socket left by a daemon that died would make the new one fail to bind.
+	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	logf, err := os.OpenFile(d.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening buildkitd log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin,
+		"--root", filepath.Join(d.StateDir, "root"),
+		"--addr", d.Socket(),
+		"--oci-worker=true", "--containerd-worker=false",
+		// Package installs inside the build reach the distro mirrors directly.
+		"--oci-worker-net=host",
+	)
+	if cfg := filepath.Join(d.StateDir, "buildkitd.toml"); fileExists(cfg) {
+		cmd.Args = append(cmd.Args, "--config", cfg)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session, so it outlives this process and is reused next time.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", bin, err)
+	}
+	logrus.Infof("buildkit: started local daemon %s (pid %d) at %s, log %s", bin, cmd.Process.Pid, d.Socket(), d.LogPath())
+	return cmd.Process.Release()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

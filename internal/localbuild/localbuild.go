@@ -1,0 +1,169 @@
+// Package localbuild runs the Kairos frontend in-process against a BuildKit
+// daemon and exports its results as files: the image as an OCI archive, the
+// artifacts into a directory. It is the engine behind `kairos build`.
+package localbuild
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/kairos-io/kairos/frontend"
+	"github.com/kairos-io/kairos/internal/source"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/sirupsen/logrus"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+)
+
+// Request is one build.
+type Request struct {
+	Plan      *frontend.Plan
+	BuildArgs map[string]string
+	Base      source.Base
+	// AgentDir holds the kairos-agent binary put into the image.
+	AgentDir string
+	// OutputDir receives the results.
+	OutputDir string
+	// Progress is a progressui mode: auto, plain, tty, quiet, rawjson.
+	Progress string
+}
+
+const baseStoreID = "kairos-base"
+
+// Result says what a build wrote.
+type Result struct {
+	Files []string
+}
+
+// Run solves the request's target and writes its outputs.
+func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
+	agentFS, err := fsutil.NewFS(req.AgentDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent directory %s: %w", req.AgentDir, err)
+	}
+	if err := os.MkdirAll(req.OutputDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating output directory: %w", err)
+	}
+	attrs := map[string]string{
+		"target":                                string(req.Plan.Target),
+		"context:" + frontend.ContextAgent:      "local:" + frontend.ContextAgent,
+	}
+	for k, v := range req.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	opt := client.SolveOpt{
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{frontend.ContextAgent: agentFS},
+	}
+	switch {
+	case req.Base.Layout != "":
+		store, err := contentlocal.NewStore(req.Base.Layout)
+		if err != nil {
+			return nil, fmt.Errorf("opening base layout %s: %w", req.Base.Layout, err)
+		}
+		opt.OCIStores = map[string]content.Store{baseStoreID: store}
+		attrs["context:"+frontend.ContextBase] = "oci-layout://" + baseStoreID + "@" + req.Base.Digest.String()
+	case req.Base.Ref != "":
+		attrs["context:"+frontend.ContextBase] = "docker-image://" + req.Base.Ref
+	}
+
+	name := req.Plan.Release.ArtifactName()
+	var final, partial string
+	switch req.Plan.Target {
+	case frontend.TargetImage:
+		final = filepath.Join(req.OutputDir, name+".oci.tar")
+		partial = final + ".partial"
+		opt.Exports = []client.ExportEntry{{
+			Type: client.ExporterOCI,
+			Attrs: map[string]string{
+				"name": imageName(req.Plan),
+			},
+			Output: func(map[string]string) (io.WriteCloser, error) {
+				return os.Create(partial)
+			},
+		}}
+	default:
+		opt.Exports = []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: req.OutputDir}}
+	}
+
+	mode := req.Progress
+	if mode == "" {
+		mode = string(progressui.AutoMode)
+	}
+	display, err := progressui.NewDisplay(os.Stderr, progressui.DisplayMode(mode))
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *client.SolveStatus)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		_, err := c.Build(ectx, opt, "kairos", frontend.Build, ch)
+		return err
+	})
+	eg.Go(func() error {
+		_, err := display.UpdateFrom(context.WithoutCancel(ectx), ch)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		if partial != "" {
+			os.Remove(partial)
+		}
+		return nil, err
+	}
+
+	res := &Result{}
+	if partial != "" {
+		if err := os.Rename(partial, final); err != nil {
+			return nil, err
+		}
+		if err := WriteChecksum(final); err != nil {
+			return nil, err
+		}
+		res.Files = append(res.Files, final, final+".sha256")
+	} else {
+		entries, err := os.ReadDir(req.OutputDir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), name) {
+				res.Files = append(res.Files, filepath.Join(req.OutputDir, e.Name()))
+			}
+		}
+	}
+	for _, f := range res.Files {
+		logrus.Infof("wrote %s", f)
+	}
+	return res, nil
+}
+
+// imageName is the reference recorded in the OCI archive, so skopeo and
+// registries see a name and tag.
+func imageName(p *frontend.Plan) string {
+	r := p.Release
+	return fmt.Sprintf("kairos/%s:%s-%s-%s-%s-%s", r.Flavor, r.FlavorRelease, r.Variant, r.Arch, r.Model, r.Version)
+}
+
+// WriteChecksum writes "<file>.sha256" in sha256sum's format.
+func WriteChecksum(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("hashing %s: %w", path, err)
+	}
+	line := hex.EncodeToString(h.Sum(nil)) + "  " + filepath.Base(path) + "\n"
+	return os.WriteFile(path+".sha256", []byte(line), 0o644)
+}

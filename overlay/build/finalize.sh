@@ -1,0 +1,73 @@
+#!/bin/sh
+# Runs inside the image being built, after packages, overlay and agent are in
+# place. Everything distro-specific arrives as environment from the flavor data:
+#   KAIROS_INITRD      dracut | mkinitfs
+#   KAIROS_INIT        systemd | openrc
+#   GRUB_MKIMAGE       grub-mkimage | grub2-mkimage
+#   GRUB_LIB           directory holding <platform>/ module directories
+#   GRUB_EFI_PLATFORM  x86_64-efi | arm64-efi
+#   GRUB_EFI_NAME      BOOTX64.EFI | BOOTAA64.EFI
+#   KAIROS_BIOS        yes when the architecture boots from BIOS too
+set -eu
+
+say() { echo "kairos-finalize: $*"; }
+die() { echo "kairos-finalize: error: $*" >&2; exit 1; }
+
+# --- kernel and initrd -------------------------------------------------------
+kver=$(ls -1 /lib/modules 2>/dev/null | sort -V | tail -n 1)
+[ -n "$kver" ] || die "no kernel installed (/lib/modules is empty): check the flavor's kernel package"
+kernel=""
+for k in "/boot/vmlinuz-$kver" "/boot/vmlinux-$kver" "/lib/modules/$kver/vmlinuz" /boot/vmlinuz-lts /boot/vmlinuz-virt; do
+    if [ -f "$k" ]; then kernel=$k; break; fi
+done
+[ -n "$kernel" ] || die "kernel $kver has no image under /boot or /lib/modules/$kver"
+if [ "$kernel" != "/boot/vmlinuz-$kver" ]; then cp "$kernel" "/boot/vmlinuz-$kver"; fi
+say "kernel $kver"
+
+# Initrds made by package hooks were built before our module existed: drop them.
+rm -f /boot/initrd.img-* /boot/initramfs-* /boot/initrd-*
+case "$KAIROS_INITRD" in
+dracut)
+    dracut --force --no-hostonly --kver "$kver" "/boot/initrd-$kver" ;;
+mkinitfs)
+    mkinitfs -o "/boot/initrd-$kver" "$kver" ;;
+*)
+    die "unknown initrd tool $KAIROS_INITRD" ;;
+esac
+ln -sf "vmlinuz-$kver" /boot/vmlinuz
+ln -sf "initrd-$kver" /boot/initrd
+say "initrd $(du -h "/boot/initrd-$kver" | cut -f1)"
+
+# --- boot assets: grub images made from the image's own grub -----------------
+# Artifact writers only assemble these files; they never run grub themselves.
+assets=/usr/lib/kairos/boot
+mkdir -p "$assets"
+common="part_gpt part_msdos fat ext2 iso9660 squash4 loopback normal configfile search search_label search_fs_uuid search_fs_file linux echo test true regexp loadenv cat ls halt reboot serial terminal gzio xzio zstd sleep minicmd"
+"$GRUB_MKIMAGE" -d "$GRUB_LIB/$GRUB_EFI_PLATFORM" -O "$GRUB_EFI_PLATFORM" -p /EFI/BOOT \
+    -o "$assets/$GRUB_EFI_NAME" $common all_video efi_gop
+if [ "${KAIROS_BIOS:-no}" = yes ]; then
+    "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc-eltorito -p /boot/grub \
+        -o "$assets/eltorito.img" $common biosdisk
+    "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc -p /grub2 \
+        -o "$assets/core.img" $common biosdisk
+    cp "$GRUB_LIB/i386-pc/boot_hybrid.img" "$GRUB_LIB/i386-pc/boot.img" "$assets/"
+fi
+say "boot assets in $assets: $(ls "$assets" | tr '\n' ' ')"
+
+# --- services ----------------------------------------------------------------
+if [ "$KAIROS_INIT" = systemd ]; then
+    for unit in /usr/lib/systemd/system/kairos-*.service; do
+        [ -e "$unit" ] && systemctl enable "$(basename "$unit")"
+    done
+fi
+
+# --- default user of the live and installer media ----------------------------
+if ! id kairos >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash kairos
+fi
+echo kairos:kairos | chpasswd
+
+# --- per-machine identity and leftovers must not ship ------------------------
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
+rm -rf /tmp/* /var/tmp/* /var/log/*.log /root/.cache
