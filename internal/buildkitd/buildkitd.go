@@ -138,6 +138,10 @@ func (d Daemon) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", bin, err)
 	}
+	pidfile := filepath.Join(d.StateDir, "buildkitd.pid")
+	if err := os.WriteFile(pidfile, []byte(fmt.Sprintf("%d\n", cmd.Process.Pid)), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", pidfile, err)
+	}
 	logrus.Infof("buildkit: started local daemon %s (pid %d) at %s, log %s", bin, cmd.Process.Pid, d.Socket(), d.LogPath())
 	return cmd.Process.Release()
 }

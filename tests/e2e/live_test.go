@@ -1,0 +1,107 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/tests/qemu"
+)
+
+// artifact returns the path in env var name, failing (never skipping) when
+// the variable or the file is missing.
+func artifact(t *testing.T, name string) string {
+	t.Helper()
+	p := os.Getenv(name)
+	if p == "" {
+		t.Fatalf("%s is not set: run the end-to-end tests through ./earthly.sh +test, which builds the artifacts", name)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s=%s: %v", name, p, err)
+	}
+	return p
+}
+
+func logPath(t *testing.T) string {
+	dir := os.Getenv("KAIROS_E2E_LOGS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	return filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".serial.log")
+}
+
+// TestLiveISO boots the ISO as a CD under UEFI and BIOS, logs in as the
+// default user and checks the live system.
+func TestLiveISO(t *testing.T) {
+	iso := artifact(t, "KAIROS_E2E_ISO")
+	for _, fw := range []qemu.Firmware{qemu.UEFI, qemu.BIOS} {
+		t.Run(string(fw), func(t *testing.T) {
+			ctx := context.Background()
+			m, err := qemu.Start(qemu.Options{Firmware: fw, CDROM: iso, LogPath: logPath(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Stop()
+			t.Logf("serial log: %s", m.LogPath())
+			if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			// Kernel messages on the serial line would interleave with output.
+			m.Run(ctx, "sudo dmesg -n 1", time.Minute)
+			checkLive(ctx, t, m)
+		})
+	}
+}
+
+func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
+	t.Helper()
+	run := func(cmd string) string {
+		t.Helper()
+		out, code, err := m.Run(ctx, cmd, 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("%q exited %d:\n%s", cmd, code, out)
+		}
+		return strings.TrimSpace(out)
+	}
+
+	rel, err := release.Parse([]byte(run("cat /etc/kairos-release")))
+	if err != nil {
+		t.Fatalf("parsing /etc/kairos-release: %v", err)
+	}
+	if rel["KAIROS_FLAVOR"] != "debian" {
+		t.Errorf("KAIROS_FLAVOR=%q, want debian", rel["KAIROS_FLAVOR"])
+	}
+	if want := os.Getenv("KAIROS_E2E_VERSION"); want != "" && rel["KAIROS_VERSION"] != want {
+		t.Errorf("KAIROS_VERSION=%q, want %q", rel["KAIROS_VERSION"], want)
+	}
+
+	if v := run("kairos-agent version"); v == "" {
+		t.Errorf("kairos-agent version printed nothing")
+	} else if want := os.Getenv("KAIROS_E2E_VERSION"); want != "" && v != want {
+		t.Errorf("kairos-agent version = %q, want %q", v, want)
+	}
+
+	if fs := run("findmnt -n -o FSTYPE /"); fs != "overlay" {
+		t.Errorf("/ is %q, want overlay", fs)
+	}
+	// dmsquash-live stacks the overlay on the squashfs mounted here.
+	if fs := run("findmnt -n -o FSTYPE /run/rootfsbase"); fs != "squashfs" {
+		t.Errorf("/run/rootfsbase is %q, want squashfs (the lower layer of /)", fs)
+	}
+	if opts := run("findmnt -n -o OPTIONS /"); !strings.Contains(opts, "lowerdir=/run/rootfsbase") {
+		t.Errorf("/ overlay options %q do not use /run/rootfsbase as lower dir", opts)
+	}
+	if mode := run("kairos-agent state get boot"); mode != "livecd_boot" {
+		t.Errorf("kairos-agent state get boot = %q, want livecd_boot", mode)
+	}
+	run("test -f /run/cos/live_mode")
+}

@@ -1,0 +1,304 @@
+// Package qemu boots Kairos artifacts in QEMU (software emulation) and talks
+// to them over the serial console: wait for markers, log in, run commands.
+// Every byte the guest prints is kept in a log file, and every timeout error
+// carries the tail of it.
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Firmware selects how the machine boots.
+type Firmware string
+
+// Firmwares QEMU offers here.
+const (
+	UEFI Firmware = "uefi" // OVMF
+	BIOS Firmware = "bios" // SeaBIOS
+)
+
+// OVMF images (Debian package ovmf).
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// Options describe one machine.
+type Options struct {
+	Firmware Firmware
+	CDROM    string   // ISO attached as CD
+	USB      string   // image attached as a USB stick
+	Disks    []string // qcow2/raw disks, virtio
+	MemoryMB int
+	CPUs     int
+	// LogPath receives everything the serial console prints.
+	LogPath string
+	// Extra arguments appended to the command line.
+	Extra []string
+}
+
+// Machine is a running QEMU.
+type Machine struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	logPath string
+	tmp     string
+
+	mu     sync.Mutex
+	out    bytes.Buffer
+	cursor int // WaitFor consumes output up to here
+	notify chan struct{}
+	exited chan struct{}
+	exitErr error
+	seq    int
+}
+
+// Start launches QEMU. It fails at once when QEMU or the firmware is missing.
+func Start(o Options) (*Machine, error) {
+	bin, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		return nil, errors.New("qemu-system-x86_64 not found: apt-get install qemu-system-x86 (./earthly.sh installs it)")
+	}
+	if o.MemoryMB == 0 {
+		o.MemoryMB = 2048
+	}
+	if o.CPUs == 0 {
+		o.CPUs = 2
+	}
+	tmp, err := os.MkdirTemp("", "kairos-qemu-")
+	if err != nil {
+		return nil, err
+	}
+	args := []string{
+		"-machine", "q35", "-m", strconv.Itoa(o.MemoryMB), "-smp", strconv.Itoa(o.CPUs),
+		"-display", "none", "-vga", "std", "-monitor", "none", "-serial", "stdio",
+		"-no-reboot", "-nic", "user,model=virtio-net-pci",
+	}
+	if o.Firmware == UEFI {
+		for _, f := range []string{OVMFCode, OVMFVars} {
+			if _, err := os.Stat(f); err != nil {
+				os.RemoveAll(tmp)
+				return nil, fmt.Errorf("OVMF firmware %s missing: apt-get install ovmf (./earthly.sh installs it)", f)
+			}
+		}
+		vars := filepath.Join(tmp, "OVMF_VARS.fd")
+		data, err := os.ReadFile(OVMFVars)
+		if err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		if err := os.WriteFile(vars, data, 0o644); err != nil {
+			os.RemoveAll(tmp)
+			return nil, err
+		}
+		args = append(args,
+			"-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,file="+vars)
+	}
+	if o.CDROM != "" {
+		args = append(args, "-drive", "file="+o.CDROM+",media=cdrom,readonly=on,if=none,id=cd0",
+			"-device", "ide-cd,drive=cd0,bootindex=1")
+	}
+	if o.USB != "" {
+		args = append(args, "-device", "qemu-xhci,id=xhci",
+			"-drive", "file="+o.USB+",format=raw,readonly=on,if=none,id=usb0",
+			"-device", "usb-storage,bus=xhci.0,drive=usb0,bootindex=1")
+	}
+	for i, d := range o.Disks {
+		format := "raw"
+		if strings.HasSuffix(d, ".qcow2") {
+			format = "qcow2"
+		}
+		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,index=%d", d, format, i))
+	}
+	args = append(args, o.Extra...)
+
+	m := &Machine{logPath: o.LogPath, tmp: tmp, notify: make(chan struct{}, 1), exited: make(chan struct{})}
+	m.cmd = exec.Command(bin, args...)
+	m.stdin, err = m.cmd.StdinPipe()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	stdout, err := m.cmd.StdoutPipe()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	m.cmd.Stderr = m.cmd.Stdout
+	var logw io.Writer = io.Discard
+	if o.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(o.LogPath), 0o755); err != nil {
+			return nil, err
+		}
+		f, err := os.Create(o.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(f, "# %s %s\n", bin, strings.Join(args, " "))
+		logw = f
+		defer func() {
+			go func() { <-m.exited; f.Close() }()
+		}()
+	}
+	if err := m.cmd.Start(); err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	go m.pump(stdout, logw)
+	return m, nil
+}
+
+func (m *Machine) pump(r io.Reader, logw io.Writer) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			logw.Write(buf[:n])
+			m.mu.Lock()
+			m.out.Write(buf[:n])
+			m.mu.Unlock()
+			select {
+			case m.notify <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	m.exitErr = m.cmd.Wait()
+	close(m.exited)
+}
+
+// LogPath is the serial log file.
+func (m *Machine) LogPath() string { return m.logPath }
+
+// Tail returns the last n bytes the guest printed.
+func (m *Machine) Tail(n int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.out.Bytes()
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// WaitFor waits until re matches output printed since the last match, and
+// returns the submatches. On timeout or exit the error carries the log tail.
+func (m *Machine) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		m.mu.Lock()
+		pending := m.out.Bytes()[m.cursor:]
+		if loc := re.FindSubmatchIndex(pending); loc != nil {
+			var groups []string
+			for i := 0; i+1 < len(loc); i += 2 {
+				if loc[i] < 0 {
+					groups = append(groups, "")
+					continue
+				}
+				groups = append(groups, string(pending[loc[i]:loc[i+1]]))
+			}
+			m.cursor += loc[1]
+			m.mu.Unlock()
+			return groups, nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-m.notify:
+		case <-m.exited:
+			// Drain what arrived before the exit, then give up.
+			m.mu.Lock()
+			matched := re.Match(m.out.Bytes()[m.cursor:])
+			m.mu.Unlock()
+			if matched {
+				continue
+			}
+			return nil, m.failure(fmt.Sprintf("qemu exited (%v) before %q appeared", m.exitErr, re))
+		case <-deadline.C:
+			return nil, m.failure(fmt.Sprintf("timed out after %s waiting for %q", timeout, re))
+		case <-ctx.Done():
+			return nil, m.failure(fmt.Sprintf("cancelled waiting for %q: %v", re, ctx.Err()))
+		}
+	}
+}
+
+func (m *Machine) failure(msg string) error {
+	return fmt.Errorf("%s\n--- last serial output (full log: %s) ---\n%s\n--- end of serial output ---", msg, m.logPath, m.Tail(6000))
+}
+
+// Send types text on the serial console.
+func (m *Machine) Send(s string) error {
+	_, err := io.WriteString(m.stdin, s)
+	return err
+}
+
+// Login waits for the getty prompt and logs in.
+func (m *Machine) Login(ctx context.Context, user, password string, timeout time.Duration) error {
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)login: *$`), timeout); err != nil {
+		return fmt.Errorf("no login prompt: %w", err)
+	}
+	// Let getty settle: input typed before it reads the line is lost.
+	time.Sleep(time.Second)
+	if err := m.Send(user + "\n"); err != nil {
+		return err
+	}
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`Password: *$`), time.Minute); err != nil {
+		return fmt.Errorf("no password prompt: %w", err)
+	}
+	if err := m.Send(password + "\n"); err != nil {
+		return err
+	}
+	// A shell answers when a command's output comes back.
+	out, code, err := m.Run(ctx, "id -un", time.Minute)
+	if err != nil {
+		return fmt.Errorf("no shell after login: %w", err)
+	}
+	if code != 0 || strings.TrimSpace(out) != user {
+		return fmt.Errorf("logged in as %q (exit %d), want %q", strings.TrimSpace(out), code, user)
+	}
+	return nil
+}
+
+// Run executes a shell command in the logged-in session and returns its
+// output and exit code. The markers are printed with printf so that the
+// terminal's echo of the typed line can never match them.
+func (m *Machine) Run(ctx context.Context, command string, timeout time.Duration) (string, int, error) {
+	m.seq++
+	id := fmt.Sprintf("%d%d", time.Now().UnixNano()%100000, m.seq)
+	line := fmt.Sprintf("printf '%%s%%s\\n' __KB_ %s; %s; printf '%%s%%s:%%d\\n' __KE_ %s $?\n", id, command, id)
+	if err := m.Send(line); err != nil {
+		return "", 0, err
+	}
+	re := regexp.MustCompile(`(?s)__KB_` + id + `\r?\n(.*?)__KE_` + id + `:(\d+)`)
+	groups, err := m.WaitFor(ctx, re, timeout)
+	if err != nil {
+		return "", 0, fmt.Errorf("command %q: %w", command, err)
+	}
+	code, _ := strconv.Atoi(groups[2])
+	return strings.ReplaceAll(groups[1], "\r", ""), code, nil
+}
+
+// Stop kills QEMU and removes its temporary files.
+func (m *Machine) Stop() {
+	if m.cmd.Process != nil {
+		m.cmd.Process.Kill()
+	}
+	<-m.exited
+	os.RemoveAll(m.tmp)
+}
