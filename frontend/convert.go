@@ -45,7 +45,13 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	scripts, err := scriptsState(in.Epoch)
+	// Each step mounts only the scripts it runs, so editing the ISO script
+	// does not invalidate the image's cached steps.
+	imageScripts, err := scriptsState(in.Epoch, "build/finalize.sh")
+	if err != nil {
+		return nil, err
+	}
+	isoScripts, err := scriptsState(in.Epoch, "build/mkiso.sh", "iso/")
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +75,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		llb.AddEnv("GRUB_EFI_PLATFORM", p.Boot.GrubEFIPlatform),
 		llb.AddEnv("GRUB_EFI_NAME", p.Boot.EFIName),
 		llb.AddEnv("KAIROS_BIOS", yesNo(p.Boot.BIOS)),
-		llb.AddMount(scriptsMount, scripts, llb.Readonly),
+		llb.AddMount(scriptsMount, imageScripts, llb.Readonly),
 		llb.WithCustomName("[image] initrd, boot assets, cleanup"),
 	).Root()
 
@@ -82,7 +88,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 			llb.Args([]string{"/bin/sh", scriptsMount + "/build/mkiso.sh", p.Release.ArtifactName(), "/out"}),
 			llb.AddEnv("PATH", defaultPATH),
 			llb.AddMount("/rootfs", img, llb.Readonly),
-			llb.AddMount(scriptsMount, scripts, llb.Readonly),
+			llb.AddMount(scriptsMount, isoScripts, llb.Readonly),
 			llb.WithCustomName("[iso] assemble "+p.Release.ArtifactName()+".iso"),
 		)
 		g.Artifacts = run.AddMount("/out", llb.Scratch())
@@ -120,9 +126,10 @@ func (p *Plan) installPackages(st llb.State, name string, pkgs []string) llb.Sta
 	return st.Run(opts...).Root()
 }
 
-// scriptsState is the overlay's build/ and iso/ trees as one directory.
-func scriptsState(epoch *time.Time) (llb.State, error) {
-	var all []overlay.File
+// scriptsState is a directory with the overlay's build/ and iso/ files whose
+// paths (relative to the overlay) start with one of the given prefixes.
+func scriptsState(epoch *time.Time, prefixes ...string) (llb.State, error) {
+	var picked []overlay.File
 	for _, top := range []string{"build", "iso"} {
 		files, err := overlay.Tree(top)
 		if err != nil {
@@ -130,10 +137,18 @@ func scriptsState(epoch *time.Time) (llb.State, error) {
 		}
 		for _, f := range files {
 			f.Path = top + "/" + f.Path
-			all = append(all, f)
+			for _, p := range prefixes {
+				if strings.HasPrefix(f.Path, p) {
+					picked = append(picked, f)
+					break
+				}
+			}
 		}
 	}
-	return llb.Scratch().File(filesAction(all, epoch), llb.WithCustomName("[internal] kairos build scripts")), nil
+	if len(picked) == 0 {
+		return llb.State{}, fmt.Errorf("no overlay build files match %v", prefixes)
+	}
+	return llb.Scratch().File(filesAction(picked, epoch), llb.WithCustomName("[internal] kairos build scripts "+strings.Join(prefixes, " "))), nil
 }
 
 // filesAction creates the given files, and their parent directories, from the

@@ -68,6 +68,8 @@ fi
 echo kairos:kairos | chpasswd
 
 # --- per-machine identity and leftovers must not ship ------------------------
+# The bootstrap copies the build host's name; nodes get theirs from cloud-config.
+echo localhost > /etc/hostname
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
 rm -rf /tmp/* /var/tmp/* /var/log/*.log /root/.cache

@@ -23,6 +23,9 @@ cp -L /rootfs/boot/vmlinuz "$work/iso/boot/kernel"
 cp -L /rootfs/boot/initrd "$work/iso/boot/initrd"
 cp "$assets/eltorito.img" "$work/iso/boot/grub/eltorito.img"
 cp "$here/../iso/boot/grub/grub.cfg" "$work/iso/boot/grub/grub.cfg"
+# UEFI grub looks for its config next to itself; depending on the firmware that
+# is the ESP image or the ISO file system, so both carry it.
+cp "$here/../iso/EFI/BOOT/grub.cfg" "$work/iso/EFI/BOOT/grub.cfg"
 
 echo "mkiso: EFI system partition"
 efi_kib=$(( ($(stat -c %s "$assets/BOOTX64.EFI") / 1024) + 1024 ))

@@ -264,6 +264,15 @@ func (m *Machine) Login(ctx context.Context, user, password string, timeout time
 	if err := m.Send(password + "\n"); err != nil {
 		return err
 	}
+	// Anything typed before the shell prints its prompt may be swallowed by
+	// login, so wait for the prompt at the end of the output.
+	if _, err := m.WaitFor(ctx, shellPrompt, 2*time.Minute); err != nil {
+		return fmt.Errorf("no shell prompt after login: %w", err)
+	}
+	// Plain prompt, no bracketed-paste escapes around command output.
+	if err := m.Send("bind 'set enable-bracketed-paste off' 2>/dev/null; PS1='$ '\n"); err != nil {
+		return err
+	}
 	// A shell answers when a command's output comes back.
 	out, code, err := m.Run(ctx, "id -un", time.Minute)
 	if err != nil {
@@ -274,6 +283,8 @@ func (m *Machine) Login(ctx context.Context, user, password string, timeout time
 	}
 	return nil
 }
+
+var shellPrompt = regexp.MustCompile(`[$#] $`)
 
 // Run executes a shell command in the logged-in session and returns its
 // output and exit code. The markers are printed with printf so that the
