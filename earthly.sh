@@ -161,16 +161,19 @@ test)
 	log "unit tests"
 	go vet ./...
 	go test -count=1 ./...
-	log "end-to-end: building the Debian ISO"
+	log "end-to-end: building the Debian image and ISO"
 	testout="$OUT/e2e"
-	FLAVOR=debian
-	args=([FLAVOR]=debian [VERSION]=v0.0.0-e2e)
 	VERSION=v0.0.0-e2e
 	build_tools
 	"$OUT/bin/kairos" build --flavor debian --version "$VERSION" --agent "$OUT/bin/kairos-agent" \
-		--output "$testout" --progress plain --target iso
-	log "end-to-end: booting it in QEMU"
-	KAIROS_E2E_ISO="$here/$testout/kairos-debian-bookworm-core-amd64-generic-$VERSION.iso" \
+		--output "$testout" --progress plain --target image --target iso
+	log "end-to-end: checking the artifacts and booting them in QEMU"
+	name="kairos-debian-bookworm-core-amd64-generic-$VERSION"
+	mkdir -p "$testout/logs"
+	KAIROS_E2E_ISO="$here/$testout/$name.iso" \
+	KAIROS_E2E_IMAGE="$here/$testout/$name.oci.tar" \
+	KAIROS_E2E_VERSION="$VERSION" \
+	KAIROS_E2E_LOGS="$here/$testout/logs" \
 		go test -count=1 -tags e2e -timeout 50m -v ./tests/e2e/
 	;;
 esac

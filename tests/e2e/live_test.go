@@ -40,6 +40,7 @@ func logPath(t *testing.T) string {
 // default user and checks the live system.
 func TestLiveISO(t *testing.T) {
 	iso := artifact(t, "KAIROS_E2E_ISO")
+	verifyChecksum(t, iso)
 	for _, fw := range []qemu.Firmware{qemu.UEFI, qemu.BIOS} {
 		t.Run(string(fw), func(t *testing.T) {
 			ctx := context.Background()
