@@ -42,8 +42,9 @@ Names: kairos-<flavor>-<release>-<variant>-<arch>-<model>-<version>.<ext>
 EOF
 }
 
-flavor_names() { for f in flavors/*-*.yaml; do basename "$f" .yaml; done | sed 's/-[^-]*$//' | sort -u; }
+flavor_names() { for f in flavors/*-*.yaml; do [ "$f" = flavors/package-managers.yaml ] || basename "$f" .yaml; done | sed 's/-[^-]*$//' | sort -u; }
 
+main() {
 # --- arguments ----------------------------------------------------------------
 target=""
 declare -A args=()
@@ -177,3 +178,9 @@ test)
 		go test -count=1 -tags e2e -timeout 50m -v ./tests/e2e/
 	;;
 esac
+}
+
+# The whole script is read before anything runs, so editing it (or a git
+# checkout) during a long build cannot change what the running build does.
+main "$@"
+exit $?

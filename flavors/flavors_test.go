@@ -1,6 +1,7 @@
 package flavors
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -26,7 +27,7 @@ func TestEmbeddedFlavorsLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"linux-image-amd64", "dracut", "dracut-live", "systemd", "grub-efi-amd64-bin", "grub-pc-bin"} {
-		if !contains(pkgs, want) {
+		if !slices.Contains(pkgs, want) {
 			t.Errorf("amd64 packages lack %s: %v", want, pkgs)
 		}
 	}
@@ -88,13 +89,4 @@ func TestBadFlavorFiles(t *testing.T) {
 	}); err != nil {
 		t.Errorf("valid flavor rejected: %v", err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

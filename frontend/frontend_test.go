@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,7 +155,7 @@ func TestImageLLB(t *testing.T) {
 			t.Errorf("install step lacks %s: %s", pkg, cmd)
 		}
 	}
-	if !contains(install.Meta.Env, "DEBIAN_FRONTEND=noninteractive") {
+	if !slices.Contains(install.Meta.Env, "DEBIAN_FRONTEND=noninteractive") {
 		t.Errorf("install env %v lacks DEBIAN_FRONTEND", install.Meta.Env)
 	}
 	var caches []string
@@ -163,7 +164,7 @@ func TestImageLLB(t *testing.T) {
 			caches = append(caches, m.Dest)
 		}
 	}
-	if !contains(caches, "/var/cache/apt/archives") || !contains(caches, "/var/lib/apt/lists") {
+	if !slices.Contains(caches, "/var/cache/apt/archives") || !slices.Contains(caches, "/var/lib/apt/lists") {
 		t.Errorf("install cache mounts %v", caches)
 	}
 
@@ -171,7 +172,7 @@ func TestImageLLB(t *testing.T) {
 		t.Fatal("no finalize (initrd) step")
 	}
 	for _, kv := range []string{"KAIROS_INITRD=dracut", "GRUB_EFI_PLATFORM=x86_64-efi", "GRUB_EFI_NAME=BOOTX64.EFI", "KAIROS_BIOS=yes", "GRUB_MKIMAGE=grub-mkimage"} {
-		if !contains(finalize.Meta.Env, kv) {
+		if !slices.Contains(finalize.Meta.Env, kv) {
 			t.Errorf("finalize env %v lacks %s", finalize.Meta.Env, kv)
 		}
 	}
@@ -245,7 +246,7 @@ func TestISOLLB(t *testing.T) {
 	if mkiso == nil {
 		t.Fatal("no ISO assembly step")
 	}
-	if !contains(mkiso.Meta.Args, "kairos-debian-bookworm-core-amd64-generic-v9.9.9") {
+	if !slices.Contains(mkiso.Meta.Args, "kairos-debian-bookworm-core-amd64-generic-v9.9.9") {
 		t.Errorf("mkiso args %v lack the artifact name", mkiso.Meta.Args)
 	}
 	var dests []string
@@ -256,7 +257,7 @@ func TestISOLLB(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"/rootfs", "/out", scriptsMount} {
-		if !contains(dests, want) {
+		if !slices.Contains(dests, want) {
 			t.Errorf("ISO step mounts %v lack %s", dests, want)
 		}
 	}
@@ -266,13 +267,4 @@ func TestShellQuote(t *testing.T) {
 	if got := shellQuote([]string{"a", "b c", "it's", "x=1"}); got != `a 'b c' 'it'\''s' x=1` {
 		t.Errorf("shellQuote = %s", got)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/mount"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/internal/stages"
 	"github.com/kairos-io/kairos/internal/version"
 )
 
@@ -22,7 +23,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCmd(), mountCmd(), stateCmd())
+	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kairos-agent: error:", err)
 		os.Exit(1)
@@ -54,6 +55,28 @@ func mountCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&sysroot, "sysroot", "/sysroot", "where the new root is assembled")
+	return cmd
+}
+
+func runStageCmd() *cobra.Command {
+	var dirs []string
+	cmd := &cobra.Command{
+		Use:   "run-stage <stage>",
+		Short: "Run one cloud-config stage (<stage>.before, <stage>, <stage>.after)",
+		Long: `Run the steps of a stage from every cloud-config, in order: image defaults
+(/system/oem), then /oem, /usr/local/cloud-config and /run/initramfs/live.
+Stages: rootfs, initramfs, boot, fs, network, reconcile, and the install,
+upgrade and reset hooks. A failing step is reported and the others still run.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sources, errs := stages.Load("/", dirs)
+			for _, err := range errs {
+				logrus.Errorf("cloud-config skipped: %v", err)
+			}
+			return stages.Runner{Root: "/"}.RunStage(cmd.Context(), sources, args[0])
+		},
+	}
+	cmd.Flags().StringSliceVar(&dirs, "dir", stages.DefaultDirs, "cloud-config directories, in order")
 	return cmd
 }
 

@@ -56,8 +56,11 @@ say "boot assets in $assets: $(ls "$assets" | tr '\n' ' ')"
 
 # --- services ----------------------------------------------------------------
 if [ "$KAIROS_INIT" = systemd ]; then
-    for unit in /usr/lib/systemd/system/kairos-*.service; do
-        [ -e "$unit" ] && systemctl enable "$(basename "$unit")"
+    for unit in /usr/lib/systemd/system/kairos-*.service /usr/lib/systemd/system/cos-setup-*.service \
+        /usr/lib/systemd/system/cos-setup-*.timer; do
+        # Units without an [Install] section (timer-driven ones) stay as they are.
+        grep -q '^\[Install\]' "$unit" 2>/dev/null || continue
+        systemctl enable "$(basename "$unit")"
     done
 fi
 

@@ -105,4 +105,12 @@ func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 		t.Errorf("kairos-agent state get boot = %q, want livecd_boot", mode)
 	}
 	run("test -f /run/cos/live_mode")
+
+	// The default cloud-config in /system/oem ran through the boot stage.
+	if st := run("systemctl is-active cos-setup-boot.service || true"); st != "active" {
+		t.Errorf("cos-setup-boot.service is %q, want active", st)
+	}
+	if motd := run("cat /etc/motd"); !strings.Contains(motd, "Kairos live system") {
+		t.Errorf("/etc/motd lacks the live banner from /system/oem/10_live.yaml:\n%s", motd)
+	}
 }

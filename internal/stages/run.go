@@ -1,0 +1,211 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Runner executes steps against a root directory ("/" on a node).
+type Runner struct {
+	Root string
+	// Exec runs a shell command; nil means /bin/sh -c.
+	Exec func(ctx context.Context, command string) error
+}
+
+// RunStage runs <stage>.before, <stage> and <stage>.after from every source,
+// in source order. A failing step is logged and counted; the rest still run,
+// so one broken step cannot leave a node half-booted.
+func (r Runner) RunStage(ctx context.Context, sources []Source, stage string) error {
+	var failed []string
+	for _, name := range []string{stage + ".before", stage, stage + ".after"} {
+		for _, src := range sources {
+			for i, step := range src.Config.Stages[name] {
+				label := fmt.Sprintf("%s: stages.%s[%d]", src.Path, name, i)
+				if step.Name != "" {
+					label += " (" + step.Name + ")"
+				}
+				run, err := r.condition(ctx, step.If)
+				if err != nil {
+					failed = append(failed, label)
+					logrus.Errorf("%s: if: %v", label, err)
+					continue
+				}
+				if !run {
+					logrus.Debugf("%s: skipped, condition %q is false", label, step.If)
+					continue
+				}
+				logrus.Infof("%s", label)
+				if err := r.runStep(ctx, step); err != nil {
+					failed = append(failed, label)
+					logrus.Errorf("%s: %v", label, err)
+				}
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("stage %s: %d step(s) failed: %s", stage, len(failed), strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func (r Runner) condition(ctx context.Context, cond string) (bool, error) {
+	if strings.TrimSpace(cond) == "" {
+		return true, nil
+	}
+	err := r.exec(ctx, cond)
+	if err == nil {
+		return true, nil
+	}
+	if _, ok := err.(*exec.ExitError); ok {
+		return false, nil
+	}
+	return false, err
+}
+
+func (r Runner) exec(ctx context.Context, command string) error {
+	if r.Exec != nil {
+		return r.Exec(ctx, command)
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
+}
+
+func (r Runner) path(p string) string { return filepath.Join(r.Root, p) }
+
+func (r Runner) runStep(ctx context.Context, s Step) error {
+	for _, d := range s.Directories {
+		mode := os.FileMode(d.Permissions)
+		if mode == 0 {
+			mode = 0o755
+		}
+		if err := os.MkdirAll(r.path(d.Path), mode); err != nil {
+			return fmt.Errorf("directory %s: %w", d.Path, err)
+		}
+		if err := os.Chmod(r.path(d.Path), mode); err != nil {
+			return err
+		}
+		if err := chown(r.path(d.Path), d.Owner, d.Group); err != nil {
+			return fmt.Errorf("directory %s: %w", d.Path, err)
+		}
+	}
+	for _, f := range s.Files {
+		if err := r.writeFile(f); err != nil {
+			return fmt.Errorf("file %s: %w", f.Path, err)
+		}
+	}
+	if s.Hostname != "" {
+		if err := os.WriteFile(r.path("/etc/hostname"), []byte(s.Hostname+"\n"), 0o644); err != nil {
+			return fmt.Errorf("hostname: %w", err)
+		}
+		if r.Root == "/" || r.Root == "" {
+			if err := r.exec(ctx, "hostname "+shellWord(s.Hostname)); err != nil {
+				return fmt.Errorf("hostname: %w", err)
+			}
+		}
+	}
+	if len(s.Environment) > 0 {
+		if err := r.writeEnvironment(s); err != nil {
+			return fmt.Errorf("environment: %w", err)
+		}
+	}
+	for _, op := range []struct {
+		verb  string
+		units []string
+	}{{"disable", s.Systemctl.Disable}, {"mask", s.Systemctl.Mask}, {"enable", s.Systemctl.Enable}, {"start", s.Systemctl.Start}} {
+		verb := op.verb
+		for _, u := range op.units {
+			if err := r.exec(ctx, "systemctl "+verb+" "+shellWord(u)); err != nil {
+				return fmt.Errorf("systemctl %s %s: %w", verb, u, err)
+			}
+		}
+	}
+	for _, c := range s.Commands {
+		if err := r.exec(ctx, c); err != nil {
+			return fmt.Errorf("command %q: %w", c, err)
+		}
+	}
+	return nil
+}
+
+func (r Runner) writeFile(f File) error {
+	mode := os.FileMode(f.Permissions)
+	if mode == 0 {
+		mode = 0o644
+	}
+	p := r.path(f.Path)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	// Write beside and rename, so a reader never sees half a file.
+	tmp := p + ".kairos-tmp"
+	if err := os.WriteFile(tmp, []byte(f.Content), mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	if err := chown(tmp, f.Owner, f.Group); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+func (r Runner) writeEnvironment(s Step) error {
+	target := s.EnvironmentFile
+	if target == "" {
+		target = "/etc/environment"
+	}
+	p := r.path(target)
+	existing, _ := os.ReadFile(p)
+	values := map[string]string{}
+	var order []string
+	for _, line := range strings.Split(string(existing), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if _, seen := values[k]; !seen {
+			order = append(order, k)
+		}
+		values[k] = v
+	}
+	keys := make([]string, 0, len(s.Environment))
+	for k := range s.Environment {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, seen := values[k]; !seen {
+			order = append(order, k)
+		}
+		values[k] = s.Environment[k]
+	}
+	var b strings.Builder
+	for _, k := range order {
+		fmt.Fprintf(&b, "%s=%s\n", k, values[k])
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, []byte(b.String()), 0o644)
+}
+
+func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// chown sets ownership; an unprivileged run (tests, tools) leaves files owned
+// by the caller unless an owner is asked for.
+func chown(p string, uid, gid int) error {
+	if uid == 0 && gid == 0 && os.Geteuid() != 0 {
+		return nil
+	}
+	return os.Lchown(p, uid, gid)
+}
