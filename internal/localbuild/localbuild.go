@@ -54,8 +54,8 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
 	attrs := map[string]string{
-		"target":                                string(req.Plan.Target),
-		"context:" + frontend.ContextAgent:      "local:" + frontend.ContextAgent,
+		"target":                           string(req.Plan.Target),
+		"context:" + frontend.ContextAgent: "local:" + frontend.ContextAgent,
 	}
 	for k, v := range req.BuildArgs {
 		attrs["build-arg:"+k] = v

@@ -82,10 +82,10 @@ func (r Resolver) probe(ctx context.Context, ref string) error {
 
 // recipe is what a bootstrapped base depends on; its hash names the cache entry.
 type recipe struct {
-	Format    int                `json:"format"`
-	Flavor    string             `json:"flavor"`
-	Arch      string             `json:"arch"`
-	Bootstrap flavors.Bootstrap  `json:"bootstrap"`
+	Format    int               `json:"format"`
+	Flavor    string            `json:"flavor"`
+	Arch      string            `json:"arch"`
+	Bootstrap flavors.Bootstrap `json:"bootstrap"`
 }
 
 // recipeFormat changes whenever the way a base is made changes.
