@@ -102,12 +102,9 @@ func (d Daemon) start() error {
 	if os.Geteuid() != 0 {
 		return errors.New("starting buildkitd needs root on this machine (runc, overlayfs); run as root or set BUILDKIT_HOST to a running daemon")
 	}
-	bin := d.Binary
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("buildkitd"); err != nil {
-			return errors.New("buildkitd not found in PATH: run ./earthly.sh (it builds buildkitd from the version pinned in go.mod) or set BUILDKIT_HOST")
-		}
+	bin, err := d.binary()
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(d.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", d.StateDir, err)
@@ -144,6 +141,29 @@ func (d Daemon) start() error {
 	}
 	logrus.Infof("buildkit: started local daemon %s (pid %d) at %s, log %s", bin, cmd.Process.Pid, d.Socket(), d.LogPath())
 	return cmd.Process.Release()
+}
+
+// binary finds buildkitd: the configured path, PATH, or the newest one
+// earthly.sh built into the cache (<cache>/bin/buildkit-<hash>/buildkitd).
+func (d Daemon) binary() (string, error) {
+	if d.Binary != "" {
+		return d.Binary, nil
+	}
+	if bin, err := exec.LookPath("buildkitd"); err == nil {
+		return bin, nil
+	}
+	built, _ := filepath.Glob(filepath.Join(filepath.Dir(d.StateDir), "bin", "buildkit-*", "buildkitd"))
+	var newest string
+	var newestTime time.Time
+	for _, b := range built {
+		if st, err := os.Stat(b); err == nil && st.ModTime().After(newestTime) {
+			newest, newestTime = b, st.ModTime()
+		}
+	}
+	if newest == "" {
+		return "", errors.New("buildkitd not found in PATH nor in the cache: run ./earthly.sh once (it builds buildkitd from the version pinned in go.mod) or set BUILDKIT_HOST")
+	}
+	return newest, nil
 }
 
 func fileExists(p string) bool {
