@@ -56,13 +56,13 @@ type Machine struct {
 	logPath string
 	tmp     string
 
-	mu     sync.Mutex
-	out    bytes.Buffer
-	cursor int // WaitFor consumes output up to here
-	notify chan struct{}
-	exited chan struct{}
+	mu      sync.Mutex
+	out     bytes.Buffer
+	cursor  int // WaitFor consumes output up to here
+	notify  chan struct{}
+	exited  chan struct{}
 	exitErr error
-	seq    int
+	seq     int
 }
 
 // Start launches QEMU. It fails at once when QEMU or the firmware is missing.
