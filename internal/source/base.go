@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/sirupsen/logrus"
 )
@@ -89,7 +90,7 @@ type recipe struct {
 }
 
 // recipeFormat changes whenever the way a base is made changes.
-const recipeFormat = 1
+const recipeFormat = 2
 
 func (r Resolver) key(f *flavors.Flavor) (string, error) {
 	data, err := json.Marshal(recipe{Format: recipeFormat, Flavor: f.ID(), Arch: r.Arch, Bootstrap: *f.Bootstrap})
@@ -183,11 +184,13 @@ func runBootstrap(ctx context.Context, b *flavors.Bootstrap, arch, out string) e
 
 // writeLayout turns a rootfs tar into a one-layer image in an OCI layout.
 func writeLayout(dir, tarPath, arch, refName string) (Base, error) {
-	layer, err := tarball.LayerFromFile(tarPath)
+	// OCI media types throughout: the result is an OCI layout that skopeo,
+	// umoci and BuildKit's oci-layout source all read.
+	layer, err := tarball.LayerFromFile(tarPath, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return Base{}, fmt.Errorf("reading %s: %w", tarPath, err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
+	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), layer)
 	if err != nil {
 		return Base{}, err
 	}
@@ -207,7 +210,8 @@ func writeLayout(dir, tarPath, arch, refName string) (Base, error) {
 		return Base{}, fmt.Errorf("writing OCI layout: %w", err)
 	}
 	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
-		"org.opencontainers.image.ref.name": refName,
+		// The layout convention: the tag alone names the image.
+		"org.opencontainers.image.ref.name": tagOf(refName),
 	})); err != nil {
 		return Base{}, fmt.Errorf("writing OCI layout: %w", err)
 	}
@@ -216,6 +220,13 @@ func writeLayout(dir, tarPath, arch, refName string) (Base, error) {
 		return Base{}, err
 	}
 	return Base{Layout: dir, Digest: h}, nil
+}
+
+func tagOf(ref string) string {
+	if r, err := name.NewTag(ref); err == nil {
+		return r.TagStr()
+	}
+	return "latest"
 }
 
 func shortErr(err error) string {

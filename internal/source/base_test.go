@@ -46,6 +46,14 @@ func TestWriteLayoutIsReadable(t *testing.T) {
 	if cfg.Architecture != "amd64" || cfg.OS != "linux" || len(cfg.Config.Env) == 0 {
 		t.Errorf("config %+v", cfg)
 	}
+	if mt, _ := img.MediaType(); mt != "application/vnd.oci.image.manifest.v1+json" {
+		t.Errorf("manifest media type %s, want OCI", mt)
+	}
+	idx, _ := p.ImageIndex()
+	im, _ := idx.IndexManifest()
+	if got := im.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != "bookworm" {
+		t.Errorf("ref.name annotation %q, want the tag", got)
+	}
 	layers, _ := img.Layers()
 	if len(layers) != 1 {
 		t.Errorf("%d layers, want 1", len(layers))
