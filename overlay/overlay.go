@@ -17,6 +17,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:embed all:rootfs all:build all:iso modes
@@ -37,7 +38,7 @@ type modeRule struct {
 // Tree returns the regular files below one of the top directories (rootfs,
 // build, iso), sorted by path, with their modes applied.
 func Tree(top string) ([]File, error) {
-	rules, err := readModes()
+	rules, err := modes()
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +68,9 @@ func modeOf(rules []modeRule, p string) fs.FileMode {
 	}
 	return 0o644
 }
+
+// modes parses the modes file once; Tree is called for every tree of a build.
+var modes = sync.OnceValues(readModes)
 
 func readModes() ([]modeRule, error) {
 	data, err := files.ReadFile("modes")

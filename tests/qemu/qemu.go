@@ -126,42 +126,46 @@ func Start(o Options) (*Machine, error) {
 	args = append(args, o.Extra...)
 
 	m := &Machine{logPath: o.LogPath, tmp: tmp, notify: make(chan struct{}, 1), exited: make(chan struct{})}
-	m.cmd = exec.Command(bin, args...)
-	m.stdin, err = m.cmd.StdinPipe()
-	if err != nil {
+	fail := func(err error) (*Machine, error) {
 		os.RemoveAll(tmp)
 		return nil, err
+	}
+	m.cmd = exec.Command(bin, args...)
+	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+		return fail(err)
 	}
 	stdout, err := m.cmd.StdoutPipe()
 	if err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
+		return fail(err)
 	}
 	m.cmd.Stderr = m.cmd.Stdout
-	var logw io.Writer = io.Discard
+	logw := io.WriteCloser(nopCloser{io.Discard})
 	if o.LogPath != "" {
 		if err := os.MkdirAll(filepath.Dir(o.LogPath), 0o755); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		f, err := os.Create(o.LogPath)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		fmt.Fprintf(f, "# %s %s\n", bin, strings.Join(args, " "))
 		logw = f
-		defer func() {
-			go func() { <-m.exited; f.Close() }()
-		}()
 	}
 	if err := m.cmd.Start(); err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("starting qemu: %w", err)
+		logw.Close()
+		return fail(fmt.Errorf("starting qemu: %w", err))
 	}
 	go m.pump(stdout, logw)
 	return m, nil
 }
 
-func (m *Machine) pump(r io.Reader, logw io.Writer) {
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// pump copies the guest's output into the buffer and the log until QEMU
+// exits, then closes the log.
+func (m *Machine) pump(r io.Reader, logw io.WriteCloser) {
 	buf := make([]byte, 4096)
 	for {
 		n, err := r.Read(buf)
@@ -180,6 +184,7 @@ func (m *Machine) pump(r io.Reader, logw io.Writer) {
 		}
 	}
 	m.exitErr = m.cmd.Wait()
+	logw.Close()
 	close(m.exited)
 }
 
