@@ -41,9 +41,13 @@ type Graph struct {
 // Convert turns a plan into LLB. It does no I/O: everything it needs is in
 // the plan, the inputs and the embedded overlay.
 func Convert(p *Plan, in Inputs) (*Graph, error) {
-	rootfs, err := overlay.Tree("rootfs")
-	if err != nil {
-		return nil, err
+	var rootfs []overlay.File
+	for _, tree := range p.OverlayTrees() {
+		files, err := overlay.Tree(tree)
+		if err != nil {
+			return nil, err
+		}
+		rootfs = append(rootfs, files...)
 	}
 	// Each step mounts only the scripts it runs, so editing the ISO script
 	// does not invalidate the image's cached steps.

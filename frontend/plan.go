@@ -73,6 +73,17 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 	}, nil
 }
 
+// OverlayTrees names the overlay directories copied over the image, in
+// order: the common tree, then the ones chosen by the flavor's init system
+// and initrd tool, then the variant's.
+func (p *Plan) OverlayTrees() []string {
+	trees := []string{"rootfs", "init/" + p.Flavor.Init, "initrd/" + p.Flavor.Initrd}
+	if p.Release.Variant == "standard" {
+		trees = append(trees, "k3s/"+p.Flavor.Init)
+	}
+	return trees
+}
+
 // Labels are the OCI labels of the image, the upstream io.kairos.* set.
 func (p *Plan) Labels() map[string]string {
 	r := p.Release

@@ -1,9 +1,12 @@
 // Package overlay embeds the files Kairos adds to every image and to its
 // media, as real files:
 //
-//	rootfs/  copied over the image root
-//	build/   scripts run inside BuildKit while building; never shipped
-//	iso/     live media files (grub menus)
+//	rootfs/             copied over every image root
+//	init/<init>/        added when the flavor's init system is <init> (systemd, openrc)
+//	initrd/<tool>/      added when the flavor's initrd tool is <tool> (dracut, mkinitfs)
+//	k3s/<init>/         added to the standard variant: k3s services for <init>
+//	build/              scripts run inside BuildKit while building; never shipped
+//	iso/                live media files (grub menus)
 //
 // File modes are not kept by go:embed; the modes file lists them.
 package overlay
@@ -20,7 +23,7 @@ import (
 	"sync"
 )
 
-//go:embed all:rootfs all:build all:iso modes
+//go:embed all:rootfs all:init all:initrd all:k3s all:build all:iso modes
 var files embed.FS
 
 // File is one regular file of the overlay.
@@ -35,8 +38,10 @@ type modeRule struct {
 	mode    fs.FileMode
 }
 
-// Tree returns the regular files below one of the top directories (rootfs,
-// build, iso), sorted by path, with their modes applied.
+// Tree returns the regular files below one of the overlay directories
+// ("rootfs", "init/systemd", "build"...), sorted by path, with their modes
+// applied. A directory that does not exist is an error: callers name trees
+// from flavor data, and a typo there must not silently ship nothing.
 func Tree(top string) ([]File, error) {
 	rules, err := modes()
 	if err != nil {
