@@ -10,6 +10,7 @@ import (
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/overlay"
 	"github.com/moby/buildkit/client/llb"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Inputs are the states a build starts from: the distro base image and a
@@ -17,6 +18,12 @@ import (
 type Inputs struct {
 	Base  llb.State
 	Agent llb.State
+	// K3s is a directory holding the "k3s" binary; required when the plan
+	// has K3s (see K3sDownload).
+	K3s *llb.State
+	// Overlay, when set, is a tree copied over the image root after
+	// Kairos' own files, so users can replace any of them.
+	Overlay *llb.State
 	// Epoch, when set, stamps every file the build creates (SOURCE_DATE_EPOCH).
 	Epoch *time.Time
 }
@@ -27,7 +34,13 @@ const (
 	scriptsMount = "/run/kairos-build"
 	agentFile    = "kairos-agent"
 	agentPath    = "/usr/bin/kairos-agent"
-	defaultPATH  = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	k3sFile      = "k3s"
+	k3sSumsFile  = "sha256sums.txt"
+	k3sPath      = "/usr/bin/k3s"
+	// SpecCloudConfigPath is where the spec's cloud_config is baked; the
+	// 10_ defaults in the same directory run before it.
+	SpecCloudConfigPath = "/system/oem/50_spec.yaml"
+	defaultPATH         = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // Graph is the LLB of one plan: the image and the artifacts made from it.
@@ -55,13 +68,38 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	isoScripts, err := scriptsState(in.Epoch, "build/mkiso.sh", "iso/")
+	artifactScripts, err := scriptsState(in.Epoch, "build/mkartifacts.sh", "iso/")
 	if err != nil {
 		return nil, err
 	}
 
+	// Slow, rarely changing steps first: editing the overlay or the agent
+	// must not re-run package installation.
 	img := p.installPackages(in.Base, "[image] install packages", p.Packages)
+	if len(p.RemovePackages) > 0 {
+		img = p.removePackages(img, p.RemovePackages)
+	}
+	if p.K3s != nil {
+		if in.K3s == nil {
+			return nil, fmt.Errorf("the standard variant needs k3s %s: no k3s input given", p.K3s.Version)
+		}
+		img = img.File(llb.Copy(*in.K3s, k3sFile, k3sPath, &llb.CopyInfo{
+			Mode:           &llb.ChmodOpt{Mode: 0o755},
+			CreateDestPath: true,
+			CreatedTime:    in.Epoch,
+		}), llb.WithCustomName("[image] add k3s "+p.K3s.Version))
+	}
 	img = img.File(filesAction(rootfs, in.Epoch), llb.WithCustomName("[image] add overlay files"))
+	if in.Overlay != nil {
+		img = img.File(llb.Copy(*in.Overlay, "/", "/", &llb.CopyInfo{
+			CopyDirContentsOnly: true,
+			CreatedTime:         in.Epoch,
+		}), llb.WithCustomName("[image] add user overlay"))
+	}
+	if len(p.CloudConfig) > 0 {
+		img = img.File(llb.Mkfile(SpecCloudConfigPath, 0o600, p.CloudConfig, mkfileOpts(in.Epoch)...),
+			llb.WithCustomName("[image] write "+SpecCloudConfigPath))
+	}
 	img = img.File(llb.Copy(in.Agent, agentFile, agentPath, &llb.CopyInfo{
 		Mode:           &llb.ChmodOpt{Mode: 0o755},
 		CreateDestPath: true,
@@ -84,22 +122,68 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	).Root()
 
 	g := &Graph{Image: img}
-	switch p.Target {
-	case TargetImage:
-	case TargetISO, TargetAll:
-		tools := p.installPackages(img, "[iso] install media tools", p.Flavor.ISOTools)
+	if a := p.Artifacts; a != nil {
+		// The media tools live in a throwaway layer on the image itself, so
+		// they come from the same distro release; the image is mounted
+		// read-only as the source tree.
+		tools := p.installPackages(img, "[artifacts] install media tools", p.Flavor.ISOTools)
+		args := append([]string{"/bin/sh", scriptsMount + "/build/mkartifacts.sh", p.Release.ArtifactName(), "/out"}, a.Kinds...)
 		run := tools.Run(
-			llb.Args([]string{"/bin/sh", scriptsMount + "/build/mkiso.sh", p.Release.ArtifactName(), "/out"}),
+			llb.Args(args),
 			llb.AddEnv("PATH", defaultPATH),
+			llb.AddEnv("SQUASHFS_COMP", a.SquashfsCompression),
+			llb.AddEnv("EFI_NAME", p.Boot.EFIName),
+			llb.AddEnv("NETBOOT_URL", a.NetbootURL),
 			llb.AddMount("/rootfs", img, llb.Readonly),
-			llb.AddMount(scriptsMount, isoScripts, llb.Readonly),
-			llb.WithCustomName("[iso] assemble "+p.Release.ArtifactName()+".iso"),
+			llb.AddMount(scriptsMount, artifactScripts, llb.Readonly),
+			llb.WithCustomName(fmt.Sprintf("[artifacts] %s: %s", p.Release.ArtifactName(), strings.Join(a.Kinds, ", "))),
 		)
 		g.Artifacts = run.AddMount("/out", llb.Scratch())
-	default:
+	} else if p.Target != TargetImage {
 		return nil, fmt.Errorf("target %q has no conversion", p.Target)
 	}
 	return g, nil
+}
+
+// K3sDownload is the k3s input fetched from the upstream release, pinned to
+// the digest read from the release's sha256 file, so a tampered or
+// truncated download fails the build.
+func K3sDownload(k *K3sPlan, digest digest.Digest) llb.State {
+	return llb.HTTP(k.BinaryURL,
+		llb.Checksum(digest),
+		llb.Filename(k3sFile),
+		llb.Chmod(0o755),
+		llb.WithCustomName("[k3s] download "+k.BinaryURL))
+}
+
+// K3sSums is the release's sha256 file, fetched to learn the binary's digest.
+func K3sSums(k *K3sPlan) llb.State {
+	return llb.HTTP(k.SumsURL, llb.Filename(k3sSumsFile), llb.WithCustomName("[k3s] download "+k.SumsURL))
+}
+
+// ParseK3sSums finds the binary's digest in a sha256sum-format file.
+func ParseK3sSums(k *K3sPlan, data []byte) (digest.Digest, error) {
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 2 && strings.TrimPrefix(fields[1], "*") == k.BinaryName {
+			d := digest.NewDigestFromEncoded(digest.SHA256, fields[0])
+			if err := d.Validate(); err != nil {
+				return "", fmt.Errorf("%s: bad checksum for %s: %w", k.SumsURL, k.BinaryName, err)
+			}
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("%s lists no checksum for %s", k.SumsURL, k.BinaryName)
+}
+
+// removePackages removes packages the user does not want, after the
+// install step so that dependencies pulled in there go too.
+func (p *Plan) removePackages(st llb.State, pkgs []string) llb.State {
+	return st.Run(
+		llb.Args([]string{"/bin/sh", "-c", p.PackageManager.Remove + " " + shellQuote(pkgs)}),
+		llb.AddEnv("PATH", defaultPATH),
+		llb.WithCustomName("[image] remove packages "+strings.Join(pkgs, " ")),
+	).Root()
 }
 
 // installPackages runs the flavor's package manager with its caches mounted,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/overlay"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -45,7 +46,7 @@ func TestParseOptionsDefaultsAndErrors(t *testing.T) {
 		args   map[string]string
 		want   string
 	}{
-		{"floppy", map[string]string{ArgFlavor: "debian"}, "valid: image, iso, all"},
+		{"floppy", map[string]string{ArgFlavor: "debian"}, "valid: image, iso, recovery, netboot, all"},
 		{"iso", map[string]string{}, "FLAVOR is required"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVariant: "huge"}, "one of core, standard"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVersion: "v1/2"}, "VERSION"},
@@ -235,19 +236,30 @@ func TestImageLLB(t *testing.T) {
 	}
 }
 
-func TestISOLLB(t *testing.T) {
-	_, g := convert(t, "iso")
+func TestArtifactsLLB(t *testing.T) {
+	for target, kinds := range map[string][]string{
+		"iso": {"iso"}, "recovery": {"recovery"}, "netboot": {"netboot"}, "all": {"iso", "recovery", "netboot"},
+	} {
+		t.Run(target, func(t *testing.T) { testArtifactsLLB(t, target, kinds) })
+	}
+}
+
+func testArtifactsLLB(t *testing.T, target string, kinds []string) {
+	_, g := convert(t, target)
 	var mkiso *pb.ExecOp
 	for _, e := range execs(ops(t, g.Artifacts)) {
-		if strings.Contains(strings.Join(e.Meta.Args, " "), "mkiso.sh") {
+		if strings.Contains(strings.Join(e.Meta.Args, " "), "mkartifacts.sh") {
 			mkiso = e
 		}
 	}
 	if mkiso == nil {
-		t.Fatal("no ISO assembly step")
+		t.Fatal("no artifact step")
 	}
 	if !slices.Contains(mkiso.Meta.Args, "kairos-debian-bookworm-core-amd64-generic-v9.9.9") {
-		t.Errorf("mkiso args %v lack the artifact name", mkiso.Meta.Args)
+		t.Errorf("mkartifacts args %v lack the artifact name", mkiso.Meta.Args)
+	}
+	if got := mkiso.Meta.Args[len(mkiso.Meta.Args)-len(kinds):]; !slices.Equal(got, kinds) {
+		t.Errorf("artifact kinds %v, want %v", got, kinds)
 	}
 	var dests []string
 	for _, m := range mkiso.Mounts {
@@ -266,5 +278,164 @@ func TestISOLLB(t *testing.T) {
 func TestShellQuote(t *testing.T) {
 	if got := shellQuote([]string{"a", "b c", "it's", "x=1"}); got != `a 'b c' 'it'\''s' x=1` {
 		t.Errorf("shellQuote = %s", got)
+	}
+}
+
+// fileActions collects the mkfile and copy actions of a definition by
+// destination path.
+func fileActions(all []*pb.Op) (map[string]*pb.FileActionMkFile, map[string]*pb.FileActionCopy) {
+	files := map[string]*pb.FileActionMkFile{}
+	copies := map[string]*pb.FileActionCopy{}
+	for _, op := range all {
+		f := op.GetFile()
+		if f == nil {
+			continue
+		}
+		for _, a := range f.Actions {
+			if mk := a.GetMkfile(); mk != nil {
+				files[mk.Path] = mk
+			}
+			if cp := a.GetCopy(); cp != nil {
+				copies[cp.Dest] = cp
+			}
+		}
+	}
+	return files, copies
+}
+
+func TestStandardVariantLLB(t *testing.T) {
+	p := mustPlan(t, "image", map[string]string{ArgFlavor: "debian", ArgVariant: "standard", ArgK3SVersion: "v1.30.5+k3s1"})
+	if p.K3s == nil || p.Release.SoftwareVersion != "v1.30.5+k3s1" || p.Release.SoftwareVersionPrefix != "k3s" {
+		t.Fatalf("plan: k3s %+v, release %+v", p.K3s, p.Release)
+	}
+	if got, want := p.Release.ArtifactName(), "kairos-debian-bookworm-standard-amd64-generic-v0.0.0-k3sv1.30.5+k3s1"; got != want {
+		t.Errorf("artifact name %q, want %q", got, want)
+	}
+	if _, err := Convert(p, Inputs{Base: llb.Image("debian"), Agent: llb.Local("agent")}); err == nil {
+		t.Error("Convert without a k3s input succeeded")
+	}
+	k3s := llb.Local("k3s")
+	g, err := Convert(p, Inputs{Base: llb.Image("debian"), Agent: llb.Local("agent"), K3s: &k3s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, copies := fileActions(ops(t, g.Image))
+	cp, ok := copies["/usr/bin/k3s"]
+	if !ok {
+		t.Fatal("k3s not copied to /usr/bin/k3s")
+	}
+	if cp.Mode != 0o755 || cp.Src != "/k3s" {
+		t.Errorf("k3s copy %+v", cp)
+	}
+	for _, unit := range []string{"/usr/lib/systemd/system/k3s.service", "/usr/lib/systemd/system/k3s-agent.service"} {
+		mk, ok := files[unit]
+		if !ok {
+			t.Errorf("%s not added", unit)
+			continue
+		}
+		if !strings.Contains(string(mk.Data), "ExecStart=/usr/bin/k3s ") || !strings.Contains(string(mk.Data), "EnvironmentFile=-/etc/sysconfig/%N") {
+			t.Errorf("%s does not run /usr/bin/k3s with /etc/sysconfig:\n%s", unit, mk.Data)
+		}
+	}
+	rel := string(files["/etc/kairos-release"].Data)
+	for _, want := range []string{`KAIROS_SOFTWARE_VERSION="v1.30.5+k3s1"`, `KAIROS_SOFTWARE_VERSION_PREFIX="k3s"`, `KAIROS_VARIANT="standard"`} {
+		if !strings.Contains(rel, want) {
+			t.Errorf("kairos-release lacks %s:\n%s", want, rel)
+		}
+	}
+	if l := p.Labels(); l["io.kairos.software-version"] != "v1.30.5+k3s1" || l["io.kairos.software-version-prefix"] != "k3s" {
+		t.Errorf("labels %v", l)
+	}
+	// The services ship disabled: finalize enables only Kairos' own units.
+	script, err := overlay.Tree("build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range script {
+		if f.Path == "finalize.sh" && strings.Contains(string(f.Data), "k3s") {
+			t.Error("finalize.sh mentions k3s: the k3s services must stay disabled until the agent enables them")
+		}
+	}
+
+	// The core variant has none of it.
+	core := mustPlan(t, "image", map[string]string{ArgFlavor: "debian"})
+	g, err = Convert(core, Inputs{Base: llb.Image("debian"), Agent: llb.Local("agent")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, copies = fileActions(ops(t, g.Image))
+	if _, ok := copies["/usr/bin/k3s"]; ok {
+		t.Error("core variant has k3s")
+	}
+	if _, ok := files["/usr/lib/systemd/system/k3s.service"]; ok {
+		t.Error("core variant has the k3s unit")
+	}
+}
+
+func TestK3sDownloadLLB(t *testing.T) {
+	amd := newK3sPlan("v1.31.2+k3s1", "amd64")
+	if amd.BinaryURL != "https://github.com/k3s-io/k3s/releases/download/v1.31.2%2Bk3s1/k3s" ||
+		amd.SumsURL != "https://github.com/k3s-io/k3s/releases/download/v1.31.2%2Bk3s1/sha256sum-amd64.txt" {
+		t.Errorf("amd64 URLs %+v", amd)
+	}
+	arm := newK3sPlan("v1.31.2+k3s1", "arm64")
+	if arm.BinaryName != "k3s-arm64" || !strings.HasSuffix(arm.SumsURL, "/sha256sum-arm64.txt") {
+		t.Errorf("arm64 plan %+v", arm)
+	}
+
+	const sum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	sums := "0000000000000000000000000000000000000000000000000000000000000000  k3s-airgap-images-amd64.tar\n" + sum + "  k3s\n"
+	d, err := ParseK3sSums(amd, []byte(sums))
+	if err != nil || d.String() != "sha256:"+sum {
+		t.Fatalf("ParseK3sSums = %v, %v", d, err)
+	}
+	if _, err := ParseK3sSums(arm, []byte(sums)); err == nil || !strings.Contains(err.Error(), "k3s-arm64") {
+		t.Errorf("missing arm64 entry: %v", err)
+	}
+	if _, err := ParseK3sSums(amd, []byte("zz  k3s\n")); err == nil {
+		t.Error("bad checksum accepted")
+	}
+
+	var src *pb.SourceOp
+	for _, op := range ops(t, K3sDownload(amd, d)) {
+		if s := op.GetSource(); s != nil {
+			src = s
+		}
+	}
+	if src == nil || src.Identifier != amd.BinaryURL {
+		t.Fatalf("download source %+v", src)
+	}
+	if src.Attrs[pb.AttrHTTPChecksum] != "sha256:"+sum || src.Attrs[pb.AttrHTTPFilename] != "k3s" || src.Attrs[pb.AttrHTTPPerm] != "0755" {
+		t.Errorf("download attrs %v", src.Attrs)
+	}
+}
+
+func TestSubrequests(t *testing.T) {
+	l := targetList()
+	var names []string
+	for _, tg := range l.Targets {
+		names = append(names, tg.Name)
+		if tg.Default != (tg.Name == "image") || tg.Description == "" {
+			t.Errorf("target %+v", tg)
+		}
+	}
+	if !slices.Equal(names, TargetNames()) {
+		t.Errorf("targets %v", names)
+	}
+	o, err := targetOutline("iso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, a := range o.Args {
+		args = append(args, a.Name)
+	}
+	for _, want := range []string{ArgFlavor, ArgFlavorRelease, ArgBaseImage, ArgVariant, ArgVersion, ArgModel, ArgK3SVersion} {
+		if !slices.Contains(args, want) {
+			t.Errorf("outline args %v lack %s", args, want)
+		}
+	}
+	if _, err := targetOutline("floppy"); err == nil {
+		t.Error("outline of an unknown target succeeded")
 	}
 }

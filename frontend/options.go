@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,16 +16,45 @@ const (
 	ArgVariant       = "VARIANT"
 	ArgVersion       = "VERSION"
 	ArgModel         = "MODEL"
+	ArgK3SVersion    = "K3S_VERSION"
+	// ArgNetbootURL is the default base URL written into the iPXE script;
+	// the script's ${base-url} setting overrides it at boot.
+	ArgNetbootURL = "NETBOOT_URL"
 )
+
+// Args lists the build args this frontend reads, with their meaning, for
+// --help and the outline subrequest.
+var Args = []ArgInfo{
+	{ArgFlavor, "", "distro flavor (debian, ubuntu, opensuse, alpine, fedora, rocky); detected from the base image when empty"},
+	{ArgFlavorRelease, "", "flavor release, when the flavor has several (e.g. 24.04, leap-15.6)"},
+	{ArgBaseImage, "", "base image reference instead of the flavor's"},
+	{ArgVariant, "core", "core (no Kubernetes) or standard (with k3s)"},
+	{ArgVersion, DefaultVersion, "KAIROS_VERSION of the image"},
+	{ArgModel, "generic", "hardware model"},
+	{ArgK3SVersion, DefaultK3SVersion, "k3s release for the standard variant"},
+	{ArgNetbootURL, "", "default base URL in the netboot iPXE script"},
+}
+
+// ArgInfo describes one build arg.
+type ArgInfo struct {
+	Name        string
+	Default     string
+	Description string
+}
+
+// DefaultK3SVersion is the k3s release of a standard build that names none.
+const DefaultK3SVersion = "v1.31.2+k3s1"
 
 // Target names a build result.
 type Target string
 
 // Targets of this frontend. "all" is every artifact in one directory.
 const (
-	TargetImage Target = "image"
-	TargetISO   Target = "iso"
-	TargetAll   Target = "all"
+	TargetImage    Target = "image"
+	TargetISO      Target = "iso"
+	TargetRecovery Target = "recovery"
+	TargetNetboot  Target = "netboot"
+	TargetAll      Target = "all"
 )
 
 // TargetInfo describes one target for --help and the targets subrequest.
@@ -36,7 +66,9 @@ type TargetInfo struct {
 // Targets lists the valid targets with a one-line description, in menu order.
 var Targets = []TargetInfo{
 	{TargetImage, "the Kairos OCI image (default)"},
-	{TargetISO, "the live/installer ISO (BIOS + UEFI) and its .sha256"},
+	{TargetISO, "the live/installer ISO (BIOS + UEFI, CD + USB)"},
+	{TargetRecovery, "the root file system as a squashfs (recovery image)"},
+	{TargetNetboot, "kernel, initrd, squashfs and iPXE script for network boot"},
 	{TargetAll, "every artifact of the image in one directory"},
 }
 
@@ -53,12 +85,17 @@ type Options struct {
 	Variant       string
 	Version       string
 	Model         string
+	K3SVersion    string // standard variant only
+	NetbootURL    string
 }
 
 // DefaultVersion is the KAIROS_VERSION of a build that names none.
 const DefaultVersion = "v0.0.0"
 
-var versionRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var (
+	versionRe    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	k3sVersionRe = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?\+k3s[0-9]+$`)
+)
 
 // ParseOptions reads the target and the build args. Unknown build args are
 // ignored, as Dockerfile builds ignore them, so one pipeline can pass a
@@ -72,6 +109,8 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 		Variant:       args[ArgVariant],
 		Version:       args[ArgVersion],
 		Model:         args[ArgModel],
+		K3SVersion:    args[ArgK3SVersion],
+		NetbootURL:    args[ArgNetbootURL],
 	}
 	if o.Target == "" {
 		o.Target = TargetImage
@@ -86,13 +125,19 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 		o.Version = DefaultVersion
 	}
 	if !slices.ContainsFunc(Targets, func(t TargetInfo) bool { return t.Name == o.Target }) {
-		return o, fmt.Errorf("unknown target %q (valid: %s)", o.Target, strings.Join(TargetNames(), ", "))
+		return o, errors.New(unknownTargetError(o.Target))
 	}
 	if !slices.Contains(Variants, o.Variant) {
 		return o, fmt.Errorf("build arg %s=%q: must be one of %s", ArgVariant, o.Variant, strings.Join(Variants, ", "))
 	}
-	if o.Variant == "standard" {
-		return o, fmt.Errorf("build arg %s=standard: the k3s variant is not available in this build yet; use core", ArgVariant)
+	switch {
+	case o.Variant == "standard" && o.K3SVersion == "":
+		o.K3SVersion = DefaultK3SVersion
+	case o.Variant != "standard" && o.K3SVersion != "":
+		return o, fmt.Errorf("build arg %s=%q is only used by the standard variant (%s=%s)", ArgK3SVersion, o.K3SVersion, ArgVariant, o.Variant)
+	}
+	if o.K3SVersion != "" && !k3sVersionRe.MatchString(o.K3SVersion) {
+		return o, fmt.Errorf("build arg %s=%q: want a k3s release tag such as %s", ArgK3SVersion, o.K3SVersion, DefaultK3SVersion)
 	}
 	if !versionRe.MatchString(o.Version) {
 		return o, fmt.Errorf("build arg %s=%q: must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (it becomes part of file names and image tags)", ArgVersion, o.Version)
@@ -101,6 +146,10 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 		return o, fmt.Errorf("build arg %s is required (the distro to build from, e.g. debian)", ArgFlavor)
 	}
 	return o, nil
+}
+
+func unknownTargetError(t Target) string {
+	return fmt.Sprintf("unknown target %q (valid: %s)", t, strings.Join(TargetNames(), ", "))
 }
 
 // TargetNames lists the valid target names.

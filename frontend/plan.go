@@ -2,6 +2,8 @@ package frontend
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/internal/release"
@@ -19,6 +21,61 @@ type Plan struct {
 	Platform       ocispecs.Platform
 	Boot           BootPlatform
 	Release        release.Release
+	// RemovePackages are removed after installation (spec packages.remove).
+	RemovePackages []string
+	// CloudConfig is baked into the image at SpecCloudConfigPath (spec
+	// cloud_config); nil for none.
+	CloudConfig []byte
+	// K3s is set for the standard variant.
+	K3s *K3sPlan
+	// Artifacts says which files the artifact step writes (nil for the
+	// image target).
+	Artifacts *ArtifactPlan
+}
+
+// K3sPlan is where the standard variant's k3s binary comes from when no k3s
+// context is given: the upstream GitHub release, checked against the
+// release's own sha256 file.
+type K3sPlan struct {
+	Version string
+	// BinaryName is the release asset and the name in the sums file
+	// (k3s, k3s-arm64).
+	BinaryName string
+	BinaryURL  string
+	SumsURL    string
+}
+
+// k3sReleases is the upstream download location; a var so tests can point
+// it at a local server.
+var k3sReleases = "https://github.com/k3s-io/k3s/releases/download"
+
+func newK3sPlan(version, arch string) *K3sPlan {
+	bin, sums := "k3s", "sha256sum-amd64.txt"
+	if arch != "amd64" {
+		bin, sums = "k3s-"+arch, "sha256sum-"+arch+".txt"
+	}
+	// The "+" of k3s tags is escaped: some servers read a raw "+" in a path
+	// as a space.
+	base := k3sReleases + "/" + strings.ReplaceAll(url.PathEscape(version), "+", "%2B") + "/"
+	return &K3sPlan{Version: version, BinaryName: bin, BinaryURL: base + bin, SumsURL: base + sums}
+}
+
+// ArtifactPlan lists the artifact kinds one target writes and how.
+type ArtifactPlan struct {
+	Kinds []string // iso, recovery, netboot; in writing order
+	// SquashfsCompression is mksquashfs's -comp value.
+	SquashfsCompression string
+	// NetbootURL is the default base URL of the iPXE script ("" = the
+	// script asks the operator to set ${base-url}).
+	NetbootURL string
+}
+
+// artifactKinds maps each artifact target to what it writes.
+var artifactKinds = map[Target][]string{
+	TargetISO:      {"iso"},
+	TargetRecovery: {"recovery"},
+	TargetNetboot:  {"netboot"},
+	TargetAll:      {"iso", "recovery", "netboot"},
 }
 
 // BootPlatform is how one CPU architecture boots: grub's EFI platform, the
@@ -53,7 +110,7 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 	if o.BaseImage != "" {
 		base = o.BaseImage
 	}
-	return &Plan{
+	p := &Plan{
 		Target:         o.Target,
 		Flavor:         f,
 		PackageManager: cat.PackageManager(f),
@@ -70,7 +127,16 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 			Model:         o.Model,
 			Variant:       o.Variant,
 		},
-	}, nil
+	}
+	if o.Variant == "standard" {
+		p.K3s = newK3sPlan(o.K3SVersion, platform.Architecture)
+		p.Release.SoftwareVersion = o.K3SVersion
+		p.Release.SoftwareVersionPrefix = "k3s"
+	}
+	if kinds, ok := artifactKinds[o.Target]; ok {
+		p.Artifacts = &ArtifactPlan{Kinds: kinds, SquashfsCompression: "zstd", NetbootURL: o.NetbootURL}
+	}
+	return p, nil
 }
 
 // OverlayTrees names the overlay directories copied over the image, in

@@ -27,6 +27,9 @@ type buildFlags struct {
 	model     string
 	baseImage string
 	agent     string
+	k3s       string
+	overlay   string
+	k3sVer    string
 	output    string
 	progress  string
 	cacheDir  string
@@ -64,6 +67,9 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVar(&f.baseImage, "base-image", "", "base image reference instead of the flavor's (BASE_IMAGE)")
 	fl.StringToStringVar(&f.args, "build-arg", nil, "extra build arguments KEY=VALUE, as in the Earthfile")
 	fl.StringVar(&f.agent, "agent", "", "kairos-agent binary to embed (default: kairos-agent next to this program)")
+	fl.StringVar(&f.k3sVer, "k3s-version", "", "k3s release of the standard variant (K3S_VERSION); default "+frontend.DefaultK3SVersion)
+	fl.StringVar(&f.k3s, "k3s", "", "k3s binary to embed in the standard variant instead of downloading the release (air-gapped builds)")
+	fl.StringVar(&f.overlay, "overlay", "", "directory copied over the image root after Kairos' own files")
 	fl.StringVarP(&f.output, "output", "o", "build", "directory for the results")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, quiet, rawjson")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
@@ -79,6 +85,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	for k, v := range map[string]string{
 		frontend.ArgFlavor: f.flavor, frontend.ArgFlavorRelease: f.release, frontend.ArgVariant: f.variant,
 		frontend.ArgVersion: f.version, frontend.ArgModel: f.model, frontend.ArgBaseImage: f.baseImage,
+		frontend.ArgK3SVersion: f.k3sVer,
 	} {
 		if v != "" {
 			args[k] = v
@@ -103,11 +110,35 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 		plans = append(plans, p)
 	}
 
-	agentDir, cleanup, err := agentContext(f.agent)
+	agent := f.agent
+	if agent == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		agent = filepath.Join(filepath.Dir(self), "kairos-agent")
+	}
+	contexts := map[string]string{}
+	agentDir, cleanup, err := fileContext(agent, "kairos-agent", "--agent", "build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent")
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	contexts[frontend.ContextAgent] = agentDir
+	if f.k3s != "" {
+		k3sDir, cleanup, err := fileContext(f.k3s, "k3s", "--k3s", "pass the k3s release binary")
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		contexts[frontend.ContextK3s] = k3sDir
+	}
+	if f.overlay != "" {
+		if st, err := os.Stat(f.overlay); err != nil || !st.IsDir() {
+			return fmt.Errorf("--overlay %s: want a directory (%v)", f.overlay, err)
+		}
+		contexts[frontend.ContextOverlay] = f.overlay
+	}
 
 	cache := f.cacheDir
 	if cache == "" {
@@ -130,7 +161,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	for _, p := range plans {
 		logrus.Infof("building %s of %s", p.Target, p.Release.ArtifactName())
 		if _, err := localbuild.Run(ctx, c, localbuild.Request{
-			Plan: p, BuildArgs: args, Base: base, AgentDir: agentDir,
+			Plan: p, BuildArgs: args, Base: base, Contexts: contexts,
 			OutputDir: f.output, Progress: f.progress,
 		}); err != nil {
 			return fmt.Errorf("target %s: %w", p.Target, err)
@@ -139,29 +170,22 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	return nil
 }
 
-// agentContext makes a directory holding just the agent binary, named as the
-// frontend expects it.
-func agentContext(bin string) (string, func(), error) {
-	if bin == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return "", nil, err
-		}
-		bin = filepath.Join(filepath.Dir(self), "kairos-agent")
-	}
+// fileContext makes a directory holding just one binary under the name the
+// frontend expects, for a named context.
+func fileContext(bin, name, flag, hint string) (string, func(), error) {
 	st, err := os.Stat(bin)
 	if err != nil {
-		return "", nil, fmt.Errorf("kairos-agent binary: %w (build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent)", err)
+		return "", nil, fmt.Errorf("%s binary: %w (%s)", name, err, hint)
 	}
 	if st.IsDir() {
-		return "", nil, fmt.Errorf("--agent %s is a directory, want the kairos-agent binary", bin)
+		return "", nil, fmt.Errorf("%s %s is a directory, want the %s binary", flag, bin, name)
 	}
-	dir, err := os.MkdirTemp("", "kairos-agent-ctx-")
+	dir, err := os.MkdirTemp("", "kairos-"+name+"-ctx-")
 	if err != nil {
 		return "", nil, err
 	}
 	cleanup := func() { os.RemoveAll(dir) }
-	dst := filepath.Join(dir, "kairos-agent")
+	dst := filepath.Join(dir, name)
 	if err := os.Link(bin, dst); err != nil {
 		data, rerr := os.ReadFile(bin)
 		if rerr != nil {

@@ -29,8 +29,9 @@ type Request struct {
 	Plan      *frontend.Plan
 	BuildArgs map[string]string
 	Base      source.Base
-	// AgentDir holds the kairos-agent binary put into the image.
-	AgentDir string
+	// Contexts maps named contexts of the frontend (agent, k3s, overlay) to
+	// local directories; "agent" is required.
+	Contexts map[string]string
 	// OutputDir receives the results.
 	OutputDir string
 	// Progress is a progressui mode: auto, plain, tty, quiet, rawjson.
@@ -46,23 +47,26 @@ type Result struct {
 
 // Run solves the request's target and writes its outputs.
 func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
-	agentFS, err := fsutil.NewFS(req.AgentDir)
-	if err != nil {
-		return nil, fmt.Errorf("agent directory %s: %w", req.AgentDir, err)
-	}
 	if err := os.MkdirAll(req.OutputDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
 	attrs := map[string]string{
-		"target":                           string(req.Plan.Target),
-		"context:" + frontend.ContextAgent: "local:" + frontend.ContextAgent,
+		"target": string(req.Plan.Target),
 	}
 	for k, v := range req.BuildArgs {
 		attrs["build-arg:"+k] = v
 	}
 	opt := client.SolveOpt{
 		FrontendAttrs: attrs,
-		LocalMounts:   map[string]fsutil.FS{frontend.ContextAgent: agentFS},
+		LocalMounts:   map[string]fsutil.FS{},
+	}
+	for name, dir := range req.Contexts {
+		fsys, err := fsutil.NewFS(dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s context %s: %w", name, dir, err)
+		}
+		opt.LocalMounts[name] = fsys
+		attrs["context:"+name] = "local:" + name
 	}
 	switch {
 	case req.Base.Layout != "":
@@ -149,8 +153,7 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 // imageName is the reference recorded in the OCI archive, so skopeo and
 // registries see a name and tag.
 func imageName(p *frontend.Plan) string {
-	r := p.Release
-	return fmt.Sprintf("kairos/%s:%s-%s-%s-%s-%s", r.Flavor, r.FlavorRelease, r.Variant, r.Arch, r.Model, r.Version)
+	return fmt.Sprintf("kairos/%s:%s", p.Release.Flavor, p.Release.ImageTag())
 }
 
 // WriteChecksum writes "<file>.sha256" in sha256sum's format.

@@ -33,14 +33,25 @@ func (r Release) Name() string {
 }
 
 // ArtifactName is the base name every artifact of this image carries:
-// kairos-<flavor>-<flavor_release>-<variant>-<arch>-<model>-<version>[-<k3s version>].
+// kairos-<flavor>-<flavor_release>-<variant>-<arch>-<model>-<version>[-<prefix><software version>],
+// e.g. kairos-debian-bookworm-standard-amd64-generic-v1.0.0-k3sv1.31.2+k3s1.
 func (r Release) ArtifactName() string {
 	n := fmt.Sprintf("kairos-%s-%s-%s-%s-%s-%s", r.Flavor, r.FlavorRelease, r.Variant, r.Arch, r.Model, r.Version)
 	if r.SoftwareVersion != "" {
-		// "+" is not valid in OCI tags or every file system; upstream uses "-".
-		n += "-" + strings.ReplaceAll(r.SoftwareVersion, "+", "-")
+		n += "-" + r.SoftwareVersionPrefix + r.SoftwareVersion
 	}
 	return n
+}
+
+// ImageTag is the OCI tag of the image:
+// <flavor_release>-<variant>-<arch>-<model>-<version>[-<prefix><software version>].
+// "+" is not allowed in tags; upstream writes it as "-".
+func (r Release) ImageTag() string {
+	t := fmt.Sprintf("%s-%s-%s-%s-%s", r.FlavorRelease, r.Variant, r.Arch, r.Model, r.Version)
+	if r.SoftwareVersion != "" {
+		t += "-" + r.SoftwareVersionPrefix + strings.ReplaceAll(r.SoftwareVersion, "+", "-")
+	}
+	return t
 }
 
 // Fields returns the file's key/value pairs in file order.

@@ -17,8 +17,11 @@ func TestRenderParseRoundTrip(t *testing.T) {
 			t.Errorf("%s = %q after round trip, want %q", f[0], kv[f[0]], f[1])
 		}
 	}
-	if got := r.ArtifactName(); got != "kairos-debian-bookworm-standard-amd64-generic-v1.0.0-v1.31.2-k3s1" {
+	if got := r.ArtifactName(); got != "kairos-debian-bookworm-standard-amd64-generic-v1.0.0-k3sv1.31.2+k3s1" {
 		t.Errorf("artifact name %q", got)
+	}
+	if got := r.ImageTag(); got != "bookworm-standard-amd64-generic-v1.0.0-k3sv1.31.2-k3s1" {
+		t.Errorf("image tag %q", got)
 	}
 }
 
