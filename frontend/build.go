@@ -12,6 +12,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/containerd/platforms"
@@ -47,7 +50,11 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 		return res, err
 	}
 
-	opts, err := ParseOptions(bc.Target, bc.BuildArgs)
+	spec, err := readSpec(ctx, c, bc)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := specOptions(ctx, c, bc, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -55,13 +62,19 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Flavor == "" {
+		return nil, fmt.Errorf("no flavor given: set %s (build arg) or flavor: in %s (valid: %s)", ArgFlavor, specName(spec), strings.Join(cat.Names(), ", "))
+	}
+	if _, err := cat.Lookup(opts.Flavor, opts.FlavorRelease); err != nil {
+		return nil, blame(spec, bc.BuildArgs, ArgFlavor, err)
+	}
 
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, _ int) (client.Reference, *dockerspec.DockerOCIImage, *dockerspec.DockerOCIImage, error) {
 		p := platforms.Normalize(platforms.DefaultSpec())
 		if platform != nil {
 			p = platforms.Normalize(*platform)
 		}
-		return buildPlatform(ctx, c, bc, cat, opts, p)
+		return buildPlatform(ctx, c, bc, cat, spec, opts, p)
 	})
 	if err != nil {
 		return nil, err
@@ -69,8 +82,117 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 	return rb.Finalize()
 }
 
+// specOptions merges the spec file and the build args (args win) into
+// options, reporting a bad value at its line in the spec when it came from
+// there, and reads the spec's cloud_config file from the build context.
+func specOptions(ctx context.Context, c client.Client, bc *dockerui.Client, spec *Spec) (Options, error) {
+	args := spec.Args()
+	maps.Copy(args, bc.BuildArgs)
+	opts, err := ParseOptions(bc.Target, args)
+	if err != nil {
+		var ae *ArgError
+		if errors.As(err, &ae) {
+			return opts, blame(spec, bc.BuildArgs, ae.Arg, errors.New(ae.Msg))
+		}
+		return opts, err
+	}
+	if spec == nil {
+		return opts, nil
+	}
+	opts.AddPackages = spec.Packages.Add
+	opts.RemovePackages = spec.Packages.Remove
+	opts.SquashfsCompression = spec.Artifacts.Squashfs.Compression
+	opts.ISOName = spec.Artifacts.ISO.Name
+	opts.CloudConfig = spec.CloudConfig.Inline
+	if p := spec.CloudConfig.Path; p != "" {
+		data, err := readContextFile(ctx, c, bc, p)
+		if err != nil {
+			return opts, spec.Errorf("cloud_config", "reading %s from the build context: %w", p, err)
+		}
+		opts.CloudConfig = data
+	}
+	return opts, nil
+}
+
+// blame attributes an error about a build arg to the spec line that set it,
+// unless the caller passed the arg explicitly.
+func blame(spec *Spec, userArgs map[string]string, arg string, err error) error {
+	if _, ok := userArgs[arg]; ok || spec == nil {
+		var ae *ArgError
+		if errors.As(err, &ae) {
+			return err
+		}
+		return fmt.Errorf("build arg %s: %w", arg, err)
+	}
+	if key := spec.ArgKey(arg); key != "" {
+		return spec.Errorf(key, "%w", err)
+	}
+	return err
+}
+
+func specName(spec *Spec) string {
+	if spec == nil {
+		return DefaultSpecName
+	}
+	return spec.File
+}
+
+// readSpec reads the spec file (the "filename" option, default
+// kairos.yaml) from the "dockerfile" local, as buildx -f and buildctl
+// --local dockerfile= provide it. Without an explicit filename a missing
+// file means no spec: everything then comes from build args.
+func readSpec(ctx context.Context, c client.Client, bc *dockerui.Client) (*Spec, error) {
+	opts := c.BuildOpts().Opts
+	name, explicit := opts[keyFilename]
+	if !explicit {
+		name = DefaultSpecName
+	}
+	localName := "dockerfile"
+	if v := opts["dockerfilekey"]; v != "" {
+		localName = v
+	}
+	sessionID := c.BuildOpts().SessionID
+	if v := opts["local-sessionid:"+localName]; v != "" {
+		sessionID = v
+	}
+	src := llb.Local(localName,
+		llb.FollowPaths([]string{name}),
+		llb.SessionID(sessionID),
+		llb.SharedKeyHint(localName),
+		llb.WithCustomName("[internal] load build spec "+name),
+	)
+	ref, err := solve(ctx, c, src, platforms.Normalize(platforms.DefaultSpec()))
+	if err == nil {
+		var data []byte
+		data, err = ref.ReadFile(ctx, client.ReadRequest{Filename: name})
+		if err == nil {
+			return ParseSpec(path.Base(name), data)
+		}
+	}
+	if !explicit {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("reading the build spec %s: %w", name, err)
+}
+
+// readContextFile reads one file of the main build context.
+func readContextFile(ctx context.Context, c client.Client, bc *dockerui.Client, name string) ([]byte, error) {
+	st, err := bc.MainContext(ctx, llb.FollowPaths([]string{name}))
+	if err != nil {
+		return nil, err
+	}
+	ref, err := solve(ctx, c, *st, platforms.Normalize(platforms.DefaultSpec()))
+	if err != nil {
+		return nil, err
+	}
+	return ref.ReadFile(ctx, client.ReadRequest{Filename: name})
+}
+
+// keyFilename is the frontend option naming the spec file (buildx -f).
+const keyFilename = "filename"
+
 // buildPlatform builds one platform's image or artifacts.
-func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, cat *flavors.Catalog, opts Options, platform ocispecs.Platform) (client.Reference, *dockerspec.DockerOCIImage, *dockerspec.DockerOCIImage, error) {
+func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, cat *flavors.Catalog, spec *Spec, opts Options, platform ocispecs.Platform) (client.Reference, *dockerspec.DockerOCIImage, *dockerspec.DockerOCIImage, error) {
 	plan, err := NewPlan(cat, opts, platform)
 	if err != nil {
 		return nil, nil, nil, err
@@ -79,17 +201,17 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 	if in.Base, err = loadBase(ctx, bc, plan); err != nil {
 		return nil, nil, nil, err
 	}
-	agent, err := loadContext(ctx, bc, ContextAgent, plan.Platform)
-	if err != nil {
+	if err := loadAgent(ctx, c, bc, plan, &in); err != nil {
 		return nil, nil, nil, err
 	}
-	if agent == nil {
-		return nil, nil, nil, fmt.Errorf("no kairos-agent binary: pass a directory holding %q as the %q context (context:%s=local:<name>, or --build-context %s=<dir>)",
-			agentFile, ContextAgent, ContextAgent, ContextAgent)
-	}
-	in.Agent = *agent
 	if in.Overlay, err = loadContext(ctx, bc, ContextOverlay, plan.Platform); err != nil {
 		return nil, nil, nil, err
+	}
+	if in.Overlay == nil && spec != nil && spec.Overlay != "" {
+		if in.Overlay, err = bc.MainContext(ctx, llb.FollowPaths([]string{spec.Overlay})); err != nil {
+			return nil, nil, nil, spec.Errorf("overlay", "loading %s from the build context: %w", spec.Overlay, err)
+		}
+		in.OverlayDir = spec.Overlay
 	}
 	if plan.K3s != nil {
 		if in.K3s, err = loadK3s(ctx, c, bc, plan); err != nil {
@@ -124,6 +246,37 @@ func solve(ctx context.Context, c client.Client, st llb.State, platform ocispecs
 	}
 	return res.SingleRef()
 }
+
+// loadAgent picks the kairos-agent: the "agent" named context when given,
+// else the agent of the target platform that the frontend's own gateway
+// image carries (the "source" option BuildKit passes to gateway frontends).
+func loadAgent(ctx context.Context, c client.Client, bc *dockerui.Client, p *Plan, in *Inputs) error {
+	agent, err := loadContext(ctx, bc, ContextAgent, p.Platform)
+	if err != nil {
+		return err
+	}
+	if agent != nil {
+		in.Agent = *agent
+		return nil
+	}
+	source := c.BuildOpts().Opts[keySource]
+	if source == "" {
+		return fmt.Errorf("no kairos-agent binary: pass a directory holding %q as the %q context (context:%s=local:<name>, or --build-context %s=<dir>)",
+			agentFile, ContextAgent, ContextAgent, ContextAgent)
+	}
+	// The frontend image is single-platform (the builder's); the agents of
+	// every target platform are files in it.
+	in.Agent = llb.Image(source, llb.Platform(platforms.Normalize(platforms.DefaultSpec())),
+		llb.WithCustomName("[agent] from frontend image "+source))
+	in.AgentDir = AgentsDir + "/" + p.Platform.OS + "_" + p.Platform.Architecture
+	return nil
+}
+
+// keySource is the gateway option naming the frontend image.
+const keySource = "source"
+
+// AgentsDir holds /agents/<os>_<arch>/kairos-agent in the frontend image.
+const AgentsDir = "agents"
 
 // loadK3s returns the directory holding the k3s binary: the "k3s" named
 // context when given (air-gapped builds), else the upstream release

@@ -18,12 +18,16 @@ import (
 type Inputs struct {
 	Base  llb.State
 	Agent llb.State
+	// AgentDir is the directory of Agent holding kairos-agent ("" = root).
+	AgentDir string
 	// K3s is a directory holding the "k3s" binary; required when the plan
 	// has K3s (see K3sDownload).
 	K3s *llb.State
 	// Overlay, when set, is a tree copied over the image root after
 	// Kairos' own files, so users can replace any of them.
 	Overlay *llb.State
+	// OverlayDir is the directory of Overlay to copy ("" = root).
+	OverlayDir string
 	// Epoch, when set, stamps every file the build creates (SOURCE_DATE_EPOCH).
 	Epoch *time.Time
 }
@@ -91,7 +95,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	}
 	img = img.File(filesAction(rootfs, in.Epoch), llb.WithCustomName("[image] add overlay files"))
 	if in.Overlay != nil {
-		img = img.File(llb.Copy(*in.Overlay, "/", "/", &llb.CopyInfo{
+		img = img.File(llb.Copy(*in.Overlay, path.Join("/", in.OverlayDir)+"/", "/", &llb.CopyInfo{
 			CopyDirContentsOnly: true,
 			CreatedTime:         in.Epoch,
 		}), llb.WithCustomName("[image] add user overlay"))
@@ -100,7 +104,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		img = img.File(llb.Mkfile(SpecCloudConfigPath, 0o600, p.CloudConfig, mkfileOpts(in.Epoch)...),
 			llb.WithCustomName("[image] write "+SpecCloudConfigPath))
 	}
-	img = img.File(llb.Copy(in.Agent, agentFile, agentPath, &llb.CopyInfo{
+	img = img.File(llb.Copy(in.Agent, path.Join("/", in.AgentDir, agentFile), agentPath, &llb.CopyInfo{
 		Mode:           &llb.ChmodOpt{Mode: 0o755},
 		CreateDestPath: true,
 		CreatedTime:    in.Epoch,
@@ -127,7 +131,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		// they come from the same distro release; the image is mounted
 		// read-only as the source tree.
 		tools := p.installPackages(img, "[artifacts] install media tools", p.Flavor.ISOTools)
-		args := append([]string{"/bin/sh", scriptsMount + "/build/mkartifacts.sh", p.Release.ArtifactName(), "/out"}, a.Kinds...)
+		args := append([]string{"/bin/sh", scriptsMount + "/build/mkartifacts.sh", a.Name, "/out"}, a.Kinds...)
 		run := tools.Run(
 			llb.Args(args),
 			llb.AddEnv("PATH", defaultPATH),
@@ -136,7 +140,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 			llb.AddEnv("NETBOOT_URL", a.NetbootURL),
 			llb.AddMount("/rootfs", img, llb.Readonly),
 			llb.AddMount(scriptsMount, artifactScripts, llb.Readonly),
-			llb.WithCustomName(fmt.Sprintf("[artifacts] %s: %s", p.Release.ArtifactName(), strings.Join(a.Kinds, ", "))),
+			llb.WithCustomName(fmt.Sprintf("[artifacts] %s: %s", a.Name, strings.Join(a.Kinds, ", "))),
 		)
 		g.Artifacts = run.AddMount("/out", llb.Scratch())
 	} else if p.Target != TargetImage {

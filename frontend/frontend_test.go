@@ -47,7 +47,6 @@ func TestParseOptionsDefaultsAndErrors(t *testing.T) {
 		want   string
 	}{
 		{"floppy", map[string]string{ArgFlavor: "debian"}, "valid: image, iso, recovery, netboot, all"},
-		{"iso", map[string]string{}, "FLAVOR is required"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVariant: "huge"}, "one of core, standard"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVersion: "v1/2"}, "VERSION"},
 	} {

@@ -87,6 +87,28 @@ type Options struct {
 	Model         string
 	K3SVersion    string // standard variant only
 	NetbootURL    string
+
+	// From the spec file only.
+	AddPackages         []string
+	RemovePackages      []string
+	SquashfsCompression string
+	ISOName             string
+	CloudConfig         []byte
+}
+
+// ArgError is a bad build arg value. The build glue reports it at the
+// spec's line when the value came from the spec file.
+type ArgError struct {
+	Arg   string
+	Value string
+	Msg   string
+}
+
+func (e *ArgError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("build arg %s %s", e.Arg, e.Msg)
+	}
+	return fmt.Sprintf("build arg %s=%q: %s", e.Arg, e.Value, e.Msg)
 }
 
 // DefaultVersion is the KAIROS_VERSION of a build that names none.
@@ -128,22 +150,19 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 		return o, errors.New(unknownTargetError(o.Target))
 	}
 	if !slices.Contains(Variants, o.Variant) {
-		return o, fmt.Errorf("build arg %s=%q: must be one of %s", ArgVariant, o.Variant, strings.Join(Variants, ", "))
+		return o, &ArgError{ArgVariant, o.Variant, "must be one of " + strings.Join(Variants, ", ")}
 	}
 	switch {
 	case o.Variant == "standard" && o.K3SVersion == "":
 		o.K3SVersion = DefaultK3SVersion
 	case o.Variant != "standard" && o.K3SVersion != "":
-		return o, fmt.Errorf("build arg %s=%q is only used by the standard variant (%s=%s)", ArgK3SVersion, o.K3SVersion, ArgVariant, o.Variant)
+		return o, &ArgError{ArgK3SVersion, o.K3SVersion, fmt.Sprintf("is only used by the standard variant (%s is %s)", ArgVariant, o.Variant)}
 	}
 	if o.K3SVersion != "" && !k3sVersionRe.MatchString(o.K3SVersion) {
-		return o, fmt.Errorf("build arg %s=%q: want a k3s release tag such as %s", ArgK3SVersion, o.K3SVersion, DefaultK3SVersion)
+		return o, &ArgError{ArgK3SVersion, o.K3SVersion, "want a k3s release tag such as " + DefaultK3SVersion}
 	}
 	if !versionRe.MatchString(o.Version) {
-		return o, fmt.Errorf("build arg %s=%q: must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (it becomes part of file names and image tags)", ArgVersion, o.Version)
-	}
-	if o.Flavor == "" {
-		return o, fmt.Errorf("build arg %s is required (the distro to build from, e.g. debian)", ArgFlavor)
+		return o, &ArgError{ArgVersion, o.Version, "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (it becomes part of file names and image tags)"}
 	}
 	return o, nil
 }

@@ -63,6 +63,9 @@ func newK3sPlan(version, arch string) *K3sPlan {
 // ArtifactPlan lists the artifact kinds one target writes and how.
 type ArtifactPlan struct {
 	Kinds []string // iso, recovery, netboot; in writing order
+	// Name is the base name of the files (the release's artifact name
+	// unless the spec sets artifacts.iso.name).
+	Name string
 	// SquashfsCompression is mksquashfs's -comp value.
 	SquashfsCompression string
 	// NetbootURL is the default base URL of the iPXE script ("" = the
@@ -106,6 +109,7 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 	if err != nil {
 		return nil, err
 	}
+	pkgs = append(pkgs, o.AddPackages...)
 	base := f.BaseImage
 	if o.BaseImage != "" {
 		base = o.BaseImage
@@ -133,8 +137,16 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 		p.Release.SoftwareVersion = o.K3SVersion
 		p.Release.SoftwareVersionPrefix = "k3s"
 	}
+	p.RemovePackages = o.RemovePackages
+	p.CloudConfig = o.CloudConfig
 	if kinds, ok := artifactKinds[o.Target]; ok {
-		p.Artifacts = &ArtifactPlan{Kinds: kinds, SquashfsCompression: "zstd", NetbootURL: o.NetbootURL}
+		p.Artifacts = &ArtifactPlan{Kinds: kinds, SquashfsCompression: "zstd", NetbootURL: o.NetbootURL, Name: p.Release.ArtifactName()}
+		if o.SquashfsCompression != "" {
+			p.Artifacts.SquashfsCompression = o.SquashfsCompression
+		}
+		if o.ISOName != "" {
+			p.Artifacts.Name = o.ISOName
+		}
 	}
 	return p, nil
 }

@@ -119,6 +119,14 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 		agent = filepath.Join(filepath.Dir(self), "kairos-agent")
 	}
 	contexts := map[string]string{}
+	// The frontend looks for a kairos.yaml spec in the "dockerfile" local;
+	// an empty one says there is none without a failed step in the output.
+	noSpec, err := os.MkdirTemp("", "kairos-nospec-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(noSpec)
+	contexts["dockerfile"] = noSpec
 	agentDir, cleanup, err := fileContext(agent, "kairos-agent", "--agent", "build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent")
 	if err != nil {
 		return err

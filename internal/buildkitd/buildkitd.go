@@ -36,6 +36,20 @@ func DefaultStateDir() (string, error) {
 	return filepath.Join(dir, "kairos", "buildkit"), nil
 }
 
+// defaultConfig is written as buildkitd.toml when the user has none. Like
+// Docker, it treats a registry on the loopback address as plain HTTP, so a
+// local registry (docker-registry on port 5000) works for frontend images
+// and bases without TLS; edit the file to add others.
+const defaultConfig = `# Written by kairos on first start; edit freely (restart the daemon after).
+[registry."127.0.0.1:5000"]
+  http = true
+  insecure = true
+
+[registry."localhost:5000"]
+  http = true
+  insecure = true
+`
+
 // Socket is the address of the private daemon.
 func (d Daemon) Socket() string { return "unix://" + filepath.Join(d.StateDir, "buildkitd.sock") }
 
@@ -126,9 +140,13 @@ func (d Daemon) start() error {
 		// Package installs inside the build reach the distro mirrors directly.
 		"--oci-worker-net=host",
 	)
-	if cfg := filepath.Join(d.StateDir, "buildkitd.toml"); fileExists(cfg) {
-		cmd.Args = append(cmd.Args, "--config", cfg)
+	cfg := filepath.Join(d.StateDir, "buildkitd.toml")
+	if !fileExists(cfg) {
+		if err := os.WriteFile(cfg, []byte(defaultConfig), 0o644); err != nil {
+			return fmt.Errorf("writing %s: %w", cfg, err)
+		}
 	}
+	cmd.Args = append(cmd.Args, "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session, so it outlives this process and is reused next time.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

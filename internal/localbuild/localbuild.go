@@ -29,8 +29,8 @@ type Request struct {
 	Plan      *frontend.Plan
 	BuildArgs map[string]string
 	Base      source.Base
-	// Contexts maps named contexts of the frontend (agent, k3s, overlay) to
-	// local directories; "agent" is required.
+	// Contexts maps named contexts of the frontend (agent, k3s, overlay),
+	// and the "dockerfile" and "context" locals, to local directories.
 	Contexts map[string]string
 	// OutputDir receives the results.
 	OutputDir string
@@ -66,7 +66,11 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 			return nil, fmt.Errorf("%s context %s: %w", name, dir, err)
 		}
 		opt.LocalMounts[name] = fsys
-		attrs["context:"+name] = "local:" + name
+		// "dockerfile" and "context" are the frontend's own locals (spec
+		// file, build context), not named contexts.
+		if name != "dockerfile" && name != "context" {
+			attrs["context:"+name] = "local:" + name
+		}
 	}
 	switch {
 	case req.Base.Layout != "":

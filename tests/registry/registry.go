@@ -1,0 +1,96 @@
+// Package registry runs a real OCI registry (Debian's docker-registry,
+// distribution 2.x) on a loopback port for tests that push and pull images.
+// QEMU guests reach it as 10.0.2.2:<port>.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// DefaultAddr is the address the project's buildkitd.toml treats as plain
+// HTTP (see internal/buildkitd); tests that hand the registry to buildkitd
+// must use it.
+const DefaultAddr = "127.0.0.1:5000"
+
+// Registry is a running registry.
+type Registry struct {
+	Addr string // host:port
+	cmd  *exec.Cmd
+}
+
+// Start runs docker-registry on addr with its storage in a test temporary
+// directory, waits until it answers, and stops it when the test ends. A
+// missing binary or a busy port fails the test with the reason.
+func Start(t testing.TB, addr string) *Registry {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatalf("docker-registry not found (apt-get install docker-registry; ./earthly.sh installs it): %v", err)
+	}
+	if l, err := net.Listen("tcp", addr); err != nil {
+		t.Fatalf("registry address %s is busy: %v", addr, err)
+	} else {
+		l.Close()
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	conf := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", cfg)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting docker-registry: %v", err)
+	}
+	r := &Registry{Addr: addr, cmd: cmd}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		select {
+		case <-ctx.Done():
+			log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
+			t.Fatalf("docker-registry on %s did not answer within 30s: %v\n%s", addr, err, log)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Tags lists the tags of a repository.
+func (r *Registry) Tags(repo string) (*http.Response, error) {
+	return http.Get("http://" + r.Addr + "/v2/" + repo + "/tags/list")
+}
