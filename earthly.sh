@@ -4,7 +4,7 @@
 #
 #   ./earthly.sh +<target> [--FLAVOR=debian] [--VERSION=v1.0.0] [--ARG=value ...]
 #
-# Targets: +image +iso +all +test. When Earthly is installed (and
+# Targets are the Earthfile's (one table: this script reads it). When Earthly is installed (and
 # KAIROS_NATIVE is not set) this hands over to it and the Earthfile; otherwise
 # it runs the same targets natively through `kairos build`, after installing
 # what they need (idempotent; a no-op when everything is present).
@@ -13,7 +13,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$here"
 
-TARGETS=(image iso all test)
+# The public targets are the Earthfile's, minus its internal helpers.
+mapfile -t TARGETS < <(sed -n 's/^\([a-z][a-z0-9-]*\):$/\1/p' Earthfile | grep -vx -e toolchain -e native)
 CACHE=${KAIROS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kairos}
 OUT=${KAIROS_OUTPUT:-build}
 
@@ -25,10 +26,7 @@ usage() {
 Usage: ./earthly.sh +<target> [--FLAVOR=<flavor>] [--VERSION=<version>] [--<ARG>=<value>...]
 
 Targets:
-  +image   the Kairos OCI image as $OUT/<name>.oci.tar (+ .sha256)
-  +iso     the live/installer ISO as $OUT/<name>.iso (+ .sha256)
-  +all     +image and every artifact
-  +test    unit tests, then the end-to-end tests (build the ISO, boot it in QEMU)
+$(target_help)
 
 Arguments (build args of the Earthfile):
   --FLAVOR          distro: $(flavor_names | tr '\n' ' ')(default debian)
@@ -37,10 +35,17 @@ Arguments (build args of the Earthfile):
   --VARIANT         core (default) or standard
   --MODEL           generic (default)
   --BASE_IMAGE      base image instead of the flavor's
+  --K3S_VERSION     k3s release of the standard variant
+  --NETBOOT_URL     +netboot: default base URL written into the iPXE script
+  --FRONTEND_IMAGE  +frontend: reference of the gateway image (default 127.0.0.1:5000/kairos/frontend:<VERSION>)
+  --PUSH            +frontend: true to push it
 
 Names: kairos-<flavor>-<release>-<variant>-<arch>-<model>-<version>.<ext>
 EOF
 }
+
+# "# +<target>: description" comments above each Earthfile target.
+target_help() { sed -n 's/^# +\([a-z][a-z0-9-]*\): \(.*\)$/  +\1\t\2/p' Earthfile | expand -t 14; }
 
 flavor_names() { for f in flavors/*-*.yaml; do [ "$f" = flavors/package-managers.yaml ] || basename "$f" .yaml; done | sed 's/-[^-]*$//' | sort -u; }
 
@@ -79,7 +84,7 @@ VERSION=${args[VERSION]}
 
 # --- setup: everything the native path needs -----------------------------------
 APT_PACKAGES=(runc mmdebstrap squashfs-tools xorriso mtools dosfstools e2fsprogs gdisk fdisk
-	qemu-system-x86 qemu-utils ovmf skopeo umoci ca-certificates)
+	qemu-system-x86 qemu-utils ovmf skopeo umoci ca-certificates docker-registry)
 
 setup_apt() {
 	local missing=()
@@ -100,10 +105,12 @@ setup_go() {
 }
 
 # buildkitd and buildctl, built from the BuildKit version pinned in go.mod and
-# cached by the content of go.mod + go.sum, so a dependency change rebuilds.
+# cached by the exact module versions they link, so only a change that
+# reaches them rebuilds.
 setup_buildkit() {
 	local key
-	key=$(cat go.mod go.sum | sha256sum | cut -c1-16)
+	key=$(go list -deps -f '{{with .Module}}{{.Path}} {{.Version}}{{end}}' \
+		github.com/moby/buildkit/cmd/buildkitd github.com/moby/buildkit/cmd/buildctl | sort -u | sha256sum | cut -c1-16)
 	local dir="$CACHE/bin/buildkit-$key"
 	if [ ! -x "$dir/buildkitd" ] || [ ! -x "$dir/buildctl" ]; then
 		log "building buildkitd and buildctl from go.mod (first run only, a few minutes)"
@@ -123,6 +130,22 @@ build_tools() {
 	go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos" ./cmd/kairos
 }
 
+# The gateway image: static frontend for this machine, agents for every
+# platform the frontend builds. $1: directory for kairos-frontend.oci.tar.
+frontend_image() {
+	local dest=$1
+	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
+	local ref=${args[FRONTEND_IMAGE]:-127.0.0.1:5000/kairos/frontend:$VERSION}
+	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-frontend" ./cmd/kairos-frontend
+	CGO_ENABLED=0 GOARCH=arm64 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent-arm64" ./cmd/kairos-agent
+	local push=()
+	[ "${args[PUSH]:-}" = true ] && push=(--push)
+	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} "$OUT/bin/kairos" frontend-image \
+		--frontend "$OUT/bin/kairos-frontend" \
+		--agent "linux_$(go env GOARCH)=$OUT/bin/kairos-agent" --agent "linux_arm64=$OUT/bin/kairos-agent-arm64" \
+		--tag "$ref" --output "$dest/kairos-frontend.oci.tar" "${push[@]}"
+}
+
 setup() {
 	local start=$SECONDS
 	setup_apt
@@ -135,7 +158,10 @@ setup() {
 # Build args for kairos build, from the --ARG=value pairs.
 build_args() {
 	local out=()
-	for k in "${!args[@]}"; do out+=(--build-arg "$k=${args[$k]}"); done
+	for k in "${!args[@]}"; do
+		case "$k" in FRONTEND_IMAGE | PUSH) continue ;; esac
+		out+=(--build-arg "$k=${args[$k]}")
+	done
 	printf '%s\n' "${out[@]}"
 }
 
@@ -153,9 +179,9 @@ stop_daemon_in_ci() {
 }
 
 case "$target" in
-image) setup; kairos_build --target image ;;
-iso) setup; kairos_build --target iso ;;
+image | iso | recovery | netboot) setup; kairos_build --target "$target" ;;
 all) setup; kairos_build --target image --target all ;;
+frontend) setup; frontend_image "$OUT" ;;
 test)
 	setup
 	trap stop_daemon_in_ci EXIT
@@ -168,12 +194,17 @@ test)
 	build_tools
 	"$OUT/bin/kairos" build --flavor debian --version "$VERSION" --agent "$OUT/bin/kairos-agent" \
 		--output "$testout" --progress plain --target image --target iso
-	log "end-to-end: checking the artifacts and booting them in QEMU"
+	frontend_image "$testout"
+	log "end-to-end: checking the artifacts, driving the gateway image, booting in QEMU"
 	name="kairos-debian-bookworm-core-amd64-generic-$VERSION"
 	mkdir -p "$testout/logs"
 	KAIROS_E2E_ISO="$here/$testout/$name.iso" \
 	KAIROS_E2E_IMAGE="$here/$testout/$name.oci.tar" \
 	KAIROS_E2E_VERSION="$VERSION" \
+	KAIROS_E2E_AGENT_VERSION="$VERSION" \
+	KAIROS_E2E_FRONTEND="$here/$testout/kairos-frontend.oci.tar" \
+	KAIROS_E2E_BASE="$("$OUT/bin/kairos" base --flavor debian)" \
+	KAIROS_E2E_BUILDKIT_HOST="${BUILDKIT_HOST:-unix://$CACHE/buildkit/buildkitd.sock}" \
 	KAIROS_E2E_LOGS="$here/$testout/logs" \
 		go test -count=1 -tags e2e -timeout 50m -v ./tests/e2e/
 	;;

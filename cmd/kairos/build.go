@@ -95,6 +95,9 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
+	if args[frontend.ArgFlavor] == "" {
+		return fmt.Errorf("--flavor is required (valid: %s)", strings.Join(cat.Names(), ", "))
+	}
 	platform := platforms.Normalize(platforms.DefaultSpec())
 	// Check every target before any work starts.
 	var plans []*frontend.Plan
@@ -148,12 +151,9 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 		contexts[frontend.ContextOverlay] = f.overlay
 	}
 
-	cache := f.cacheDir
-	if cache == "" {
-		if cache, err = os.UserCacheDir(); err != nil {
-			return err
-		}
-		cache = filepath.Join(cache, "kairos")
+	cache, err := cacheRoot(f.cacheDir)
+	if err != nil {
+		return err
 	}
 	resolver := source.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
 	base, err := resolver.Resolve(ctx, plans[0].Flavor, args[frontend.ArgBaseImage])

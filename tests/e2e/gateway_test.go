@@ -1,0 +1,167 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/tests/registry"
+)
+
+// gatewayFixture is what the gateway tests share: the frontend image pushed
+// to a real registry, a build context with a spec, and the offline base.
+type gatewayFixture struct {
+	frontendRef string // image reference BuildKit pulls the frontend from
+	context     string // build context directory holding kairos.yaml
+	baseLayout  string // OCI layout directory of the Debian base
+	baseDigest  string
+	buildkit    string // BUILDKIT_HOST of the daemon the tests drive
+	version     string // KAIROS_VERSION the spec asks for
+}
+
+const gatewayMarker = "built through the gateway frontend\n"
+
+// newGatewayFixture starts docker-registry on 127.0.0.1:5000, pushes the
+// +frontend OCI archive to it with skopeo, and writes a spec that uses an
+// overlay directory and an inline cloud-config from the build context.
+func newGatewayFixture(t *testing.T, version string) *gatewayFixture {
+	t.Helper()
+	archive := artifact(t, "KAIROS_E2E_FRONTEND")
+	base := os.Getenv("KAIROS_E2E_BASE")
+	layout, dgst, ok := strings.Cut(strings.TrimPrefix(base, "oci-layout://"), "@")
+	if !strings.HasPrefix(base, "oci-layout://") || !ok {
+		t.Fatalf("KAIROS_E2E_BASE=%q: want oci-layout://<dir>@sha256:<digest> (kairos base --flavor debian)", base)
+	}
+	host := os.Getenv("KAIROS_E2E_BUILDKIT_HOST")
+	if host == "" {
+		t.Fatal("KAIROS_E2E_BUILDKIT_HOST is not set: run through ./earthly.sh +test")
+	}
+
+	reg := registry.Start(t, registry.DefaultAddr)
+	ref := reg.Addr + "/kairos/frontend:e2e"
+	run(t, "skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+ref)
+
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "files/etc"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "files/etc/kairos-e2e-marker"), []byte(gatewayMarker), 0o644))
+	spec := fmt.Sprintf(`# syntax=%s
+# kairos.yaml of the gateway end-to-end test
+flavor: debian
+flavor_release: bookworm
+version: %s
+overlay: files
+cloud_config:
+  stages:
+    boot:
+      - name: gateway e2e
+        commands: [echo gateway > /run/kairos-e2e]
+artifacts:
+  squashfs:
+    compression: xz
+`, ref, version)
+	must(t, os.WriteFile(filepath.Join(dir, "kairos.yaml"), []byte(spec), 0o644))
+	return &gatewayFixture{frontendRef: ref, context: dir, baseLayout: layout, baseDigest: dgst, buildkit: host, version: version}
+}
+
+// TestGatewayBuildctl drives the frontend the way BuildKit users do:
+// buildctl with gateway.v0 and the frontend image from a registry.
+func TestGatewayBuildctl(t *testing.T) {
+	f := newGatewayFixture(t, "v0.0.0-gateway")
+	buildctl := func(target string, output string) {
+		t.Helper()
+		run(t, "buildctl", "--addr", f.buildkit, "build",
+			"--progress", "plain",
+			"--frontend", "gateway.v0",
+			"--opt", "source="+f.frontendRef,
+			"--local", "context="+f.context,
+			"--local", "dockerfile="+f.context,
+			"--opt", "filename=kairos.yaml",
+			"--opt", "target="+target,
+			"--oci-layout", "base="+f.baseLayout,
+			"--opt", "context:base=oci-layout://base@"+f.baseDigest,
+			"--output", output)
+	}
+
+	t.Run("image", func(t *testing.T) {
+		rootfs := t.TempDir()
+		buildctl("image", "type=local,dest="+rootfs)
+		f.checkRootfs(t, rootfs)
+	})
+	t.Run("iso", func(t *testing.T) {
+		out := t.TempDir()
+		buildctl("iso", "type=local,dest="+out)
+		iso := filepath.Join(out, "kairos-debian-bookworm-core-amd64-generic-"+f.version+".iso")
+		verifyChecksum(t, iso)
+		report := run(t, "xorriso", "-indev", iso, "-report_el_torito", "plain")
+		for _, want := range []string{"El Torito boot img :   1  BIOS", "El Torito boot img :   2  UEFI"} {
+			if !strings.Contains(report, want) {
+				t.Errorf("xorriso El Torito report lacks %q:\n%s", want, report)
+			}
+		}
+		// The spec's squashfs compression reached the artifact step.
+		sq := filepath.Join(t.TempDir(), "rootfs.squashfs")
+		run(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/rootfs.squashfs", sq)
+		if info := run(t, "unsquashfs", "-s", sq); !strings.Contains(info, "Compression xz") {
+			t.Errorf("squashfs is not xz-compressed as the spec asks:\n%s", info)
+		}
+	})
+}
+
+// checkRootfs checks an image exported as a directory: the spec's version,
+// overlay and cloud-config, and the agent the frontend image carries.
+func (f *gatewayFixture) checkRootfs(t *testing.T, rootfs string) {
+	t.Helper()
+	rel, err := os.ReadFile(filepath.Join(rootfs, "etc/kairos-release"))
+	must(t, err)
+	kv, err := release.Parse(rel)
+	must(t, err)
+	if kv["KAIROS_VERSION"] != f.version || kv["KAIROS_FLAVOR"] != "debian" {
+		t.Errorf("kairos-release:\n%s", rel)
+	}
+	if got, err := os.ReadFile(filepath.Join(rootfs, "etc/kairos-e2e-marker")); err != nil || string(got) != gatewayMarker {
+		t.Errorf("overlay file from the build context: %q, %v", got, err)
+	}
+	cc, err := os.ReadFile(filepath.Join(rootfs, "system/oem/50_spec.yaml"))
+	if err != nil || !bytes.HasPrefix(cc, []byte("#cloud-config\n")) || !bytes.Contains(cc, []byte("/run/kairos-e2e")) {
+		t.Errorf("spec cloud_config in /system/oem: %q, %v", cc, err)
+	}
+	out := run(t, filepath.Join(rootfs, "usr/bin/kairos-agent"), "version")
+	if want := os.Getenv("KAIROS_E2E_AGENT_VERSION"); want != "" && strings.TrimSpace(out) != want {
+		t.Errorf("kairos-agent version %q, want %q (the agent of the frontend image)", strings.TrimSpace(out), want)
+	}
+	for _, p := range []string{"boot/vmlinuz", "boot/initrd", "usr/lib/kairos/boot/BOOTX64.EFI"} {
+		if _, err := os.Stat(filepath.Join(rootfs, p)); err != nil {
+			t.Errorf("image lacks /%s: %v", p, err)
+		}
+	}
+}
+
+// run runs a command and returns its combined output, failing the test
+// with that output when it fails.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tail := string(out)
+		if len(tail) > 8000 {
+			tail = "...\n" + tail[len(tail)-8000:]
+		}
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail)
+	}
+	return string(out)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
