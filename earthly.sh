@@ -146,6 +146,10 @@ frontend_image() {
 		--tag "$ref" --output "$dest/kairos-frontend.oci.tar" "${push[@]}"
 }
 
+# docker buildx for the end-to-end tests (remote driver, no Docker daemon).
+# shellcheck source=tests/tools/buildx/setup.sh
+source tests/tools/buildx/setup.sh
+
 setup() {
 	local start=$SECONDS
 	setup_apt
@@ -184,6 +188,8 @@ all) setup; kairos_build --target image --target all ;;
 frontend) setup; frontend_image "$OUT" ;;
 test)
 	setup
+	command -v docker >/dev/null 2>&1 || die "the docker client is needed by the buildx end-to-end test (Debian: apt-get install docker.io; no daemon is used)"
+	kairos_setup_buildx "$CACHE"
 	trap stop_daemon_in_ci EXIT
 	log "unit tests"
 	go vet ./...

@@ -6,10 +6,10 @@ package flavors
 import (
 	"bytes"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -22,20 +22,44 @@ var files embed.FS
 
 // Flavor describes how to turn one distro release into a Kairos image.
 type Flavor struct {
-	Name           string              `yaml:"name"`
-	Release        string              `yaml:"release"`
-	Family         string              `yaml:"family"`
-	BaseImage      string              `yaml:"base_image"`
-	PackageManager string              `yaml:"package_manager"`
-	Init           string              `yaml:"init"`
-	Initrd         string              `yaml:"initrd"`
-	Bootstrap      *Bootstrap          `yaml:"bootstrap"`
-	Packages       []string            `yaml:"packages"`
-	ArchPackages   map[string][]string `yaml:"arch_packages"`
-	Grub           Grub                `yaml:"grub"`
+	Name           string `yaml:"name"`
+	Release        string `yaml:"release"`
+	Family         string `yaml:"family"`
+	BaseImage      string `yaml:"base_image"`
+	PackageManager string `yaml:"package_manager"`
+	Init           string `yaml:"init"`
+	Initrd         string `yaml:"initrd"`
+	// OSRelease recognises the release from its /etc/os-release (Detect).
+	OSRelease OSRelease  `yaml:"os_release"`
+	Bootstrap *Bootstrap `yaml:"bootstrap"`
+	// PreInstall are shell commands run inside the image before its packages
+	// are installed, to enable the repositories some packages come from. They
+	// run in order, in the same shell step as the install and ahead of it
+	// (joined with " && ", so the first failure fails the step), with the
+	// package manager's environment and cache mounts. What they change stays
+	// in the image, so installs on top of it (iso_tools) see the same
+	// repositories without running them again.
+	PreInstall []string `yaml:"pre_install"`
+	// Kernel is the kernel package for each architecture; PackagesFor adds it.
+	// It is apart from the other packages so that no flavor can lack one.
+	Kernel       map[string]string   `yaml:"kernel"`
+	Packages     []string            `yaml:"packages"`
+	ArchPackages map[string][]string `yaml:"arch_packages"`
+	Grub         Grub                `yaml:"grub"`
 	// ISOTools are installed on top of the image, in a throwaway layer, to
 	// assemble live media.
 	ISOTools []string `yaml:"iso_tools"`
+}
+
+// OSRelease is what /etc/os-release says on the distro release a flavor is
+// built from.
+type OSRelease struct {
+	// ID is os-release's ID ("debian", "opensuse-leap").
+	ID string `yaml:"id"`
+	// VersionID matches os-release's VERSION_ID when it is equal or is its
+	// prefix up to a dot: "3.20" matches 3.20.3, "9" matches 9.4. Empty
+	// matches any version: rolling releases stamp VERSION_ID with a date.
+	VersionID string `yaml:"version_id"`
 }
 
 // Bootstrap says how to make the base rootfs from the distro's own mirror,
@@ -68,15 +92,25 @@ const packageManagersFile = "package-managers.yaml"
 // ID is the flavor's file name without extension: "<name>-<release>".
 func (f *Flavor) ID() string { return f.Name + "-" + f.Release }
 
-// PackagesFor returns the packages to install for a target architecture.
+// PackagesFor returns the packages to install for a target architecture:
+// the common ones, the kernel, then the architecture's own.
 func (f *Flavor) PackagesFor(arch string) ([]string, error) {
 	extra, ok := f.ArchPackages[arch]
-	if !ok {
+	kernel := f.Kernel[arch]
+	if !ok || kernel == "" {
 		return nil, fmt.Errorf("flavor %s does not support architecture %q (supported: %s)",
 			f.ID(), arch, strings.Join(sortedKeys(f.ArchPackages), ", "))
 	}
-	return append(slices.Clone(f.Packages), extra...), nil
+	pkgs := append(slices.Clone(f.Packages), kernel)
+	return append(pkgs, extra...), nil
 }
+
+// requiredArchs are the architectures every flavor builds for: the ones the
+// frontend knows how to boot.
+var requiredArchs = []string{"amd64", "arm64"}
+
+// osReleaseID is the character set os-release(5) allows in ID.
+var osReleaseID = regexp.MustCompile(`^[a-z0-9._-]+$`)
 
 func (f *Flavor) validate(managers map[string]PackageManager) error {
 	var missing []string
@@ -84,10 +118,14 @@ func (f *Flavor) validate(managers map[string]PackageManager) error {
 		"name": f.Name, "release": f.Release, "family": f.Family,
 		"base_image": f.BaseImage, "package_manager": f.PackageManager,
 		"init": f.Init, "initrd": f.Initrd, "grub.mkimage": f.Grub.Mkimage, "grub.lib": f.Grub.Lib,
+		"os_release.id": f.OSRelease.ID,
 	} {
 		if v == "" {
 			missing = append(missing, field)
 		}
+	}
+	if len(f.Kernel) == 0 {
+		missing = append(missing, "kernel")
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
@@ -102,8 +140,32 @@ func (f *Flavor) validate(managers map[string]PackageManager) error {
 	if !slices.Contains([]string{"dracut", "mkinitfs"}, f.Initrd) {
 		return fmt.Errorf("initrd %q is not one of dracut, mkinitfs", f.Initrd)
 	}
-	if len(f.ArchPackages) == 0 {
-		return errors.New("arch_packages lists no architecture")
+	if !osReleaseID.MatchString(f.OSRelease.ID) {
+		return fmt.Errorf("os_release.id %q is not an os-release ID (lowercase a-z, 0-9, \".\", \"_\", \"-\")", f.OSRelease.ID)
+	}
+	for _, arch := range requiredArchs {
+		if _, ok := f.ArchPackages[arch]; !ok {
+			return fmt.Errorf("arch_packages lacks %s: every flavor builds for %s", arch, strings.Join(requiredArchs, " and "))
+		}
+	}
+	for _, arch := range sortedKeys(f.ArchPackages) {
+		if f.Kernel[arch] == "" {
+			return fmt.Errorf("kernel names no package for %s (every architecture in arch_packages needs one)", arch)
+		}
+	}
+	for _, arch := range sortedKeys(f.Kernel) {
+		if _, ok := f.ArchPackages[arch]; !ok {
+			return fmt.Errorf("kernel lists %s, which arch_packages does not", arch)
+		}
+	}
+	lists := map[string][]string{"packages": f.Packages, "iso_tools": f.ISOTools, "pre_install": f.PreInstall}
+	for arch, pkgs := range f.ArchPackages {
+		lists["arch_packages."+arch] = pkgs
+	}
+	for _, name := range sortedKeys(lists) {
+		if slices.Contains(lists[name], "") {
+			return fmt.Errorf("%s has an empty entry", name)
+		}
 	}
 	return nil
 }
@@ -142,6 +204,9 @@ func LoadFS(fsys fs.FS) (*Catalog, error) {
 			return nil, fmt.Errorf("flavors/%s: name and release say %q; the file must be named %s.yaml", name, f.ID(), f.ID())
 		}
 		c.flavors[f.ID()] = f
+	}
+	if err := c.checkOSReleases(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -191,6 +256,15 @@ func (c *Catalog) Lookup(name, release string) (*Flavor, error) {
 
 // PackageManager returns the commands of a flavor's package manager.
 func (c *Catalog) PackageManager(f *Flavor) PackageManager { return c.managers[f.PackageManager] }
+
+// Flavors lists every flavor, sorted by ID.
+func (c *Catalog) Flavors() []*Flavor {
+	out := make([]*Flavor, 0, len(c.flavors))
+	for _, id := range c.IDs() {
+		out = append(out, c.flavors[id])
+	}
+	return out
+}
 
 // IDs lists every "<name>-<release>", sorted.
 func (c *Catalog) IDs() []string { return sortedKeys(c.flavors) }

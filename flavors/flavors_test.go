@@ -57,7 +57,9 @@ func TestLookupErrorsListValidNames(t *testing.T) {
 const goodManagers = "apt:\n  install: apt-get install\n"
 
 func TestBadFlavorFiles(t *testing.T) {
-	valid := "name: x\nrelease: \"1\"\nfamily: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\narch_packages: {amd64: [k]}\ngrub: {mkimage: grub-mkimage, lib: /usr/lib/grub}\n"
+	valid := "name: x\nrelease: \"1\"\nfamily: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\n" +
+		"os_release: {id: x, version_id: \"1\"}\nkernel: {amd64: k, arm64: k}\narch_packages: {amd64: [g], arm64: []}\n" +
+		"grub: {mkimage: grub-mkimage, lib: /usr/lib/grub}\n"
 	cases := map[string]struct {
 		file, content, want string
 	}{
@@ -67,6 +69,16 @@ func TestBadFlavorFiles(t *testing.T) {
 		"bad init":        {"x-1.yaml", strings.Replace(valid, "init: systemd", "init: runit", 1), "init \"runit\""},
 		"wrong file name": {"y-1.yaml", valid, "must be named x-1.yaml"},
 		"syntax":          {"x-1.yaml", "name: [\n", "flavors/x-1.yaml"},
+		"no os_release":   {"x-1.yaml", strings.Replace(valid, "os_release: {id: x, version_id: \"1\"}\n", "", 1), "os_release.id"},
+		"bad os id":       {"x-1.yaml", strings.Replace(valid, "id: x,", "id: X Linux,", 1), `os_release.id "X Linux"`},
+		"no kernel":       {"x-1.yaml", strings.Replace(valid, "kernel: {amd64: k, arm64: k}\n", "", 1), "missing keys: kernel"},
+		"kernel lacks arch": {"x-1.yaml", strings.Replace(valid, "kernel: {amd64: k, arm64: k}", "kernel: {amd64: k}", 1),
+			"kernel names no package for arm64"},
+		"kernel extra arch": {"x-1.yaml", strings.Replace(valid, "kernel: {amd64: k, arm64: k}", "kernel: {amd64: k, arm64: k, s390x: k}", 1),
+			"kernel lists s390x"},
+		"no arm64":          {"x-1.yaml", strings.Replace(valid, ", arm64: []}", "}", 1), "arch_packages lacks arm64"},
+		"empty package":     {"x-1.yaml", valid + "packages: [a, \"\"]\n", "packages has an empty entry"},
+		"empty pre_install": {"x-1.yaml", valid + "pre_install: [\"\"]\n", "pre_install has an empty entry"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -89,4 +101,135 @@ func TestBadFlavorFiles(t *testing.T) {
 	}); err != nil {
 		t.Errorf("valid flavor rejected: %v", err)
 	}
+}
+
+func TestValidFlavorFieldsDecode(t *testing.T) {
+	valid := "name: x\nrelease: \"1\"\nfamily: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\n" +
+		"os_release: {id: x, version_id: \"1\"}\nkernel: {amd64: k-amd, arm64: k-arm}\narch_packages: {amd64: [g], arm64: []}\n" +
+		"grub: {mkimage: grub-mkimage, lib: /usr/lib/grub}\npackages: [p]\npre_install: [\"echo one\", \"echo two\"]\n"
+	c, err := LoadFS(fstest.MapFS{
+		"package-managers.yaml": {Data: []byte(goodManagers)},
+		"x-1.yaml":              {Data: []byte(valid)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Lookup("x", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.PreInstall, []string{"echo one", "echo two"}) {
+		t.Errorf("pre_install = %q", f.PreInstall)
+	}
+	if f.OSRelease != (OSRelease{ID: "x", VersionID: "1"}) {
+		t.Errorf("os_release = %+v", f.OSRelease)
+	}
+	for arch, want := range map[string][]string{"amd64": {"p", "k-amd", "g"}, "arm64": {"p", "k-arm"}} {
+		got, err := f.PackagesFor(arch)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("PackagesFor(%s) = %v, %v; want %v", arch, got, err, want)
+		}
+	}
+}
+
+func TestOverlappingOSReleasesRejected(t *testing.T) {
+	flavor := func(release, osRelease string) string {
+		return "name: x\nrelease: \"" + release + "\"\nfamily: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\n" +
+			"os_release: " + osRelease + "\nkernel: {amd64: k, arm64: k}\narch_packages: {amd64: [], arm64: []}\n" +
+			"grub: {mkimage: grub-mkimage, lib: /usr/lib/grub}\n"
+	}
+	for name, pair := range map[string][2]string{
+		"same version":     {"{id: x, version_id: \"9\"}", "{id: x, version_id: \"9\"}"},
+		"prefix":           {"{id: x, version_id: \"9\"}", "{id: x, version_id: \"9.4\"}"},
+		"any version":      {"{id: x}", "{id: x, version_id: \"2\"}"},
+		"both any version": {"{id: x}", "{id: x}"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadFS(fstest.MapFS{
+				"package-managers.yaml": {Data: []byte(goodManagers)},
+				"x-a.yaml":              {Data: []byte(flavor("a", pair[0]))},
+				"x-b.yaml":              {Data: []byte(flavor("b", pair[1]))},
+			})
+			if err == nil || !strings.Contains(err.Error(), "flavors/x-a.yaml") || !strings.Contains(err.Error(), "flavors/x-b.yaml") {
+				t.Errorf("overlapping os_release not refused with both files named: %v", err)
+			}
+		})
+	}
+	if _, err := LoadFS(fstest.MapFS{
+		"package-managers.yaml": {Data: []byte(goodManagers)},
+		"x-a.yaml":              {Data: []byte(flavor("a", "{id: x, version_id: \"3.2\"}"))},
+		"x-b.yaml":              {Data: []byte(flavor("b", "{id: x, version_id: \"3.20\"}"))},
+	}); err != nil {
+		t.Errorf("3.2 and 3.20 are distinct releases: %v", err)
+	}
+}
+
+// Every flavor file loads, can be looked up by its name and release, and has
+// what a build needs for both architectures.
+func TestEveryFlavor(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"alpine-3.20", "alpine-3.21", "debian-bookworm", "fedora-40", "fedora-41",
+		"opensuse-leap-15.6", "opensuse-tumbleweed", "rocky-9", "ubuntu-22.04", "ubuntu-24.04",
+	}
+	if got := c.IDs(); !slices.Equal(got, want) {
+		t.Errorf("flavors = %v, want %v", got, want)
+	}
+	for _, id := range c.IDs() {
+		t.Run(id, func(t *testing.T) {
+			f := c.flavors[id]
+			got, err := c.Lookup(f.Name, f.Release)
+			if err != nil || got != f {
+				t.Fatalf("Lookup(%q, %q) = %v, %v", f.Name, f.Release, got, err)
+			}
+			if pm := c.PackageManager(f); pm.Install == "" {
+				t.Errorf("package manager %s has no install command", f.PackageManager)
+			}
+			if f.Bootstrap != nil && f.Name != "debian" {
+				t.Errorf("only Debian bootstraps from its mirror, %s has %+v", id, f.Bootstrap)
+			}
+			if len(f.ISOTools) == 0 {
+				t.Errorf("no iso_tools")
+			}
+			for _, arch := range requiredArchs {
+				pkgs, err := f.PackagesFor(arch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Contains(pkgs, f.Kernel[arch]) {
+					t.Errorf("%s packages lack the kernel %s: %v", arch, f.Kernel[arch], pkgs)
+				}
+				// The initrd tool is a package of the same name on every distro.
+				if !slices.Contains(pkgs, f.Initrd) {
+					t.Errorf("%s packages lack the initrd tool %s: %v", arch, f.Initrd, pkgs)
+				}
+				if dup := duplicates(pkgs); len(dup) > 0 {
+					t.Errorf("%s packages listed twice: %v", arch, dup)
+				}
+			}
+		})
+	}
+	// A name with one release needs no FLAVOR_RELEASE; one with several asks
+	// for it and lists them.
+	if f, err := c.Lookup("rocky", ""); err != nil || f.ID() != "rocky-9" {
+		t.Errorf("Lookup(rocky) = %v, %v", f, err)
+	}
+	if _, err := c.Lookup("opensuse", ""); err == nil || !strings.Contains(err.Error(), "leap-15.6, tumbleweed") {
+		t.Errorf("Lookup(opensuse) should ask for a release and list them, got %v", err)
+	}
+}
+
+func duplicates(list []string) []string {
+	seen := map[string]bool{}
+	var dup []string
+	for _, s := range list {
+		if seen[s] {
+			dup = append(dup, s)
+		}
+		seen[s] = true
+	}
+	return dup
 }

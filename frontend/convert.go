@@ -79,7 +79,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 
 	// Slow, rarely changing steps first: editing the overlay or the agent
 	// must not re-run package installation.
-	img := p.installPackages(in.Base, "[image] install packages", p.Packages)
+	img := p.installPackages(in.Base, "[image] install packages", p.Packages, p.Flavor.PreInstall...)
 	if len(p.RemovePackages) > 0 {
 		img = p.removePackages(img, p.RemovePackages)
 	}
@@ -192,9 +192,14 @@ func (p *Plan) removePackages(st llb.State, pkgs []string) llb.State {
 
 // installPackages runs the flavor's package manager with its caches mounted,
 // so repeated builds do not download again and caches never reach the image.
-func (p *Plan) installPackages(st llb.State, name string, pkgs []string) llb.State {
+// preInstall commands (the flavor's repository setup) run first, in the
+// same step.
+func (p *Plan) installPackages(st llb.State, name string, pkgs []string, preInstall ...string) llb.State {
 	pm := p.PackageManager
 	script := pm.Install + " " + shellQuote(pkgs)
+	if len(preInstall) > 0 {
+		script = strings.Join(preInstall, " && ") + " && " + script
+	}
 	if pm.Clean != "" {
 		script += " && " + pm.Clean
 	}

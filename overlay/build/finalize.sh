@@ -17,7 +17,7 @@ die() { echo "kairos-finalize: error: $*" >&2; exit 1; }
 kver=$(ls -1 /lib/modules 2>/dev/null | sort -V | tail -n 1)
 [ -n "$kver" ] || die "no kernel installed (/lib/modules is empty): check the flavor's kernel package"
 kernel=""
-for k in "/boot/vmlinuz-$kver" "/boot/vmlinux-$kver" "/lib/modules/$kver/vmlinuz" /boot/vmlinuz-lts /boot/vmlinuz-virt; do
+for k in "/boot/vmlinuz-$kver" "/boot/vmlinux-$kver" "/boot/Image-$kver" "/lib/modules/$kver/vmlinuz" /boot/vmlinuz-lts /boot/vmlinuz-virt; do
     if [ -f "$k" ]; then kernel=$k; break; fi
 done
 [ -n "$kernel" ] || die "kernel $kver has no image under /boot or /lib/modules/$kver"
@@ -30,7 +30,12 @@ case "$KAIROS_INITRD" in
 dracut)
     dracut --force --no-hostonly --kver "$kver" "/boot/initrd-$kver" ;;
 mkinitfs)
-    mkinitfs -o "/boot/initrd-$kver" "$kver" ;;
+    # Features come from /etc/mkinitfs/mkinitfs.conf (the kairos feature adds
+    # the agent and the live boot's modules); /init is Kairos' own, which boots
+    # the live media's dmsquash-live command line (see the file).
+    init=/usr/lib/kairos/mkinitfs/init
+    [ -f "$init" ] || die "$init is missing: the overlay's initrd/mkinitfs tree was not added"
+    mkinitfs -i "$init" -o "/boot/initrd-$kver" "$kver" ;;
 *)
     die "unknown initrd tool $KAIROS_INITRD" ;;
 esac
@@ -62,11 +67,44 @@ if [ "$KAIROS_INIT" = systemd ]; then
         grep -q '^\[Install\]' "$unit" 2>/dev/null || continue
         systemctl enable "$(basename "$unit")"
     done
+elif [ "$KAIROS_INIT" = openrc ]; then
+    # A container base has no runlevels at all: give the image those of an
+    # installed system (as Alpine's setup-alpine does), then the Kairos
+    # services. Services the image does not ship are skipped.
+    rc_enable() {
+        level=$1
+        shift
+        for svc in "$@"; do
+            if [ -e "/etc/init.d/$svc" ]; then rc-update add "$svc" "$level" >/dev/null; fi
+        done
+    }
+    if [ -e /etc/init.d/udev ]; then
+        rc_enable sysinit devfs dmesg udev udev-trigger udev-settle
+    else
+        rc_enable sysinit devfs dmesg mdev hwdrivers
+    fi
+    rc_enable boot modules sysctl hostname bootmisc syslog hwclock swap localmount seedrng urandom cos-setup-fs
+    # networking fails without an interfaces file: leave it to cloud-config.
+    if [ -f /etc/network/interfaces ]; then rc_enable boot networking; fi
+    rc_enable default kairos-ssh-keygen sshd crond acpid cos-setup-boot cos-setup-network cos-setup-reconcile
+    rc_enable shutdown mount-ro killprocs savecache
+    # The live media's console is serial (console=ttyS0): give it a login.
+    if [ -f /etc/inittab ] && grep -q '^#ttyS0:' /etc/inittab; then
+        sed -i 's/^#ttyS0:/ttyS0:/' /etc/inittab
+    fi
+    say "openrc runlevels: $(cd /etc/runlevels && echo */*)"
 fi
 
 # --- default user of the live and installer media ----------------------------
 if ! id kairos >/dev/null 2>&1; then
-    useradd --create-home --shell /bin/bash kairos
+    if command -v useradd >/dev/null 2>&1; then
+        useradd --create-home --shell /bin/bash kairos
+    else
+        # busybox (Alpine without shadow): -D leaves the password to chpasswd.
+        shell=/bin/sh
+        if [ -x /bin/bash ]; then shell=/bin/bash; fi
+        adduser -D -s "$shell" kairos
+    fi
 fi
 echo kairos:kairos | chpasswd
 

@@ -165,3 +165,57 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestGatewayBuildx drives the same image through docker buildx (remote
+// driver on our buildkitd, no Docker daemon): "# syntax=" in kairos.yaml
+// picks the frontend, --build-context passes the offline base, and --call
+// answers the targets and outline subrequests.
+func TestGatewayBuildx(t *testing.T) {
+	f := newGatewayFixture(t, "v0.0.0-buildx")
+	if os.Getenv("DOCKER_CONFIG") == "" {
+		t.Fatal("DOCKER_CONFIG is not set: ./earthly.sh +test points it at the docker-buildx plugin it builds")
+	}
+	// A private builder store, so parallel runs and the user's own builders
+	// never collide.
+	t.Setenv("BUILDX_CONFIG", t.TempDir())
+	builder := fmt.Sprintf("kairos-e2e-%d", os.Getpid())
+	run(t, "docker", "buildx", "create", "--name", builder, "--driver", "remote", f.buildkit)
+	t.Cleanup(func() { exec.Command("docker", "buildx", "rm", builder).Run() })
+	buildx := func(args ...string) string {
+		t.Helper()
+		all := append([]string{"buildx", "build", "--builder", builder, "--progress", "plain",
+			"-f", filepath.Join(f.context, "kairos.yaml"),
+			"--build-context", "base=oci-layout://" + f.baseLayout + "@" + f.baseDigest}, args...)
+		return run(t, "docker", append(all, f.context)...)
+	}
+
+	t.Run("call targets", func(t *testing.T) {
+		out := buildx("--call", "targets")
+		for _, want := range []string{"image", "iso", "recovery", "netboot", "all"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("--call targets lacks %s:\n%s", want, out)
+			}
+		}
+		out = buildx("--call", "outline", "--target", "iso")
+		for _, want := range []string{"FLAVOR", "K3S_VERSION", "VERSION"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("--call outline lacks %s:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("netboot", func(t *testing.T) {
+		out := t.TempDir()
+		buildx("--target", "netboot", "--build-arg", "NETBOOT_URL=http://10.0.2.2:8080", "-o", "type=local,dest="+out)
+		name := "kairos-debian-bookworm-core-amd64-generic-" + f.version
+		for _, suffix := range []string{"-kernel", "-initrd", ".squashfs", ".ipxe"} {
+			verifyChecksum(t, filepath.Join(out, name+suffix))
+		}
+		ipxe, err := os.ReadFile(filepath.Join(out, name+".ipxe"))
+		must(t, err)
+		for _, want := range []string{"#!ipxe", "set base-url http://10.0.2.2:8080", "root=live:${base-url}/" + name + ".squashfs", "initrd ${base-url}/" + name + "-initrd"} {
+			if !strings.Contains(string(ipxe), want) {
+				t.Errorf("iPXE script lacks %q:\n%s", want, ipxe)
+			}
+		}
+	})
+}

@@ -1,0 +1,168 @@
+package overlay_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/kairos-io/kairos/flavors"
+	"github.com/kairos-io/kairos/overlay"
+)
+
+// trees lists every overlay tree a build can ask for: the common ones and
+// those that the flavors' init systems and initrd tools name.
+func trees(t *testing.T) []string {
+	t.Helper()
+	cat, err := flavors.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	out := []string{"rootfs", "build", "iso"}
+	for _, f := range cat.Flavors() {
+		for _, tree := range []string{"init/" + f.Init, "initrd/" + f.Initrd, "k3s/" + f.Init} {
+			if !seen[tree] {
+				seen[tree] = true
+				out = append(out, tree)
+			}
+		}
+	}
+	return out
+}
+
+// Every tree a flavor names exists and holds files: Tree refuses a missing
+// one, and an empty one would silently ship nothing.
+func TestFlavorTreesExist(t *testing.T) {
+	for _, tree := range trees(t) {
+		files, err := overlay.Tree(tree)
+		if err != nil {
+			t.Errorf("%s: %v", tree, err)
+			continue
+		}
+		if len(files) == 0 {
+			t.Errorf("overlay tree %s is empty", tree)
+		}
+	}
+}
+
+// Scripts keep their execute bit (embed drops it; the modes file restores
+// it) and parse.
+func TestScripts(t *testing.T) {
+	shells := map[string]string{"#!/bin/sh": "sh", "#!/sbin/openrc-run": "sh", "#!/bin/bash": "bash"}
+	for _, tree := range trees(t) {
+		files, err := overlay.Tree(tree)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !bytes.HasPrefix(f.Data, []byte("#!")) {
+				continue
+			}
+			name := tree + "/" + f.Path
+			if f.Mode != 0o755 {
+				t.Errorf("%s starts with #! but has mode %o: list it in overlay/modes", name, f.Mode)
+			}
+			interp, _, _ := bytes.Cut(f.Data, []byte("\n"))
+			shell, ok := shells[strings.TrimSpace(string(interp))]
+			if !ok {
+				t.Errorf("%s: unexpected interpreter %q", name, interp)
+				continue
+			}
+			if _, err := exec.LookPath(shell); err != nil {
+				t.Logf("%s: no %s here to check its syntax", name, shell)
+				continue
+			}
+			cmd := exec.Command(shell, "-n")
+			cmd.Stdin = bytes.NewReader(f.Data)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s does not parse: %v\n%s", name, err, out)
+			}
+		}
+	}
+}
+
+// The mkinitfs /init understands the live media's kernel command line as
+// dracut's dmsquash-live does. Its functions are checked here under the
+// host's sh, with the device lookup stubbed; booting it needs Alpine.
+func TestMkinitfsInitParsesLiveCmdline(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	files, err := overlay.Tree("initrd/mkinitfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var initScript []byte
+	for _, f := range files {
+		if f.Path == "usr/lib/kairos/mkinitfs/init" {
+			initScript = f.Data
+		}
+	}
+	if initScript == nil {
+		t.Fatal("initrd/mkinitfs has no usr/lib/kairos/mkinitfs/init")
+	}
+	path := t.TempDir() + "/init"
+	if err := os.WriteFile(path, initScript, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(cmdline, script string) string {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", `. "$INIT"; cmdline=$CMDLINE; `+script)
+		cmd.Env = append(os.Environ(), "INIT="+path, "CMDLINE="+cmdline)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+		return string(out)
+	}
+	query := `echo "spec=$(live_spec "$(arg root)") image=$(live_image) ram=$(flag rd.live.ram && echo yes)"`
+
+	// Every entry of the ISO menu that the dracut flavors boot.
+	iso, err := overlay.Tree("iso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := 0
+	for _, f := range iso {
+		for _, line := range strings.Split(string(f.Data), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || fields[0] != "linux" || !strings.Contains(line, "root=live:") {
+				continue
+			}
+			entries++
+			cmdline := strings.Join(fields[2:], " ")
+			want := "spec=LABEL=COS_LIVE image=/run/initramfs/live/rootfs.squashfs ram="
+			if strings.Contains(cmdline, "rd.live.ram=1") {
+				want += "yes"
+			}
+			if got := strings.TrimSpace(run(cmdline, query)); got != want {
+				t.Errorf("%s: %q\n got %s\nwant %s", f.Path, cmdline, got, want)
+			}
+		}
+	}
+	if entries == 0 {
+		t.Error("no live entries found in the ISO menus")
+	}
+
+	for cmdline, want := range map[string]string{
+		// dmsquash-live's defaults.
+		"root=live:LABEL=X": "spec=LABEL=X image=/run/initramfs/live/LiveOS/squashfs.img ram=",
+		"root=live:UUID=1-2 rd.live.dir=/a/b/ rd.live.squashimg=s.img rd.live.ram": "spec=UUID=1-2 image=/run/initramfs/live/a/b/s.img ram=yes",
+		// The last value wins; a glob on the command line stays a word.
+		"root=live:/dev/sr0 root=live:CDLABEL=* rd.live.ram=0": "spec=LABEL=* image=/run/initramfs/live/LiveOS/squashfs.img ram=",
+	} {
+		if got := strings.TrimSpace(run(cmdline, query)); got != want {
+			t.Errorf("%q:\n got %s\nwant %s", cmdline, got, want)
+		}
+	}
+
+	// Devices by label: findfs first, busybox blkid's listing when it fails.
+	stubs := `findfs() { return 1; }; blkid() { printf '%s\n' '/dev/sr0: LABEL="COS_LIVE" TYPE="iso9660"' '/dev/vda1: LABEL="COS" UUID="u-1"'; }; `
+	for spec, want := range map[string]string{"LABEL=COS_LIVE": "/dev/sr0", "LABEL=COS": "/dev/vda1", "UUID=u-1": "/dev/vda1", "LABEL=COS_OEM": ""} {
+		if got := strings.TrimSpace(run("", stubs+`find_dev "`+spec+`"`)); got != want {
+			t.Errorf("find_dev %s = %q, want %q", spec, got, want)
+		}
+	}
+}
