@@ -63,7 +63,11 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 		return nil, err
 	}
 	if opts.Flavor == "" {
-		return nil, fmt.Errorf("no flavor given: set %s (build arg) or flavor: in %s (valid: %s)", ArgFlavor, specName(spec), strings.Join(cat.Names(), ", "))
+		f, err := detectFlavor(ctx, c, bc, cat, opts, spec)
+		if err != nil {
+			return nil, err
+		}
+		opts.Flavor, opts.FlavorRelease = f.Name, f.Release
 	}
 	if _, err := cat.Lookup(opts.Flavor, opts.FlavorRelease); err != nil {
 		return nil, blame(spec, bc.BuildArgs, ArgFlavor, err)
@@ -307,14 +311,60 @@ func loadK3s(ctx context.Context, c client.Client, bc *dockerui.Client, p *Plan)
 // loadBase returns the distro base: the "base" named context when given,
 // else the flavor's (or BASE_IMAGE's) registry image.
 func loadBase(ctx context.Context, bc *dockerui.Client, p *Plan) (llb.State, error) {
-	st, err := loadContext(ctx, bc, ContextBase, p.Platform)
+	st, err := baseState(ctx, bc, p.BaseImage, p.Platform)
 	if err != nil {
 		return llb.State{}, err
 	}
-	if st != nil {
-		return *st, nil
+	return *st, nil
+}
+
+// baseState is the "base" named context, else the image ref (nil when
+// there is neither).
+func baseState(ctx context.Context, bc *dockerui.Client, ref string, platform ocispecs.Platform) (*llb.State, error) {
+	st, err := loadContext(ctx, bc, ContextBase, platform)
+	if err != nil || st != nil {
+		return st, err
 	}
-	return llb.Image(p.BaseImage, llb.Platform(p.Platform), llb.WithCustomName("[base] "+p.BaseImage)), nil
+	if ref == "" {
+		return nil, nil
+	}
+	img := llb.Image(ref, llb.Platform(platform), llb.WithCustomName("[base] "+ref))
+	return &img, nil
+}
+
+// detectFlavor reads the base image's os-release to pick the flavor when
+// neither the build args nor the spec name one.
+func detectFlavor(ctx context.Context, c client.Client, bc *dockerui.Client, cat *flavors.Catalog, o Options, spec *Spec) (*flavors.Flavor, error) {
+	platform := platforms.Normalize(platforms.DefaultSpec())
+	if len(bc.TargetPlatforms) > 0 {
+		platform = platforms.Normalize(bc.TargetPlatforms[0])
+	}
+	st, err := baseState(ctx, bc, o.BaseImage, platform)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("no flavor given: set %s, or flavor: in %s, or give a base image (%s, base: in the spec, or a %q context) to detect it from (valid flavors: %s)",
+			ArgFlavor, specName(spec), ArgBaseImage, ContextBase, strings.Join(cat.Names(), ", "))
+	}
+	ref, err := solve(ctx, c, *st, platform)
+	if err != nil {
+		return nil, fmt.Errorf("reading the base image to detect its flavor: %w", err)
+	}
+	var data []byte
+	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		if data, err = ref.ReadFile(ctx, client.ReadRequest{Filename: p}); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the base image has no /etc/os-release to detect its flavor from; set %s: %w", ArgFlavor, err)
+	}
+	f, err := cat.Detect(data)
+	if err != nil {
+		return nil, fmt.Errorf("detecting the flavor of the base image: %w (or set %s)", err, ArgFlavor)
+	}
+	return f, nil
 }
 
 func loadContext(ctx context.Context, bc *dockerui.Client, name string, platform ocispecs.Platform) (*llb.State, error) {

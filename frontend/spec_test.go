@@ -314,9 +314,9 @@ func TestREADMESpecs(t *testing.T) {
 }
 
 func TestREADMESpecBlocks(t *testing.T) {
-	md := "text\n```yaml\n# kairos.yaml\nflavor: debian\n```\n```yaml\nother: 1\n```\n```sh\n# kairos.yaml\n```\n  ```yaml\n  # kairos.yaml\n  base: alpine:3.20\n  ```\n"
+	md := "text\n```yaml\n# kairos.yaml\nflavor: debian\n```\n```yaml\nother: 1\n```\n```sh\n# kairos.yaml\n```\n  ```yaml\n  # kairos.yaml\n  base: alpine:3.20\n  ```\n```yaml\n# syntax=x/y\n# kairos.yaml\nflavor: debian\n```\n"
 	got := readmeSpecBlocks([]byte(md))
-	want := []specBlock{{3, "# kairos.yaml\nflavor: debian\n"}, {13, "# kairos.yaml\nbase: alpine:3.20\n"}}
+	want := []specBlock{{3, "# kairos.yaml\nflavor: debian\n"}, {13, "# kairos.yaml\nbase: alpine:3.20\n"}, {17, "# syntax=x/y\n# kairos.yaml\nflavor: debian\n"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("readmeSpecBlocks = %+v, want %+v", got, want)
 	}
@@ -329,7 +329,9 @@ type specBlock struct {
 }
 
 // readmeSpecBlocks returns the ```yaml blocks whose first line is
-// "# kairos.yaml". Blocks indented in lists lose the fence's indentation.
+// "# kairos.yaml", or whose first line is "# syntax=..." (which must come
+// first in a real spec) and second "# kairos.yaml". Blocks indented in lists
+// lose the fence's indentation.
 func readmeSpecBlocks(md []byte) []specBlock {
 	var (
 		blocks []specBlock
@@ -347,7 +349,7 @@ func readmeSpecBlocks(md []byte) []specBlock {
 			cur = &specBlock{line: lineNo + 1}
 			indent = line[:strings.Index(line, "```")]
 		case cur != nil && trimmed == "```":
-			if first, _, _ := strings.Cut(cur.text, "\n"); strings.TrimSpace(first) == "# kairos.yaml" {
+			if isSpecBlock(cur.text) {
 				blocks = append(blocks, *cur)
 			}
 			cur = nil
@@ -356,4 +358,11 @@ func readmeSpecBlocks(md []byte) []specBlock {
 		}
 	}
 	return blocks
+}
+
+func isSpecBlock(text string) bool {
+	first, rest, _ := strings.Cut(text, "\n")
+	second, _, _ := strings.Cut(rest, "\n")
+	first, second = strings.TrimSpace(first), strings.TrimSpace(second)
+	return first == "# kairos.yaml" || (strings.HasPrefix(first, "# syntax=") && second == "# kairos.yaml")
 }

@@ -3,16 +3,22 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/tests/registry"
+	"github.com/moby/buildkit/client"
 )
 
 // gatewayFixture is what the gateway tests share: the frontend image pushed
@@ -31,7 +37,9 @@ const gatewayMarker = "built through the gateway frontend\n"
 // newGatewayFixture starts docker-registry on 127.0.0.1:5000, pushes the
 // +frontend OCI archive to it with skopeo, and writes a spec that uses an
 // overlay directory and an inline cloud-config from the build context.
-func newGatewayFixture(t *testing.T, version string) *gatewayFixture {
+// With detect, the spec names no flavor: the frontend reads it from the
+// base image's os-release.
+func newGatewayFixture(t *testing.T, version string, detect bool) *gatewayFixture {
 	t.Helper()
 	archive := artifact(t, "KAIROS_E2E_FRONTEND")
 	base := os.Getenv("KAIROS_E2E_BASE")
@@ -51,11 +59,13 @@ func newGatewayFixture(t *testing.T, version string) *gatewayFixture {
 	dir := t.TempDir()
 	must(t, os.MkdirAll(filepath.Join(dir, "files/etc"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "files/etc/kairos-e2e-marker"), []byte(gatewayMarker), 0o644))
+	flavor := "flavor: debian\nflavor_release: bookworm\n"
+	if detect {
+		flavor = ""
+	}
 	spec := fmt.Sprintf(`# syntax=%s
 # kairos.yaml of the gateway end-to-end test
-flavor: debian
-flavor_release: bookworm
-version: %s
+%sversion: %s
 overlay: files
 cloud_config:
   stages:
@@ -64,8 +74,8 @@ cloud_config:
         commands: [echo gateway > /run/kairos-e2e]
 artifacts:
   squashfs:
-    compression: xz
-`, ref, version)
+    compression: gzip
+`, ref, flavor, version)
 	must(t, os.WriteFile(filepath.Join(dir, "kairos.yaml"), []byte(spec), 0o644))
 	return &gatewayFixture{frontendRef: ref, context: dir, baseLayout: layout, baseDigest: dgst, buildkit: host, version: version}
 }
@@ -73,11 +83,11 @@ artifacts:
 // TestGatewayBuildctl drives the frontend the way BuildKit users do:
 // buildctl with gateway.v0 and the frontend image from a registry.
 func TestGatewayBuildctl(t *testing.T) {
-	f := newGatewayFixture(t, "v0.0.0-gateway")
-	buildctl := func(target string, output string) {
+	f := newGatewayFixture(t, "v0.0.0-gateway", false)
+	buildctl := func(t *testing.T, target string, output string) string {
 		t.Helper()
-		run(t, "buildctl", "--addr", f.buildkit, "build",
-			"--progress", "plain",
+		return run(t, "buildctl", "--addr", f.buildkit, "build",
+			"--progress", "rawjson",
 			"--frontend", "gateway.v0",
 			"--opt", "source="+f.frontendRef,
 			"--local", "context="+f.context,
@@ -90,13 +100,24 @@ func TestGatewayBuildctl(t *testing.T) {
 	}
 
 	t.Run("image", func(t *testing.T) {
-		rootfs := t.TempDir()
-		buildctl("image", "type=local,dest="+rootfs)
-		f.checkRootfs(t, rootfs)
+		// An OCI archive, as users push it; exporting the whole rootfs to a
+		// directory through the session is far slower.
+		archive := filepath.Join(t.TempDir(), "image.oci.tar")
+		status := buildctl(t, "image", "type=oci,dest="+archive)
+		f.checkImage(t, archive)
+		// This build differs from the CLI build of +test only after the
+		// package step (user overlay and cloud-config, agent from the
+		// frontend image): package installation must come from the cache.
+		if v := vertices(t, status)["[image] install packages"]; v == nil || !v.Cached {
+			t.Errorf("package installation ran again (vertex %+v): layers are not ordered so that overlay and agent changes keep it cached", v)
+		}
+		if v := vertices(t, status)["[image] add user overlay"]; v == nil {
+			t.Error("no user overlay step in the solve status")
+		}
 	})
 	t.Run("iso", func(t *testing.T) {
 		out := t.TempDir()
-		buildctl("iso", "type=local,dest="+out)
+		buildctl(t, "iso", "type=local,dest="+out)
 		iso := filepath.Join(out, "kairos-debian-bookworm-core-amd64-generic-"+f.version+".iso")
 		verifyChecksum(t, iso)
 		report := run(t, "xorriso", "-indev", iso, "-report_el_torito", "plain")
@@ -108,39 +129,103 @@ func TestGatewayBuildctl(t *testing.T) {
 		// The spec's squashfs compression reached the artifact step.
 		sq := filepath.Join(t.TempDir(), "rootfs.squashfs")
 		run(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/rootfs.squashfs", sq)
-		if info := run(t, "unsquashfs", "-s", sq); !strings.Contains(info, "Compression xz") {
-			t.Errorf("squashfs is not xz-compressed as the spec asks:\n%s", info)
+		if info := run(t, "unsquashfs", "-s", sq); !strings.Contains(info, "Compression gzip") {
+			t.Errorf("squashfs is not gzip-compressed as the spec asks:\n%s", info)
 		}
 	})
 }
 
-// checkRootfs checks an image exported as a directory: the spec's version,
-// overlay and cloud-config, and the agent the frontend image carries.
-func (f *gatewayFixture) checkRootfs(t *testing.T, rootfs string) {
+// checkImage checks an image archive: its labels, and the files the spec
+// asked for (version, overlay, cloud-config) plus the agent of the frontend
+// image, read from the flattened layers.
+func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 	t.Helper()
-	rel, err := os.ReadFile(filepath.Join(rootfs, "etc/kairos-release"))
+	layoutDir := t.TempDir()
+	run(t, "tar", "-xf", archive, "-C", layoutDir)
+	idx, err := layout.ImageIndexFromPath(layoutDir)
 	must(t, err)
-	kv, err := release.Parse(rel)
+	man, err := idx.IndexManifest()
+	must(t, err)
+	if len(man.Manifests) != 1 {
+		t.Fatalf("archive index has %d manifests, want 1", len(man.Manifests))
+	}
+	img, err := idx.Image(man.Manifests[0].Digest)
+	must(t, err)
+	cfg, err := img.ConfigFile()
+	must(t, err)
+	if cfg.Config.Labels["io.kairos.release"] != f.version || cfg.Config.Labels["io.kairos.flavor"] != "debian" || len(cfg.Config.Entrypoint) != 0 {
+		t.Errorf("image config: labels %v, entrypoint %v", cfg.Config.Labels, cfg.Config.Entrypoint)
+	}
+
+	want := map[string][]byte{
+		"etc/kairos-release":      nil,
+		"etc/kairos-e2e-marker":   nil,
+		"system/oem/50_spec.yaml": nil,
+		"usr/bin/kairos-agent":    nil,
+	}
+	seen := map[string]bool{}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		name := strings.TrimPrefix(hdr.Name, "./")
+		seen[name] = true
+		if _, ok := want[name]; ok && hdr.Typeflag == tar.TypeReg {
+			want[name], err = io.ReadAll(tr)
+			must(t, err)
+		}
+	}
+	kv, err := release.Parse(want["etc/kairos-release"])
 	must(t, err)
 	if kv["KAIROS_VERSION"] != f.version || kv["KAIROS_FLAVOR"] != "debian" {
-		t.Errorf("kairos-release:\n%s", rel)
+		t.Errorf("kairos-release:\n%s", want["etc/kairos-release"])
 	}
-	if got, err := os.ReadFile(filepath.Join(rootfs, "etc/kairos-e2e-marker")); err != nil || string(got) != gatewayMarker {
-		t.Errorf("overlay file from the build context: %q, %v", got, err)
+	if got := string(want["etc/kairos-e2e-marker"]); got != gatewayMarker {
+		t.Errorf("overlay file from the build context: %q", got)
 	}
-	cc, err := os.ReadFile(filepath.Join(rootfs, "system/oem/50_spec.yaml"))
-	if err != nil || !bytes.HasPrefix(cc, []byte("#cloud-config\n")) || !bytes.Contains(cc, []byte("/run/kairos-e2e")) {
-		t.Errorf("spec cloud_config in /system/oem: %q, %v", cc, err)
+	if cc := want["system/oem/50_spec.yaml"]; !bytes.HasPrefix(cc, []byte("#cloud-config\n")) || !bytes.Contains(cc, []byte("/run/kairos-e2e")) {
+		t.Errorf("spec cloud_config in /system/oem: %q", cc)
 	}
-	out := run(t, filepath.Join(rootfs, "usr/bin/kairos-agent"), "version")
+	// The agent is the one the frontend image carries for linux/amd64.
+	agent := filepath.Join(t.TempDir(), "kairos-agent")
+	must(t, os.WriteFile(agent, want["usr/bin/kairos-agent"], 0o755))
+	out := run(t, agent, "version")
 	if want := os.Getenv("KAIROS_E2E_AGENT_VERSION"); want != "" && strings.TrimSpace(out) != want {
 		t.Errorf("kairos-agent version %q, want %q (the agent of the frontend image)", strings.TrimSpace(out), want)
 	}
 	for _, p := range []string{"boot/vmlinuz", "boot/initrd", "usr/lib/kairos/boot/BOOTX64.EFI"} {
-		if _, err := os.Stat(filepath.Join(rootfs, p)); err != nil {
-			t.Errorf("image lacks /%s: %v", p, err)
+		if !seen[p] {
+			t.Errorf("image lacks /%s", p)
 		}
 	}
+}
+
+// vertices reads buildctl's --progress rawjson output: the last state of
+// each vertex, by name.
+func vertices(t *testing.T, rawjson string) map[string]*client.Vertex {
+	t.Helper()
+	out := map[string]*client.Vertex{}
+	for _, line := range strings.Split(rawjson, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var st client.SolveStatus
+		if err := json.Unmarshal([]byte(line), &st); err != nil {
+			continue
+		}
+		for _, v := range st.Vertexes {
+			out[v.Name] = v
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no solve status in buildctl output:\n%s", rawjson)
+	}
+	return out
 }
 
 // run runs a command and returns its combined output, failing the test
@@ -168,10 +253,11 @@ func must(t *testing.T, err error) {
 
 // TestGatewayBuildx drives the same image through docker buildx (remote
 // driver on our buildkitd, no Docker daemon): "# syntax=" in kairos.yaml
-// picks the frontend, --build-context passes the offline base, and --call
-// answers the targets and outline subrequests.
+// picks the frontend, --build-context passes the offline base (whose
+// os-release gives the flavor: the spec names none), and --call answers the
+// targets and outline subrequests.
 func TestGatewayBuildx(t *testing.T) {
-	f := newGatewayFixture(t, "v0.0.0-buildx")
+	f := newGatewayFixture(t, "v0.0.0-gateway", true)
 	if os.Getenv("DOCKER_CONFIG") == "" {
 		t.Fatal("DOCKER_CONFIG is not set: ./earthly.sh +test points it at the docker-buildx plugin it builds")
 	}
