@@ -197,6 +197,8 @@ test)
 	log "end-to-end: building the Debian image and ISO"
 	testout="$OUT/e2e"
 	VERSION=v0.0.0-e2e
+	# Fixed, so that TestImageReproducible can rebuild and compare digests.
+	export SOURCE_DATE_EPOCH=1700000000
 	build_tools
 	"$OUT/bin/kairos" build --flavor debian --version "$VERSION" --agent "$OUT/bin/kairos-agent" \
 		--output "$testout" --progress plain --target image --target iso
@@ -208,6 +210,8 @@ test)
 	KAIROS_E2E_IMAGE="$here/$testout/$name.oci.tar" \
 	KAIROS_E2E_VERSION="$VERSION" \
 	KAIROS_E2E_AGENT_VERSION="$VERSION" \
+	KAIROS_E2E_KAIROS="$here/$OUT/bin/kairos" \
+	KAIROS_E2E_AGENT="$here/$OUT/bin/kairos-agent" \
 	KAIROS_E2E_FRONTEND="$here/$testout/kairos-frontend.oci.tar" \
 	KAIROS_E2E_BASE="$("$OUT/bin/kairos" base --flavor debian)" \
 	KAIROS_E2E_BUILDKIT_HOST="${BUILDKIT_HOST:-unix://$CACHE/buildkit/buildkitd.sock}" \

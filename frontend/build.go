@@ -231,7 +231,13 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 	if plan.Artifacts != nil {
 		out = g.Artifacts
 	}
-	ref, err := solve(ctx, c, out, plan.Platform)
+	var marshalOpts []llb.ConstraintsOpt
+	if bc.IsNoCache("") {
+		// --no-cache: every step runs again (package caches stay, they are
+		// cache mounts), which is how reproducibility is checked.
+		marshalOpts = append(marshalOpts, llb.IgnoreCache)
+	}
+	ref, err := solve(ctx, c, out, plan.Platform, marshalOpts...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -239,8 +245,8 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 	return ref, &img, nil, nil
 }
 
-func solve(ctx context.Context, c client.Client, st llb.State, platform ocispecs.Platform) (client.Reference, error) {
-	def, err := st.Marshal(ctx, llb.Platform(platform))
+func solve(ctx context.Context, c client.Client, st llb.State, platform ocispecs.Platform, opts ...llb.ConstraintsOpt) (client.Reference, error) {
+	def, err := st.Marshal(ctx, append([]llb.ConstraintsOpt{llb.Platform(platform)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("marshalling LLB: %w", err)
 	}

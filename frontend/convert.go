@@ -122,6 +122,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		llb.AddEnv("GRUB_EFI_NAME", p.Boot.EFIName),
 		llb.AddEnv("KAIROS_BIOS", yesNo(p.Boot.BIOS)),
 		llb.AddMount(scriptsMount, imageScripts, llb.Readonly),
+		epochEnv(in.Epoch),
 		llb.WithCustomName("[image] initrd, boot assets, cleanup"),
 	).Root()
 
@@ -140,6 +141,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 			llb.AddEnv("NETBOOT_URL", a.NetbootURL),
 			llb.AddMount("/rootfs", img, llb.Readonly),
 			llb.AddMount(scriptsMount, artifactScripts, llb.Readonly),
+			epochEnv(in.Epoch),
 			llb.WithCustomName(fmt.Sprintf("[artifacts] %s: %s", a.Name, strings.Join(a.Kinds, ", "))),
 		)
 		g.Artifacts = run.AddMount("/out", llb.Scratch())
@@ -190,6 +192,14 @@ func (p *Plan) removePackages(st llb.State, pkgs []string) llb.State {
 	).Root()
 }
 
+// identityCleanup removes what package scripts generate per machine: SSH
+// host keys (private keys must never sit in a published layer), machine
+// ids, ldconfig's cache of inode numbers. It runs in the install step
+// itself because a later deletion would leave them in the lower layer, and
+// their randomness would make every build differ.
+const identityCleanup = "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub /var/lib/dbus/machine-id /var/cache/ldconfig/aux-cache" +
+	" && if [ -e /etc/machine-id ]; then : > /etc/machine-id; fi"
+
 // installPackages runs the flavor's package manager with its caches mounted,
 // so repeated builds do not download again and caches never reach the image.
 // preInstall commands (the flavor's repository setup) run first, in the
@@ -203,6 +213,7 @@ func (p *Plan) installPackages(st llb.State, name string, pkgs []string, preInst
 	if pm.Clean != "" {
 		script += " && " + pm.Clean
 	}
+	script += " && " + identityCleanup
 	opts := []llb.RunOption{
 		llb.Args([]string{"/bin/sh", "-c", script}),
 		llb.AddEnv("PATH", defaultPATH),
@@ -278,6 +289,21 @@ func filesAction(files []overlay.File, epoch *time.Time) *llb.FileAction {
 	}
 	return fa
 }
+
+// epochEnv passes SOURCE_DATE_EPOCH to the steps whose tools stamp their
+// output (dracut, mksquashfs, xorriso). Package installation does not get
+// it: its file times are clamped at export (rewrite-timestamp), and a
+// changing epoch must not invalidate the slowest step.
+func epochEnv(epoch *time.Time) llb.RunOption {
+	if epoch == nil {
+		return noRunOption{}
+	}
+	return llb.AddEnv("SOURCE_DATE_EPOCH", fmt.Sprint(epoch.Unix()))
+}
+
+type noRunOption struct{}
+
+func (noRunOption) SetRunOption(*llb.ExecInfo) {}
 
 func mkfileOpts(epoch *time.Time) []llb.MkfileOption {
 	if epoch == nil {

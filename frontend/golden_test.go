@@ -87,13 +87,19 @@ func TestGoldenLLB(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(strings.TrimSuffix(tc.fileName, ".llb.txt"), func(t *testing.T) {
 			ran[tc.fileName] = true
-			p, g, def := goldenBuild(t, cat, tc)
+			g, def := goldenBuild(t, cat, tc)
 			dump, err := dumpLLB(def, tc.header(), goldenEpoch)
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same build converted and marshalled again must dump the
+			// same: nothing in the LLB may depend on map order or the clock.
+			_, again := goldenBuild(t, cat, tc)
+			if dump2, err := dumpLLB(again, tc.header(), goldenEpoch); err != nil || dump2 != dump {
+				t.Errorf("a second conversion dumps differently (%v):\n%s", err, lineDiff(dump, dump2, 3, 40))
+			}
 			compareGolden(t, filepath.Join(goldenDir, tc.fileName), dump)
-			checkSemantics(t, cat, tc, p, g)
+			checkSemantics(t, cat, tc, g)
 		})
 	}
 	// Golden files of builds that no longer exist would go stale unnoticed.
@@ -133,7 +139,7 @@ func (tc goldenCase) header() string {
 }
 
 // goldenBuild plans, converts and marshals one case as the frontend does.
-func goldenBuild(t *testing.T, cat *flavors.Catalog, tc goldenCase) (*Plan, *llbGraph, *llb.Definition) {
+func goldenBuild(t *testing.T, cat *flavors.Catalog, tc goldenCase) (*llbGraph, *llb.Definition) {
 	t.Helper()
 	args := map[string]string{
 		ArgFlavor:        tc.flavor.Name,
@@ -181,7 +187,7 @@ func goldenBuild(t *testing.T, cat *flavors.Catalog, tc goldenCase) (*Plan, *llb
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, g, def
+	return g, def
 }
 
 // compareGolden checks got against the golden file, or rewrites it with -update.
@@ -771,7 +777,7 @@ var goldenBoot = map[string]struct{ grubPlatform, efiName, bios string }{
 // overlay.Tree listing the right files.
 var overlayMarkers = map[string]map[string]fs.FileMode{
 	"init/systemd": {
-		"/usr/lib/systemd/system/cos-setup-boot.service": 0o644,
+		"/usr/lib/systemd/system/cos-setup-boot.service":    0o644,
 		"/usr/lib/systemd/system/kairos-ssh-keygen.service": 0o644,
 	},
 	"init/openrc": {
@@ -810,8 +816,7 @@ type copyAction struct {
 	from digest.Digest // the op the copy reads from ("" for scratch or an earlier action)
 }
 
-func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, p *Plan, g *llbGraph) {
-	t.Helper()
+func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGraph) {
 	f := tc.flavor
 	pm := cat.PackageManager(f)
 	boot := goldenBoot[tc.arch]
@@ -844,7 +849,7 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, p *Plan, 
 		}
 		imageTop = digest.Digest(g.out.Digest)
 	case TargetISO:
-		imageTop = checkArtifactStep(t, tc, p, pm, g)
+		imageTop = checkArtifactStep(t, tc, pm, g)
 		if imageTop == "" {
 			return
 		}
@@ -936,25 +941,32 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, p *Plan, 
 			}
 		}
 	}
+	// Every init and initrd tree: the known ones and any a flavor names.
+	others := map[string]bool{}
 	for kind, names := range knownOverlayTrees {
 		for _, name := range names {
-			tree := kind + "/" + name
-			if slices.Contains(want, tree) {
-				continue
+			others[kind+"/"+name] = true
+		}
+	}
+	for _, o := range cat.Flavors() {
+		others["init/"+o.Init], others["initrd/"+o.Initrd], others["k3s/"+o.Init] = true, true, true
+	}
+	for _, tree := range sortedKeys(others) {
+		if slices.Contains(want, tree) {
+			continue
+		}
+		ofs, err := overlay.Tree(tree)
+		if err != nil {
+			t.Fatalf("overlay tree %s: %v", tree, err)
+		}
+		for _, of := range ofs {
+			if p := "/" + of.Path; !wantPaths[p] && files.mkfiles[p] != nil {
+				t.Errorf("%s of overlay %s is in a %s/%s %s image", p, tree, f.Init, f.Initrd, tc.variant)
 			}
-			ofs, err := overlay.Tree(tree)
-			if err != nil {
-				t.Fatalf("overlay tree %s: %v", tree, err)
-			}
-			for _, of := range ofs {
-				if p := "/" + of.Path; !wantPaths[p] && files.mkfiles[p] != nil {
-					t.Errorf("%s of overlay %s is in a %s/%s %s image", p, tree, f.Init, f.Initrd, tc.variant)
-				}
-			}
-			for p := range overlayMarkers[tree] {
-				if !wantPaths[p] && files.mkfiles[p] != nil {
-					t.Errorf("%s (%s) is in a %s/%s %s image", p, tree, f.Init, f.Initrd, tc.variant)
-				}
+		}
+		for p := range overlayMarkers[tree] {
+			if !wantPaths[p] && files.mkfiles[p] != nil {
+				t.Errorf("%s (%s) is in a %s/%s %s image", p, tree, f.Init, f.Initrd, tc.variant)
 			}
 		}
 	}
@@ -1009,8 +1021,7 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, p *Plan, 
 
 // checkArtifactStep checks the iso target's artifact step and returns the
 // image it reads.
-func checkArtifactStep(t *testing.T, tc goldenCase, p *Plan, pm flavors.PackageManager, g *llbGraph) digest.Digest {
-	t.Helper()
+func checkArtifactStep(t *testing.T, tc goldenCase, pm flavors.PackageManager, g *llbGraph) digest.Digest {
 	d := digest.Digest(g.out.Digest)
 	op := g.ops[d]
 	run := op.GetExec()
@@ -1086,8 +1097,8 @@ func checkInstall(t *testing.T, what string, f *flavors.Flavor, pm flavors.Packa
 	if got := strings.Fields(words); !slices.Equal(got, pkgs) {
 		t.Errorf("%s installs %q, want %q", what, got, pkgs)
 	}
-	if pm.Clean != "" && after != pm.Clean {
-		t.Errorf("%s ends with %q, want the clean command %q", what, after, pm.Clean)
+	if want := strings.TrimPrefix(pm.Clean+" && "+identityCleanup, " && "); pm.Clean != "" && after != want {
+		t.Errorf("%s ends with %q, want the clean command and the identity cleanup %q", what, after, want)
 	}
 	want := map[string]string{"PATH": defaultPATH}
 	for k, v := range pm.Env {

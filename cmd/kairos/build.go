@@ -33,6 +33,7 @@ type buildFlags struct {
 	output    string
 	progress  string
 	cacheDir  string
+	noCache   bool
 }
 
 func newBuildCmd() *cobra.Command {
@@ -73,12 +74,18 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVarP(&f.output, "output", "o", "build", "directory for the results")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, quiet, rawjson")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
+	fl.BoolVar(&f.noCache, "no-cache", false, "run every build step again (package downloads stay cached)")
 	return cmd
 }
 
 func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	ctx := cmd.Context()
 	args := map[string]string{}
+	// SOURCE_DATE_EPOCH in the environment makes the build reproducible,
+	// as with other build tools; --build-arg still wins.
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		args["SOURCE_DATE_EPOCH"] = v
+	}
 	for k, v := range f.args {
 		args[k] = v
 	}
@@ -169,7 +176,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	for _, p := range plans {
 		logrus.Infof("building %s of %s", p.Target, p.Release.ArtifactName())
 		if _, err := localbuild.Run(ctx, c, localbuild.Request{
-			Plan: p, BuildArgs: args, Base: base, Contexts: contexts,
+			Plan: p, BuildArgs: args, Base: base, Contexts: contexts, NoCache: f.noCache,
 			OutputDir: f.output, Progress: f.progress,
 		}); err != nil {
 			return fmt.Errorf("target %s: %w", p.Target, err)

@@ -36,6 +36,8 @@ type Request struct {
 	OutputDir string
 	// Progress is a progressui mode: auto, plain, tty, quiet, rawjson.
 	Progress string
+	// NoCache runs every step again (reproducibility checks).
+	NoCache bool
 }
 
 const baseStoreID = "kairos-base"
@@ -55,6 +57,9 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	}
 	for k, v := range req.BuildArgs {
 		attrs["build-arg:"+k] = v
+	}
+	if req.NoCache {
+		attrs["no-cache"] = ""
 	}
 	opt := client.SolveOpt{
 		FrontendAttrs: attrs,
@@ -91,10 +96,8 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		final = filepath.Join(req.OutputDir, name+".oci.tar")
 		partial = final + ".partial"
 		opt.Exports = []client.ExportEntry{{
-			Type: client.ExporterOCI,
-			Attrs: map[string]string{
-				"name": imageName(req.Plan),
-			},
+			Type:  client.ExporterOCI,
+			Attrs: exportAttrs(req),
 			Output: func(map[string]string) (io.WriteCloser, error) {
 				return os.Create(partial)
 			},
@@ -152,6 +155,16 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		logrus.Infof("wrote %s", f)
 	}
 	return res, nil
+}
+
+// exportAttrs names the image and, with SOURCE_DATE_EPOCH, clamps every
+// file time in the layers to it so that rebuilds give the same digest.
+func exportAttrs(req Request) map[string]string {
+	attrs := map[string]string{"name": imageName(req.Plan)}
+	if _, ok := req.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
+		attrs["rewrite-timestamp"] = "true"
+	}
+	return attrs
 }
 
 // imageName is the reference recorded in the OCI archive, so skopeo and

@@ -28,7 +28,8 @@ say "kernel $kver"
 rm -f /boot/initrd.img-* /boot/initramfs-* /boot/initrd-*
 case "$KAIROS_INITRD" in
 dracut)
-    dracut --force --no-hostonly --kver "$kver" "/boot/initrd-$kver" ;;
+    # --reproducible (with SOURCE_DATE_EPOCH) sorts and stamps the archive.
+    dracut --force --no-hostonly ${SOURCE_DATE_EPOCH:+--reproducible} --kver "$kver" "/boot/initrd-$kver" ;;
 mkinitfs)
     # Features come from /etc/mkinitfs/mkinitfs.conf (the kairos feature adds
     # the agent and the live boot's modules); /init is Kairos' own, which boots
@@ -106,7 +107,9 @@ if ! id kairos >/dev/null 2>&1; then
         adduser -D -s "$shell" kairos
     fi
 fi
-echo kairos:kairos | chpasswd
+# The hash of "kairos" with a fixed salt: chpasswd would pick a random salt
+# and make every build of the image differ.
+echo 'kairos:$6$kairoslivemedia$AeuOMJ88FVWcjedkLvyqPth7c4mbthIGfBCQy1kgmZeDuOrzZhIisFtA2Vtg2gkRXPvu/tqIng/lzGs6UkC82.' | chpasswd -e
 
 # --- per-machine identity and leftovers must not ship ------------------------
 # The bootstrap copies the build host's name; nodes get theirs from cloud-config.
@@ -114,3 +117,5 @@ echo localhost > /etc/hostname
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
 rm -rf /tmp/* /var/tmp/* /var/log/*.log /root/.cache
+# ldconfig's aux cache records inode numbers and times of the build machine.
+rm -f /var/cache/ldconfig/aux-cache

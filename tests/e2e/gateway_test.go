@@ -26,6 +26,7 @@ import (
 type gatewayFixture struct {
 	frontendRef string // image reference BuildKit pulls the frontend from
 	context     string // build context directory holding kairos.yaml
+	k3s         string // directory holding the test k3s binary
 	baseLayout  string // OCI layout directory of the Debian base
 	baseDigest  string
 	buildkit    string // BUILDKIT_HOST of the daemon the tests drive
@@ -33,6 +34,16 @@ type gatewayFixture struct {
 }
 
 const gatewayMarker = "built through the gateway frontend\n"
+
+const (
+	testK3sVersion = "v1.31.2+k3s1"
+	testK3s        = "#!/bin/sh\necho 'k3s version v1.31.2+k3s1 (kairos test double)'\n"
+)
+
+// artifactName is the name the standard-variant fixture's artifacts carry.
+func (f *gatewayFixture) artifactName() string {
+	return "kairos-debian-bookworm-standard-amd64-generic-" + f.version + "-k3s" + testK3sVersion
+}
 
 // newGatewayFixture starts docker-registry on 127.0.0.1:5000, pushes the
 // +frontend OCI archive to it with skopeo, and writes a spec that uses an
@@ -57,6 +68,11 @@ func newGatewayFixture(t *testing.T, version string, detect bool) *gatewayFixtur
 	run(t, "skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci-archive:"+archive, "docker://"+ref)
 
 	dir := t.TempDir()
+	// A stand-in for the k3s release binary (GitHub is out of reach here):
+	// the air-gapped path, the k3s named context.
+	k3sDir := filepath.Join(t.TempDir(), "k3s")
+	must(t, os.MkdirAll(k3sDir, 0o755))
+	must(t, os.WriteFile(filepath.Join(k3sDir, "k3s"), []byte(testK3s), 0o755))
 	must(t, os.MkdirAll(filepath.Join(dir, "files/etc"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "files/etc/kairos-e2e-marker"), []byte(gatewayMarker), 0o644))
 	flavor := "flavor: debian\nflavor_release: bookworm\n"
@@ -66,6 +82,10 @@ func newGatewayFixture(t *testing.T, version string, detect bool) *gatewayFixtur
 	spec := fmt.Sprintf(`# syntax=%s
 # kairos.yaml of the gateway end-to-end test
 %sversion: %s
+variant: standard
+kubernetes:
+  distribution: k3s
+  version: %s
 overlay: files
 cloud_config:
   stages:
@@ -75,9 +95,9 @@ cloud_config:
 artifacts:
   squashfs:
     compression: gzip
-`, ref, flavor, version)
+`, ref, flavor, version, testK3sVersion)
 	must(t, os.WriteFile(filepath.Join(dir, "kairos.yaml"), []byte(spec), 0o644))
-	return &gatewayFixture{frontendRef: ref, context: dir, baseLayout: layout, baseDigest: dgst, buildkit: host, version: version}
+	return &gatewayFixture{frontendRef: ref, context: dir, k3s: k3sDir, baseLayout: layout, baseDigest: dgst, buildkit: host, version: version}
 }
 
 // TestGatewayBuildctl drives the frontend the way BuildKit users do:
@@ -95,6 +115,8 @@ func TestGatewayBuildctl(t *testing.T) {
 			"--opt", "filename=kairos.yaml",
 			"--opt", "target="+target,
 			"--oci-layout", "base="+f.baseLayout,
+			"--local", "k3s="+f.k3s,
+			"--opt", "context:k3s=local:k3s",
 			"--opt", "context:base=oci-layout://base@"+f.baseDigest,
 			"--output", output)
 	}
@@ -118,7 +140,7 @@ func TestGatewayBuildctl(t *testing.T) {
 	t.Run("iso", func(t *testing.T) {
 		out := t.TempDir()
 		buildctl(t, "iso", "type=local,dest="+out)
-		iso := filepath.Join(out, "kairos-debian-bookworm-core-amd64-generic-"+f.version+".iso")
+		iso := filepath.Join(out, f.artifactName()+".iso")
 		verifyChecksum(t, iso)
 		report := run(t, "xorriso", "-indev", iso, "-report_el_torito", "plain")
 		for _, want := range []string{"El Torito boot img :   1  BIOS", "El Torito boot img :   2  UEFI"} {
@@ -158,6 +180,7 @@ func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 	}
 
 	want := map[string][]byte{
+		"usr/bin/k3s":             nil,
 		"etc/kairos-release":      nil,
 		"etc/kairos-e2e-marker":   nil,
 		"system/oem/50_spec.yaml": nil,
@@ -182,7 +205,8 @@ func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 	}
 	kv, err := release.Parse(want["etc/kairos-release"])
 	must(t, err)
-	if kv["KAIROS_VERSION"] != f.version || kv["KAIROS_FLAVOR"] != "debian" {
+	if kv["KAIROS_VERSION"] != f.version || kv["KAIROS_FLAVOR"] != "debian" || kv["KAIROS_VARIANT"] != "standard" ||
+		kv["KAIROS_SOFTWARE_VERSION"] != testK3sVersion || kv["KAIROS_SOFTWARE_VERSION_PREFIX"] != "k3s" {
 		t.Errorf("kairos-release:\n%s", want["etc/kairos-release"])
 	}
 	if got := string(want["etc/kairos-e2e-marker"]); got != gatewayMarker {
@@ -198,10 +222,24 @@ func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 	if want := os.Getenv("KAIROS_E2E_AGENT_VERSION"); want != "" && strings.TrimSpace(out) != want {
 		t.Errorf("kairos-agent version %q, want %q (the agent of the frontend image)", strings.TrimSpace(out), want)
 	}
-	for _, p := range []string{"boot/vmlinuz", "boot/initrd", "usr/lib/kairos/boot/BOOTX64.EFI"} {
+	for _, p := range []string{"boot/vmlinuz", "boot/initrd", "usr/lib/kairos/boot/BOOTX64.EFI",
+		"usr/lib/systemd/system/k3s.service", "usr/lib/systemd/system/k3s-agent.service"} {
 		if !seen[p] {
 			t.Errorf("image lacks /%s", p)
 		}
+	}
+	// k3s comes from the k3s context, and its services stay disabled until
+	// the agent enables them on first boot.
+	if string(want["usr/bin/k3s"]) != testK3s {
+		t.Errorf("/usr/bin/k3s is not the binary of the k3s context: %q", want["usr/bin/k3s"])
+	}
+	for _, p := range []string{"etc/systemd/system/multi-user.target.wants/k3s.service", "etc/systemd/system/multi-user.target.wants/k3s-agent.service"} {
+		if seen[p] {
+			t.Errorf("/%s exists: k3s must ship disabled", p)
+		}
+	}
+	if cfg.Config.Labels["io.kairos.software-version"] != testK3sVersion || cfg.Config.Labels["io.kairos.variant"] != "standard" {
+		t.Errorf("labels %v", cfg.Config.Labels)
 	}
 }
 
@@ -271,7 +309,8 @@ func TestGatewayBuildx(t *testing.T) {
 		t.Helper()
 		all := append([]string{"buildx", "build", "--builder", builder, "--progress", "plain",
 			"-f", filepath.Join(f.context, "kairos.yaml"),
-			"--build-context", "base=oci-layout://" + f.baseLayout + "@" + f.baseDigest}, args...)
+			"--build-context", "base=oci-layout://" + f.baseLayout + "@" + f.baseDigest,
+			"--build-context", "k3s=" + f.k3s}, args...)
 		return run(t, "docker", append(all, f.context)...)
 	}
 
@@ -292,7 +331,7 @@ func TestGatewayBuildx(t *testing.T) {
 	t.Run("netboot", func(t *testing.T) {
 		out := t.TempDir()
 		buildx("--target", "netboot", "--build-arg", "NETBOOT_URL=http://10.0.2.2:8080", "-o", "type=local,dest="+out)
-		name := "kairos-debian-bookworm-core-amd64-generic-" + f.version
+		name := f.artifactName()
 		for _, suffix := range []string{"-kernel", "-initrd", ".squashfs", ".ipxe"} {
 			verifyChecksum(t, filepath.Join(out, name+suffix))
 		}

@@ -3,13 +3,18 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -70,5 +75,123 @@ func verifyChecksum(t *testing.T, file string) {
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != fields[0] {
 		t.Errorf("%s: sha256 %s, checksum file says %s", file, got, fields[0])
+	}
+}
+
+// TestImageReproducible rebuilds +test's image with every step run again
+// (--no-cache) and the same SOURCE_DATE_EPOCH: the manifest digest must be
+// the same. On a mismatch it names the files that differ.
+func TestImageReproducible(t *testing.T) {
+	archive := artifact(t, "KAIROS_E2E_IMAGE")
+	kairos := artifact(t, "KAIROS_E2E_KAIROS")
+	agent := artifact(t, "KAIROS_E2E_AGENT")
+	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
+		t.Fatal("SOURCE_DATE_EPOCH is not set: ./earthly.sh +test builds the e2e image with a fixed one")
+	}
+	out := t.TempDir()
+	run(t, kairos, "build", "--flavor", "debian", "--version", os.Getenv("KAIROS_E2E_VERSION"),
+		"--agent", agent, "--output", out, "--progress", "plain", "--target", "image", "--no-cache")
+	again := filepath.Join(out, filepath.Base(archive))
+	first, second := ociArchive(t, archive), ociArchive(t, again)
+	if first.manifest == second.manifest {
+		return
+	}
+	t.Errorf("rebuilding the image gave manifest %s, the first build %s", second.manifest, first.manifest)
+	for i := range min(len(first.layers), len(second.layers)) {
+		if first.layers[i] != second.layers[i] {
+			t.Errorf("layer %d differs: %s", i, diffLayers(t, archive, first.layers[i], again, second.layers[i]))
+		}
+	}
+}
+
+type archiveInfo struct {
+	manifest string
+	layers   []string
+}
+
+// ociArchive reads the manifest digest and layer digests of a one-image
+// OCI archive.
+func ociArchive(t *testing.T, path string) archiveInfo {
+	t.Helper()
+	index := readMember(t, path, "index.json")
+	var idx struct {
+		Manifests []struct{ Digest string }
+	}
+	must(t, json.Unmarshal(index, &idx))
+	if len(idx.Manifests) != 1 {
+		t.Fatalf("%s: %d manifests, want 1", path, len(idx.Manifests))
+	}
+	info := archiveInfo{manifest: idx.Manifests[0].Digest}
+	var man struct {
+		Layers []struct{ Digest string }
+	}
+	must(t, json.Unmarshal(readMember(t, path, blobPath(info.manifest)), &man))
+	for _, l := range man.Layers {
+		info.layers = append(info.layers, l.Digest)
+	}
+	return info
+}
+
+func blobPath(digest string) string { return "blobs/" + strings.Replace(digest, ":", "/", 1) }
+
+// readMember returns one file of a tar archive.
+func readMember(t *testing.T, archive, name string) []byte {
+	t.Helper()
+	f, err := os.Open(archive)
+	must(t, err)
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("%s has no %s", archive, name)
+		}
+		must(t, err)
+		if strings.TrimPrefix(hdr.Name, "./") == name {
+			data, err := io.ReadAll(tr)
+			must(t, err)
+			return data
+		}
+	}
+}
+
+// diffLayers lists the paths whose content or metadata differ between two
+// layers (gzip tars), at most 20.
+func diffLayers(t *testing.T, archiveA, layerA, archiveB, layerB string) string {
+	t.Helper()
+	a, b := layerFiles(t, archiveA, layerA), layerFiles(t, archiveB, layerB)
+	var diffs []string
+	for name, sum := range a {
+		if b[name] != sum {
+			diffs = append(diffs, name)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			diffs = append(diffs, name+" (only in the rebuild)")
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 20 {
+		diffs = append(diffs[:20], "...")
+	}
+	return strings.Join(diffs, ", ")
+}
+
+func layerFiles(t *testing.T, archive, layer string) map[string]string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(readMember(t, archive, blobPath(layer))))
+	must(t, err)
+	tr := tar.NewReader(zr)
+	out := map[string]string{}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		must(t, err)
+		h := sha256.New()
+		io.Copy(h, tr)
+		out[hdr.Name] = fmt.Sprintf("%o %d:%d %d %s %x", hdr.Mode, hdr.Uid, hdr.Gid, hdr.ModTime.Unix(), hdr.Linkname, h.Sum(nil))
 	}
 }
