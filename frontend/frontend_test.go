@@ -177,22 +177,8 @@ func TestImageLLB(t *testing.T) {
 		}
 	}
 
-	files := map[string]*pb.FileActionMkFile{}
-	var agentCopy *pb.FileActionCopy
-	for _, op := range all {
-		f := op.GetFile()
-		if f == nil {
-			continue
-		}
-		for _, a := range f.Actions {
-			if mk := a.GetMkfile(); mk != nil {
-				files[mk.Path] = mk
-			}
-			if cp := a.GetCopy(); cp != nil && cp.Dest == "/usr/bin/kairos-agent" {
-				agentCopy = cp
-			}
-		}
-	}
+	files, copies := fileActions(all)
+	agentCopy := copies["/usr/bin/kairos-agent"]
 	rel, ok := files["/etc/kairos-release"]
 	if !ok {
 		t.Fatal("no /etc/kairos-release written")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,13 +35,15 @@ type buildFlags struct {
 	progress  string
 	cacheDir  string
 	noCache   bool
+	spec      string
+	context   string
 }
 
 func newBuildCmd() *cobra.Command {
 	f := &buildFlags{}
 	var targetHelp strings.Builder
 	for _, t := range frontend.Targets {
-		fmt.Fprintf(&targetHelp, "  %-7s %s\n", t.Name, t.Description)
+		fmt.Fprintf(&targetHelp, "  %-9s %s\n", t.Name, t.Description)
 	}
 	cmd := &cobra.Command{
 		Use:   "build --flavor <distro> [--target <target>]...",
@@ -54,7 +57,9 @@ The base image comes from the flavor's registry when reachable; otherwise it
 is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 ~/.cache/kairos/base.`,
 		Example: `  kairos build --flavor debian --target iso --version v1.0.0
-  kairos build --flavor debian --target image --target iso --output build`,
+  kairos build --flavor debian --target image --target iso --output build
+  kairos build -f kairos.yaml --target all
+  kairos build --flavor debian --variant standard --k3s ./k3s --target iso`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBuild(cmd, f) },
 	}
@@ -75,6 +80,8 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto, plain, tty, quiet, rawjson")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every build step again (package downloads stay cached)")
+	fl.StringVarP(&f.spec, "file", "f", "", "build spec (kairos.yaml); flags and --build-arg override its values")
+	fl.StringVar(&f.context, "context", "", "build context for the spec's overlay and cloud_config paths (default: the spec's directory)")
 	return cmd
 }
 
@@ -102,14 +109,29 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
-	if args[frontend.ArgFlavor] == "" {
-		return fmt.Errorf("--flavor is required (valid: %s)", strings.Join(cat.Names(), ", "))
+	// The frontend reads the spec itself; here it only fills in what the
+	// plans below (names, base image) need, flags taking precedence.
+	planArgs := maps.Clone(args)
+	if f.spec != "" {
+		data, err := os.ReadFile(f.spec)
+		if err != nil {
+			return fmt.Errorf("reading the build spec: %w", err)
+		}
+		spec, err := frontend.ParseSpec(f.spec, data)
+		if err != nil {
+			return err
+		}
+		planArgs = spec.Args()
+		maps.Copy(planArgs, args)
+	}
+	if planArgs[frontend.ArgFlavor] == "" {
+		return fmt.Errorf("--flavor (or flavor: in the spec) is required (valid: %s)", strings.Join(cat.Names(), ", "))
 	}
 	platform := platforms.Normalize(platforms.DefaultSpec())
 	// Check every target before any work starts.
 	var plans []*frontend.Plan
 	for _, t := range f.targets {
-		o, err := frontend.ParseOptions(t, args)
+		o, err := frontend.ParseOptions(t, planArgs)
 		if err != nil {
 			return err
 		}
@@ -131,12 +153,22 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	contexts := map[string]string{}
 	// The frontend looks for a kairos.yaml spec in the "dockerfile" local;
 	// an empty one says there is none without a failed step in the output.
-	noSpec, err := os.MkdirTemp("", "kairos-nospec-")
-	if err != nil {
-		return err
+	specName := ""
+	if f.spec != "" {
+		specName = filepath.Base(f.spec)
+		contexts["dockerfile"] = filepath.Dir(f.spec)
+		contexts["context"] = filepath.Dir(f.spec)
+	} else {
+		noSpec, err := os.MkdirTemp("", "kairos-nospec-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(noSpec)
+		contexts["dockerfile"] = noSpec
 	}
-	defer os.RemoveAll(noSpec)
-	contexts["dockerfile"] = noSpec
+	if f.context != "" {
+		contexts["context"] = f.context
+	}
 	agentDir, cleanup, err := fileContext(agent, "kairos-agent", "--agent", "build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent")
 	if err != nil {
 		return err
@@ -163,7 +195,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 		return err
 	}
 	resolver := source.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
-	base, err := resolver.Resolve(ctx, plans[0].Flavor, args[frontend.ArgBaseImage])
+	base, err := resolver.Resolve(ctx, plans[0].Flavor, planArgs[frontend.ArgBaseImage])
 	if err != nil {
 		return err
 	}
@@ -176,7 +208,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	for _, p := range plans {
 		logrus.Infof("building %s of %s", p.Target, p.Release.ArtifactName())
 		if _, err := localbuild.Run(ctx, c, localbuild.Request{
-			Plan: p, BuildArgs: args, Base: base, Contexts: contexts, NoCache: f.noCache,
+			Plan: p, BuildArgs: args, Base: base, Contexts: contexts, NoCache: f.noCache, SpecName: specName,
 			OutputDir: f.output, Progress: f.progress,
 		}); err != nil {
 			return fmt.Errorf("target %s: %w", p.Target, err)

@@ -38,6 +38,8 @@ type Request struct {
 	Progress string
 	// NoCache runs every step again (reproducibility checks).
 	NoCache bool
+	// SpecName is the spec file in the "dockerfile" context ("" = none).
+	SpecName string
 }
 
 const baseStoreID = "kairos-base"
@@ -60,6 +62,9 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	}
 	if req.NoCache {
 		attrs["no-cache"] = ""
+	}
+	if req.SpecName != "" {
+		attrs["filename"] = req.SpecName
 	}
 	opt := client.SolveOpt{
 		FrontendAttrs: attrs,
