@@ -172,7 +172,7 @@ func TestEveryFlavor(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"alpine-3.20", "alpine-3.21", "debian-bookworm", "fedora-40", "fedora-41",
+		"alpine-3.20", "alpine-3.21", "debian-bookworm", "fedora-40", "fedora-41", "fedora-42",
 		"opensuse-leap-15.6", "opensuse-tumbleweed", "rocky-9", "ubuntu-22.04", "ubuntu-24.04",
 	}
 	if got := c.IDs(); !slices.Equal(got, want) {
