@@ -96,7 +96,7 @@ func specOptions(ctx context.Context, c client.Client, bc *dockerui.Client, spec
 	if err != nil {
 		var ae *ArgError
 		if errors.As(err, &ae) {
-			return opts, blame(spec, bc.BuildArgs, ae.Arg, errors.New(ae.Msg))
+			return opts, blame(spec, bc.BuildArgs, ae.Arg, err)
 		}
 		return opts, err
 	}
@@ -119,19 +119,17 @@ func specOptions(ctx context.Context, c client.Client, bc *dockerui.Client, spec
 }
 
 // blame attributes an error about a build arg to the spec line that set it,
-// unless the caller passed the arg explicitly.
+// unless the caller passed the arg explicitly (the error then names the arg).
 func blame(spec *Spec, userArgs map[string]string, arg string, err error) error {
-	if _, ok := userArgs[arg]; ok || spec == nil {
-		var ae *ArgError
-		if errors.As(err, &ae) {
-			return err
-		}
-		return fmt.Errorf("build arg %s: %w", arg, err)
+	if _, user := userArgs[arg]; user || spec == nil || spec.ArgKey(arg) == "" {
+		return err
 	}
-	if key := spec.ArgKey(arg); key != "" {
-		return spec.Errorf(key, "%w", err)
+	key := spec.ArgKey(arg)
+	var ae *ArgError
+	if errors.As(err, &ae) {
+		return spec.Errorf(key, "%q: %s", ae.Value, ae.Msg)
 	}
-	return err
+	return spec.Errorf(key, "%w", err)
 }
 
 func specName(spec *Spec) string {

@@ -424,3 +424,24 @@ func TestSubrequests(t *testing.T) {
 		t.Error("outline of an unknown target succeeded")
 	}
 }
+
+func TestBlamePointsAtTheSpecLine(t *testing.T) {
+	spec, err := ParseSpec("kairos.yaml", []byte("# syntax=x\nflavor: gentoo\nversion: v1.0.0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := flavors.Load()
+	_, lookupErr := cat.Lookup("gentoo", "")
+	got := blame(spec, map[string]string{}, ArgFlavor, lookupErr).Error()
+	if !strings.HasPrefix(got, "kairos.yaml:2:9: flavor: ") || !strings.Contains(got, "debian") {
+		t.Errorf("from the spec: %q", got)
+	}
+	// A value the caller passed is reported as the build arg it is.
+	argErr := &ArgError{Arg: ArgVersion, Value: "v/1", Msg: "bad"}
+	if got := blame(spec, map[string]string{ArgVersion: "v/1"}, ArgVersion, argErr).Error(); got != `build arg VERSION="v/1": bad` {
+		t.Errorf("from the args: %q", got)
+	}
+	if got := blame(spec, nil, ArgVersion, argErr).Error(); !strings.HasPrefix(got, "kairos.yaml:3:10: version: \"v/1\": bad") {
+		t.Errorf("arg error from the spec: %q", got)
+	}
+}
