@@ -94,3 +94,15 @@ http:
 func (r *Registry) Tags(repo string) (*http.Response, error) {
 	return http.Get("http://" + r.Addr + "/v2/" + repo + "/tags/list")
 }
+
+// FreeAddr returns a loopback address with a port free right now, for tests
+// whose registry needs no buildkitd configuration.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
