@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
@@ -111,6 +113,10 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		opt.Exports = []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: req.OutputDir}}
 	}
 
+	// The local exporter keeps the modification times the files had in the
+	// build (possibly a cached, older one), so "written by this build" is
+	// judged by change time below.
+	started := time.Now().Add(-time.Second)
 	mode := req.Progress
 	if mode == "" {
 		mode = string(progressui.AutoMode)
@@ -151,7 +157,9 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), name) {
+			// Only what this build wrote: earlier targets share the prefix.
+			info, err := e.Info()
+			if err == nil && strings.HasPrefix(e.Name(), name) && !changeTime(info).Before(started) {
 				res.Files = append(res.Files, filepath.Join(req.OutputDir, e.Name()))
 			}
 		}
@@ -191,4 +199,12 @@ func WriteChecksum(path string) error {
 	}
 	line := hex.EncodeToString(h.Sum(nil)) + "  " + filepath.Base(path) + "\n"
 	return os.WriteFile(path+".sha256", []byte(line), 0o644)
+}
+
+// changeTime is the inode change time: when the exporter wrote the file.
+func changeTime(info os.FileInfo) time.Time {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return info.ModTime()
 }
