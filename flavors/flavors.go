@@ -40,6 +40,9 @@ type Flavor struct {
 	// in the image, so installs on top of it (iso_tools) see the same
 	// repositories without running them again.
 	PreInstall []string `yaml:"pre_install"`
+	// InitrdModules are extra initrd-tool modules (dracut --add), e.g. the
+	// network stack the distro's dracut should use for netboot.
+	InitrdModules []string `yaml:"initrd_modules"`
 	// Kernel is the kernel package for each architecture; PackagesFor adds it.
 	// It is apart from the other packages so that no flavor can lack one.
 	Kernel       map[string]string   `yaml:"kernel"`

@@ -115,6 +115,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		llb.Args([]string{"/bin/sh", scriptsMount + "/build/finalize.sh"}),
 		llb.AddEnv("PATH", defaultPATH),
 		llb.AddEnv("KAIROS_INITRD", p.Flavor.Initrd),
+		llb.AddEnv("KAIROS_INITRD_MODULES", strings.Join(p.Flavor.InitrdModules, " ")),
 		llb.AddEnv("KAIROS_INIT", p.Flavor.Init),
 		llb.AddEnv("GRUB_MKIMAGE", p.Flavor.Grub.Mkimage),
 		llb.AddEnv("GRUB_LIB", p.Flavor.Grub.Lib),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -123,6 +124,9 @@ func (d Daemon) start() error {
 	if err := os.MkdirAll(d.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", d.StateDir, err)
 	}
+	// A daemon that holds the state lock but does not answer (seen stuck
+	// in a graceful shutdown) would make the new one exit at once.
+	d.stopStale()
 	sock := filepath.Join(d.StateDir, "buildkitd.sock")
 	// A socket left by a daemon that died would make the new one fail to bind.
 	if err := os.Remove(sock); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -159,6 +163,36 @@ func (d Daemon) start() error {
 	}
 	logrus.Infof("buildkit: started local daemon %s (pid %d) at %s, log %s", bin, cmd.Process.Pid, d.Socket(), d.LogPath())
 	return cmd.Process.Release()
+}
+
+// stopStale ends the process in the pid file, if it still runs: the caller
+// found no daemon answering on the socket.
+func (d Daemon) stopStale() {
+	data, err := os.ReadFile(filepath.Join(d.StateDir, "buildkitd.pid"))
+	if err != nil {
+		return
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(data), &pid); err != nil || pid <= 1 {
+		return
+	}
+	// Only a buildkitd: the pid may have been reused by another program.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), "buildkitd") {
+		return
+	}
+	logrus.Warnf("buildkit: daemon pid %d holds the state but does not answer; stopping it", pid)
+	syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 50; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // binary finds buildkitd: the configured path, PATH, or the newest one

@@ -2,6 +2,7 @@
 # Runs inside the image being built, after packages, overlay and agent are in
 # place. Everything distro-specific arrives as environment from the flavor data:
 #   KAIROS_INITRD      dracut | mkinitfs
+#   KAIROS_INITRD_MODULES  extra initrd modules (dracut --add), may be empty
 #   KAIROS_INIT        systemd | openrc
 #   GRUB_MKIMAGE       grub-mkimage | grub2-mkimage
 #   GRUB_LIB           directory holding <platform>/ module directories
@@ -29,7 +30,8 @@ rm -f /boot/initrd.img-* /boot/initramfs-* /boot/initrd-*
 case "$KAIROS_INITRD" in
 dracut)
     # --reproducible (with SOURCE_DATE_EPOCH) sorts and stamps the archive.
-    dracut --force --no-hostonly ${SOURCE_DATE_EPOCH:+--reproducible} --kver "$kver" "/boot/initrd-$kver" ;;
+    dracut --force --no-hostonly ${SOURCE_DATE_EPOCH:+--reproducible} \
+        ${KAIROS_INITRD_MODULES:+--add "$KAIROS_INITRD_MODULES"} --kver "$kver" "/boot/initrd-$kver" ;;
 mkinitfs)
     # Features come from /etc/mkinitfs/mkinitfs.conf (the kairos feature adds
     # the agent and the live boot's modules); /init is Kairos' own, which boots

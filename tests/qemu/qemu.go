@@ -45,8 +45,18 @@ type Options struct {
 	CPUs     int
 	// LogPath receives everything the serial console prints.
 	LogPath string
+	// Netboot, when set, boots from the network: QEMU's user network
+	// serves TFTPDir over TFTP and DHCP names BootFile, which the NIC's
+	// iPXE ROM fetches and runs.
+	Netboot *Netboot
 	// Extra arguments appended to the command line.
 	Extra []string
+}
+
+// Netboot is a network boot through QEMU's built-in DHCP/TFTP and iPXE.
+type Netboot struct {
+	TFTPDir  string
+	BootFile string
 }
 
 // Machine is a running QEMU.
@@ -84,7 +94,12 @@ func Start(o Options) (*Machine, error) {
 	args := []string{
 		"-machine", "q35", "-m", strconv.Itoa(o.MemoryMB), "-smp", strconv.Itoa(o.CPUs),
 		"-display", "none", "-vga", "std", "-monitor", "none", "-serial", "stdio",
-		"-no-reboot", "-nic", "user,model=virtio-net-pci",
+		"-no-reboot",
+	}
+	if o.Netboot != nil {
+		args = append(args, "-nic", "user,model=virtio-net-pci,tftp="+o.Netboot.TFTPDir+",bootfile="+o.Netboot.BootFile, "-boot", "order=n")
+	} else {
+		args = append(args, "-nic", "user,model=virtio-net-pci")
 	}
 	if o.Firmware == UEFI {
 		for _, f := range []string{OVMFCode, OVMFVars} {
