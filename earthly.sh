@@ -84,7 +84,7 @@ VERSION=${args[VERSION]}
 
 # --- setup: everything the native path needs -----------------------------------
 APT_PACKAGES=(runc mmdebstrap squashfs-tools xorriso mtools dosfstools e2fsprogs gdisk fdisk
-	qemu-system-x86 qemu-utils ovmf skopeo umoci ca-certificates docker-registry)
+	qemu-system-x86 qemu-utils ovmf ipxe-qemu skopeo umoci ca-certificates docker-registry grub-common)
 
 setup_apt() {
 	local missing=()
@@ -178,8 +178,13 @@ kairos_build() {
 # In CI the private daemon must not outlive the run.
 stop_daemon_in_ci() {
 	[ "${CI:-}" = true ] || return 0
-	local pidfile="$CACHE/buildkit/buildkitd.pid"
-	[ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+	local pidfile="$CACHE/buildkit/buildkitd.pid" pid i
+	[ -f "$pidfile" ] || return 0
+	pid=$(cat "$pidfile")
+	kill "$pid" 2>/dev/null || return 0
+	# A graceful shutdown can hang on open sessions: give it 10 s.
+	for i in $(seq 20); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+	kill -9 "$pid" 2>/dev/null || true
 }
 
 case "$target" in
@@ -202,14 +207,30 @@ test)
 	build_tools
 	"$OUT/bin/kairos" build --flavor debian --version "$VERSION" --agent "$OUT/bin/kairos-agent" \
 		--output "$testout" --progress plain --target image --target iso
-	frontend_image "$testout"
-	log "end-to-end: checking the artifacts, driving the gateway image, booting in QEMU"
 	name="kairos-debian-bookworm-core-amd64-generic-$VERSION"
+	frontend_image "$testout"
+	log "end-to-end: ISO and netboot files with kairos artifacts (Go writers, no root needed)"
+	cat > "$testout/iso-config.yaml" <<-'CC'
+	#cloud-config
+	stages:
+	  boot:
+	    - name: e2e marker from the ISO's config.yaml
+	      files:
+	        - path: /run/kairos-iso-config
+	          content: "cloud-config from the ISO"
+	          permissions: 0644
+	CC
+	"$OUT/bin/kairos" artifacts iso netboot --source "oci-archive:$testout/$name.oci.tar" \
+		--output "$testout/artifacts" --cloud-config "$testout/iso-config.yaml"
+	log "end-to-end: checking the artifacts, driving the gateway image, booting in QEMU"
 	mkdir -p "$testout/logs"
 	KAIROS_E2E_ISO="$here/$testout/$name.iso" \
 	KAIROS_E2E_IMAGE="$here/$testout/$name.oci.tar" \
 	KAIROS_E2E_VERSION="$VERSION" \
 	KAIROS_E2E_AGENT_VERSION="$VERSION" \
+	KAIROS_E2E_NETBOOT="$here/$testout/artifacts" \
+	KAIROS_E2E_ARTIFACTS_ISO="$here/$testout/artifacts/$name.iso" \
+	KAIROS_E2E_NETBOOT_NAME="$name" \
 	KAIROS_E2E_KAIROS="$here/$OUT/bin/kairos" \
 	KAIROS_E2E_AGENT="$here/$OUT/bin/kairos-agent" \
 	KAIROS_E2E_FRONTEND="$here/$testout/kairos-frontend.oci.tar" \

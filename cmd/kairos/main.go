@@ -36,7 +36,7 @@ It talks to the daemon named by $BUILDKIT_HOST, or starts a private one
 			logrus.SetLevel(logrus.DebugLevel)
 		}
 	}
-	root.AddCommand(newBuildCmd(), newBaseCmd(), newFrontendImageCmd(), &cobra.Command{
+	root.AddCommand(newBuildCmd(), newArtifactsCmd(), newBaseCmd(), newFrontendImageCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this tool",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Version) },

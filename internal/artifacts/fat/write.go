@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -67,6 +68,16 @@ func Write(w io.WriterAt, size int64, label string, root *Dir, opt Options) erro
 	}
 	if err := p.writeTree(w, p.root, nil, lbl, ts); err != nil {
 		return fmt.Errorf("fat: %w", err)
+	}
+	// Free clusters are not written, but a file must still be size bytes
+	// long: firmware refuses a file system larger than its partition.
+	// (Other writers, e.g. a disk image at an offset, already have the room.)
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Size() < size {
+			if err := f.Truncate(size); err != nil {
+				return fmt.Errorf("fat: extending the image to %d bytes: %w", size, err)
+			}
+		}
 	}
 	return nil
 }

@@ -705,7 +705,7 @@ func need(t *testing.T, tool string) string {
 	t.Helper()
 	p, err := exec.LookPath(tool)
 	if err != nil {
-		t.Skipf("%s not installed", tool)
+		t.Fatalf("%s not installed: ./earthly.sh +test installs the reference tools (see APT_PACKAGES)", tool)
 	}
 	return p
 }

@@ -83,12 +83,12 @@ func convertFile(t testing.TB, raw, out string, opt Options) {
 	}
 }
 
-// needTool skips the test when a reference tool is not installed (the
+// needTool fails the test when a reference tool is not installed (the
 // project's setup installs qemu-utils, gdisk, dosfstools and mtools).
 func needTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed", name)
+		t.Fatalf("%s not installed: ./earthly.sh +test installs the reference tools (see APT_PACKAGES)", name)
 	}
 }
 

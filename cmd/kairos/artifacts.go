@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/kairos-io/kairos/internal/artifacts"
+	"github.com/kairos-io/kairos/internal/artifacts/source"
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+)
+
+func newArtifactsCmd() *cobra.Command {
+	var (
+		src, output, name, compression, netbootURL, tmp, cloudConfig string
+	)
+	cmd := &cobra.Command{
+		Use:   "artifacts <" + strings.Join(artifacts.Kinds, "|") + ">... --source <src>",
+		Short: "Write boot media of a Kairos image, as an ordinary user",
+		Long: `Write the boot media of a Kairos image as plain files, in Go: no root, no
+mounts, no loop devices, no daemon. Kinds:
+
+  iso       <name>.iso: hybrid live ISO (CD and USB, BIOS and UEFI)
+  recovery  <name>.squashfs: the root file system
+  netboot   <name>-kernel, <name>-initrd, <name>.squashfs, <name>.ipxe
+
+Sources (--source):
+  ` + strings.Join(source.Kinds, "\n  ") + `
+
+<name> defaults to KAIROS_ARTIFACT from the image's /etc/kairos-release; every
+file gets a <file>.sha256, and appears under its final name only when
+complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
+		Example: `  kairos artifacts iso --source oci-archive:build/kairos-debian-bookworm-core-amd64-generic-v1.0.0.oci.tar --cloud-config config.yaml
+  kairos artifacts recovery netboot --source oci-archive:build/kairos-debian-bookworm-core-amd64-generic-v1.0.0.oci.tar
+  kairos artifacts netboot --source docker-image://127.0.0.1:5000/kairos/debian:v1.0.0 --netboot-url http://10.0.2.2:8080`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, kinds []string) error {
+			if src == "" {
+				return fmt.Errorf("--source is required (%s)", strings.Join(source.Kinds, ", "))
+			}
+			epoch, err := squashfs.SourceDateEpoch()
+			if err != nil {
+				return err
+			}
+			var cc []byte
+			if cloudConfig != "" {
+				if cc, err = os.ReadFile(cloudConfig); err != nil {
+					return fmt.Errorf("--cloud-config: %w", err)
+				}
+			}
+			logrus.Infof("reading %s", src)
+			tree, err := source.Open(cmd.Context(), src, tmp, nil)
+			if err != nil {
+				return err
+			}
+			defer tree.Close()
+			files, err := artifacts.Run(cmd.Context(), tree.Root, output, artifacts.Profile{
+				Kinds: kinds, Name: name, Compression: compression, NetbootURL: netbootURL,
+				Epoch: epoch, Progress: os.Stderr, CloudConfig: cc,
+			})
+			for _, f := range files {
+				fmt.Fprintln(cmd.OutOrStdout(), f)
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&src, "source", "s", "", "image or root file system to read")
+	fl.StringVarP(&output, "output", "o", "build", "directory for the results")
+	fl.StringVar(&name, "name", "", "base name of the files (default: KAIROS_ARTIFACT of the image)")
+	fl.StringVar(&compression, "compression", "", "squashfs compression: gzip (default), xz, zstd")
+	fl.StringVar(&netbootURL, "netboot-url", "", "default base URL in the iPXE script")
+	fl.StringVar(&cloudConfig, "cloud-config", "", "cloud-config put at /config.yaml of the ISO; the live system applies it")
+	fl.StringVar(&tmp, "tmp", "", "directory for the content spool of image sources (default $TMPDIR)")
+	return cmd
+}

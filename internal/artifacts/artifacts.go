@@ -1,0 +1,315 @@
+// Package artifacts writes the boot media of a Kairos image as plain files,
+// in Go, without root, mounts or loop devices: the engine behind `kairos
+// artifacts` and the frontend's artifact targets. A Profile (pure data, with
+// defaults) says what to write; Run executes it against a source tree.
+package artifacts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/release"
+)
+
+// Kinds of artifacts, in the order Run writes them.
+const (
+	KindISO      = "iso"      // <name>.iso: hybrid live ISO
+	KindRecovery = "recovery" // <name>.squashfs
+	KindNetboot  = "netboot"  // <name>-kernel, <name>-initrd, <name>.squashfs, <name>.ipxe
+)
+
+// Kinds lists the kinds Run knows.
+var Kinds = []string{KindISO, KindRecovery, KindNetboot}
+
+// Profile is what to write, as data.
+type Profile struct {
+	Kinds []string
+	// Name is the base name of every file; empty means KAIROS_ARTIFACT
+	// from the image's /etc/kairos-release.
+	Name string
+	// Compression of the squashfs: gzip (default, GRUB reads it), xz, zstd.
+	Compression string
+	// NetbootURL is the default ${base-url} of the iPXE script.
+	NetbootURL string
+	// CloudConfig lands at /config.yaml of the ISO, where the live system
+	// reads it.
+	CloudConfig []byte
+	// Epoch stamps the file systems (SOURCE_DATE_EPOCH); zero means 0.
+	Epoch time.Time
+	// Progress receives one line per step and progress updates.
+	Progress io.Writer
+}
+
+// Paths inside the image the writers rely on.
+const (
+	kernelPath = "/boot/vmlinuz"
+	initrdPath = "/boot/initrd"
+)
+
+// Run writes the profile's artifacts of root into dir and returns the
+// files written (each with its .sha256). A file only appears under its
+// final name once complete.
+func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]string, error) {
+	if len(p.Kinds) == 0 {
+		return nil, fmt.Errorf("no artifact kind given (valid: %s)", strings.Join(Kinds, ", "))
+	}
+	for _, k := range p.Kinds {
+		if !slices.Contains(Kinds, k) {
+			return nil, fmt.Errorf("unknown artifact kind %q (valid: %s)", k, strings.Join(Kinds, ", "))
+		}
+	}
+	if root == nil || !root.Mode.IsDir() {
+		return nil, errors.New("the source is not a directory tree")
+	}
+	name := p.Name
+	if name == "" {
+		rel, err := readFile(root, release.Path)
+		if err != nil {
+			return nil, fmt.Errorf("the source is not a Kairos image (%v): pass --name or build it with kairos", err)
+		}
+		kv, err := release.Parse(rel)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", release.Path, err)
+		}
+		if name = kv["KAIROS_ARTIFACT"]; name == "" {
+			return nil, fmt.Errorf("%s has no KAIROS_ARTIFACT: pass --name", release.Path)
+		}
+	}
+	if err := checkWritable(dir); err != nil {
+		return nil, err
+	}
+	w := &run{ctx: ctx, root: root, dir: dir, name: name, p: p}
+	defer func() {
+		for _, t := range w.temps {
+			os.Remove(t)
+		}
+	}()
+	for _, k := range p.Kinds {
+		var err error
+		switch k {
+		case KindISO:
+			err = w.iso()
+		case KindRecovery:
+			err = w.squashfs()
+		case KindNetboot:
+			err = w.netboot()
+		}
+		if err != nil {
+			return w.files, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return w.files, nil
+}
+
+type run struct {
+	ctx   context.Context
+	root  *squashfs.Node
+	dir   string
+	name  string
+	p     Profile
+	files []string
+	// temps are removed when Run returns; tmpSquashfs is the ISO's root
+	// file system when no squashfs artifact was asked for.
+	temps       []string
+	tmpSquashfs string
+}
+
+func (w *run) say(format string, args ...any) {
+	if w.p.Progress != nil {
+		fmt.Fprintf(w.p.Progress, "kairos-artifacts: "+format+"\n", args...)
+	}
+}
+
+// squashfs writes <name>.squashfs once per run.
+func (w *run) squashfs() error {
+	final := filepath.Join(w.dir, w.name+".squashfs")
+	if slices.Contains(w.files, final) {
+		return nil
+	}
+	return w.write(final, w.writeSquashfs)
+}
+
+// writeSquashfs writes the root file system to path, with progress.
+func (w *run) writeSquashfs(path string) error {
+	start := time.Now()
+	w.say("squashfs (%s) of the root file system", orDefault(w.p.Compression, squashfs.DefaultCompression))
+	last := time.Now()
+	opt := squashfs.Options{Compression: w.p.Compression, ModTime: w.p.Epoch}
+	opt.Progress = func(done, total int64) {
+		if time.Since(last) > 5*time.Second && total > 0 {
+			last = time.Now()
+			w.say("squashfs: %d%% (%d of %d MiB)", done*100/total, done>>20, total>>20)
+		}
+	}
+	st, err := squashfs.WriteFile(path, w.root, opt)
+	if err == nil {
+		w.say("squashfs: %d MiB in %s (%d duplicate files)", st.ImageSize>>20, time.Since(start).Round(time.Second), st.DuplicateFiles)
+	}
+	return err
+}
+
+func (w *run) netboot() error {
+	if err := w.squashfs(); err != nil {
+		return err
+	}
+	for _, f := range []struct{ src, suffix string }{{kernelPath, "-kernel"}, {initrdPath, "-initrd"}} {
+		data, err := readFile(w.root, f.src)
+		if err != nil {
+			return fmt.Errorf("the image has no %s: %w", f.src, err)
+		}
+		if err := w.write(filepath.Join(w.dir, w.name+f.suffix), func(partial string) error {
+			return os.WriteFile(partial, data, 0o644)
+		}); err != nil {
+			return err
+		}
+	}
+	script := IPXEScript(w.name, w.p.NetbootURL)
+	return w.write(filepath.Join(w.dir, w.name+".ipxe"), func(partial string) error {
+		return os.WriteFile(partial, []byte(script), 0o644)
+	})
+}
+
+// IPXEScript is the netboot script of the contract. iPXE expands
+// ${base-url} at boot, so one script serves any HTTP server; defaultURL
+// only sets its default.
+func IPXEScript(name, defaultURL string) string {
+	var b strings.Builder
+	b.WriteString("#!ipxe\n")
+	if defaultURL != "" {
+		fmt.Fprintf(&b, "isset ${base-url} || set base-url %s\n", defaultURL)
+	} else {
+		b.WriteString("isset ${base-url} || goto no_url\n")
+	}
+	fmt.Fprintf(&b, "kernel ${base-url}/%[1]s-kernel root=live:${base-url}/%[1]s.squashfs initrd=%[1]s-initrd rd.neednet=1 ip=dhcp rd.cos.disable netboot install-mode rd.live.overlay.overlayfs console=ttyS0\n", name)
+	fmt.Fprintf(&b, "initrd ${base-url}/%s-initrd\n", name)
+	b.WriteString("boot\n")
+	if defaultURL == "" {
+		b.WriteString(":no_url\n")
+		b.WriteString("echo Set base-url to the HTTP directory holding the netboot files, e.g. \"set base-url http://10.0.2.2:8080\", then chain this script again.\n")
+		b.WriteString("shell\n")
+	}
+	return b.String()
+}
+
+// write produces final through a ".partial" file, then adds its checksum.
+func (w *run) write(final string, produce func(partial string) error) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	partial := final + ".partial"
+	if err := produce(partial); err != nil {
+		os.Remove(partial)
+		return err
+	}
+	if err := os.Rename(partial, final); err != nil {
+		os.Remove(partial)
+		return err
+	}
+	sum, err := checksum(final)
+	if err != nil {
+		return err
+	}
+	w.files = append(w.files, final, sum)
+	w.say("wrote %s", filepath.Base(final))
+	return nil
+}
+
+// checksum writes <file>.sha256 in sha256sum's format.
+func checksum(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	out := file + ".sha256"
+	line := hex.EncodeToString(h.Sum(nil)) + "  " + filepath.Base(file) + "\n"
+	return out, os.WriteFile(out, []byte(line), 0o644)
+}
+
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".kairos-write-test-")
+	if err != nil {
+		return fmt.Errorf("output directory %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// readFile reads a regular file of the tree, following symlinks (relative
+// and absolute, within the tree).
+func readFile(root *squashfs.Node, p string) ([]byte, error) {
+	n, err := lookup(root, p, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !n.Mode.IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	if n.Open == nil {
+		return nil, nil
+	}
+	rc, err := n.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func lookup(root *squashfs.Node, p string, depth int) (*squashfs.Node, error) {
+	if depth > 16 {
+		return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
+	}
+	cur, curPath := root, "/"
+	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		var next *squashfs.Node
+		for _, c := range cur.Children {
+			if c.Name == part {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("%s: no such file", path.Join(curPath, part))
+		}
+		if next.Mode&os.ModeSymlink != 0 {
+			target := next.Target
+			if !path.IsAbs(target) {
+				target = path.Join(curPath, target)
+			}
+			rest := strings.Join(parts[i+1:], "/")
+			return lookup(root, path.Join(target, rest), depth+1)
+		}
+		cur, curPath = next, path.Join(curPath, part)
+	}
+	return cur, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

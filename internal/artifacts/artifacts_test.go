@@ -1,0 +1,167 @@
+package artifacts
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+)
+
+func file(name, data string) *squashfs.Node {
+	return &squashfs.Node{Name: name, Mode: 0o644, Size: int64(len(data)), Open: squashfs.BytesOpener([]byte(data))}
+}
+
+func dir(name string, children ...*squashfs.Node) *squashfs.Node {
+	return &squashfs.Node{Name: name, Mode: fs.ModeDir | 0o755, Children: children}
+}
+
+// image is a minimal Kairos-like tree: release file, kernel behind a
+// symlink as Debian has it, initrd behind an absolute symlink.
+func image(withInitrd bool) *squashfs.Node {
+	boot := dir("boot",
+		&squashfs.Node{Name: "vmlinuz", Mode: fs.ModeSymlink | 0o777, Target: "vmlinuz-6.1.0"},
+		file("vmlinuz-6.1.0", "KERNEL"),
+		file("initrd-6.1.0", "INITRD"),
+	)
+	if withInitrd {
+		boot.Children = append(boot.Children, &squashfs.Node{Name: "initrd", Mode: fs.ModeSymlink | 0o777, Target: "/boot/initrd-6.1.0"})
+	}
+	return dir("", boot, dir("etc", file("kairos-release", "KAIROS_VERSION=\"v1\"\nKAIROS_ARTIFACT=\"kairos-test-v1\"\n")))
+}
+
+func TestNetbootAndRecovery(t *testing.T) {
+	out := t.TempDir()
+	files, err := Run(context.Background(), image(true), out, Profile{Kinds: []string{KindRecovery, KindNetboot}, NetbootURL: "http://10.0.2.2:8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	want := "kairos-test-v1.squashfs kairos-test-v1.squashfs.sha256 kairos-test-v1-kernel kairos-test-v1-kernel.sha256 kairos-test-v1-initrd kairos-test-v1-initrd.sha256 kairos-test-v1.ipxe kairos-test-v1.ipxe.sha256"
+	if strings.Join(names, " ") != want {
+		t.Errorf("files %v, want %s", names, want)
+	}
+	if k, _ := os.ReadFile(filepath.Join(out, "kairos-test-v1-kernel")); string(k) != "KERNEL" {
+		t.Errorf("kernel %q", k)
+	}
+	if k, _ := os.ReadFile(filepath.Join(out, "kairos-test-v1-initrd")); string(k) != "INITRD" {
+		t.Errorf("initrd %q", k)
+	}
+	ipxe, _ := os.ReadFile(filepath.Join(out, "kairos-test-v1.ipxe"))
+	for _, s := range []string{"set base-url http://10.0.2.2:8080", "kernel ${base-url}/kairos-test-v1-kernel root=live:${base-url}/kairos-test-v1.squashfs", "initrd ${base-url}/kairos-test-v1-initrd"} {
+		if !strings.Contains(string(ipxe), s) {
+			t.Errorf("ipxe lacks %q:\n%s", s, ipxe)
+		}
+	}
+	check := exec.Command("sha256sum", "-c", "kairos-test-v1.squashfs.sha256", "kairos-test-v1-kernel.sha256")
+	check.Dir = out
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum -c: %v\n%s", err, out)
+	}
+	ls, err := exec.Command("unsquashfs", "-lls", filepath.Join(out, "kairos-test-v1.squashfs")).CombinedOutput()
+	if err != nil || !strings.Contains(string(ls), "squashfs-root/boot/vmlinuz -> vmlinuz-6.1.0") {
+		t.Errorf("unsquashfs: %v\n%s", err, ls)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o644)
+	for _, tc := range []struct {
+		name string
+		root *squashfs.Node
+		dir  string
+		p    Profile
+		want string
+	}{
+		{"kind", image(true), t.TempDir(), Profile{Kinds: []string{"floppy"}}, "valid: iso, recovery, netboot"},
+		{"not kairos", dir("", file("hello", "x")), t.TempDir(), Profile{Kinds: []string{KindRecovery}}, "not a Kairos image"},
+		{"output", image(true), filepath.Join(notDir, "out"), Profile{Kinds: []string{KindRecovery}}, "output directory"},
+		{"no initrd", image(false), t.TempDir(), Profile{Kinds: []string{KindNetboot}}, "no /boot/initrd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tc.root, tc.dir, tc.p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			partials, _ := filepath.Glob(filepath.Join(tc.dir, "*.partial"))
+			if len(partials) > 0 {
+				t.Errorf("partial files left: %v", partials)
+			}
+		})
+	}
+}
+
+// bootable adds the boot assets the finalize step leaves in an image.
+func bootable(root *squashfs.Node) *squashfs.Node {
+	bigFile := func(name string, size int, fill byte) *squashfs.Node {
+		return file(name, strings.Repeat(string([]byte{fill}), size))
+	}
+	root.Children = append(root.Children, dir("usr", dir("lib", dir("kairos", dir("boot",
+		bigFile("BOOTX64.EFI", 300<<10, 'E'),
+		bigFile("eltorito.img", 32<<10, 'B'),
+		bigFile("boot_hybrid.img", 512, 'M'),
+	)))))
+	return root
+}
+
+func TestISO(t *testing.T) {
+	out := t.TempDir()
+	files, err := Run(context.Background(), bootable(image(true)), out, Profile{Kinds: []string{KindISO}, CloudConfig: []byte("#cloud-config\nhostname: iso-test\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	// Only the ISO and its checksum: the root squashfs and ESP were temporary.
+	if strings.Join(names, " ") != "kairos-test-v1.iso kairos-test-v1.iso.sha256" || len(files) != 2 {
+		t.Errorf("output directory holds %v (files %v)", names, files)
+	}
+	iso := filepath.Join(out, "kairos-test-v1.iso")
+	report, err := exec.Command("xorriso", "-indev", iso, "-report_el_torito", "plain", "-report_system_area", "plain").CombinedOutput()
+	if err != nil {
+		t.Fatalf("xorriso: %v\n%s", err, report)
+	}
+	for _, want := range []string{"El Torito boot img :   1  BIOS", "El Torito boot img :   2  UEFI", "Volume id    : 'COS_LIVE'", "GPT partname local :   2  EFI boot partition"} {
+		if !strings.Contains(string(report), want) {
+			t.Errorf("xorriso report lacks %q:\n%s", want, report)
+		}
+	}
+	x := t.TempDir()
+	if out, err := exec.Command("xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/", x).CombinedOutput(); err != nil {
+		t.Fatalf("extract: %v\n%s", err, out)
+	}
+	for p, want := range map[string]string{"config.yaml": "hostname: iso-test", "boot/kernel": "KERNEL", "boot/initrd": "INITRD", "boot/grub/grub.cfg": "COS_LIVE"} {
+		if got, _ := os.ReadFile(filepath.Join(x, p)); !strings.Contains(string(got), want) {
+			t.Errorf("/%s = %.80q, want it to contain %q", p, got, want)
+		}
+	}
+	if ls, err := exec.Command("unsquashfs", "-l", filepath.Join(x, "rootfs.squashfs")).CombinedOutput(); err != nil || !strings.Contains(string(ls), "squashfs-root/etc/kairos-release") {
+		t.Errorf("rootfs.squashfs: %v\n%s", err, ls)
+	}
+	if dir, err := exec.Command("mdir", "-i", filepath.Join(x, "boot/uefi.img"), "-/", "-b", "::").CombinedOutput(); err != nil ||
+		!strings.Contains(string(dir), "::/EFI/BOOT/BOOTX64.EFI") || !strings.Contains(string(dir), "::/EFI/BOOT/grub.cfg") {
+		t.Errorf("ESP listing: %v\n%s", err, dir)
+	}
+	if fd, err := exec.Command("fdisk", "-l", iso).CombinedOutput(); err != nil || !strings.Contains(string(fd), "EFI System") {
+		t.Errorf("fdisk -l: %v\n%s", err, fd)
+	}
+	// The EFI partition must hold the whole FAT file system it advertises.
+	st, err := os.Stat(filepath.Join(x, "boot/uefi.img"))
+	if err != nil || st.Size() < 4<<20 {
+		t.Errorf("ESP image is %d bytes, want the full 4 MiB file system (%v)", st.Size(), err)
+	}
+	if out, err := exec.Command("fsck.vfat", "-n", filepath.Join(x, "boot/uefi.img")).CombinedOutput(); err != nil {
+		t.Errorf("fsck.vfat: %v\n%s", err, out)
+	}
+}

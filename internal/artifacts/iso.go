@@ -1,0 +1,202 @@
+package artifacts
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kairos-io/kairos/internal/artifacts/fat"
+	"github.com/kairos-io/kairos/internal/artifacts/iso9660"
+	"github.com/kairos-io/kairos/overlay"
+)
+
+// Live ISO contract: volume label, where the finalize step leaves the boot
+// assets made from the image's own grub, and the ISO's layout.
+const (
+	isoVolumeID = "COS_LIVE"
+	bootAssets  = "/usr/lib/kairos/boot"
+	isoESPPath  = "boot/uefi.img"
+	isoBIOSPath = "boot/grub/eltorito.img"
+	// isoCloudConfig is read by the live system's stages
+	// (/run/initramfs/live/config.yaml).
+	isoCloudConfig = "config.yaml"
+)
+
+// efiNames are the removable-media loader names, by architecture.
+var efiNames = []string{"BOOTX64.EFI", "BOOTAA64.EFI"}
+
+// iso writes the hybrid live ISO: a CD and a USB disk, BIOS and UEFI.
+func (w *run) iso() error {
+	final := filepath.Join(w.dir, w.name+".iso")
+	epoch := w.p.Epoch
+	if epoch.IsZero() {
+		epoch = time.Unix(0, 0)
+	}
+	fileMeta := iso9660.Meta{Mode: 0o644, ModTime: epoch}
+	dirMeta := iso9660.Meta{Mode: 0o755, ModTime: epoch}
+
+	var efiName string
+	var efi []byte
+	for _, n := range efiNames {
+		if data, err := readFile(w.root, bootAssets+"/"+n); err == nil {
+			efiName, efi = n, data
+			break
+		}
+	}
+	if efi == nil {
+		return fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", bootAssets, efiNames)
+	}
+	kernel, err := readFile(w.root, kernelPath)
+	if err != nil {
+		return fmt.Errorf("the image has no kernel: %w", err)
+	}
+	initrd, err := readFile(w.root, initrdPath)
+	if err != nil {
+		return fmt.Errorf("the image has no initrd: %w", err)
+	}
+	menus, err := overlay.Tree("iso")
+	if err != nil {
+		return err
+	}
+
+	sq, err := w.rootfsSquashfs()
+	if err != nil {
+		return err
+	}
+	sqFile, err := iso9660.HostFile(sq, fileMeta)
+	if err != nil {
+		return err
+	}
+
+	root := iso9660.NewDir(dirMeta)
+	add := func(p string, data []byte) error {
+		return root.AddPath(p, iso9660.BytesFile(data, fileMeta), dirMeta)
+	}
+	if err := root.AddPath("rootfs.squashfs", sqFile, dirMeta); err != nil {
+		return err
+	}
+	if err := add("boot/kernel", kernel); err != nil {
+		return err
+	}
+	if err := add("boot/initrd", initrd); err != nil {
+		return err
+	}
+	// GRUB looks for its config next to itself: for UEFI that is the ESP
+	// or the ISO file system depending on the firmware, so both carry it.
+	esp := &fat.Dir{}
+	for _, m := range menus {
+		if err := add(m.Path, m.Data); err != nil {
+			return err
+		}
+		if m.Path == "EFI/BOOT/grub.cfg" {
+			if err := esp.AddFile(m.Path, m.Data); err != nil {
+				return err
+			}
+		}
+	}
+	if err := esp.AddFile("EFI/BOOT/"+efiName, efi); err != nil {
+		return err
+	}
+	if len(w.p.CloudConfig) > 0 {
+		if err := add(isoCloudConfig, w.p.CloudConfig); err != nil {
+			return err
+		}
+	}
+
+	w.say("EFI system partition (%s)", efiName)
+	espFile, err := w.tempFile(".esp")
+	if err != nil {
+		return err
+	}
+	// The loader plus 1 MiB of room, rounded to MiB; FAT16 needs 4 MiB.
+	espSize := max(int64(4<<20), (int64(len(efi))+(2<<20))&^(1<<20-1))
+	if err := writeFAT(espFile, espSize, esp, epoch); err != nil {
+		return fmt.Errorf("EFI system partition: %w", err)
+	}
+	espNode, err := iso9660.HostFile(espFile, fileMeta)
+	if err != nil {
+		return err
+	}
+	if err := root.AddPath(isoESPPath, espNode, dirMeta); err != nil {
+		return err
+	}
+
+	img := &iso9660.Image{
+		VolumeID:    isoVolumeID,
+		ModTime:     epoch,
+		Root:        root,
+		Joliet:      true,
+		CatalogPath: "boot.catalog",
+		EFIBoot:     &iso9660.EFIBoot{Path: isoESPPath, Partition: true},
+	}
+	// BIOS boot exists where the architecture has it (the finalize step
+	// made the El Torito image).
+	if eltorito, err := readFile(w.root, bootAssets+"/eltorito.img"); err == nil {
+		mbr, err := readFile(w.root, bootAssets+"/boot_hybrid.img")
+		if err != nil {
+			return fmt.Errorf("the image has eltorito.img but no boot_hybrid.img in %s", bootAssets)
+		}
+		if err := add(isoBIOSPath, eltorito); err != nil {
+			return err
+		}
+		img.BIOSBoot = &iso9660.BIOSBoot{Path: isoBIOSPath, BootInfoTable: true, GRUB2BootInfo: true, MBRCode: mbr}
+	}
+	w.say("iso9660 (hybrid: CD and USB, %s)", map[bool]string{true: "BIOS and UEFI", false: "UEFI"}[img.BIOSBoot != nil])
+	return w.write(final, func(partial string) error { return iso9660.WriteFile(partial, img) })
+}
+
+func writeFAT(path string, size int64, root *fat.Dir, epoch time.Time) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	// The writer leaves free clusters unwritten: the file must have the
+	// file system's full size, or firmware sees a volume larger than its
+	// partition.
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := fat.Write(f, size, "COS_GRUB", root, fat.Options{ModTime: epoch}); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// rootfsSquashfs is the root file system image the ISO carries: the
+// recovery/netboot artifact when one is asked for, else a temporary file.
+func (w *run) rootfsSquashfs() (string, error) {
+	for _, k := range w.p.Kinds {
+		if k == KindRecovery || k == KindNetboot {
+			if err := w.squashfs(); err != nil {
+				return "", err
+			}
+			return filepath.Join(w.dir, w.name+".squashfs"), nil
+		}
+	}
+	if w.tmpSquashfs != "" {
+		return w.tmpSquashfs, nil
+	}
+	p, err := w.tempFile(".squashfs")
+	if err != nil {
+		return "", err
+	}
+	if err := w.writeSquashfs(p); err != nil {
+		return "", err
+	}
+	w.tmpSquashfs = p
+	return p, nil
+}
+
+// tempFile is a hidden file in the output directory, removed when Run ends.
+func (w *run) tempFile(suffix string) (string, error) {
+	f, err := os.CreateTemp(w.dir, "."+w.name+"-*"+suffix)
+	if err != nil {
+		return "", err
+	}
+	f.Close()
+	w.temps = append(w.temps, f.Name())
+	return f.Name(), nil
+}

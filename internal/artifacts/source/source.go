@@ -1,0 +1,216 @@
+// Package source opens what `kairos artifacts` reads a root file system
+// from, and flattens it into the tree the artifact writers take
+// (squashfs.Node):
+//
+//	dir:<rootfs>                 a directory on disk
+//	oci:<layout dir>[:<tag>]     an OCI image layout
+//	oci-archive:<tar>[:<tag>]    an OCI layout in a tar (as `kairos build` writes)
+//	docker-image://<ref>         an image in a registry (go-containerregistry)
+//
+// Image layers are applied in order with the OCI whiteout rules; file
+// contents are spooled once into a temporary file so that writers can read
+// them in any order, as often as they need.
+package source
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+)
+
+// Tree is an opened source: its root, and what must be released after the
+// writers are done with it.
+type Tree struct {
+	Root  *squashfs.Node
+	close func() error
+}
+
+// Close releases the spool file and temporary directories.
+func (t *Tree) Close() error {
+	if t == nil || t.close == nil {
+		return nil
+	}
+	return t.close()
+}
+
+// Kinds lists the accepted source prefixes, for error messages and --help.
+var Kinds = []string{"dir:<rootfs>", "oci:<layout>[:<tag>]", "oci-archive:<tar>[:<tag>]", "docker-image://<ref>"}
+
+// Open resolves a source reference. tmp is where the spool file goes ("" =
+// the system default); platform picks the image of a multi-platform index
+// (nil = this machine's).
+func Open(ctx context.Context, ref, tmp string, platform *v1.Platform) (*Tree, error) {
+	if platform == nil {
+		platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	kind, rest, _ := strings.Cut(ref, ":")
+	switch {
+	case kind == "dir":
+		root, err := squashfs.DirSource(rest)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		return &Tree{Root: root}, nil
+	case kind == "oci":
+		dir, tag := splitTag(rest)
+		img, err := layoutImage(dir, tag, platform)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		return Flatten(img, tmp)
+	case kind == "oci-archive":
+		file, tag := splitTag(rest)
+		dir, err := os.MkdirTemp(tmp, "kairos-oci-archive-")
+		if err != nil {
+			return nil, err
+		}
+		if err := untar(file, dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		img, err := layoutImage(dir, tag, platform)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		t, err := Flatten(img, tmp)
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		inner := t.close
+		t.close = func() error { return errors.Join(inner(), os.RemoveAll(dir)) }
+		return t, nil
+	case strings.HasPrefix(ref, "docker-image://"):
+		r, err := name.ParseReference(strings.TrimPrefix(ref, "docker-image://"))
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(*platform),
+			remote.WithAuthFromKeychain(authn.DefaultKeychain))
+		if err != nil {
+			return nil, fmt.Errorf("source %s: pulling: %w", ref, err)
+		}
+		return Flatten(img, tmp)
+	default:
+		return nil, fmt.Errorf("source %q: unknown kind (valid: %s)", ref, strings.Join(Kinds, ", "))
+	}
+}
+
+// splitTag cuts an optional ":<tag>" off a path; a colon inside the last
+// path element followed by no slash is the tag.
+func splitTag(s string) (string, string) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 || strings.Contains(s[i+1:], "/") {
+		return s, ""
+	}
+	return s[:i], s[i+1:]
+}
+
+// layoutImage finds the image in an OCI layout: the one whose ref.name
+// annotation is tag (or ends in ":"+tag), else the only one, resolving an
+// index to the platform's image.
+func layoutImage(dir, tag string, platform *v1.Platform) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	man, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var picked []v1.Descriptor
+	var names []string
+	for _, d := range man.Manifests {
+		n := d.Annotations["org.opencontainers.image.ref.name"]
+		names = append(names, n)
+		if tag == "" || n == tag || strings.HasSuffix(n, ":"+tag) {
+			picked = append(picked, d)
+		}
+	}
+	switch {
+	case len(picked) == 0:
+		return nil, fmt.Errorf("no image tagged %q in %s (tags: %s)", tag, dir, strings.Join(names, ", "))
+	case len(picked) > 1:
+		return nil, fmt.Errorf("%s holds %d images: name one with :<tag> (tags: %s)", dir, len(picked), strings.Join(names, ", "))
+	}
+	d := picked[0]
+	if d.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		cm, err := child.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range cm.Manifests {
+			if m.Platform != nil && m.Platform.Satisfies(*platform) {
+				return child.Image(m.Digest)
+			}
+		}
+		return nil, fmt.Errorf("the image in %s has no %s/%s variant", dir, platform.OS, platform.Architecture)
+	}
+	return idx.Image(d.Digest)
+}
+
+// untar extracts a plain tar (an OCI archive: regular files and dirs only).
+func untar(file, dir string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", file, err)
+		}
+		p := filepath.Join(dir, filepath.Clean("/"+hdr.Name))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			out, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s: unexpected entry %s (type %c) in an OCI archive", file, hdr.Name, hdr.Typeflag)
+		}
+	}
+}
