@@ -122,11 +122,14 @@ setup_buildkit() {
 	export PATH="$dir:$PATH"
 }
 
-# Our own binaries: the agent is static, as it runs in every image and initrd.
+# Our own binaries: the agent is static, as it runs in every image and
+# initrd; so is kairos-frontend, which also writes the artifacts inside
+# BuildKit, in a container holding nothing else.
 build_tools() {
 	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
 	mkdir -p "$OUT/bin"
 	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent" ./cmd/kairos-agent
+	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-frontend" ./cmd/kairos-frontend
 	go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos" ./cmd/kairos
 }
 
@@ -136,7 +139,6 @@ frontend_image() {
 	local dest=$1
 	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
 	local ref=${args[FRONTEND_IMAGE]:-127.0.0.1:5000/kairos/frontend:$VERSION}
-	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-frontend" ./cmd/kairos-frontend
 	CGO_ENABLED=0 GOARCH=arm64 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent-arm64" ./cmd/kairos-agent
 	local push=()
 	[ "${args[PUSH]:-}" = true ] && push=(--push)
@@ -188,7 +190,7 @@ stop_daemon_in_ci() {
 }
 
 case "$target" in
-image | iso | recovery | netboot) setup; kairos_build --target "$target" ;;
+image | iso | recovery | netboot | raw | qcow2) setup; kairos_build --target "$target" ;;
 all) setup; kairos_build --target image --target all ;;
 frontend) setup; frontend_image "$OUT" ;;
 test)

@@ -37,8 +37,7 @@ type Flavor struct {
 	// run in order, in the same shell step as the install and ahead of it
 	// (joined with " && ", so the first failure fails the step), with the
 	// package manager's environment and cache mounts. What they change stays
-	// in the image, so installs on top of it (iso_tools) see the same
-	// repositories without running them again.
+	// in the image.
 	PreInstall []string `yaml:"pre_install"`
 	// InitrdModules are extra initrd-tool modules (dracut --add), e.g. the
 	// network stack the distro's dracut should use for netboot.
@@ -49,9 +48,6 @@ type Flavor struct {
 	Packages     []string            `yaml:"packages"`
 	ArchPackages map[string][]string `yaml:"arch_packages"`
 	Grub         Grub                `yaml:"grub"`
-	// ISOTools are installed on top of the image, in a throwaway layer, to
-	// assemble live media.
-	ISOTools []string `yaml:"iso_tools"`
 }
 
 // OSRelease is what /etc/os-release says on the distro release a flavor is
@@ -161,7 +157,7 @@ func (f *Flavor) validate(managers map[string]PackageManager) error {
 			return fmt.Errorf("kernel lists %s, which arch_packages does not", arch)
 		}
 	}
-	lists := map[string][]string{"packages": f.Packages, "iso_tools": f.ISOTools, "pre_install": f.PreInstall}
+	lists := map[string][]string{"packages": f.Packages, "pre_install": f.PreInstall}
 	for arch, pkgs := range f.ArchPackages {
 		lists["arch_packages."+arch] = pkgs
 	}

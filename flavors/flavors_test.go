@@ -191,9 +191,6 @@ func TestEveryFlavor(t *testing.T) {
 			if f.Bootstrap != nil && f.Name != "debian" {
 				t.Errorf("only Debian bootstraps from its mirror, %s has %+v", id, f.Bootstrap)
 			}
-			if len(f.ISOTools) == 0 {
-				t.Errorf("no iso_tools")
-			}
 			for _, arch := range requiredArchs {
 				pkgs, err := f.PackagesFor(arch)
 				if err != nil {

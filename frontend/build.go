@@ -35,6 +35,9 @@ const (
 	ContextAgent   = "agent"
 	ContextK3s     = "k3s"
 	ContextOverlay = "overlay"
+	// ContextTools is a directory holding a static kairos-frontend, the
+	// artifact writer; the gateway image itself serves when it is absent.
+	ContextTools = "tools"
 )
 
 // Build is the frontend entry point.
@@ -107,6 +110,7 @@ func specOptions(ctx context.Context, c client.Client, bc *dockerui.Client, spec
 	opts.RemovePackages = spec.Packages.Remove
 	opts.SquashfsCompression = spec.Artifacts.Squashfs.Compression
 	opts.ISOName = spec.Artifacts.ISO.Name
+	opts.DiskSize = spec.Artifacts.Disk.Size
 	opts.CloudConfig = spec.CloudConfig.Inline
 	if p := spec.CloudConfig.Path; p != "" {
 		data, err := readContextFile(ctx, c, bc, p)
@@ -220,6 +224,11 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 			return nil, nil, nil, err
 		}
 	}
+	if plan.Artifacts != nil {
+		if err := loadTools(ctx, c, bc, &in); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 
 	g, err := Convert(plan, in)
 	if err != nil {
@@ -279,6 +288,36 @@ func loadAgent(ctx context.Context, c client.Client, bc *dockerui.Client, p *Pla
 	in.AgentDir = AgentsDir + "/" + p.Platform.OS + "_" + p.Platform.Architecture
 	return nil
 }
+
+// loadTools picks the artifact writer: the "tools" named context when given
+// (in-process builds pass the kairos-frontend next to the kairos CLI), else
+// the frontend's own gateway image. Either way it runs on the builder's
+// platform, whatever the target platform: writing artifacts is file
+// assembly and needs no emulation.
+func loadTools(ctx context.Context, c client.Client, bc *dockerui.Client, in *Inputs) error {
+	builder := platforms.Normalize(platforms.DefaultSpec())
+	tools, err := loadContext(ctx, bc, ContextTools, builder)
+	if err != nil {
+		return err
+	}
+	if tools != nil {
+		st := tools.Platform(builder)
+		in.Tools, in.ToolsPath = &st, ToolsFile
+		return nil
+	}
+	source := c.BuildOpts().Opts[keySource]
+	if source == "" {
+		return fmt.Errorf("no artifact writer: pass a directory holding a static %q as the %q context (context:%s=local:<name>, or --build-context %s=<dir>)",
+			ToolsFile, ContextTools, ContextTools, ContextTools)
+	}
+	st := llb.Image(source, llb.Platform(builder), llb.WithCustomName("[artifacts] writer from frontend image "+source))
+	in.Tools, in.ToolsPath = &st, ToolsFile
+	return nil
+}
+
+// ToolsFile is the artifact writer, at the root of the tools context and of
+// the frontend image.
+const ToolsFile = "kairos-frontend"
 
 // keySource is the gateway option naming the frontend image.
 const keySource = "source"

@@ -23,6 +23,11 @@ type Inputs struct {
 	// K3s is a directory holding the "k3s" binary; required when the plan
 	// has K3s (see K3sDownload).
 	K3s *llb.State
+	// Tools is the root file system holding the artifact writer at
+	// ToolsPath (a static kairos-frontend, run as "kairos-frontend
+	// artifacts"), on the builder's platform; required by artifact targets.
+	Tools     *llb.State
+	ToolsPath string
 	// Overlay, when set, is a tree copied over the image root after
 	// Kairos' own files, so users can replace any of them.
 	Overlay *llb.State
@@ -69,10 +74,6 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	// Each step mounts only the scripts it runs, so editing the ISO script
 	// does not invalidate the image's cached steps.
 	imageScripts, err := scriptsState(in.Epoch, "build/finalize.sh")
-	if err != nil {
-		return nil, err
-	}
-	artifactScripts, err := scriptsState(in.Epoch, "build/mkartifacts.sh", "iso/")
 	if err != nil {
 		return nil, err
 	}
@@ -129,19 +130,27 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 
 	g := &Graph{Image: img}
 	if a := p.Artifacts; a != nil {
-		// The media tools live in a throwaway layer on the image itself, so
-		// they come from the same distro release; the image is mounted
-		// read-only as the source tree.
-		tools := p.installPackages(img, "[artifacts] install media tools", p.Flavor.ISOTools)
-		args := append([]string{"/bin/sh", scriptsMount + "/build/mkartifacts.sh", a.Name, "/out"}, a.Kinds...)
-		run := tools.Run(
+		if in.Tools == nil {
+			return nil, fmt.Errorf("target %q needs the artifact writer: no tools input given", p.Target)
+		}
+		// The writer is the frontend binary itself (pure Go, static): it
+		// runs on the builder's platform with the image mounted read-only,
+		// so nothing is installed into or run inside the image.
+		args := append([]string{path.Join("/", in.ToolsPath), "artifacts"}, a.Kinds...)
+		args = append(args, "--source", "dir:/rootfs", "--output", "/out", "--name", a.Name,
+			"--compression", a.SquashfsCompression)
+		if a.NetbootURL != "" {
+			args = append(args, "--netboot-url", a.NetbootURL)
+		}
+		if a.DiskSize != 0 {
+			args = append(args, "--disk-size", fmt.Sprint(a.DiskSize))
+		}
+		run := in.Tools.Run(
 			llb.Args(args),
-			llb.AddEnv("PATH", defaultPATH),
-			llb.AddEnv("SQUASHFS_COMP", a.SquashfsCompression),
-			llb.AddEnv("EFI_NAME", p.Boot.EFIName),
-			llb.AddEnv("NETBOOT_URL", a.NetbootURL),
 			llb.AddMount("/rootfs", img, llb.Readonly),
-			llb.AddMount(scriptsMount, artifactScripts, llb.Readonly),
+			// Temporary files go to a disk-backed scratch mount, never to
+			// the output (and not to RAM: a squashfs can be gigabytes).
+			llb.AddMount("/tmp", llb.Scratch()),
 			epochEnv(in.Epoch),
 			llb.WithCustomName(fmt.Sprintf("[artifacts] %s: %s", a.Name, strings.Join(a.Kinds, ", "))),
 		)

@@ -46,7 +46,7 @@ func TestParseOptionsDefaultsAndErrors(t *testing.T) {
 		args   map[string]string
 		want   string
 	}{
-		{"floppy", map[string]string{ArgFlavor: "debian"}, "valid: image, iso, recovery, netboot, all"},
+		{"floppy", map[string]string{ArgFlavor: "debian"}, "valid: image, iso, recovery, netboot, raw, qcow2, all"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVariant: "huge"}, "one of core, standard"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVersion: "v1/2"}, "VERSION"},
 	} {
@@ -112,9 +112,11 @@ func ops(t *testing.T, st llb.State) []*pb.Op {
 
 func convert(t *testing.T, target string) (*Plan, *Graph) {
 	p := mustPlan(t, target, map[string]string{ArgFlavor: "debian", ArgVersion: "v9.9.9"})
+	tools := llb.Local("tools")
 	g, err := Convert(p, Inputs{
 		Base:  llb.Image("docker.io/library/debian:bookworm"),
 		Agent: llb.Local("agent"),
+		Tools: &tools, ToolsPath: ToolsFile,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +225,8 @@ func TestImageLLB(t *testing.T) {
 
 func TestArtifactsLLB(t *testing.T) {
 	for target, kinds := range map[string][]string{
-		"iso": {"iso"}, "recovery": {"recovery"}, "netboot": {"netboot"}, "all": {"iso", "recovery", "netboot"},
+		"iso": {"iso"}, "recovery": {"recovery"}, "netboot": {"netboot"}, "raw": {"raw"}, "qcow2": {"qcow2"},
+		"all": {"iso", "recovery", "netboot", "raw", "qcow2"},
 	} {
 		t.Run(target, func(t *testing.T) { testArtifactsLLB(t, target, kinds) })
 	}
@@ -231,32 +234,37 @@ func TestArtifactsLLB(t *testing.T) {
 
 func testArtifactsLLB(t *testing.T, target string, kinds []string) {
 	_, g := convert(t, target)
-	var mkiso *pb.ExecOp
+	var step *pb.ExecOp
 	for _, e := range execs(ops(t, g.Artifacts)) {
-		if strings.Contains(strings.Join(e.Meta.Args, " "), "mkartifacts.sh") {
-			mkiso = e
+		if len(e.Meta.Args) > 1 && e.Meta.Args[0] == "/"+ToolsFile && e.Meta.Args[1] == "artifacts" {
+			step = e
 		}
 	}
-	if mkiso == nil {
+	if step == nil {
 		t.Fatal("no artifact step")
 	}
-	if !slices.Contains(mkiso.Meta.Args, "kairos-debian-bookworm-core-amd64-generic-v9.9.9") {
-		t.Errorf("mkartifacts args %v lack the artifact name", mkiso.Meta.Args)
-	}
-	if got := mkiso.Meta.Args[len(mkiso.Meta.Args)-len(kinds):]; !slices.Equal(got, kinds) {
+	if got := step.Meta.Args[2 : 2+len(kinds)]; !slices.Equal(got, kinds) {
 		t.Errorf("artifact kinds %v, want %v", got, kinds)
 	}
+	flags := strings.Join(step.Meta.Args[2+len(kinds):], " ")
+	if want := "--source dir:/rootfs --output /out --name kairos-debian-bookworm-core-amd64-generic-v9.9.9 --compression gzip"; flags != want {
+		t.Errorf("artifact flags %q, want %q", flags, want)
+	}
 	var dests []string
-	for _, m := range mkiso.Mounts {
+	for _, m := range step.Mounts {
 		dests = append(dests, m.Dest)
 		if m.Dest == "/rootfs" && !m.Readonly {
-			t.Errorf("image mounted writable into the ISO step")
+			t.Errorf("image mounted writable into the artifact step")
 		}
 	}
-	for _, want := range []string{"/rootfs", "/out", scriptsMount} {
+	for _, want := range []string{"/", "/rootfs", "/out", "/tmp"} {
 		if !slices.Contains(dests, want) {
-			t.Errorf("ISO step mounts %v lack %s", dests, want)
+			t.Errorf("artifact step mounts %v lack %s", dests, want)
 		}
+	}
+	p := mustPlan(t, target, map[string]string{ArgFlavor: "debian"})
+	if _, err := Convert(p, Inputs{Base: llb.Image("debian"), Agent: llb.Local("agent")}); err == nil || !strings.Contains(err.Error(), "artifact writer") {
+		t.Errorf("Convert without the tools input: %v", err)
 	}
 }
 

@@ -54,6 +54,8 @@ const (
 	TargetISO      Target = "iso"
 	TargetRecovery Target = "recovery"
 	TargetNetboot  Target = "netboot"
+	TargetRaw      Target = "raw"
+	TargetQcow2    Target = "qcow2"
 	TargetAll      Target = "all"
 )
 
@@ -69,6 +71,8 @@ var Targets = []TargetInfo{
 	{TargetISO, "the live/installer ISO (BIOS + UEFI, CD + USB)"},
 	{TargetRecovery, "the root file system as a squashfs (recovery image)"},
 	{TargetNetboot, "kernel, initrd, squashfs and iPXE script for network boot"},
+	{TargetRaw, "installed-system disk image (GPT, EFI + A/B state + recovery), raw"},
+	{TargetQcow2, "the same disk image as qcow2 (sparse)"},
 	{TargetAll, "every artifact of the image in one directory"},
 }
 
@@ -93,6 +97,7 @@ type Options struct {
 	RemovePackages      []string
 	SquashfsCompression string
 	ISOName             string
+	DiskSize            int64
 	CloudConfig         []byte
 }
 

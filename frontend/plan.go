@@ -62,12 +62,15 @@ func newK3sPlan(version, arch string) *K3sPlan {
 
 // ArtifactPlan lists the artifact kinds one target writes and how.
 type ArtifactPlan struct {
-	Kinds []string // iso, recovery, netboot; in writing order
+	Kinds []string // iso, recovery, netboot, raw, qcow2; in writing order
 	// Name is the base name of the files (the release's artifact name
 	// unless the spec sets artifacts.iso.name).
 	Name string
-	// SquashfsCompression is mksquashfs's -comp value.
+	// SquashfsCompression is gzip (default: GRUB reads it), xz or zstd.
 	SquashfsCompression string
+	// DiskSize is the raw/qcow2 disk size in bytes (0 = the writer's
+	// default, which fits the image).
+	DiskSize int64
 	// NetbootURL is the default base URL of the iPXE script ("" = the
 	// script asks the operator to set ${base-url}).
 	NetbootURL string
@@ -78,7 +81,9 @@ var artifactKinds = map[Target][]string{
 	TargetISO:      {"iso"},
 	TargetRecovery: {"recovery"},
 	TargetNetboot:  {"netboot"},
-	TargetAll:      {"iso", "recovery", "netboot"},
+	TargetRaw:      {"raw"},
+	TargetQcow2:    {"qcow2"},
+	TargetAll:      {"iso", "recovery", "netboot", "raw", "qcow2"},
 }
 
 // BootPlatform is how one CPU architecture boots: grub's EFI platform, the
@@ -140,7 +145,7 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 	p.RemovePackages = o.RemovePackages
 	p.CloudConfig = o.CloudConfig
 	if kinds, ok := artifactKinds[o.Target]; ok {
-		p.Artifacts = &ArtifactPlan{Kinds: kinds, SquashfsCompression: "zstd", NetbootURL: o.NetbootURL, Name: p.Release.ArtifactName()}
+		p.Artifacts = &ArtifactPlan{Kinds: kinds, SquashfsCompression: "gzip", NetbootURL: o.NetbootURL, DiskSize: o.DiskSize, Name: p.Release.ArtifactName()}
 		if o.SquashfsCompression != "" {
 			p.Artifacts.SquashfsCompression = o.SquashfsCompression
 		}

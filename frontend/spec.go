@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/bytesize"
 	"io"
 	"path"
 	"regexp"
@@ -471,7 +472,7 @@ func (p *parser) diskSize(key string, n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
-	size, err := parseSize(v)
+	size, err := bytesize.Parse(v)
 	if err != nil {
 		return p.errAt(n, key, "%w", err)
 	}
@@ -622,39 +623,6 @@ func isoName(v string) (string, error) {
 		return "", fmt.Errorf("%q: must be a file name (no directory) starting with a letter or digit, holding only letters, digits, '.', '_', '+' and '-'", v)
 	}
 	return name, nil
-}
-
-// sizeUnits are the accepted size suffixes, upper-cased. Single letters are
-// binary, as in truncate(1) and qemu-img.
-var sizeUnits = map[string]int64{
-	"": 1, "B": 1,
-	"K": 1 << 10, "KIB": 1 << 10,
-	"M": 1 << 20, "MIB": 1 << 20,
-	"G": 1 << 30, "GIB": 1 << 30,
-	"T": 1 << 40, "TIB": 1 << 40,
-}
-
-var sizeRe = regexp.MustCompile(`^([0-9]+)\s*([A-Za-z]*)$`)
-
-// parseSize reads "16G", "16GiB", "3000M" or a number of bytes.
-func parseSize(v string) (int64, error) {
-	m := sizeRe.FindStringSubmatch(strings.TrimSpace(v))
-	if m == nil {
-		return 0, fmt.Errorf("%q is not a size: want a whole number of bytes or with a unit (K, M, G, T, KiB, MiB, GiB, TiB), e.g. 16G", v)
-	}
-	unit := strings.ToUpper(m[2])
-	mult, ok := sizeUnits[unit]
-	if !ok {
-		if slices.Contains([]string{"KB", "MB", "GB", "TB"}, unit) {
-			return 0, fmt.Errorf("%q: %s is ambiguous (10^n or 2^n bytes?); write %s%s or %s%siB (binary) or a number of bytes", v, m[2], m[1], unit[:1], m[1], unit[:1])
-		}
-		return 0, fmt.Errorf("%q: unknown unit %q (valid: K, M, G, T, KiB, MiB, GiB, TiB, or none for bytes)", v, m[2])
-	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || n > (1<<63-1)/mult {
-		return 0, fmt.Errorf("%q is too large", v)
-	}
-	return n * mult, nil
 }
 
 // describe names a node's kind for "want X, got Y" messages.

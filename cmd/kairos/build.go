@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -28,6 +29,7 @@ type buildFlags struct {
 	model     string
 	baseImage string
 	agent     string
+	writer    string
 	k3s       string
 	overlay   string
 	k3sVer    string
@@ -73,6 +75,7 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVar(&f.baseImage, "base-image", "", "base image reference instead of the flavor's (BASE_IMAGE)")
 	fl.StringToStringVar(&f.args, "build-arg", nil, "extra build arguments KEY=VALUE, as in the Earthfile")
 	fl.StringVar(&f.agent, "agent", "", "kairos-agent binary to embed (default: kairos-agent next to this program)")
+	fl.StringVar(&f.writer, "writer", "", "static kairos-frontend binary that writes the artifacts inside BuildKit (default: kairos-frontend next to this program)")
 	fl.StringVar(&f.k3sVer, "k3s-version", "", "k3s release of the standard variant (K3S_VERSION); default "+frontend.DefaultK3SVersion)
 	fl.StringVar(&f.k3s, "k3s", "", "k3s binary to embed in the standard variant instead of downloading the release (air-gapped builds)")
 	fl.StringVar(&f.overlay, "overlay", "", "directory copied over the image root after Kairos' own files")
@@ -142,12 +145,12 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 		plans = append(plans, p)
 	}
 
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	agent := f.agent
 	if agent == "" {
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
 		agent = filepath.Join(filepath.Dir(self), "kairos-agent")
 	}
 	contexts := map[string]string{}
@@ -175,6 +178,18 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	}
 	defer cleanup()
 	contexts[frontend.ContextAgent] = agentDir
+	if slices.ContainsFunc(plans, func(p *frontend.Plan) bool { return p.Artifacts != nil }) {
+		writer := f.writer
+		if writer == "" {
+			writer = filepath.Join(filepath.Dir(self), frontend.ToolsFile)
+		}
+		toolsDir, cleanup, err := fileContext(writer, frontend.ToolsFile, "--writer", "build it with CGO_ENABLED=0 go build ./cmd/kairos-frontend, or pass --writer")
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		contexts[frontend.ContextTools] = toolsDir
+	}
 	if f.k3s != "" {
 		k3sDir, cleanup, err := fileContext(f.k3s, "k3s", "--k3s", "pass the k3s release binary")
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	artifactscmd "github.com/kairos-io/kairos/internal/artifacts/command"
 	"github.com/kairos-io/kairos/internal/version"
 )
 
@@ -36,7 +37,7 @@ It talks to the daemon named by $BUILDKIT_HOST, or starts a private one
 			logrus.SetLevel(logrus.DebugLevel)
 		}
 	}
-	root.AddCommand(newBuildCmd(), newArtifactsCmd(), newBaseCmd(), newFrontendImageCmd(), &cobra.Command{
+	root.AddCommand(newBuildCmd(), artifactscmd.New(), newBaseCmd(), newFrontendImageCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this tool",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Version) },

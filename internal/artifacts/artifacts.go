@@ -27,10 +27,12 @@ const (
 	KindISO      = "iso"      // <name>.iso: hybrid live ISO
 	KindRecovery = "recovery" // <name>.squashfs
 	KindNetboot  = "netboot"  // <name>-kernel, <name>-initrd, <name>.squashfs, <name>.ipxe
+	KindRaw      = "raw"      // <name>.raw: installed-system disk (GPT)
+	KindQcow2    = "qcow2"    // <name>.qcow2: the same disk as qcow2
 )
 
 // Kinds lists the kinds Run knows.
-var Kinds = []string{KindISO, KindRecovery, KindNetboot}
+var Kinds = []string{KindISO, KindRecovery, KindNetboot, KindRaw, KindQcow2}
 
 // Profile is what to write, as data.
 type Profile struct {
@@ -45,6 +47,11 @@ type Profile struct {
 	// CloudConfig lands at /config.yaml of the ISO, where the live system
 	// reads it.
 	CloudConfig []byte
+	// DiskSize is the size of the raw/qcow2 disk in bytes; 0 = the
+	// partitions of the contract for this image plus 2 GiB of
+	// COS_PERSISTENT, rounded up to a GiB. A size that cannot hold the
+	// image fails before the disk is written.
+	DiskSize int64
 	// Epoch stamps the file systems (SOURCE_DATE_EPOCH); zero means 0.
 	Epoch time.Time
 	// Progress receives one line per step and progress updates.
@@ -104,6 +111,10 @@ func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]str
 			err = w.squashfs()
 		case KindNetboot:
 			err = w.netboot()
+		case KindRaw:
+			err = w.raw()
+		case KindQcow2:
+			err = w.qcow2()
 		}
 		if err != nil {
 			return w.files, fmt.Errorf("%s: %w", k, err)
@@ -123,6 +134,8 @@ type run struct {
 	// file system when no squashfs artifact was asked for.
 	temps       []string
 	tmpSquashfs string
+	// rawPath is the raw disk artifact once written (qcow2 converts it).
+	rawPath string
 }
 
 func (w *run) say(format string, args ...any) {

@@ -29,23 +29,13 @@ var efiNames = []string{"BOOTX64.EFI", "BOOTAA64.EFI"}
 // iso writes the hybrid live ISO: a CD and a USB disk, BIOS and UEFI.
 func (w *run) iso() error {
 	final := filepath.Join(w.dir, w.name+".iso")
-	epoch := w.p.Epoch
-	if epoch.IsZero() {
-		epoch = time.Unix(0, 0)
-	}
+	epoch := w.epoch()
 	fileMeta := iso9660.Meta{Mode: 0o644, ModTime: epoch}
 	dirMeta := iso9660.Meta{Mode: 0o755, ModTime: epoch}
 
-	var efiName string
-	var efi []byte
-	for _, n := range efiNames {
-		if data, err := readFile(w.root, bootAssets+"/"+n); err == nil {
-			efiName, efi = n, data
-			break
-		}
-	}
-	if efi == nil {
-		return fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", bootAssets, efiNames)
+	efiName, efi, err := w.efiLoader()
+	if err != nil {
+		return err
 	}
 	kernel, err := readFile(w.root, kernelPath)
 	if err != nil {

@@ -30,8 +30,9 @@ import (
 	"github.com/kairos-io/kairos/frontend"
 )
 
-// FrontendPath is the entrypoint inside the image.
-const FrontendPath = "/kairos-frontend"
+// FrontendPath is the entrypoint inside the image, and the artifact writer
+// the frontend runs from the same image.
+const FrontendPath = "/" + frontend.ToolsFile
 
 // Spec is what goes into the image.
 type Spec struct {

@@ -1,8 +1,12 @@
-package main
+// Package command is the `artifacts` command line, shared by the kairos CLI
+// and the kairos-frontend binary, which runs it inside BuildKit for the
+// frontend's artifact targets: one implementation, one set of flags.
+package command
 
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -11,14 +15,16 @@ import (
 	"github.com/kairos-io/kairos/internal/artifacts"
 	"github.com/kairos-io/kairos/internal/artifacts/source"
 	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/bytesize"
 )
 
-func newArtifactsCmd() *cobra.Command {
+// New returns the artifacts command.
+func New() *cobra.Command {
 	var (
-		src, output, name, compression, netbootURL, tmp, cloudConfig string
+		src, output, name, compression, netbootURL, tmp, cloudConfig, diskSize string
 	)
 	cmd := &cobra.Command{
-		Use:   "artifacts <" + strings.Join(artifacts.Kinds, "|") + ">... --source <src>",
+		Use:   "artifacts <" + strings.Join(artifacts.Kinds, "|") + "|all>... --source <src>",
 		Short: "Write boot media of a Kairos image, as an ordinary user",
 		Long: `Write the boot media of a Kairos image as plain files, in Go: no root, no
 mounts, no loop devices, no daemon. Kinds:
@@ -26,6 +32,11 @@ mounts, no loop devices, no daemon. Kinds:
   iso       <name>.iso: hybrid live ISO (CD and USB, BIOS and UEFI)
   recovery  <name>.squashfs: the root file system
   netboot   <name>-kernel, <name>-initrd, <name>.squashfs, <name>.ipxe
+  raw       <name>.raw: installed-system disk image (GPT: COS_GRUB EFI,
+            COS_OEM, COS_RECOVERY, COS_STATE with active.img and passive.img,
+            COS_PERSISTENT), sparse
+  qcow2     <name>.qcow2: the same disk as qcow2 (zero clusters not stored)
+  all       every kind above
 
 Sources (--source):
   ` + strings.Join(source.Kinds, "\n  ") + `
@@ -45,6 +56,15 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 			if err != nil {
 				return err
 			}
+			if slices.Contains(kinds, "all") {
+				kinds = artifacts.Kinds
+			}
+			var size int64
+			if diskSize != "" {
+				if size, err = bytesize.Parse(diskSize); err != nil {
+					return fmt.Errorf("--disk-size: %w", err)
+				}
+			}
 			var cc []byte
 			if cloudConfig != "" {
 				if cc, err = os.ReadFile(cloudConfig); err != nil {
@@ -59,7 +79,7 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 			defer tree.Close()
 			files, err := artifacts.Run(cmd.Context(), tree.Root, output, artifacts.Profile{
 				Kinds: kinds, Name: name, Compression: compression, NetbootURL: netbootURL,
-				Epoch: epoch, Progress: os.Stderr, CloudConfig: cc,
+				Epoch: epoch, Progress: os.Stderr, CloudConfig: cc, DiskSize: size,
 			})
 			for _, f := range files {
 				fmt.Fprintln(cmd.OutOrStdout(), f)
@@ -73,7 +93,8 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 	fl.StringVar(&name, "name", "", "base name of the files (default: KAIROS_ARTIFACT of the image)")
 	fl.StringVar(&compression, "compression", "", "squashfs compression: gzip (default), xz, zstd")
 	fl.StringVar(&netbootURL, "netboot-url", "", "default base URL in the iPXE script")
-	fl.StringVar(&cloudConfig, "cloud-config", "", "cloud-config put at /config.yaml of the ISO; the live system applies it")
+	fl.StringVar(&cloudConfig, "cloud-config", "", "cloud-config put at /config.yaml of the ISO (the live system applies it) and at /oem/90_custom.yaml of the disks")
+	fl.StringVar(&diskSize, "disk-size", "", "size of the raw/qcow2 disk, e.g. 16G (default: what the image needs plus 2 GiB of COS_PERSISTENT)")
 	fl.StringVar(&tmp, "tmp", "", "directory for the content spool of image sources (default $TMPDIR)")
 	return cmd
 }

@@ -1,0 +1,274 @@
+package artifacts
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/overlay"
+)
+
+// diskImage is a bootable test image with the installed-system menus the
+// overlay ships in every image.
+func diskImage(t *testing.T) *squashfs.Node {
+	root := bootable(image(true))
+	files, err := overlay.Tree("rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cos []*squashfs.Node
+	for _, f := range files {
+		if strings.HasPrefix(f.Path, "etc/cos/") {
+			cos = append(cos, file(filepath.Base(f.Path), string(f.Data)))
+		}
+	}
+	if len(cos) != 2 {
+		t.Fatalf("overlay/rootfs/etc/cos holds %d files, want grub.cfg and grub_efi.cfg", len(cos))
+	}
+	for _, c := range root.Children {
+		if c.Name == "etc" {
+			c.Children = append(c.Children, dir("cos", cos...))
+		}
+	}
+	return root
+}
+
+// partition is one line of `sgdisk -p`.
+type partition struct {
+	num         int
+	start, size int64 // bytes
+	name        string
+}
+
+var sgdiskLine = regexp.MustCompile(`^\s*(\d+)\s+(\d+)\s+(\d+)\s+\S+ \S+\s+(\S+)\s+(\S+)\s*$`)
+
+func sgdiskPartitions(t *testing.T, disk string) []partition {
+	t.Helper()
+	out, err := exec.Command("sgdisk", "-p", disk).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sgdisk -p: %v\n%s", err, out)
+	}
+	var parts []partition
+	for _, line := range strings.Split(string(out), "\n") {
+		m := sgdiskLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		num, _ := strconv.Atoi(m[1])
+		first, _ := strconv.ParseInt(m[2], 10, 64)
+		last, _ := strconv.ParseInt(m[3], 10, 64)
+		parts = append(parts, partition{num: num, start: first * 512, size: (last - first + 1) * 512, name: m[5]})
+	}
+	return parts
+}
+
+// TestDisk checks the raw and qcow2 disks with the reference tools: the
+// partition table (sgdisk), labels and file system types (blkid), every
+// file system (fsck.vfat, e2fsck), the files the boot path relies on
+// (debugfs, mtools, grub-editenv), and the qcow2 (qemu-img check, and
+// compare against our raw).
+func TestDisk(t *testing.T) {
+	out := t.TempDir()
+	cc := "#cloud-config\nhostname: disk-test\n"
+	epoch := time.Unix(1700000000, 0)
+	files, err := Run(context.Background(), diskImage(t), out, Profile{Kinds: []string{KindRaw, KindQcow2}, CloudConfig: []byte(cc), Epoch: epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, filepath.Base(f))
+	}
+	if got := strings.Join(names, " "); got != "kairos-test-v1.raw kairos-test-v1.raw.sha256 kairos-test-v1.qcow2 kairos-test-v1.qcow2.sha256" {
+		t.Errorf("files %s", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	raw := filepath.Join(out, "kairos-test-v1.raw")
+	st, err := os.Stat(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size()%(1<<30) != 0 {
+		t.Errorf("default disk size %d is not whole GiB", st.Size())
+	}
+
+	if out, err := exec.Command("sgdisk", "-v", raw).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v\n%s", err, out)
+	}
+	parts := sgdiskPartitions(t, raw)
+	want := []struct{ name, label, fs string }{
+		{"efi", "COS_GRUB", "vfat"}, {"oem", "COS_OEM", "ext4"}, {"recovery", "COS_RECOVERY", "ext4"},
+		{"state", "COS_STATE", "ext4"}, {"persistent", "COS_PERSISTENT", "ext4"},
+	}
+	if len(parts) != len(want) {
+		t.Fatalf("sgdisk sees %d partitions, want %d: %+v", len(parts), len(want), parts)
+	}
+	if parts[0].start != 1<<20 {
+		t.Errorf("first partition at %d, want 1 MiB", parts[0].start)
+	}
+	byLabel := map[string]partition{}
+	for i, w := range want {
+		p := parts[i]
+		if p.name != w.name {
+			t.Errorf("partition %d is named %q, want %q", p.num, p.name, w.name)
+		}
+		blk, err := exec.Command("blkid", "-p", "-o", "export", "-O", fmt.Sprint(p.start), raw).CombinedOutput()
+		if err != nil || !strings.Contains(string(blk), "LABEL="+w.label+"\n") || !strings.Contains(string(blk), "TYPE="+w.fs+"\n") {
+			t.Errorf("blkid of partition %d (%s): %v\n%s", p.num, w.name, err, blk)
+		}
+		byLabel[w.label] = p
+	}
+
+	// Every file system is clean.
+	esp := extract(t, raw, byLabel["COS_GRUB"])
+	if out, err := exec.Command("fsck.vfat", "-n", esp).CombinedOutput(); err != nil {
+		t.Errorf("fsck.vfat COS_GRUB: %v\n%s", err, out)
+	}
+	if dir, err := exec.Command("mdir", "-i", esp, "-/", "-b", "::").CombinedOutput(); err != nil ||
+		!strings.Contains(string(dir), "::/EFI/BOOT/BOOTX64.EFI") || !strings.Contains(string(dir), "::/EFI/BOOT/grub.cfg") {
+		t.Errorf("ESP listing: %v\n%s", err, dir)
+	}
+	fsAt := func(label string) string { return fmt.Sprintf("%s?offset=%d", raw, byLabel[label].start) }
+	for _, label := range []string{"COS_OEM", "COS_RECOVERY", "COS_STATE", "COS_PERSISTENT"} {
+		if out, err := exec.Command("e2fsck", "-fn", fsAt(label)).CombinedOutput(); err != nil {
+			t.Errorf("e2fsck %s: %v\n%s", label, err, out)
+		}
+	}
+
+	// The files the boot path and the agent rely on.
+	cat := func(label, path string) string {
+		t.Helper()
+		out, err := exec.Command("debugfs", "-R", "cat "+path, fsAt(label)).Output()
+		if err != nil {
+			t.Errorf("debugfs cat %s on %s: %v", path, label, err)
+		}
+		return string(out)
+	}
+	if got := cat("COS_OEM", "/90_custom.yaml"); got != cc {
+		t.Errorf("/oem/90_custom.yaml = %q, want the cloud-config", got)
+	}
+	menu, _ := overlay.Tree("rootfs")
+	for _, f := range menu {
+		if f.Path == "etc/cos/grub.cfg" && cat("COS_STATE", "/grub2/grub.cfg") != string(f.Data) {
+			t.Errorf("COS_STATE /grub2/grub.cfg is not the image's /etc/cos/grub.cfg")
+		}
+	}
+	tmp := t.TempDir()
+	for label, env := range map[string]string{"COS_OEM": "/grubenv", "COS_STATE": "/boot_assessment"} {
+		dst := filepath.Join(tmp, filepath.Base(env))
+		if out, err := exec.Command("debugfs", "-R", "dump "+env+" "+dst, fsAt(label)).CombinedOutput(); err != nil {
+			t.Fatalf("dump %s: %v\n%s", env, err, out)
+		}
+		if out, err := exec.Command("grub-editenv", dst, "list").CombinedOutput(); err != nil {
+			t.Errorf("grub-editenv %s on %s: %v\n%s", env, label, err, out)
+		}
+	}
+	if ls, err := exec.Command("debugfs", "-R", "ls -p /cOS", fsAt("COS_RECOVERY")).Output(); err != nil || !strings.Contains(string(ls), "/recovery.squashfs/") {
+		t.Errorf("COS_RECOVERY /cOS: %v\n%s", err, ls)
+	}
+	for _, img := range []struct{ file, label string }{{"active.img", "COS_ACTIVE"}, {"passive.img", "COS_PASSIVE"}} {
+		dst := filepath.Join(tmp, img.file)
+		if out, err := exec.Command("debugfs", "-R", "dump /cOS/"+img.file+" "+dst, fsAt("COS_STATE")).CombinedOutput(); err != nil {
+			t.Fatalf("dump %s: %v\n%s", img.file, err, out)
+		}
+		if out, err := exec.Command("e2fsck", "-fn", dst).CombinedOutput(); err != nil {
+			t.Errorf("e2fsck %s: %v\n%s", img.file, err, out)
+		}
+		if blk, _ := exec.Command("blkid", "-p", "-o", "export", dst).CombinedOutput(); !strings.Contains(string(blk), "LABEL="+img.label+"\n") {
+			t.Errorf("%s is not labeled %s:\n%s", img.file, img.label, blk)
+		}
+		if k, err := exec.Command("debugfs", "-R", "cat /boot/vmlinuz-6.1.0", dst).Output(); err != nil || string(k) != "KERNEL" {
+			t.Errorf("%s /boot/vmlinuz-6.1.0 = %q, %v", img.file, k, err)
+		}
+	}
+
+	qc := filepath.Join(out, "kairos-test-v1.qcow2")
+	if out, err := exec.Command("qemu-img", "check", qc).CombinedOutput(); err != nil {
+		t.Errorf("qemu-img check: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, qc).CombinedOutput(); err != nil {
+		t.Errorf("qemu-img compare raw qcow2: %v\n%s", err, out)
+	}
+	if qst, err := os.Stat(qc); err != nil || qst.Size() > st.Size()/4 {
+		t.Errorf("qcow2 of %d bytes for a %d-byte disk: zero clusters stored? (%v)", qst.Size(), st.Size(), err)
+	}
+}
+
+// extract copies a partition to a file of its own (fsck.vfat has no offset
+// option).
+func extract(t *testing.T, disk string, p partition) string {
+	t.Helper()
+	src, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst := filepath.Join(t.TempDir(), fmt.Sprintf("part%d.img", p.num))
+	f, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, io.NewSectionReader(src, p.start, p.size)); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// TestReproducible writes every kind twice from the same tree and epoch:
+// the bytes must match.
+func TestReproducible(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	sums := map[string]string{}
+	for i := range 2 {
+		out := t.TempDir()
+		files, err := Run(context.Background(), diskImage(t), out, Profile{Kinds: Kinds, Epoch: epoch, CloudConfig: []byte("#cloud-config\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if !strings.HasSuffix(f, ".sha256") {
+				continue
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := filepath.Base(f)
+			if i == 0 {
+				sums[name] = string(data)
+			} else if sums[name] != string(data) {
+				t.Errorf("%s differs between two runs: %q vs %q", name, sums[name], data)
+			}
+		}
+	}
+	for _, k := range []string{".iso", ".squashfs", ".raw", ".qcow2", "-kernel", "-initrd", ".ipxe"} {
+		if _, ok := sums["kairos-test-v1"+k+".sha256"]; !ok {
+			t.Errorf("no %s artifact: %v", k, sums)
+		}
+	}
+}
+
+// TestDiskTooSmall: a disk size that cannot hold the image fails before the
+// disk is written, naming both sizes, and leaves nothing behind.
+func TestDiskTooSmall(t *testing.T) {
+	out := t.TempDir()
+	_, err := Run(context.Background(), diskImage(t), out, Profile{Kinds: []string{KindRaw}, DiskSize: 100 << 20})
+	if err == nil || !regexp.MustCompile(`disk size 100 MiB is too small for this image: it needs at least \d+ MiB \(COS_GRUB 64 MiB`).MatchString(err.Error()) {
+		t.Fatalf("err %v", err)
+	}
+	if left, _ := os.ReadDir(out); len(left) > 0 {
+		t.Errorf("files left behind: %v", left)
+	}
+}
