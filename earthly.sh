@@ -211,7 +211,7 @@ test)
 		--output "$testout" --progress plain --target image --target iso
 	name="kairos-debian-bookworm-core-amd64-generic-$VERSION"
 	frontend_image "$testout"
-	log "end-to-end: ISO and netboot files with kairos artifacts (Go writers, no root needed)"
+	log "end-to-end: ISO, netboot files and disks with kairos artifacts (Go writers, no root needed)"
 	cat > "$testout/iso-config.yaml" <<-'CC'
 	#cloud-config
 	stages:
@@ -222,7 +222,7 @@ test)
 	          content: "cloud-config from the ISO"
 	          permissions: 0644
 	CC
-	"$OUT/bin/kairos" artifacts iso netboot --source "oci-archive:$testout/$name.oci.tar" \
+	"$OUT/bin/kairos" artifacts iso netboot raw qcow2 --source "oci-archive:$testout/$name.oci.tar" \
 		--output "$testout/artifacts" --cloud-config "$testout/iso-config.yaml"
 	log "end-to-end: checking the artifacts, driving the gateway image, booting in QEMU"
 	mkdir -p "$testout/logs"
@@ -233,6 +233,8 @@ test)
 	KAIROS_E2E_NETBOOT="$here/$testout/artifacts" \
 	KAIROS_E2E_ARTIFACTS_ISO="$here/$testout/artifacts/$name.iso" \
 	KAIROS_E2E_NETBOOT_NAME="$name" \
+	KAIROS_E2E_RAW="$here/$testout/artifacts/$name.raw" \
+	KAIROS_E2E_QCOW2="$here/$testout/artifacts/$name.qcow2" \
 	KAIROS_E2E_KAIROS="$here/$OUT/bin/kairos" \
 	KAIROS_E2E_AGENT="$here/$OUT/bin/kairos-agent" \
 	KAIROS_E2E_FRONTEND="$here/$testout/kairos-frontend.oci.tar" \
