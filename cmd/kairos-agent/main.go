@@ -41,20 +41,33 @@ func versionCmd() *cobra.Command {
 
 func mountCmd() *cobra.Command {
 	var sysroot string
+	var loop bool
 	cmd := &cobra.Command{
 		Use:   "mount",
 		Short: "Assemble the immutable root (run from the initramfs before switch-root)",
-		Args:  cobra.NoArgs,
+		Long: `Assemble the immutable root in the initramfs, from the kernel command line.
+Installed systems (cos-img/filename=...) take two steps: --loop, before the
+root is mounted, mounts COS_STATE (COS_RECOVERY for recovery) read-only and
+attaches the boot image to a loop device, which the initramfs then mounts as
+root; then, before switch-root, COS_OEM at /oem, tmpfs overlays on /etc /var
+/srv, COS_PERSISTENT at /usr/local with the persistent bind paths, the
+/run/cos/<mode>_mode sentinel and /etc/fstab. Live media only get the
+live_mode sentinel.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmdline, err := os.ReadFile("/proc/cmdline")
 			if err != nil {
 				return err
 			}
 			logrus.Infof("kairos-agent mount: %s", version.Version)
+			if loop {
+				return mount.Loop(string(cmdline), os.Stderr)
+			}
 			return mount.Run(mount.Options{Cmdline: string(cmdline), Sysroot: sysroot, RunDir: "/run"})
 		},
 	}
 	cmd.Flags().StringVar(&sysroot, "sysroot", "/sysroot", "where the new root is assembled")
+	cmd.Flags().BoolVar(&loop, "loop", false, "first step of an installed boot: attach the boot image to a loop device")
 	return cmd
 }
 

@@ -157,19 +157,23 @@ func (w *run) squashfs() error {
 func (w *run) writeSquashfs(path string) error {
 	start := time.Now()
 	w.say("squashfs (%s) of the root file system", orDefault(w.p.Compression, squashfs.DefaultCompression))
-	last := time.Now()
-	opt := squashfs.Options{Compression: w.p.Compression, ModTime: w.p.Epoch}
-	opt.Progress = func(done, total int64) {
-		if time.Since(last) > 5*time.Second && total > 0 {
-			last = time.Now()
-			w.say("squashfs: %d%% (%d of %d MiB)", done*100/total, done>>20, total>>20)
-		}
-	}
+	opt := squashfs.Options{Compression: w.p.Compression, ModTime: w.p.Epoch, Progress: w.progress("squashfs")}
 	st, err := squashfs.WriteFile(path, w.root, opt)
 	if err == nil {
 		w.say("squashfs: %d MiB in %s (%d duplicate files)", st.ImageSize>>20, time.Since(start).Round(time.Second), st.DuplicateFiles)
 	}
 	return err
+}
+
+// progress reports a long step's done/total bytes every few seconds.
+func (w *run) progress(what string) func(done, total int64) {
+	last := time.Now()
+	return func(done, total int64) {
+		if time.Since(last) > 5*time.Second && total > 0 {
+			last = time.Now()
+			w.say("%s: %d%% (%d of %d MiB)", what, done*100/total, done>>20, total>>20)
+		}
+	}
 }
 
 func (w *run) netboot() error {

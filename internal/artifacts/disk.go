@@ -27,6 +27,7 @@ const (
 	labelPersistent = "COS_PERSISTENT"
 	labelActive     = "COS_ACTIVE"
 	labelPassive    = "COS_PASSIVE"
+	labelSystem     = "COS_SYSTEM"
 
 	// The image's own boot menus (overlay/rootfs/etc/cos): the state
 	// partition's menu and the ESP's first stage that finds it.
@@ -40,7 +41,7 @@ const (
 // Partition sizes of the contract. The image size (active.img) is the root
 // file system plus imageHeadroom; state holds active, passive and room for
 // an upgrade's transition image plus stateSpare; recovery holds the
-// recovery squashfs twice (upgrade) plus recoverySpare.
+// recovery image and room for its upgrade plus recoverySpare.
 const (
 	espSize        = 64 * mib
 	oemSize        = 64 * mib
@@ -54,8 +55,10 @@ const (
 	gptReserve = 2 * mib
 )
 
-// diskImages are the system images on COS_STATE.
-var diskImages = []struct{ file, label string }{{"active.img", labelActive}, {"passive.img", labelPassive}}
+// diskImages are the system images: active and passive on COS_STATE,
+// recovery on COS_RECOVERY. All are ext4 with their own labels, which is
+// how the initramfs finds the loop-mounted root (root=LABEL=...).
+var diskImages = []struct{ file, label string }{{"active.img", labelActive}, {"passive.img", labelPassive}, {"recovery.img", labelSystem}}
 
 // diskPart is one partition of the disk image: what the GPT says and how
 // its file system is written.
@@ -148,15 +151,6 @@ func (w *run) buildDisk(path string) error {
 		return fmt.Errorf("sizing active.img: %w", err)
 	}
 	imgSize = roundUp(imgSize+imageHeadroom, mib)
-	sq, err := w.rootfsSquashfs()
-	if err != nil {
-		return err
-	}
-	sqInfo, err := os.Stat(sq)
-	if err != nil {
-		return err
-	}
-
 	env := func(vars map[string]string) *squashfs.Node {
 		data, err := grubenv.Encode(vars)
 		if err != nil {
@@ -169,12 +163,8 @@ func (w *run) buildDisk(path string) error {
 		// Where the installer puts the user's config: read at every boot.
 		oem.Children = append(oem.Children, fileNode("90_custom.yaml", w.p.CloudConfig, 0o600, epoch))
 	}
-	recoveryTree := dirNode(epoch, map[string]*squashfs.Node{
-		"cOS": dirNode(epoch, map[string]*squashfs.Node{"recovery.squashfs": hostFileNode(sq, sqInfo.Size(), epoch)}),
-	})
-
-	// active.img and passive.img are the same tree with their own labels;
-	// both are spooled, then copied into the state file system.
+	// The images are the same tree with their own labels; each is spooled,
+	// then copied into its partition's file system.
 	images := map[string]string{}
 	for _, img := range diskImages {
 		tmp, err := w.tempFile("." + img.file)
@@ -183,6 +173,9 @@ func (w *run) buildDisk(path string) error {
 		}
 		images[img.file] = tmp
 	}
+	recoveryTree := dirNode(epoch, map[string]*squashfs.Node{
+		"cOS": dirNode(epoch, map[string]*squashfs.Node{"recovery.img": hostFileNode(images["recovery.img"], imgSize, epoch)}),
+	})
 	stateTree := dirNode(epoch, map[string]*squashfs.Node{
 		"cOS": dirNode(epoch, map[string]*squashfs.Node{
 			"active.img":  hostFileNode(images["active.img"], imgSize, epoch),
@@ -203,7 +196,7 @@ func (w *run) buildDisk(path string) error {
 
 	ext := func(label string, tree *squashfs.Node, journal bool) func(io.WriterAt, int64, int64) error {
 		return func(f io.WriterAt, start, size int64) error {
-			_, err := ext4.Write(io.NewOffsetWriter(f, start), tree, ext4.Options{Label: label, Size: size, ModTime: epoch, Journal: journal})
+			_, err := ext4.Write(io.NewOffsetWriter(f, start), tree, ext4.Options{Label: label, Size: size, ModTime: epoch, Journal: journal, Progress: w.progress(label)})
 			return err
 		}
 	}
@@ -212,7 +205,7 @@ func (w *run) buildDisk(path string) error {
 			return fat.Write(io.NewOffsetWriter(f, start), size, labelGrub, esp, fat.Options{ModTime: epoch, HiddenSectors: uint32(start / gpt.SectorSize)})
 		}},
 		{name: "oem", label: labelOEM, typ: gpt.LinuxFilesystem, size: oemSize, write: ext(labelOEM, oem, true)},
-		{name: "recovery", label: labelRecovery, typ: gpt.LinuxFilesystem, size: roundUp(2*sqInfo.Size()+recoverySpare, mib), write: ext(labelRecovery, recoveryTree, true)},
+		{name: "recovery", label: labelRecovery, typ: gpt.LinuxFilesystem, size: 2*imgSize + recoverySpare, write: ext(labelRecovery, recoveryTree, true)},
 		{name: "state", label: labelState, typ: gpt.LinuxFilesystem, size: 3*imgSize + stateSpare, write: ext(labelState, stateTree, true)},
 		{name: "persistent", label: labelPersistent, typ: gpt.LinuxFilesystem, write: ext(labelPersistent, nil, true)},
 	}
@@ -256,7 +249,7 @@ func (w *run) buildDisk(path string) error {
 	start := time.Now()
 	for _, img := range diskImages {
 		w.say("%s (%s, %d MiB ext4)", img.file, img.label, imgSize>>20)
-		if _, err := ext4.WriteFile(images[img.file], w.root, ext4.Options{Label: img.label, Size: imgSize, ModTime: epoch}); err != nil {
+		if _, err := ext4.WriteFile(images[img.file], w.root, ext4.Options{Label: img.label, Size: imgSize, ModTime: epoch, Progress: w.progress(img.file)}); err != nil {
 			return fmt.Errorf("%s: %w", img.file, err)
 		}
 	}

@@ -174,12 +174,12 @@ func TestDisk(t *testing.T) {
 			t.Errorf("grub-editenv %s on %s: %v\n%s", env, label, err, out)
 		}
 	}
-	if ls, err := exec.Command("debugfs", "-R", "ls -p /cOS", fsAt("COS_RECOVERY")).Output(); err != nil || !strings.Contains(string(ls), "/recovery.squashfs/") {
+	if ls, err := exec.Command("debugfs", "-R", "ls -p /cOS", fsAt("COS_RECOVERY")).Output(); err != nil || !strings.Contains(string(ls), "/recovery.img/") {
 		t.Errorf("COS_RECOVERY /cOS: %v\n%s", err, ls)
 	}
-	for _, img := range []struct{ file, label string }{{"active.img", "COS_ACTIVE"}, {"passive.img", "COS_PASSIVE"}} {
+	for _, img := range []struct{ file, label, part string }{{"active.img", "COS_ACTIVE", "COS_STATE"}, {"passive.img", "COS_PASSIVE", "COS_STATE"}, {"recovery.img", "COS_SYSTEM", "COS_RECOVERY"}} {
 		dst := filepath.Join(tmp, img.file)
-		if out, err := exec.Command("debugfs", "-R", "dump /cOS/"+img.file+" "+dst, fsAt("COS_STATE")).CombinedOutput(); err != nil {
+		if out, err := exec.Command("debugfs", "-R", "dump /cOS/"+img.file+" "+dst, fsAt(img.part)).CombinedOutput(); err != nil {
 			t.Fatalf("dump %s: %v\n%s", img.file, err, out)
 		}
 		if out, err := exec.Command("e2fsck", "-fn", dst).CombinedOutput(); err != nil {

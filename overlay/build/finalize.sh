@@ -98,6 +98,11 @@ elif [ "$KAIROS_INIT" = openrc ]; then
     say "openrc runlevels: $(cd /etc/runlevels && echo */*)"
 fi
 
+# --- mount points of the installed layout -------------------------------------
+# The root is read-only when installed: the mounter can create nothing in it,
+# so every mount point of the contract exists in the image.
+mkdir -p /oem /usr/local /srv /home /opt /root /usr/libexec
+
 # --- default user of the live and installer media ----------------------------
 if ! id kairos >/dev/null 2>&1; then
     if command -v useradd >/dev/null 2>&1; then

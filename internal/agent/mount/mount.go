@@ -1,6 +1,8 @@
 // Package mount is the boot-time mounter that runs in the initramfs (the
 // upstream "immucore" role). Live and netboot media are assembled by dracut's
-// dmsquash-live; for them the mounter only records the boot mode.
+// dmsquash-live; for them the mounter only records the boot mode. Installed
+// systems are assembled in two steps: Loop before the root is mounted, and
+// Sysroot after (see installed.go for the layout).
 package mount
 
 import (
@@ -27,7 +29,7 @@ func Run(o Options) error {
 	case state.UnknownBoot:
 		return fmt.Errorf("kernel command line names no Kairos boot (want rd.cos.disable, or root=LABEL=COS_ACTIVE|COS_PASSIVE|COS_SYSTEM): %q", o.Cmdline)
 	default:
-		return fmt.Errorf("%s: booting an installed system is not supported by this build yet", mode)
+		return Sysroot(o.Cmdline, o.Sysroot, o.RunDir, os.Stderr)
 	}
 }
 

@@ -23,3 +23,51 @@ func TestUnknownBootIsAClearError(t *testing.T) {
 		t.Errorf("want an error saying what the mounter expects, got %v", err)
 	}
 }
+
+func TestParseBootImage(t *testing.T) {
+	for cmdline, want := range map[string]BootImage{
+		"root=LABEL=COS_ACTIVE cos-img/filename=/cOS/active.img console=ttyS0 rd.cos.oemlabel=COS_OEM panic=5": {Mode: "active_boot", Image: "/cOS/active.img", Partition: "COS_STATE", OEMLabel: "COS_OEM"},
+		"root=LABEL=COS_PASSIVE cos-img/filename=/cOS/passive.img upgrade_failure":                             {Mode: "passive_boot", Image: "/cOS/passive.img", Partition: "COS_STATE", OEMLabel: "COS_OEM"},
+		"root=LABEL=COS_SYSTEM cos-img/filename=/cOS/recovery.img rd.cos.oemlabel=MY_OEM kairos.reset":         {Mode: "recovery_boot", Image: "/cOS/recovery.img", Partition: "COS_RECOVERY", OEMLabel: "MY_OEM"},
+	} {
+		got, err := ParseBootImage(cmdline)
+		if err != nil || got != want {
+			t.Errorf("ParseBootImage(%q) = %+v, %v; want %+v", cmdline, got, err, want)
+		}
+	}
+	for _, bad := range []string{"root=live:CDLABEL=COS_LIVE rd.cos.disable", "root=LABEL=COS_ACTIVE", "root=LABEL=COS_ACTIVE cos-img/filename=../x"} {
+		if _, err := ParseBootImage(bad); err == nil {
+			t.Errorf("ParseBootImage(%q) accepted", bad)
+		}
+	}
+}
+
+// TestSysrootPlanOrder checks the contract's mount order: OEM, the tmpfs,
+// overlays on the ephemeral paths, persistent, then the bind paths from
+// /usr/local/.state.
+func TestSysrootPlanOrder(t *testing.T) {
+	b, _ := ParseBootImage("root=LABEL=COS_ACTIVE cos-img/filename=/cOS/active.img")
+	steps := SysrootPlan(b, "/sysroot")
+	var got []string
+	for _, s := range steps[:6] {
+		got = append(got, s.Target)
+	}
+	want := "/sysroot/oem /run/overlay /sysroot/etc /sysroot/var /sysroot/srv /sysroot/usr/local"
+	if strings.Join(got, " ") != want {
+		t.Errorf("first mounts %v, want %s", got, want)
+	}
+	if steps[0].Label != "COS_OEM" || steps[5].Label != "COS_PERSISTENT" {
+		t.Errorf("OEM %+v, persistent %+v", steps[0], steps[5])
+	}
+	if o := steps[2].Options; o != "lowerdir=/sysroot/etc,upperdir=/run/overlay/etc/upper,workdir=/run/overlay/etc/work" {
+		t.Errorf("overlay options %q", o)
+	}
+	binds := steps[6:]
+	if len(binds) != len(PersistentPaths) {
+		t.Fatalf("%d bind steps for %d persistent paths", len(binds), len(PersistentPaths))
+	}
+	ssh := binds[0]
+	if ssh.Source != "/sysroot/usr/local/.state/etc-ssh.bind" || ssh.Target != "/sysroot/etc/ssh" || ssh.Options != "bind" || ssh.SeedFrom != "/sysroot/etc/ssh" {
+		t.Errorf("bind step %+v", ssh)
+	}
+}

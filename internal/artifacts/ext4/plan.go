@@ -363,7 +363,10 @@ const inodeRatio = 16384
 
 // fit lays t out on a file system of blocks blocks, with as many inodes and
 // as large a journal as the defaults ask for, or fewer when that is what
-// fits.
+// fits: the journal halves down to its minimum, and the inodes drop to
+// those the tree needs plus one per inodeRatio bytes of the space left
+// free, so that a file system sized just above RequiredSize still has some
+// inodes to spare.
 func (t *tree) fit(blocks uint64, journal bool) (*plan, error) {
 	var journals []uint32
 	if journal {
@@ -373,19 +376,39 @@ func (t *tree) fit(blocks uint64, journal bool) (*plan, error) {
 	} else {
 		journals = []uint32{0}
 	}
+	need := uint64(t.maxIno)
 	ratio := blocks * blockSize / inodeRatio
 	for _, j := range journals {
-		for _, inodes := range []uint64{ratio, uint64(t.maxIno)} {
-			p, err := t.layout(blocks, inodes, j, true)
-			if err == nil {
-				return p, nil
-			}
+		if ratio > need {
+			p, err := t.layout(blocks, ratio, j, true)
 			if !errors.Is(err, errNoSpace) {
-				return nil, err
+				return p, err
 			}
 		}
+		p, err := t.layout(blocks, need, j, true)
+		if errors.Is(err, errNoSpace) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if extra := p.freeBlocks() * blockSize / inodeRatio; extra > 0 {
+			if p2, err := t.layout(blocks, need+extra, j, true); err == nil {
+				return p2, nil
+			}
+		}
+		return p, nil
 	}
 	return nil, errNoSpace
+}
+
+// freeBlocks is the number of blocks left unallocated.
+func (p *plan) freeBlocks() uint64 {
+	var free uint64
+	for i := range p.geo.groups {
+		free += uint64(p.geo.groupBlocks(i) - p.geo.overhead(i) - p.alloc.used(i))
+	}
+	return free
 }
 
 // fits is fit's answer without the plan: the smallest journal and only the

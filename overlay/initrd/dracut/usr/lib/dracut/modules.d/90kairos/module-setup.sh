@@ -1,6 +1,7 @@
 #!/bin/bash
 # dracut module: puts the Kairos boot-time mounter (kairos-agent mount) into
-# the initramfs and runs it before switch-root.
+# the initramfs: kairos-loop.service attaches an installed system's boot
+# image before the root is mounted, the pre-pivot hook assembles the rest.
 
 check() {
     require_binaries kairos-agent || return 1
@@ -14,6 +15,11 @@ depends() {
 
 install() {
     inst_multiple kairos-agent
-    inst_multiple -o mount umount losetup findmnt blkid
+    inst_multiple mount umount losetup cp
+    inst_multiple -o findmnt blkid
     inst_hook pre-pivot 50 "$moddir/kairos-mount.sh"
+    if dracut_module_included "systemd"; then
+        inst_simple "$moddir/kairos-loop.service" "$systemdsystemunitdir/kairos-loop.service"
+        $SYSTEMCTL -q --root "$initdir" add-wants initrd.target kairos-loop.service
+    fi
 }

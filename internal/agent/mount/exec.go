@@ -1,0 +1,160 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// deviceTimeout bounds the wait for a partition: a missing disk is an
+// error on the console, never a hang.
+const deviceTimeout = 60 * time.Second
+
+// byLabel is where udev links file systems by label.
+const byLabel = "/dev/disk/by-label"
+
+// Loop runs before the root is mounted (kairos-loop.service in the
+// initramfs): it mounts the partition holding the boot image read-only at
+// StateDir and attaches the image to a read-only loop device, whose file
+// system label (COS_ACTIVE, COS_PASSIVE, COS_SYSTEM) is the root= device
+// the initramfs then mounts at /sysroot.
+func Loop(cmdline string, log io.Writer) error {
+	b, err := ParseBootImage(cmdline)
+	if err != nil {
+		return err
+	}
+	dev, err := waitLabel(b.Partition, deviceTimeout)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+		return err
+	}
+	if !mounted(StateDir) {
+		if err := run(log, "mount", "-o", "ro", dev, StateDir); err != nil {
+			return fmt.Errorf("mounting %s (%s) at %s: %w", b.Partition, dev, StateDir, err)
+		}
+	}
+	img := filepath.Join(StateDir, b.Image)
+	if _, err := os.Stat(img); err != nil {
+		return fmt.Errorf("the boot image %s is missing on %s: %w", b.Image, b.Partition, err)
+	}
+	if err := run(log, "losetup", "--read-only", "--find", "--show", img); err != nil {
+		return fmt.Errorf("attaching %s to a loop device: %w", img, err)
+	}
+	fmt.Fprintf(log, "kairos: %s boot from %s on %s\n", b.Mode, b.Image, b.Partition)
+	return nil
+}
+
+// Sysroot runs in the initramfs after the root image is mounted at
+// sysroot (dracut pre-pivot): the rest of the contract's mount order, the
+// boot mode sentinel and /etc/fstab.
+func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
+	b, err := ParseBootImage(cmdline)
+	if err != nil {
+		return err
+	}
+	for _, s := range SysrootPlan(b, sysroot) {
+		if err := apply(s, log); err != nil {
+			if s.Optional && errors.Is(err, errSkip) {
+				fmt.Fprintf(log, "kairos: skipped %s: %v\n", s, err)
+				continue
+			}
+			return fmt.Errorf("mounting %s: %w", s, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(sysroot, "etc/fstab"), []byte(Fstab(b)), 0o644); err != nil {
+		return fmt.Errorf("writing /etc/fstab: %w", err)
+	}
+	return writeSentinel(runDir, b.Mode)
+}
+
+var errSkip = errors.New("not present")
+
+func apply(s Step, log io.Writer) error {
+	src := s.Source
+	if s.Label != "" {
+		dev, err := waitLabel(s.Label, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errSkip, err)
+		}
+		src = dev
+	}
+	if st, err := os.Stat(s.Target); err != nil || !st.IsDir() {
+		// The read-only root cannot get new mount points.
+		if err := os.MkdirAll(s.Target, 0o755); err != nil {
+			return fmt.Errorf("%w: mount point %s: %v", errSkip, s.Target, err)
+		}
+	}
+	for _, d := range s.Mkdir {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if s.SeedFrom != "" {
+		if _, err := os.Stat(src); os.IsNotExist(err) {
+			if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+				return fmt.Errorf("%w: %v", errSkip, err)
+			}
+			// First boot: the persistent copy starts as the image's content.
+			if err := run(log, "cp", "-a", s.SeedFrom, src); err != nil {
+				return err
+			}
+		}
+	}
+	args := []string{}
+	if s.FSType != "" && s.FSType != "none" {
+		args = append(args, "-t", s.FSType)
+	}
+	if s.Options == "bind" {
+		args = append(args, "--bind")
+	} else if s.Options != "" {
+		args = append(args, "-o", s.Options)
+	}
+	return run(log, "mount", append(args, src, s.Target)...)
+}
+
+// waitLabel waits for udev's by-label link of a file system.
+func waitLabel(label string, timeout time.Duration) (string, error) {
+	link := filepath.Join(byLabel, label)
+	deadline := time.Now().Add(timeout)
+	for {
+		if dev, err := filepath.EvalSymlinks(link); err == nil {
+			return dev, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no file system labeled %s after %s (is this the right disk?)", label, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func mounted(dir string) bool {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func run(log io.Writer, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	out, err := cmd.CombinedOutput()
+	if len(out) > 0 {
+		log.Write(out)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
