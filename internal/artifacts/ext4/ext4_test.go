@@ -132,7 +132,7 @@ func testTree() *squashfs.Node {
 		),
 		dir("xattr", 0o755,
 			with(file("in-inode", 0o644, []byte("i")), func(n *squashfs.Node) {
-				n.Xattrs = map[string][]byte{"user.a": []byte("1"), "security.capability": capNetRaw}
+				n.Xattrs = map[string][]byte{"user.a": []byte("1"), "user.é": []byte("8-bit name"), "security.capability": capNetRaw}
 			}),
 			with(file("empty-value", 0o644, nil), func(n *squashfs.Node) {
 				n.Xattrs = map[string][]byte{"user.empty": {}}
@@ -409,7 +409,7 @@ func TestTooSmall(t *testing.T) {
 // with a journal, and checks the superblock with dumpe2fs and that the
 // kernel mounts them read-write, journal and all.
 func TestEmpty(t *testing.T) {
-	needTools(t, "e2fsck", "dumpe2fs", "debugfs")
+	needTools(t, "e2fsck", "dumpe2fs", "debugfs", "grub-fstest")
 	uuid := [16]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef, 0x80, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77}
 	for _, tc := range []struct {
 		size    int64
@@ -434,6 +434,9 @@ func TestEmpty(t *testing.T) {
 		}
 		fsck(t, img)
 		checkJournalBackup(t, img)
+		if ls := run(t, "grub-fstest", img, "ls", "/"); strings.TrimSpace(ls) != "lost+found/" {
+			t.Errorf("grub-fstest ls /: %q", ls)
+		}
 		h := run(t, "dumpe2fs", "-h", img)
 		for _, want := range []string{
 			"Filesystem volume name:   COS_PERSISTENT",
@@ -788,5 +791,31 @@ func TestEdgeCases(t *testing.T) {
 	}
 	if root := tr.order[0]; root.ino != rootIno || root.links != 1 {
 		t.Errorf("root with %d subdirectories: inode %d has %d links, want 1", maxLinks+1, root.ino, root.links)
+	}
+}
+
+// TestSizes writes a small tree at sizes whose last block group is short:
+// one block (left out), barely more than its metadata, and with a backup
+// superblock; the file system is the size asked, less such a group.
+func TestSizes(t *testing.T) {
+	needTools(t, "e2fsck")
+	root := &squashfs.Node{Mode: fs.ModeDir | 0o755, Children: []*squashfs.Node{
+		file("f", 0o644, randomBytes(9, 3*blockSize+1)),
+	}}
+	const group = blocksPerGroup * blockSize
+	for _, tc := range []struct{ size, want int64 }{
+		{1 << 20, 1 << 20},
+		{64<<20 + 12<<10 + 100, 64<<20 + 12<<10},
+		{group + blockSize, group},   // group 1 of one block: left out
+		{group + 4*blockSize, group}, // too short for its superblock copy, bitmaps and inode table
+		{group + 600*blockSize, group + 600*blockSize},
+		{3*group + 700*blockSize, 3*group + 700*blockSize}, // group 3 has a backup too
+		{5*group + 1000*blockSize, 5*group + 1000*blockSize},
+	} {
+		img, st := writeImage(t, root, Options{Size: tc.size})
+		if st.Size != tc.want {
+			t.Errorf("size %d: file system of %d bytes, want %d", tc.size, st.Size, tc.want)
+		}
+		fsck(t, img)
 	}
 }

@@ -46,9 +46,9 @@ type geometry struct {
 }
 
 // newGeometry lays out a file system of at most blocks blocks with at least
-// inodes inodes. A last group too small to hold its own metadata and some
-// data is left out, so the file system may end up a little smaller than
-// asked (as mke2fs does).
+// inodes inodes. A last group too small to hold its own metadata and a
+// data block is left out, so the file system may end up a little smaller
+// than asked (as mke2fs does).
 func newGeometry(blocks uint64, inodes uint64) (geometry, error) {
 	if blocks > maxBlocks {
 		blocks = maxBlocks
@@ -65,8 +65,9 @@ func newGeometry(blocks uint64, inodes uint64) (geometry, error) {
 		if ipg < inodesPerBlock {
 			ipg = inodesPerBlock
 		}
-		if ipg > maxInodesPerGroup {
-			// More groups would be needed for that many inodes.
+		if ipg > maxInodesPerGroup || ipg*uint64(g.groups) > 1<<32-1 {
+			// More groups would be needed for that many inodes (or
+			// s_inodes_count would overflow).
 			return g, errNoSpace
 		}
 		g.inodesPerGroup = uint32(ipg)

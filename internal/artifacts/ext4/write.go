@@ -21,7 +21,9 @@ type Options struct {
 	// UUID and images are reproducible.
 	UUID [16]byte
 	// Size is the file system size in bytes, rounded down to the 4 KiB
-	// block size; 0 means RequiredSize + Headroom.
+	// block size; 0 means RequiredSize + Headroom. A last block group too
+	// short to hold its own metadata is left out, as mke2fs does, so the
+	// file system (Stats.Size) can end a few blocks before Size.
 	Size int64
 	// Headroom is free space added to RequiredSize when Size is 0.
 	Headroom int64
@@ -32,7 +34,9 @@ type Options struct {
 	// builds. Tree entries keep their own Node.ModTime.
 	ModTime time.Time
 	// Journal adds an internal JBD2 journal (has_journal) in inode 8,
-	// sized from the file system size (see journalBlocksFor).
+	// contiguous, sized from the file system size like mke2fs's default
+	// but at most 64 MiB (see journalBlocksFor), and smaller, down to the
+	// 4 MiB minimum, when the space left does not allow that.
 	Journal bool
 	// Progress, if set, is called as file content is written, with the
 	// bytes done so far and the total (hardlinked content counted once).
@@ -54,7 +58,8 @@ type Stats struct {
 
 // RequiredSize is the smallest file system, in bytes, that holds root with
 // these options (Size, Headroom and Progress are ignored): callers use it
-// to size partitions before writing anything.
+// to size partitions before writing anything. At that size there are no
+// free inodes or blocks left, and a journal has its minimum size.
 func RequiredSize(root *squashfs.Node, opt Options) (int64, error) {
 	t, err := newTree(root, modTime(opt))
 	if err != nil {
@@ -156,7 +161,7 @@ func prepare(root *squashfs.Node, opt Options) (*job, error) {
 		blocks = req + uint64(opt.Headroom)/blockSize
 	}
 	if blocks > maxBlocks {
-		return nil, fmt.Errorf("ext4: size %d bytes exceeds the 16 TiB that 32-bit block numbers address", opt.Size)
+		return nil, fmt.Errorf("ext4: size of %d bytes exceeds the 16 TiB that 32-bit block numbers address", blocks*blockSize)
 	}
 	p, err := t.fit(blocks, opt.Journal)
 	if errors.Is(err, errNoSpace) {
@@ -207,7 +212,7 @@ func (j *job) journalInode() *inode {
 }
 
 // rawInodeOf builds the on-disk inode of in placed at pl.
-func rawInodeOf(in *inode, pl *placement) (rawInode, [][]byte) {
+func rawInodeOf(in *inode, pl *placement) rawInode {
 	r := rawInode{
 		mode:  in.mode(),
 		uid:   in.uid,
@@ -216,11 +221,10 @@ func rawInodeOf(in *inode, pl *placement) (rawInode, [][]byte) {
 		links: uint16(in.links),
 		time:  in.mtime,
 	}
-	var nodes [][]byte
 	switch {
 	case in.usesExtents():
 		r.flags |= extentsFlag
-		r.block, nodes = buildExtentTree(pl.extents, pl.tree)
+		r.block, _ = buildExtentTree(pl.extents, pl.tree)
 	case in.kind == kindSymlink:
 		copy(r.block[:], in.target)
 	case in.kind == kindChar || in.kind == kindBlock:
@@ -236,7 +240,7 @@ func rawInodeOf(in *inode, pl *placement) (rawInode, [][]byte) {
 		}
 	}
 	r.sectors = blocks * sectorsPerBlk
-	return r, nodes
+	return r
 }
 
 // writeMetadata writes, group by group, the superblock and descriptor
@@ -275,7 +279,7 @@ func (j *job) writeMetadata(bw *blockWriter) (Stats, error) {
 	sb := superblock{geo: *g, freeBlocks: freeBlocks, freeInodes: freeInodes, time: uint64(max(0, min(j.modTime, 1<<40-1))),
 		label: j.label, uuid: j.uuid, hashSeed: hashSeedFor(j.uuid), journal: jnl != nil}
 	if jnl != nil {
-		r, _ := rawInodeOf(jnl, &j.p.journal)
+		r := rawInodeOf(jnl, &j.p.journal)
 		copy8to32(sb.journalBlock[:], r.block[:])
 		sb.journalSize = jnl.size
 	}
@@ -319,7 +323,7 @@ func (j *job) writeMetadata(bw *blockWriter) (Stats, error) {
 			if in != jnl {
 				pl = &j.p.place[in.seq]
 			}
-			r, _ := rawInodeOf(in, pl)
+			r := rawInodeOf(in, pl)
 			r.marshal(table[int(k)*inodeSize:])
 		}
 		if err := bw.writeAt(table, int64(g.inodeTable(i))*blockSize); err != nil {
