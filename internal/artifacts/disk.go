@@ -127,6 +127,7 @@ func (w *run) writeDisk(final string) error {
 // before writing anything there, then writes the GPT and every file system
 // into a sparse file at path.
 func (w *run) buildDisk(path string) error {
+	start := time.Now()
 	epoch := w.epoch()
 	efiName, efi, err := w.efiLoader()
 	if err != nil {
@@ -246,7 +247,6 @@ func (w *run) buildDisk(path string) error {
 	}
 
 	// Everything fits: now the images, then the disk.
-	start := time.Now()
 	for _, img := range diskImages {
 		w.say("%s (%s, %d MiB ext4)", img.file, img.label, imgSize>>20)
 		if _, err := ext4.WriteFile(images[img.file], w.root, ext4.Options{Label: img.label, Size: imgSize, ModTime: epoch, Progress: w.progress(img.file)}); err != nil {

@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,11 +17,11 @@ import (
 
 // TestDisk checks the raw and qcow2 disks `kairos artifacts raw qcow2`
 // writes from the e2e image, with the reference tools, then boots the qcow2
-// under OVMF as far as the installed-system boot path exists today: firmware
-// → COS_GRUB's EFI/BOOT/grub.cfg → COS_STATE's grub2/grub.cfg → loopback of
-// cOS/active.img → its kernel and initrd with the contract's command line.
-// (Reaching active_boot needs the agent's installed-system mounter; this test
-// then checks the login too.)
+// under OVMF: firmware → COS_GRUB's EFI/BOOT/grub.cfg → COS_STATE's
+// grub2/grub.cfg → loopback of cOS/active.img → its kernel and initrd →
+// kairos-agent mount (loop, then the layout) → login. Checks the immutable
+// layout from inside, then reboots: persistent paths survive, /etc does not;
+// then grub's one-shot next_entry=recovery boots recovery, once.
 func TestDisk(t *testing.T) {
 	raw := artifact(t, "KAIROS_E2E_RAW")
 	qc := artifact(t, "KAIROS_E2E_QCOW2")
@@ -42,16 +44,135 @@ func TestDisk(t *testing.T) {
 		t.Errorf("qemu-img compare: %v\n%s", err, out)
 	}
 
-	m, err := qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{qc}, LogPath: logPath(t)})
-	must(t, err)
-	defer m.Stop()
-	t.Logf("serial log: %s", m.LogPath())
+	// The node boots a copy-on-write overlay: the artifact stays as written.
+	node := filepath.Join(t.TempDir(), "node.qcow2")
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", qc, node)
 	ctx := context.Background()
+
+	m, err := qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{node}, LogPath: logPath(t)})
+	must(t, err)
+	defer func() { m.Stop() }()
+	t.Logf("serial log: %s", m.LogPath())
 	cmdline := regexp.MustCompile(`Command line: .*root=LABEL=COS_ACTIVE cos-img/filename=/cOS/active\.img .*rd\.cos\.oemlabel=COS_OEM panic=5`)
 	if _, err := m.WaitFor(ctx, cmdline, 4*time.Minute); err != nil {
 		t.Fatalf("the disk did not boot the active image's kernel through grub: %v", err)
 	}
-	if _, err := m.WaitFor(ctx, regexp.MustCompile(`Unpacking initramfs|Freeing initrd memory|dracut`), 2*time.Minute); err != nil {
-		t.Fatalf("the active image's initrd did not load: %v", err)
+	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sh := shell(ctx, t, m)
+	m.Run(ctx, "sudo dmesg -n 1", time.Minute)
+	checkInstalled(t, sh, "active_boot")
+	// The cloud-config given to `kairos artifacts --cloud-config` is
+	// /oem/90_custom.yaml: its boot stage ran.
+	if got := sh("cat /run/kairos-iso-config"); got != isoCloudConfigMarker {
+		t.Errorf("/oem/90_custom.yaml did not run: /run/kairos-iso-config = %q", got)
+	}
+	// Host keys are generated at first boot (images ship none), into the
+	// persistent /etc/ssh.
+	hostKey := sh("timeout 120 sh -c 'until sudo test -s /etc/ssh/ssh_host_ed25519_key.pub; do sleep 1; done'; sudo cat /etc/ssh/ssh_host_ed25519_key.pub")
+	sh("echo kept | sudo tee /usr/local/e2e-persistent /etc/ssh/e2e-persistent >/dev/null")
+	sh("echo gone | sudo tee /etc/e2e-ephemeral >/dev/null")
+	sh("sync")
+	m.Send("sudo systemctl poweroff\n")
+	if err := m.Wait(3 * time.Minute); err != nil {
+		t.Fatalf("poweroff: %v", err)
+	}
+
+	// Second boot: persistent paths kept, ephemeral ones reset.
+	m, err = qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{node}, LogPath: logPath(t) + ".2"})
+	must(t, err)
+	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sh = shell(ctx, t, m)
+	checkInstalled(t, sh, "active_boot")
+	for _, f := range []string{"/usr/local/e2e-persistent", "/etc/ssh/e2e-persistent"} {
+		if got := sh("cat " + f + " 2>&1 || true"); got != "kept" {
+			t.Errorf("%s after a reboot = %q, want kept (persistent)", f, got)
+		}
+	}
+	if got := sh("test -e /etc/e2e-ephemeral && echo present || echo absent"); got != "absent" {
+		t.Errorf("/etc/e2e-ephemeral survived a reboot: /etc is ephemeral")
+	}
+	if got := sh("timeout 120 sh -c 'until sudo test -s /etc/ssh/ssh_host_ed25519_key.pub; do sleep 1; done'; sudo cat /etc/ssh/ssh_host_ed25519_key.pub"); got != hostKey {
+		t.Errorf("SSH host key changed across a reboot:\n%s\n%s", hostKey, got)
+	}
+
+	// Recovery, the upstream way: a one-shot next_entry in /oem/grubenv.
+	sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
+	m.Send("sudo systemctl reboot\n")
+	if err := m.Wait(3 * time.Minute); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	m, err = qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{node}, LogPath: logPath(t) + ".3"})
+	must(t, err)
+	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sh = shell(ctx, t, m)
+	checkInstalled(t, sh, "recovery_boot")
+	m.Send("sudo systemctl reboot\n")
+	if err := m.Wait(3 * time.Minute); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	// next_entry was cleared by grub: the next boot is active again.
+	m, err = qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{node}, LogPath: logPath(t) + ".4"})
+	must(t, err)
+	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	checkInstalled(t, shell(ctx, t, m), "active_boot")
+}
+
+// shell runs commands in the logged-in session; a non-zero exit fails the
+// test.
+func shell(ctx context.Context, t *testing.T, m *qemu.Machine) func(string) string {
+	return func(cmd string) string {
+		t.Helper()
+		out, code, err := m.Run(ctx, cmd, 2*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("%q exited %d:\n%s", cmd, code, out)
+		}
+		return strings.TrimSpace(out)
+	}
+}
+
+// checkInstalled checks the immutable layout of an installed boot from
+// inside: boot mode, read-only root image, the partitions at their places.
+func checkInstalled(t *testing.T, sh func(string) string, mode string) {
+	t.Helper()
+	if got := sh("kairos-agent state get boot"); got != mode {
+		t.Errorf("kairos-agent state get boot = %q, want %q", got, mode)
+	}
+	sh("test -f /run/cos/" + strings.TrimSuffix(mode, "_boot") + "_mode")
+	rootLabel, imagePart := "COS_ACTIVE", "COS_STATE"
+	if mode == "recovery_boot" {
+		rootLabel, imagePart = "COS_SYSTEM", "COS_RECOVERY"
+	}
+	if got := sh("findmnt -n -o LABEL,OPTIONS /"); !strings.HasPrefix(got, rootLabel) || !strings.Contains(got, "ro") {
+		t.Errorf("/ is %q, want %s read-only", got, rootLabel)
+	}
+	if got := sh("sudo touch /e2e-rw-test 2>&1; echo rc=$?"); strings.HasSuffix(got, "rc=0") {
+		t.Errorf("/ is writable: %q", got)
+	}
+	for path, label := range map[string]string{"/oem": "COS_OEM", "/usr/local": "COS_PERSISTENT", "/run/initramfs/cos-state": imagePart} {
+		if got := sh("findmnt -n -o LABEL " + path + " || true"); got != label {
+			t.Errorf("%s is %q, want %s mounted", path, got, label)
+		}
+	}
+	for _, p := range []string{"/etc", "/var", "/srv"} {
+		if got := sh("findmnt -n -o FSTYPE " + p); got != "overlay" {
+			t.Errorf("%s is %q, want an overlay (ephemeral)", p, got)
+		}
+	}
+	if got := sh("lsblk -n -o LABEL /dev/vda | tr -s '\\n ' ' '"); !strings.Contains(got, "COS_GRUB COS_OEM COS_RECOVERY COS_STATE COS_PERSISTENT") {
+		t.Errorf("disk labels %q", got)
+	}
+	if got := sh(". /etc/kairos-release && echo $KAIROS_VERSION"); got != os.Getenv("KAIROS_E2E_VERSION") {
+		t.Errorf("KAIROS_VERSION %q, want %q", got, os.Getenv("KAIROS_E2E_VERSION"))
 	}
 }

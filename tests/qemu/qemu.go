@@ -325,6 +325,17 @@ func (m *Machine) Run(ctx context.Context, command string, timeout time.Duration
 	return strings.ReplaceAll(groups[1], "\r", ""), code, nil
 }
 
+// Wait waits for QEMU to exit on its own: a guest poweroff, or a reboot
+// (machines run with -no-reboot).
+func (m *Machine) Wait(timeout time.Duration) error {
+	select {
+	case <-m.exited:
+		return nil
+	case <-time.After(timeout):
+		return m.failure(fmt.Sprintf("QEMU still running after %s", timeout))
+	}
+}
+
 // Stop kills QEMU and removes its temporary files.
 func (m *Machine) Stop() {
 	if m.cmd.Process != nil {
