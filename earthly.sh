@@ -221,6 +221,12 @@ test)
 	        - path: /run/kairos-iso-config
 	          content: "cloud-config from the ISO"
 	          permissions: 0644
+	  initramfs:
+	    - name: e2e marker of the initramfs stage (installed boots)
+	      files:
+	        - path: /etc/kairos-initramfs-stage
+	          content: "ran before switch-root"
+	          permissions: 0644
 	CC
 	"$OUT/bin/kairos" artifacts iso netboot raw qcow2 --source "oci-archive:$testout/$name.oci.tar" \
 		--output "$testout/artifacts" --cloud-config "$testout/iso-config.yaml"

@@ -5,12 +5,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/kairos-io/kairos/internal/agent/mount"
 	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/stages"
 	"github.com/kairos-io/kairos/internal/version"
@@ -23,10 +26,79 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd())
+	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd(), validateCmd(), configCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kairos-agent: error:", err)
 		os.Exit(1)
+	}
+}
+
+func configCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "config [get <key>]",
+		Short: "Print the node's merged cloud-config",
+		Long: `Print the cloud-config the node runs with: every file with a cloud-config
+header in ` + strings.Join(cloudconfig.SourceDirs, ", ") + ` (in this order,
+later wins; mappings merge, stage steps add up). 'config get k3s.enabled'
+prints one value. Files that cannot be read are reported and left out.`,
+		Args: cobra.MaximumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m := cloudconfig.Load("/")
+			for _, err := range m.Skipped {
+				logrus.Warnf("cloud-config skipped: %v", err)
+			}
+			var v any = m.Values
+			if len(args) == 2 && args[0] == "get" {
+				var ok bool
+				if v, ok = m.Get(args[1]); !ok {
+					return fmt.Errorf("%s is not set", args[1])
+				}
+			} else if len(args) > 0 {
+				return fmt.Errorf("usage: kairos-agent config [get <key>]")
+			}
+			if sv, ok := v.(string); ok {
+				fmt.Fprintln(cmd.OutOrStdout(), sv)
+				return nil
+			}
+			out, err := yaml.Marshal(v)
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				fmt.Fprint(cmd.OutOrStdout(), "#cloud-config\n")
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+}
+
+func validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate <file>...",
+		Short: "Check cloud-config files against the Kairos keys",
+		Long: `Check cloud-config files: the #cloud-config header, YAML syntax, and every
+key and value shape (users, install, upgrade, reset, k3s, k3s-agent, p2p,
+stages...). Each problem is printed as file:line:column; the exit status is 1
+when there is any. Boot itself never fails on unknown keys: they are ignored.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			n := 0
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				for _, p := range cloudconfig.Validate(f, data) {
+					fmt.Fprintln(cmd.OutOrStdout(), p)
+					n++
+				}
+			}
+			if n > 0 {
+				return fmt.Errorf("%d problem(s) found", n)
+			}
+			return nil
+		},
 	}
 }
 
@@ -97,8 +169,12 @@ func stateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state [get <key>]",
 		Short: "Show how this node booted and what it runs",
-		Long:  "Without arguments prints every value; 'state get boot' prints one (boot, kairos.version, kairos.flavor, ...).",
-		Args:  cobra.MaximumNArgs(2),
+		Long: `Without arguments prints every value; 'state get <key>' prints one.
+Keys: boot (active_boot, passive_boot, recovery_boot, livecd_boot),
+kairos.version, kairos.flavor, kairos.flavor_release, kairos.variant, and for
+each partition of the installed layout that is present (efi, oem, recovery,
+state, persistent): <name>.device and <name>.mountpoint.`,
+		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			values, err := currentState()
 			if err != nil {
@@ -115,7 +191,13 @@ func stateCmd() *cobra.Command {
 			if len(args) > 0 {
 				return fmt.Errorf("usage: kairos-agent state [get <key>]")
 			}
-			for _, k := range []string{"boot", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant"} {
+			keys := []string{"boot", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant"}
+			for _, p := range state.Partitions {
+				if _, ok := values[p.Name+".device"]; ok {
+					keys = append(keys, p.Name+".device", p.Name+".mountpoint")
+				}
+			}
+			for _, k := range keys {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", k, values[k])
 			}
 			return nil
@@ -129,7 +211,8 @@ func currentState() (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	values := map[string]string{"boot": string(state.DetectBootMode(string(cmdline)))}
+	values := state.PartitionValues("/dev/disk/by-label", "/proc/self/mounts")
+	values["boot"] = string(state.DetectBootMode(string(cmdline)))
 	if data, err := os.ReadFile(release.Path); err == nil {
 		rel, err := release.Parse(data)
 		if err != nil {

@@ -165,6 +165,13 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		}
 	}
 	for _, f := range res.Files {
+		if strings.HasSuffix(f, ".raw") {
+			if freed, err := Sparsify(f); err != nil {
+				logrus.Warnf("%s stays dense: %v", f, err)
+			} else {
+				logrus.Debugf("%s: %d MiB of zeros made holes", f, freed>>20)
+			}
+		}
 		logrus.Infof("wrote %s", f)
 	}
 	return res, nil

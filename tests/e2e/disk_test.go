@@ -70,6 +70,15 @@ func TestDisk(t *testing.T) {
 	}
 	// Host keys are generated at first boot (images ship none), into the
 	// persistent /etc/ssh.
+	// Its initramfs stage ran on the new root before switch-root.
+	if got := sh("cat /etc/kairos-initramfs-stage"); got != "ran before switch-root" {
+		t.Errorf("initramfs stage marker = %q", got)
+	}
+	// The user's config is valid by the agent's own check.
+	sh("sudo kairos-agent validate /oem/90_custom.yaml")
+	if got := sh("sudo kairos-agent config"); !strings.Contains(got, isoCloudConfigMarker) {
+		t.Errorf("kairos-agent config does not show /oem/90_custom.yaml:\n%s", got)
+	}
 	hostKey := sh("timeout 120 sh -c 'until sudo test -s /etc/ssh/ssh_host_ed25519_key.pub; do sleep 1; done'; sudo cat /etc/ssh/ssh_host_ed25519_key.pub")
 	sh("echo kept | sudo tee /usr/local/e2e-persistent /etc/ssh/e2e-persistent >/dev/null")
 	sh("echo gone | sudo tee /etc/e2e-ephemeral >/dev/null")
@@ -162,6 +171,11 @@ func checkInstalled(t *testing.T, sh func(string) string, mode string) {
 	for path, label := range map[string]string{"/oem": "COS_OEM", "/usr/local": "COS_PERSISTENT", "/run/initramfs/cos-state": imagePart} {
 		if got := sh("findmnt -n -o LABEL " + path + " || true"); got != label {
 			t.Errorf("%s is %q, want %s mounted", path, got, label)
+		}
+	}
+	for key, want := range map[string]string{"oem.mountpoint": "/oem", "persistent.mountpoint": "/usr/local"} {
+		if got := sh("kairos-agent state get " + key); got != want {
+			t.Errorf("kairos-agent state get %s = %q, want %q", key, got, want)
 		}
 	}
 	for _, p := range []string{"/etc", "/var", "/srv"} {

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/stages"
 )
 
 // deviceTimeout bounds the wait for a partition: a missing disk is an
@@ -71,7 +74,35 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	if err := os.WriteFile(filepath.Join(sysroot, "etc/fstab"), []byte(Fstab(b)), 0o644); err != nil {
 		return fmt.Errorf("writing /etc/fstab: %w", err)
 	}
-	return writeSentinel(runDir, b.Mode)
+	if err := writeSentinel(runDir, b.Mode); err != nil {
+		return err
+	}
+	RunEarlyStages(context.Background(), sysroot, log)
+	return nil
+}
+
+// EarlyStages run in the initramfs on the assembled root, before
+// switch-root.
+var EarlyStages = []string{"rootfs", "initramfs"}
+
+// RunEarlyStages runs the rootfs and initramfs cloud-config stages against
+// sysroot: files and directories land below it, commands run chrooted into
+// it. Failures are reported and never stop the boot.
+func RunEarlyStages(ctx context.Context, sysroot string, log io.Writer) {
+	sources, errs := stages.Load(sysroot, stages.DefaultDirs)
+	for _, err := range errs {
+		fmt.Fprintf(log, "kairos: cloud-config skipped: %v\n", err)
+	}
+	r := stages.Runner{Root: sysroot, Exec: func(ctx context.Context, command string) error {
+		cmd := exec.CommandContext(ctx, "chroot", sysroot, "/bin/sh", "-c", command)
+		cmd.Stdout, cmd.Stderr = log, log
+		return cmd.Run()
+	}}
+	for _, st := range EarlyStages {
+		if err := r.RunStage(ctx, sources, st); err != nil {
+			fmt.Fprintf(log, "kairos: %v\n", err)
+		}
+	}
 }
 
 var errSkip = errors.New("not present")

@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +70,24 @@ func TestSysrootPlanOrder(t *testing.T) {
 	ssh := binds[0]
 	if ssh.Source != "/sysroot/usr/local/.state/etc-ssh.bind" || ssh.Target != "/sysroot/etc/ssh" || ssh.Options != "bind" || ssh.SeedFrom != "/sysroot/etc/ssh" {
 		t.Errorf("bind step %+v", ssh)
+	}
+}
+
+// TestEarlyStagesWriteBelowSysroot: the initramfs stages of the image's and
+// the user's cloud-configs apply to the new root, not to the initramfs.
+func TestEarlyStagesWriteBelowSysroot(t *testing.T) {
+	sysroot := t.TempDir()
+	os.MkdirAll(filepath.Join(sysroot, "oem"), 0o755)
+	cfg := "#cloud-config\nstages:\n  initramfs:\n    - files:\n        - path: /etc/from-initramfs\n          content: yes\n          permissions: 0644\n  rootfs.after:\n    - directories:\n        - path: /var/lib/early\n"
+	if err := os.WriteFile(filepath.Join(sysroot, "oem", "90_custom.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	RunEarlyStages(context.Background(), sysroot, &log)
+	if got, err := os.ReadFile(filepath.Join(sysroot, "etc/from-initramfs")); err != nil || string(got) != "yes" {
+		t.Errorf("initramfs stage file: %q, %v (log: %s)", got, err, log.String())
+	}
+	if st, err := os.Stat(filepath.Join(sysroot, "var/lib/early")); err != nil || !st.IsDir() {
+		t.Errorf("rootfs.after directory: %v", err)
 	}
 }

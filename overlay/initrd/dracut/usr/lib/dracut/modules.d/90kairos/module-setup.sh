@@ -15,7 +15,7 @@ depends() {
 
 install() {
     inst_multiple kairos-agent
-    inst_multiple mount umount losetup cp
+    inst_multiple mount umount losetup cp chroot
     inst_multiple -o findmnt blkid
     inst_hook pre-pivot 50 "$moddir/kairos-mount.sh"
     if dracut_module_included "systemd"; then

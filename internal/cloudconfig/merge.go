@@ -1,0 +1,96 @@
+package cloudconfig
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// SourceDirs are read in the contract's order; a later file wins over an
+// earlier one, and within a directory files are read sorted by name.
+var SourceDirs = []string{"/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem"}
+
+// Merged is the node's configuration: every cloud-config source deep-merged.
+type Merged struct {
+	Values map[string]any
+	// Files are the sources read, in order.
+	Files []string
+	// Skipped are files that could not be used, with the reason; boot goes
+	// on without them.
+	Skipped []error
+}
+
+// Load reads and merges the cloud-configs below root ("/" on a node).
+// Files without a cloud-config header are not configs and are left out.
+func Load(root string) Merged {
+	m := Merged{Values: map[string]any{}}
+	for _, dir := range SourceDirs {
+		files, _ := filepath.Glob(filepath.Join(root, dir, "*.y*ml"))
+		sort.Strings(files)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				m.Skipped = append(m.Skipped, err)
+				continue
+			}
+			first, _, _ := strings.Cut(string(data), "\n")
+			if !slices.Contains(Headers, strings.TrimSpace(first)) {
+				continue
+			}
+			var doc map[string]any
+			if err := yaml.Unmarshal(data, &doc); err != nil {
+				m.Skipped = append(m.Skipped, fmt.Errorf("%s: %w", f, err))
+				continue
+			}
+			merge(m.Values, doc)
+			m.Files = append(m.Files, f)
+		}
+	}
+	return m
+}
+
+// merge folds src into dst: mappings merge key by key, stage lists are
+// appended (every file's steps run), anything else is replaced.
+func merge(dst, src map[string]any) {
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				if k == "stages" {
+					for st, steps := range sm {
+						if old, ok := dm[st].([]any); ok {
+							if add, ok := steps.([]any); ok {
+								dm[st] = append(old, add...)
+								continue
+							}
+						}
+						dm[st] = steps
+					}
+					continue
+				}
+				merge(dm, sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+}
+
+// Get returns the value at a dotted key ("k3s.enabled").
+func (m Merged) Get(key string) (any, bool) {
+	var cur any = m.Values
+	for _, part := range strings.Split(key, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = mm[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
