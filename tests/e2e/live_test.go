@@ -62,17 +62,7 @@ func TestLiveISO(t *testing.T) {
 
 func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 	t.Helper()
-	run := func(cmd string) string {
-		t.Helper()
-		out, code, err := m.Run(ctx, cmd, 2*time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code != 0 {
-			t.Fatalf("%q exited %d:\n%s", cmd, code, out)
-		}
-		return strings.TrimSpace(out)
-	}
+	run := shell(ctx, t, m)
 
 	rel, err := release.Parse([]byte(run("cat /etc/kairos-release")))
 	if err != nil {
