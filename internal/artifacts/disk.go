@@ -1,10 +1,12 @@
 package artifacts
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +46,7 @@ const (
 // recovery image and room for its upgrade plus recoverySpare.
 const (
 	espSize        = 64 * mib
+	biosSize       = 1 * mib
 	oemSize        = 64 * mib
 	imageHeadroom  = 100 * mib
 	stateSpare     = 1000 * mib
@@ -210,9 +213,26 @@ func (w *run) buildDisk(path string) error {
 		{name: "state", label: labelState, typ: gpt.LinuxFilesystem, size: 3*imgSize + stateSpare, write: ext(labelState, stateTree, true)},
 		{name: "persistent", label: labelPersistent, typ: gpt.LinuxFilesystem, write: ext(labelPersistent, nil, true)},
 	}
+	// BIOS boot where the image has it: GRUB's core image in a bios_grub
+	// partition, its boot sector in the MBR, patched to find each other.
+	bios, err := w.biosBoot()
+	if err != nil {
+		return err
+	}
+	if bios != nil {
+		parts = slices.Insert(parts, 1, diskPart{name: "bios", label: "COS_BIOS", typ: gpt.BIOSBoot, size: biosSize,
+			write: func(f io.WriterAt, start, size int64) error {
+				if int64(len(bios.core)) > size {
+					return fmt.Errorf("GRUB core image of %d bytes does not fit the %d-byte bios_grub partition", len(bios.core), size)
+				}
+				_, err := f.WriteAt(bios.patchedCore(start), start)
+				return err
+			}})
+	}
 	// The file systems must hold their trees: checked with the sizes
 	// above before anything is written.
-	for i, tree := range map[int]*squashfs.Node{1: oem, 2: recoveryTree, 3: stateTree} {
+	for name, tree := range map[string]*squashfs.Node{"oem": oem, "recovery": recoveryTree, "state": stateTree} {
+		i := slices.IndexFunc(parts, func(p diskPart) bool { return p.name == name })
 		need, err := ext4.RequiredSize(tree, ext4.Options{Label: parts[i].label, Journal: true})
 		if err != nil {
 			return fmt.Errorf("sizing %s: %w", parts[i].label, err)
@@ -236,6 +256,10 @@ func (w *run) buildDisk(path string) error {
 	diskSize = diskSize &^ (gpt.SectorSize - 1)
 
 	table := &gpt.Table{DiskGUID: gpt.LabelGUID("COS_DISK")}
+	if bios != nil {
+		// Some BIOSes boot only a disk with an active MBR entry.
+		table.ProtectiveBootable = true
+	}
 	for _, p := range parts {
 		table.Partitions = append(table.Partitions, gpt.Partition{Name: p.name, Type: p.typ, GUID: gpt.LabelGUID(p.label), Size: p.size})
 	}
@@ -244,6 +268,9 @@ func (w *run) buildDisk(path string) error {
 	}
 	for i := range parts {
 		parts[i].size = table.Partitions[i].Size
+		if parts[i].name == "bios" {
+			table.BootCode = bios.patchedBoot(table.Partitions[i].Start)
+		}
 	}
 
 	// Everything fits: now the images, then the disk.
@@ -273,6 +300,50 @@ func (w *run) buildDisk(path string) error {
 	}
 	w.say("disk: %d MiB in %s", diskSize>>20, time.Since(start).Round(time.Second))
 	return f.Close()
+}
+
+// biosAssets are GRUB's i386-pc boot sector and core image, made by the
+// finalize step from the image's grub.
+type biosAssets struct{ boot, core []byte }
+
+// biosBoot reads the BIOS assets; nil when the architecture has no BIOS.
+func (w *run) biosBoot() (*biosAssets, error) {
+	core, err := readFile(w.root, bootAssets+"/core.img")
+	if err != nil {
+		return nil, nil
+	}
+	boot, err := readFile(w.root, bootAssets+"/boot.img")
+	if err != nil || len(boot) != 512 {
+		return nil, fmt.Errorf("the image has core.img but no 512-byte boot.img in %s", bootAssets)
+	}
+	if len(core) < 2*gpt.SectorSize {
+		return nil, fmt.Errorf("%s/core.img is only %d bytes", bootAssets, len(core))
+	}
+	return &biosAssets{boot: boot, core: core}, nil
+}
+
+// GRUB i386-pc offsets (grub-core/boot/i386/pc/boot.S and diskboot.S),
+// what grub-bios-setup patches: the boot sector's LBA of the core image,
+// and the core's first blocklist entry (the sectors after its first one).
+const (
+	grubBootKernelSector = 0x5c
+	grubCoreBlocklist    = gpt.SectorSize - 12
+)
+
+// patchedBoot is the MBR boot code (440 bytes) loading the core image at
+// byte offset coreStart.
+func (b *biosAssets) patchedBoot(coreStart int64) []byte {
+	code := slices.Clone(b.boot[:440])
+	binary.LittleEndian.PutUint64(code[grubBootKernelSector:], uint64(coreStart/gpt.SectorSize))
+	return code
+}
+
+// patchedCore is the core image whose first sector loads the rest from
+// the sectors that follow it at coreStart.
+func (b *biosAssets) patchedCore(coreStart int64) []byte {
+	core := slices.Clone(b.core)
+	binary.LittleEndian.PutUint64(core[grubCoreBlocklist:], uint64(coreStart/gpt.SectorSize+1))
+	return core
 }
 
 func partSizes(parts []diskPart) string {

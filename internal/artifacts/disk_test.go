@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,20 @@ func diskImage(t *testing.T) *squashfs.Node {
 	for _, c := range root.Children {
 		if c.Name == "etc" {
 			c.Children = append(c.Children, dir("cos", cos...))
+		}
+	}
+	// GRUB's BIOS pair, as the finalize step leaves it: a boot sector, and
+	// a core image whose first sector ends with its blocklist (start 2, 2
+	// more sectors, segment 0x820).
+	core := make([]byte, 3*512)
+	copy(core[512-12:], []byte{2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x20, 0x08})
+	core[512] = 'C'
+	boot := make([]byte, 512)
+	boot[0], boot[0x5c] = 0xeb, 1
+	for _, c := range root.Children {
+		if c.Name == "usr" {
+			kb := c.Children[0].Children[0].Children[0] // usr/lib/kairos/boot
+			kb.Children = append(kb.Children, file("core.img", string(core)), file("boot.img", string(boot)))
 		}
 	}
 	return root
@@ -108,7 +123,7 @@ func TestDisk(t *testing.T) {
 	}
 	parts := sgdiskPartitions(t, raw)
 	want := []struct{ name, label, fs string }{
-		{"efi", "COS_GRUB", "vfat"}, {"oem", "COS_OEM", "ext4"}, {"recovery", "COS_RECOVERY", "ext4"},
+		{"efi", "COS_GRUB", "vfat"}, {"bios", "", ""}, {"oem", "COS_OEM", "ext4"}, {"recovery", "COS_RECOVERY", "ext4"},
 		{"state", "COS_STATE", "ext4"}, {"persistent", "COS_PERSISTENT", "ext4"},
 	}
 	if len(parts) != len(want) {
@@ -123,11 +138,31 @@ func TestDisk(t *testing.T) {
 		if p.name != w.name {
 			t.Errorf("partition %d is named %q, want %q", p.num, p.name, w.name)
 		}
+		if w.label == "" {
+			continue
+		}
 		blk, err := exec.Command("blkid", "-p", "-o", "export", "-O", fmt.Sprint(p.start), raw).CombinedOutput()
 		if err != nil || !strings.Contains(string(blk), "LABEL="+w.label+"\n") || !strings.Contains(string(blk), "TYPE="+w.fs+"\n") {
 			t.Errorf("blkid of partition %d (%s): %v\n%s", p.num, w.name, err, blk)
 		}
 		byLabel[w.label] = p
+	}
+
+	// BIOS: the MBR boot code points at the core image in the bios_grub
+	// partition, and the core's blocklist at its own second sector.
+	if out, _ := exec.Command("sgdisk", "-i", "2", raw).CombinedOutput(); !strings.Contains(string(out), "21686148-6449-6E6F-744E-656564454649") {
+		t.Errorf("partition 2 is not a BIOS boot partition:\n%s", out)
+	}
+	bios := parts[1].start
+	mbr, core := readAt(t, raw, 0, 512), readAt(t, raw, bios, 1024)
+	if got := binary.LittleEndian.Uint64(mbr[0x5c:]); int64(got) != bios/512 || mbr[0] != 0xeb {
+		t.Errorf("MBR boot code loads sector %d (first byte %#x), want the bios partition at %d", got, mbr[0], bios/512)
+	}
+	if got := binary.LittleEndian.Uint64(core[500:]); int64(got) != bios/512+1 || core[512] != 'C' {
+		t.Errorf("core image blocklist starts at %d, want %d", got, bios/512+1)
+	}
+	if mbr[510] != 0x55 || mbr[511] != 0xaa || mbr[446] != 0x80 {
+		t.Errorf("protective MBR: signature %x %x, boot flag %#x", mbr[510], mbr[511], mbr[446])
 	}
 
 	// Every file system is clean.
@@ -203,6 +238,20 @@ func TestDisk(t *testing.T) {
 	if qst, err := os.Stat(qc); err != nil || qst.Size() > st.Size()/4 {
 		t.Errorf("qcow2 of %d bytes for a %d-byte disk: zero clusters stored? (%v)", qst.Size(), st.Size(), err)
 	}
+}
+
+func readAt(t *testing.T, path string, off int64, n int) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // extract copies a partition to a file of its own (fsck.vfat has no offset

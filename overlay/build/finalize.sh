@@ -56,7 +56,9 @@ common="part_gpt part_msdos fat ext2 iso9660 squash4 loopback normal configfile 
 if [ "${KAIROS_BIOS:-no}" = yes ]; then
     "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc-eltorito -p /boot/grub \
         -o "$assets/eltorito.img" $common biosdisk
-    "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc -p /grub2 \
+    # The installed disk's BIOS core (in its bios_grub partition) runs the
+    # same first stage as the ESP: find COS_STATE, load its menu.
+    "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc -p /grub2 -c /etc/cos/grub_efi.cfg \
         -o "$assets/core.img" $common biosdisk
     cp "$GRUB_LIB/i386-pc/boot_hybrid.img" "$GRUB_LIB/i386-pc/boot.img" "$assets/"
 fi

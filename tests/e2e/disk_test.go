@@ -21,7 +21,8 @@ import (
 // grub2/grub.cfg → loopback of cOS/active.img → its kernel and initrd →
 // kairos-agent mount (loop, then the layout) → login. Checks the immutable
 // layout from inside, then reboots: persistent paths survive, /etc does not;
-// then grub's one-shot next_entry=recovery boots recovery, once.
+// then grub's one-shot next_entry=recovery boots recovery, once; and the
+// same disk boots under SeaBIOS.
 func TestDisk(t *testing.T) {
 	raw := artifact(t, "KAIROS_E2E_RAW")
 	qc := artifact(t, "KAIROS_E2E_QCOW2")
@@ -127,6 +128,18 @@ func TestDisk(t *testing.T) {
 	}
 	// next_entry was cleared by grub: the next boot is active again.
 	m, err = qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{node}, LogPath: logPath(t) + ".4"})
+	must(t, err)
+	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	checkInstalled(t, shell(ctx, t, m), "active_boot")
+	m.Stop()
+
+	// The same disk under SeaBIOS: GRUB's boot sector in the MBR, its core
+	// image in the bios_grub partition, then COS_STATE's menu.
+	biosNode := filepath.Join(t.TempDir(), "bios-node.qcow2")
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", qc, biosNode)
+	m, err = qemu.Start(qemu.Options{Firmware: qemu.BIOS, Disks: []string{biosNode}, LogPath: logPath(t) + ".bios"})
 	must(t, err)
 	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
 		t.Fatal(err)
