@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
+
 	"path/filepath"
 	"slices"
 	"strings"
@@ -81,7 +81,7 @@ func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]str
 	}
 	name := p.Name
 	if name == "" {
-		rel, err := readFile(root, release.Path)
+		rel, err := squashfs.ReadFile(root, release.Path)
 		if err != nil {
 			return nil, fmt.Errorf("the source is not a Kairos image (%v): pass --name or build it with kairos", err)
 		}
@@ -181,7 +181,7 @@ func (w *run) netboot() error {
 		return err
 	}
 	for _, f := range []struct{ src, suffix string }{{kernelPath, "-kernel"}, {initrdPath, "-initrd"}} {
-		data, err := readFile(w.root, f.src)
+		data, err := squashfs.ReadFile(w.root, f.src)
 		if err != nil {
 			return fmt.Errorf("the image has no %s: %w", f.src, err)
 		}
@@ -268,60 +268,6 @@ func checkWritable(dir string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
-}
-
-// readFile reads a regular file of the tree, following symlinks (relative
-// and absolute, within the tree).
-func readFile(root *squashfs.Node, p string) ([]byte, error) {
-	n, err := lookup(root, p, 0)
-	if err != nil {
-		return nil, err
-	}
-	if !n.Mode.IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", p)
-	}
-	if n.Open == nil {
-		return nil, nil
-	}
-	rc, err := n.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
-}
-
-func lookup(root *squashfs.Node, p string, depth int) (*squashfs.Node, error) {
-	if depth > 16 {
-		return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
-	}
-	cur, curPath := root, "/"
-	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
-	for i, part := range parts {
-		if part == "" {
-			continue
-		}
-		var next *squashfs.Node
-		for _, c := range cur.Children {
-			if c.Name == part {
-				next = c
-				break
-			}
-		}
-		if next == nil {
-			return nil, fmt.Errorf("%s: no such file", path.Join(curPath, part))
-		}
-		if next.Mode&os.ModeSymlink != 0 {
-			target := next.Target
-			if !path.IsAbs(target) {
-				target = path.Join(curPath, target)
-			}
-			rest := strings.Join(parts[i+1:], "/")
-			return lookup(root, path.Join(target, rest), depth+1)
-		}
-		cur, curPath = next, path.Join(curPath, part)
-	}
-	return cur, nil
 }
 
 func orDefault(v, def string) string {

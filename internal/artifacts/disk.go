@@ -1,13 +1,10 @@
 package artifacts
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/artifacts/ext4"
@@ -15,62 +12,12 @@ import (
 	"github.com/kairos-io/kairos/internal/artifacts/gpt"
 	"github.com/kairos-io/kairos/internal/artifacts/qcow2"
 	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
 )
 
-// Installed-disk contract: partition names, file system labels and the
-// files on them, as the agent's installer writes them, so a disk image
-// boots the same way as an installed node.
-const (
-	labelGrub       = "COS_GRUB"
-	labelOEM        = "COS_OEM"
-	labelRecovery   = "COS_RECOVERY"
-	labelState      = "COS_STATE"
-	labelPersistent = "COS_PERSISTENT"
-	labelActive     = "COS_ACTIVE"
-	labelPassive    = "COS_PASSIVE"
-	labelSystem     = "COS_SYSTEM"
-
-	// The image's own boot menus (overlay/rootfs/etc/cos): the state
-	// partition's menu and the ESP's first stage that finds it.
-	stateGrubCfg = "/etc/cos/grub.cfg"
-	espGrubCfg   = "/etc/cos/grub_efi.cfg"
-
-	mib = int64(1) << 20
-	gib = int64(1) << 30
-)
-
-// Partition sizes of the contract. The image size (active.img) is the root
-// file system plus imageHeadroom; state holds active, passive and room for
-// an upgrade's transition image plus stateSpare; recovery holds the
-// recovery image and room for its upgrade plus recoverySpare.
-const (
-	espSize        = 64 * mib
-	biosSize       = 1 * mib
-	oemSize        = 64 * mib
-	imageHeadroom  = 100 * mib
-	stateSpare     = 1000 * mib
-	recoverySpare  = 200 * mib
-	persistentSize = 2 * gib // when no disk size is given
-	minPersistent  = 64 * mib
-	// gptReserve covers the 1 MiB before the first partition and the
-	// backup GPT at the end.
-	gptReserve = 2 * mib
-)
-
-// diskImages are the system images: active and passive on COS_STATE,
-// recovery on COS_RECOVERY. All are ext4 with their own labels, which is
-// how the initramfs finds the loop-mounted root (root=LABEL=...).
-var diskImages = []struct{ file, label string }{{"active.img", labelActive}, {"passive.img", labelPassive}, {"recovery.img", labelSystem}}
-
-// diskPart is one partition of the disk image: what the GPT says and how
-// its file system is written.
-type diskPart struct {
-	name, label string
-	typ         gpt.GUID
-	size        int64
-	write       func(w io.WriterAt, start, size int64) error
-}
+// The disk image is the installed disk of the contract, planned by
+// disklayout exactly as the agent's installer plans a node's disk.
 
 // raw writes <name>.raw once per run.
 func (w *run) raw() error {
@@ -132,29 +79,21 @@ func (w *run) writeDisk(final string) error {
 func (w *run) buildDisk(path string) error {
 	start := time.Now()
 	epoch := w.epoch()
-	efiName, efi, err := w.efiLoader()
+	boot, err := disklayout.ReadBoot(func(p string) ([]byte, error) { return squashfs.ReadFile(w.root, p) })
 	if err != nil {
 		return err
 	}
-	menu, err := readFile(w.root, stateGrubCfg)
-	if err != nil {
-		return fmt.Errorf("the image has no %s (%v): it was not built by kairos", stateGrubCfg, err)
-	}
-	espMenu, err := readFile(w.root, espGrubCfg)
-	if err != nil {
-		return fmt.Errorf("the image has no %s (%v): it was not built by kairos", espGrubCfg, err)
-	}
 	for _, p := range []string{kernelPath, initrdPath} {
-		if _, err := readFile(w.root, p); err != nil {
+		if _, err := squashfs.ReadFile(w.root, p); err != nil {
 			return fmt.Errorf("the image has no %s: %w", p, err)
 		}
 	}
 
-	imgSize, err := ext4.RequiredSize(w.root, ext4.Options{Label: labelActive})
+	rootfs, err := ext4.RequiredSize(w.root, ext4.Options{Label: disklayout.LabelActive})
 	if err != nil {
 		return fmt.Errorf("sizing active.img: %w", err)
 	}
-	imgSize = roundUp(imgSize+imageHeadroom, mib)
+	imgSize := disklayout.ImageSize(rootfs)
 	env := func(vars map[string]string) *squashfs.Node {
 		data, err := grubenv.Encode(vars)
 		if err != nil {
@@ -162,122 +101,63 @@ func (w *run) buildDisk(path string) error {
 		}
 		return fileNode("", data, 0o644, epoch)
 	}
-	oem := dirNode(epoch, map[string]*squashfs.Node{"grubenv": env(nil)})
+	oem := dirNode(epoch, map[string]*squashfs.Node{disklayout.OEMEnv: env(nil)})
 	if len(w.p.CloudConfig) > 0 {
 		// Where the installer puts the user's config: read at every boot.
-		oem.Children = append(oem.Children, fileNode("90_custom.yaml", w.p.CloudConfig, 0o600, epoch))
+		oem.Children = append(oem.Children, fileNode(disklayout.CustomConfig, w.p.CloudConfig, 0o600, epoch))
 	}
 	// The images are the same tree with their own labels; each is spooled,
 	// then copied into its partition's file system.
 	images := map[string]string{}
-	for _, img := range diskImages {
-		tmp, err := w.tempFile("." + img.file)
+	for _, img := range disklayout.Images {
+		tmp, err := w.tempFile("." + img.File)
 		if err != nil {
 			return err
 		}
-		images[img.file] = tmp
+		images[img.File] = tmp
 	}
 	recoveryTree := dirNode(epoch, map[string]*squashfs.Node{
-		"cOS": dirNode(epoch, map[string]*squashfs.Node{"recovery.img": hostFileNode(images["recovery.img"], imgSize, epoch)}),
+		disklayout.ImageDir: dirNode(epoch, map[string]*squashfs.Node{disklayout.Recovery.File: hostFileNode(images[disklayout.Recovery.File], imgSize, epoch)}),
 	})
 	stateTree := dirNode(epoch, map[string]*squashfs.Node{
-		"cOS": dirNode(epoch, map[string]*squashfs.Node{
-			"active.img":  hostFileNode(images["active.img"], imgSize, epoch),
-			"passive.img": hostFileNode(images["passive.img"], imgSize, epoch),
+		disklayout.ImageDir: dirNode(epoch, map[string]*squashfs.Node{
+			disklayout.Active.File:  hostFileNode(images[disklayout.Active.File], imgSize, epoch),
+			disklayout.Passive.File: hostFileNode(images[disklayout.Passive.File], imgSize, epoch),
 		}),
-		"grub2":           dirNode(epoch, map[string]*squashfs.Node{"grub.cfg": fileNode("", menu, 0o644, epoch)}),
-		"grub_oem_env":    env(nil),
-		"boot_assessment": env(nil),
+		"grub2":                   dirNode(epoch, map[string]*squashfs.Node{"grub.cfg": fileNode("", boot.StateMenu, 0o644, epoch)}),
+		disklayout.StateOEMEnv:    env(nil),
+		disklayout.BootAssessment: env(nil),
 	})
-
-	esp := &fat.Dir{}
-	if err := esp.AddFile("EFI/BOOT/"+efiName, efi); err != nil {
-		return err
-	}
-	if err := esp.AddFile("EFI/BOOT/grub.cfg", espMenu); err != nil {
-		return err
-	}
-
-	ext := func(label string, tree *squashfs.Node, journal bool) func(io.WriterAt, int64, int64) error {
-		return func(f io.WriterAt, start, size int64) error {
-			_, err := ext4.Write(io.NewOffsetWriter(f, start), tree, ext4.Options{Label: label, Size: size, ModTime: epoch, Journal: journal, Progress: w.progress(label)})
-			return err
-		}
-	}
-	parts := []diskPart{
-		{name: "efi", label: labelGrub, typ: gpt.EFISystem, size: espSize, write: func(f io.WriterAt, start, size int64) error {
-			return fat.Write(io.NewOffsetWriter(f, start), size, labelGrub, esp, fat.Options{ModTime: epoch, HiddenSectors: uint32(start / gpt.SectorSize)})
-		}},
-		{name: "oem", label: labelOEM, typ: gpt.LinuxFilesystem, size: oemSize, write: ext(labelOEM, oem, true)},
-		{name: "recovery", label: labelRecovery, typ: gpt.LinuxFilesystem, size: 2*imgSize + recoverySpare, write: ext(labelRecovery, recoveryTree, true)},
-		{name: "state", label: labelState, typ: gpt.LinuxFilesystem, size: 3*imgSize + stateSpare, write: ext(labelState, stateTree, true)},
-		{name: "persistent", label: labelPersistent, typ: gpt.LinuxFilesystem, write: ext(labelPersistent, nil, true)},
-	}
-	// BIOS boot where the image has it: GRUB's core image in a bios_grub
-	// partition, its boot sector in the MBR, patched to find each other.
-	bios, err := w.biosBoot()
+	esp, err := boot.ESP()
 	if err != nil {
 		return err
 	}
-	if bios != nil {
-		parts = slices.Insert(parts, 1, diskPart{name: "bios", label: "COS_BIOS", typ: gpt.BIOSBoot, size: biosSize,
-			write: func(f io.WriterAt, start, size int64) error {
-				if int64(len(bios.core)) > size {
-					return fmt.Errorf("GRUB core image of %d bytes does not fit the %d-byte bios_grub partition", len(bios.core), size)
-				}
-				_, err := f.WriteAt(bios.patchedCore(start), start)
-				return err
-			}})
-	}
-	// The file systems must hold their trees: checked with the sizes
-	// above before anything is written.
-	for name, tree := range map[string]*squashfs.Node{"oem": oem, "recovery": recoveryTree, "state": stateTree} {
-		i := slices.IndexFunc(parts, func(p diskPart) bool { return p.name == name })
-		need, err := ext4.RequiredSize(tree, ext4.Options{Label: parts[i].label, Journal: true})
-		if err != nil {
-			return fmt.Errorf("sizing %s: %w", parts[i].label, err)
-		}
-		if need > parts[i].size {
-			parts[i].size = roundUp(need, mib)
-		}
-	}
-	fixed := gptReserve
-	for _, p := range parts[:len(parts)-1] {
-		fixed += p.size
-	}
-	diskSize := w.p.DiskSize
-	if diskSize == 0 {
-		diskSize = roundUp(fixed+persistentSize, gib)
-	}
-	if diskSize < fixed+minPersistent {
-		return fmt.Errorf("disk size %d MiB is too small for this image: it needs at least %d MiB (%s, and %d MiB for %s)",
-			diskSize>>20, roundUp(fixed+minPersistent, mib)>>20, partSizes(parts[:len(parts)-1]), minPersistent>>20, labelPersistent)
-	}
-	diskSize = diskSize &^ (gpt.SectorSize - 1)
 
-	table := &gpt.Table{DiskGUID: gpt.LabelGUID("COS_DISK")}
-	if bios != nil {
-		// Some BIOSes boot only a disk with an active MBR entry.
-		table.ProtectiveBootable = true
+	// The file systems must hold their trees: planned with these sizes,
+	// so a disk too small fails before anything is written.
+	trees := map[string]*squashfs.Node{disklayout.PartOEM: oem, disklayout.PartRecovery: recoveryTree, disklayout.PartState: stateTree}
+	labels := map[string]string{disklayout.PartOEM: disklayout.LabelOEM, disklayout.PartRecovery: disklayout.LabelRecovery, disklayout.PartState: disklayout.LabelState, disklayout.PartPersistent: disklayout.LabelPersistent}
+	min := disklayout.Sizes{}
+	for name, tree := range trees {
+		need, err := ext4.RequiredSize(tree, ext4.Options{Label: labels[name], Journal: true})
+		if err != nil {
+			return fmt.Errorf("sizing %s: %w", labels[name], err)
+		}
+		min[name] = need
 	}
-	for _, p := range parts {
-		table.Partitions = append(table.Partitions, gpt.Partition{Name: p.name, Type: p.typ, GUID: gpt.LabelGUID(p.label), Size: p.size})
-	}
-	if err := table.Layout(diskSize); err != nil {
+	layout, err := disklayout.Plan(disklayout.Input{ImageSize: imgSize, DiskSize: w.p.DiskSize, Min: min, BIOS: boot.BIOS != nil})
+	if err != nil {
 		return err
 	}
-	for i := range parts {
-		parts[i].size = table.Partitions[i].Size
-		if parts[i].name == "bios" {
-			table.BootCode = bios.patchedBoot(table.Partitions[i].Start)
-		}
+	if boot.BIOS != nil {
+		layout.Table.BootCode = boot.BIOS.PatchedBoot(layout.Part(disklayout.PartBIOS).Start)
 	}
 
 	// Everything fits: now the images, then the disk.
-	for _, img := range diskImages {
-		w.say("%s (%s, %d MiB ext4)", img.file, img.label, imgSize>>20)
-		if _, err := ext4.WriteFile(images[img.file], w.root, ext4.Options{Label: img.label, Size: imgSize, ModTime: epoch, Progress: w.progress(img.file)}); err != nil {
-			return fmt.Errorf("%s: %w", img.file, err)
+	for _, img := range disklayout.Images {
+		w.say("%s (%s, %d MiB ext4)", img.File, img.Label, imgSize>>20)
+		if _, err := ext4.WriteFile(images[img.File], w.root, ext4.Options{Label: img.Label, Size: imgSize, ModTime: epoch, Progress: w.progress(img.File)}); err != nil {
+			return fmt.Errorf("%s: %w", img.File, err)
 		}
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -286,77 +166,31 @@ func (w *run) buildDisk(path string) error {
 	}
 	defer f.Close()
 	// A sparse file of the disk's size: free space is never written.
-	if err := f.Truncate(diskSize); err != nil {
+	if err := f.Truncate(layout.DiskSize); err != nil {
 		return err
 	}
-	if err := table.Write(f, diskSize); err != nil {
+	if err := layout.Table.Write(f, layout.DiskSize); err != nil {
 		return fmt.Errorf("partition table: %w", err)
 	}
-	for i, p := range parts {
-		w.say("partition %d %s (%s, %d MiB)", i+1, p.name, p.label, p.size>>20)
-		if err := p.write(f, table.Partitions[i].Start, p.size); err != nil {
-			return fmt.Errorf("partition %s (%s): %w", p.name, p.label, err)
+	for i, p := range layout.Parts {
+		w.say("partition %d %s (%s, %d MiB)", i+1, p.Name, p.Label, p.Size>>20)
+		var err error
+		switch p.Name {
+		case disklayout.PartEFI:
+			err = fat.Write(io.NewOffsetWriter(f, p.Start), p.Size, p.Label, esp, fat.Options{ModTime: epoch, HiddenSectors: uint32(p.Start / gpt.SectorSize)})
+		case disklayout.PartBIOS:
+			_, err = f.WriteAt(boot.BIOS.PatchedCore(p.Start), p.Start)
+		default:
+			_, err = ext4.Write(io.NewOffsetWriter(f, p.Start), trees[p.Name], ext4.Options{Label: p.Label, Size: p.Size, ModTime: epoch, Journal: true, Progress: w.progress(p.Label)})
+		}
+		if err != nil {
+			return fmt.Errorf("partition %s (%s): %w", p.Name, p.Label, err)
 		}
 	}
-	w.say("disk: %d MiB in %s", diskSize>>20, time.Since(start).Round(time.Second))
+	w.say("disk: %d MiB in %s", layout.DiskSize>>20, time.Since(start).Round(time.Second))
 	return f.Close()
 }
 
-// biosAssets are GRUB's i386-pc boot sector and core image, made by the
-// finalize step from the image's grub.
-type biosAssets struct{ boot, core []byte }
-
-// biosBoot reads the BIOS assets; nil when the architecture has no BIOS.
-func (w *run) biosBoot() (*biosAssets, error) {
-	core, err := readFile(w.root, bootAssets+"/core.img")
-	if err != nil {
-		return nil, nil
-	}
-	boot, err := readFile(w.root, bootAssets+"/boot.img")
-	if err != nil || len(boot) != 512 {
-		return nil, fmt.Errorf("the image has core.img but no 512-byte boot.img in %s", bootAssets)
-	}
-	if len(core) < 2*gpt.SectorSize {
-		return nil, fmt.Errorf("%s/core.img is only %d bytes", bootAssets, len(core))
-	}
-	return &biosAssets{boot: boot, core: core}, nil
-}
-
-// GRUB i386-pc offsets (grub-core/boot/i386/pc/boot.S and diskboot.S),
-// what grub-bios-setup patches: the boot sector's LBA of the core image,
-// and the core's first blocklist entry (the sectors after its first one).
-const (
-	grubBootKernelSector = 0x5c
-	grubCoreBlocklist    = gpt.SectorSize - 12
-)
-
-// patchedBoot is the MBR boot code (440 bytes) loading the core image at
-// byte offset coreStart.
-func (b *biosAssets) patchedBoot(coreStart int64) []byte {
-	code := slices.Clone(b.boot[:440])
-	binary.LittleEndian.PutUint64(code[grubBootKernelSector:], uint64(coreStart/gpt.SectorSize))
-	return code
-}
-
-// patchedCore is the core image whose first sector loads the rest from
-// the sectors that follow it at coreStart.
-func (b *biosAssets) patchedCore(coreStart int64) []byte {
-	core := slices.Clone(b.core)
-	binary.LittleEndian.PutUint64(core[grubCoreBlocklist:], uint64(coreStart/gpt.SectorSize+1))
-	return core
-}
-
-func partSizes(parts []diskPart) string {
-	var s []string
-	for _, p := range parts {
-		s = append(s, fmt.Sprintf("%s %d MiB", p.label, p.size>>20))
-	}
-	return strings.Join(s, ", ")
-}
-
-func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
-
-// epoch is the time stamped on generated files.
 func (w *run) epoch() time.Time {
 	if w.p.Epoch.IsZero() {
 		return time.Unix(0, 0)
@@ -366,12 +200,12 @@ func (w *run) epoch() time.Time {
 
 // efiLoader is the image's removable-media UEFI loader.
 func (w *run) efiLoader() (string, []byte, error) {
-	for _, n := range efiNames {
-		if data, err := readFile(w.root, bootAssets+"/"+n); err == nil {
+	for _, n := range disklayout.EFINames {
+		if data, err := squashfs.ReadFile(w.root, bootAssets+"/"+n); err == nil {
 			return n, data, nil
 		}
 	}
-	return "", nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", bootAssets, efiNames)
+	return "", nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", bootAssets, disklayout.EFINames)
 }
 
 // dirNode is a root-owned directory of generated content.

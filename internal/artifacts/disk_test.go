@@ -314,7 +314,7 @@ func TestReproducible(t *testing.T) {
 func TestDiskTooSmall(t *testing.T) {
 	out := t.TempDir()
 	_, err := Run(context.Background(), diskImage(t), out, Profile{Kinds: []string{KindRaw}, DiskSize: 100 << 20})
-	if err == nil || !regexp.MustCompile(`disk size 100 MiB is too small for this image: it needs at least \d+ MiB \(COS_GRUB 64 MiB`).MatchString(err.Error()) {
+	if err == nil || !regexp.MustCompile(`a disk of 100 MiB is too small for this image: it needs at least \d+ MiB \(COS_GRUB 64 MiB`).MatchString(err.Error()) {
 		t.Fatalf("err %v", err)
 	}
 	if left, _ := os.ReadDir(out); len(left) > 0 {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/kairos-io/kairos/internal/artifacts/fat"
 	"github.com/kairos-io/kairos/internal/artifacts/iso9660"
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/overlay"
 )
 
@@ -15,16 +17,13 @@ import (
 // assets made from the image's own grub, and the ISO's layout.
 const (
 	isoVolumeID = "COS_LIVE"
-	bootAssets  = "/usr/lib/kairos/boot"
+	bootAssets  = disklayout.BootAssets
 	isoESPPath  = "boot/uefi.img"
 	isoBIOSPath = "boot/grub/eltorito.img"
 	// isoCloudConfig is read by the live system's stages
 	// (/run/initramfs/live/config.yaml).
 	isoCloudConfig = "config.yaml"
 )
-
-// efiNames are the removable-media loader names, by architecture.
-var efiNames = []string{"BOOTX64.EFI", "BOOTAA64.EFI"}
 
 // iso writes the hybrid live ISO: a CD and a USB disk, BIOS and UEFI.
 func (w *run) iso() error {
@@ -37,11 +36,11 @@ func (w *run) iso() error {
 	if err != nil {
 		return err
 	}
-	kernel, err := readFile(w.root, kernelPath)
+	kernel, err := squashfs.ReadFile(w.root, kernelPath)
 	if err != nil {
 		return fmt.Errorf("the image has no kernel: %w", err)
 	}
-	initrd, err := readFile(w.root, initrdPath)
+	initrd, err := squashfs.ReadFile(w.root, initrdPath)
 	if err != nil {
 		return fmt.Errorf("the image has no initrd: %w", err)
 	}
@@ -122,8 +121,8 @@ func (w *run) iso() error {
 	}
 	// BIOS boot exists where the architecture has it (the finalize step
 	// made the El Torito image).
-	if eltorito, err := readFile(w.root, bootAssets+"/eltorito.img"); err == nil {
-		mbr, err := readFile(w.root, bootAssets+"/boot_hybrid.img")
+	if eltorito, err := squashfs.ReadFile(w.root, bootAssets+"/eltorito.img"); err == nil {
+		mbr, err := squashfs.ReadFile(w.root, bootAssets+"/boot_hybrid.img")
 		if err != nil {
 			return fmt.Errorf("the image has eltorito.img but no boot_hybrid.img in %s", bootAssets)
 		}

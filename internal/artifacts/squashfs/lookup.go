@@ -1,0 +1,64 @@
+package squashfs
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+)
+
+// ReadFile reads a regular file of the tree, following symlinks (relative
+// and absolute, within the tree).
+func ReadFile(root *Node, p string) ([]byte, error) {
+	n, err := lookup(root, p, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !n.Mode.IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	if n.Open == nil {
+		return nil, nil
+	}
+	rc, err := n.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func lookup(root *Node, p string, depth int) (*Node, error) {
+	if depth > 16 {
+		return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
+	}
+	cur, curPath := root, "/"
+	parts := strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/")
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		var next *Node
+		for _, c := range cur.Children {
+			if c.Name == part {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("%s: no such file", path.Join(curPath, part))
+		}
+		if next.Mode&os.ModeSymlink != 0 {
+			target := next.Target
+			if !path.IsAbs(target) {
+				target = path.Join(curPath, target)
+			}
+			rest := strings.Join(parts[i+1:], "/")
+			return lookup(root, path.Join(target, rest), depth+1)
+		}
+		cur, curPath = next, path.Join(curPath, part)
+	}
+	return cur, nil
+}
+
