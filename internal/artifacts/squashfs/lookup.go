@@ -61,4 +61,3 @@ func lookup(root *Node, p string, depth int) (*Node, error) {
 	}
 	return cur, nil
 }
-
