@@ -137,54 +137,11 @@ func (l *Layout) Index(name string) int {
 // Plan lays the contract's partitions out on the disk, or says why the
 // disk cannot hold them (with every size), before anything is written.
 func Plan(in Input) (*Layout, error) {
-	if in.ImageSize <= 0 {
-		return nil, fmt.Errorf("disk plan: image size is not set")
+	parts, fixed, minPersistent, err := partSizes(in)
+	if err != nil {
+		return nil, err
 	}
-	// What each partition must hold: state two images and the transition
-	// of an upgrade, recovery its image and the transition of a recovery
-	// upgrade.
-	need := map[string]int64{
-		PartState:    3 * in.ImageSize,
-		PartRecovery: 2 * in.ImageSize,
-		PartOEM:      8 * MiB,
-	}
-	parts := []Part{
-		{Name: PartEFI, Label: LabelGrub, Type: gpt.EFISystem, Size: ESPSize},
-		{Name: PartOEM, Label: LabelOEM, Type: gpt.LinuxFilesystem, Size: OEMSize},
-		{Name: PartRecovery, Label: LabelRecovery, Type: gpt.LinuxFilesystem, Size: 2*in.ImageSize + recoverySpare},
-		{Name: PartState, Label: LabelState, Type: gpt.LinuxFilesystem, Size: 3*in.ImageSize + stateSpare},
-		{Name: PartPersistent, Label: LabelPersistent, Type: gpt.LinuxFilesystem},
-	}
-	if in.BIOS {
-		parts = slices.Insert(parts, 1, Part{Name: PartBIOS, Label: LabelBIOS, Type: gpt.BIOSBoot, Size: BIOSSize})
-	}
-	for i := range parts {
-		p := &parts[i]
-		if m := in.Min[p.Name]; m > p.Size {
-			p.Size = RoundUp(m, MiB)
-		}
-		if m := in.Min[p.Name]; m > need[p.Name] {
-			need[p.Name] = m
-		}
-		if s, ok := in.Sizes[p.Name]; ok && s > 0 {
-			if p.Name == PartEFI || p.Name == PartBIOS {
-				return nil, fmt.Errorf("the %s partition has a fixed size of %d MiB", p.Name, p.Size>>20)
-			}
-			if s < need[p.Name] {
-				return nil, fmt.Errorf("%s partition of %d MiB is too small: it must hold %d MiB", p.Name, s>>20, RoundUp(need[p.Name], MiB)>>20)
-			}
-			p.Size = RoundUp(s, MiB)
-		}
-	}
-	persistent := &parts[len(parts)-1]
-	fixed := gptReserve
-	for _, p := range parts[:len(parts)-1] {
-		fixed += p.Size
-	}
-	minPersistent := MinPersistent
-	if persistent.Size > 0 {
-		minPersistent = persistent.Size
-	}
+	persistent := parts[len(parts)-1]
 	diskSize := in.DiskSize
 	if diskSize == 0 {
 		diskSize = RoundUp(fixed+max(persistent.Size, PersistentSize), GiB)
@@ -207,6 +164,74 @@ func Plan(in Input) (*Layout, error) {
 		parts[i].Size = table.Partitions[i].Size
 	}
 	return &Layout{DiskSize: diskSize, Parts: parts, Table: table}, nil
+}
+
+// MinDiskSize is the smallest disk Plan accepts for in (DiskSize ignored).
+func MinDiskSize(in Input) (int64, error) {
+	_, fixed, minPersistent, err := partSizes(in)
+	if err != nil {
+		return 0, err
+	}
+	return RoundUp(fixed+minPersistent, MiB), nil
+}
+
+// partSizes sizes every partition; the last (persistent) keeps size 0
+// when it takes the rest of the disk. fixed is the space the others and
+// the GPT take, minPersistent the least persistent may have.
+func partSizes(in Input) (parts []Part, fixed, minPersistent int64, err error) {
+	if in.ImageSize <= 0 {
+		return nil, 0, 0, fmt.Errorf("disk plan: image size is not set")
+	}
+	// What each partition must hold: state two images and the transition
+	// of an upgrade, recovery its image and the transition of a recovery
+	// upgrade.
+	need := map[string]int64{
+		PartState:    3 * in.ImageSize,
+		PartRecovery: 2 * in.ImageSize,
+		PartOEM:      8 * MiB,
+	}
+	parts = []Part{
+		{Name: PartEFI, Label: LabelGrub, Type: gpt.EFISystem, Size: ESPSize},
+		{Name: PartOEM, Label: LabelOEM, Type: gpt.LinuxFilesystem, Size: OEMSize},
+		{Name: PartRecovery, Label: LabelRecovery, Type: gpt.LinuxFilesystem, Size: 2*in.ImageSize + recoverySpare},
+		{Name: PartState, Label: LabelState, Type: gpt.LinuxFilesystem, Size: 3*in.ImageSize + stateSpare},
+		{Name: PartPersistent, Label: LabelPersistent, Type: gpt.LinuxFilesystem},
+	}
+	if in.BIOS {
+		parts = slices.Insert(parts, 1, Part{Name: PartBIOS, Label: LabelBIOS, Type: gpt.BIOSBoot, Size: BIOSSize})
+	}
+	for name := range in.Sizes {
+		if !slices.ContainsFunc(parts, func(p Part) bool { return p.Name == name }) {
+			return nil, 0, 0, fmt.Errorf("unknown partition %q (valid: oem, recovery, state, persistent)", name)
+		}
+	}
+	for i := range parts {
+		p := &parts[i]
+		if m := in.Min[p.Name]; m > p.Size {
+			p.Size = RoundUp(m, MiB)
+		}
+		if m := in.Min[p.Name]; m > need[p.Name] {
+			need[p.Name] = m
+		}
+		if s, ok := in.Sizes[p.Name]; ok && s > 0 {
+			if p.Name == PartEFI || p.Name == PartBIOS {
+				return nil, 0, 0, fmt.Errorf("the %s partition has a fixed size of %d MiB", p.Name, p.Size>>20)
+			}
+			if s < need[p.Name] {
+				return nil, 0, 0, fmt.Errorf("%s partition of %d MiB is too small: it must hold %d MiB", p.Name, s>>20, RoundUp(need[p.Name], MiB)>>20)
+			}
+			p.Size = RoundUp(s, MiB)
+		}
+	}
+	fixed = gptReserve
+	for _, p := range parts[:len(parts)-1] {
+		fixed += p.Size
+	}
+	minPersistent = MinPersistent
+	if s := parts[len(parts)-1].Size; s > 0 {
+		minPersistent = s
+	}
+	return parts, fixed, minPersistent, nil
 }
 
 func sizes(parts []Part) string {

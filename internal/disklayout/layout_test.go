@@ -72,3 +72,22 @@ func TestDefaultDiskSize(t *testing.T) {
 		t.Errorf("disk %d, persistent %d", l.DiskSize, l.Part(PartPersistent).Size)
 	}
 }
+
+func TestMinDiskSizeIsTheRefusalLimit(t *testing.T) {
+	in := Input{ImageSize: ImageSize(300 * MiB), BIOS: true}
+	min, err := MinDiskSize(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.DiskSize = min
+	if _, err := Plan(in); err != nil {
+		t.Errorf("Plan at MinDiskSize: %v", err)
+	}
+	in.DiskSize = min - MiB
+	if _, err := Plan(in); err == nil {
+		t.Error("Plan below MinDiskSize accepted")
+	}
+	if _, err := MinDiskSize(Input{ImageSize: MiB, Sizes: Sizes{"home": MiB}}); err == nil || !strings.Contains(err.Error(), `unknown partition "home"`) {
+		t.Errorf("unknown partition: %v", err)
+	}
+}

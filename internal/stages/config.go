@@ -16,7 +16,13 @@ import (
 // Config is the part of a cloud-config the stage engine reads.
 type Config struct {
 	Stages map[string][]Step `yaml:"stages"`
+	// Users at the top level are (re)created in the initramfs stage of
+	// every boot, as upstream: /etc is ephemeral.
+	Users Users `yaml:"users"`
 }
+
+// UsersStage is where the top-level users are created.
+const UsersStage = "initramfs"
 
 // Step is one entry of a stage. Its parts run in the order of the fields.
 type Step struct {
@@ -25,6 +31,8 @@ type Step struct {
 	Directories []Directory       `yaml:"directories"`
 	Files       []File            `yaml:"files"`
 	Hostname    string            `yaml:"hostname"`
+	Users       Users             `yaml:"users"`
+	DNS         DNS               `yaml:"dns"`
 	Environment map[string]string `yaml:"environment"`
 	// EnvironmentFile is where Environment goes; /etc/environment by default.
 	EnvironmentFile string    `yaml:"environment_file"`

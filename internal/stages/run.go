@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,13 @@ func (r Runner) RunStage(ctx context.Context, sources []Source, stage string) er
 	var failed []string
 	for _, name := range []string{stage + ".before", stage, stage + ".after"} {
 		for _, src := range sources {
+			if name == UsersStage && len(src.Config.Users) > 0 {
+				logrus.Infof("%s: users", src.Path)
+				if err := r.applyUsers(src.Config.Users); err != nil {
+					failed = append(failed, src.Path+": users")
+					logrus.Errorf("%s: users: %v", src.Path, err)
+				}
+			}
 			for i, step := range src.Config.Stages[name] {
 				label := fmt.Sprintf("%s: stages.%s[%d]", src.Path, name, i)
 				if step.Name != "" {
@@ -109,6 +117,16 @@ func (r Runner) runStep(ctx context.Context, s Step) error {
 			if err := r.exec(ctx, "hostname "+shellWord(s.Hostname)); err != nil {
 				return fmt.Errorf("hostname: %w", err)
 			}
+		}
+	}
+	if len(s.Users) > 0 {
+		if err := r.applyUsers(s.Users); err != nil {
+			return fmt.Errorf("users: %w", err)
+		}
+	}
+	if len(s.DNS.Nameservers)+len(s.DNS.Search)+len(s.DNS.Options) > 0 {
+		if err := r.writeDNS(s.DNS); err != nil {
+			return fmt.Errorf("dns: %w", err)
 		}
 	}
 	if len(s.Environment) > 0 {
@@ -208,4 +226,42 @@ func chown(p string, uid, gid int) error {
 		return nil
 	}
 	return os.Lchown(p, uid, gid)
+}
+
+// Set is a loaded set of cloud-configs whose stages can run on the
+// running system or chrooted into another root (a new image).
+type Set struct {
+	Sources []Source
+	// Log gets the output of chrooted commands; nil is stdout.
+	Log io.Writer
+}
+
+// Has says whether any source has steps for stage (or its .before/.after).
+func (s Set) Has(stage string) bool {
+	for _, src := range s.Sources {
+		for _, name := range []string{stage + ".before", stage, stage + ".after"} {
+			if len(src.Config.Stages[name]) > 0 || (name == UsersStage && len(src.Config.Users) > 0) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Run runs stage with files below root and commands chrooted into it
+// (root "/" runs them directly).
+func (s Set) Run(ctx context.Context, stage, root string) error {
+	r := Runner{Root: root}
+	if root != "/" && root != "" {
+		log := s.Log
+		if log == nil {
+			log = os.Stdout
+		}
+		r.Exec = func(ctx context.Context, command string) error {
+			cmd := exec.CommandContext(ctx, "chroot", root, "/bin/sh", "-c", command)
+			cmd.Stdout, cmd.Stderr = log, log
+			return cmd.Run()
+		}
+	}
+	return r.RunStage(ctx, s.Sources, stage)
 }

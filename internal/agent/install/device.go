@@ -1,0 +1,181 @@
+package install
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Host is where the installer looks at the machine's disks: the real
+// /sys, /dev and /proc on a node, other roots in tests.
+type Host struct {
+	Sys, Dev, Mounts string
+}
+
+// System is the running machine.
+var System = Host{Sys: "/sys", Dev: "/dev", Mounts: "/proc/self/mounts"}
+
+// Disk is a whole block device.
+type Disk struct {
+	Name string // vda, nvme0n1
+	Path string // /dev/vda
+	Size int64
+}
+
+// disk describes the block device at path (a whole disk, not a partition).
+func (h Host) disk(path string) (Disk, error) {
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return Disk{}, fmt.Errorf("device %s: %w", path, err)
+	}
+	st, err := os.Stat(resolved)
+	if err != nil {
+		return Disk{}, fmt.Errorf("device %s: %w", path, err)
+	}
+	if st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0 {
+		return Disk{}, fmt.Errorf("device %s is not a block device", path)
+	}
+	name := filepath.Base(resolved)
+	if _, err := os.Stat(filepath.Join(h.Sys, "class/block", name, "partition")); err == nil {
+		return Disk{}, fmt.Errorf("device %s is a partition: give the whole disk", path)
+	}
+	size, err := h.size(name)
+	if err != nil {
+		return Disk{}, fmt.Errorf("device %s: %w", path, err)
+	}
+	return Disk{Name: name, Path: resolved, Size: size}, nil
+}
+
+func (h Host) size(name string) (int64, error) {
+	data, err := os.ReadFile(filepath.Join(h.Sys, "class/block", name, "size"))
+	if err != nil {
+		return 0, err
+	}
+	sectors, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return sectors * 512, nil
+}
+
+// Disks lists the whole disks an install can target: no loop, RAM, CD-ROM
+// or device-mapper devices, sorted by name.
+func (h Host) Disks() ([]Disk, error) {
+	entries, err := os.ReadDir(filepath.Join(h.Sys, "block"))
+	if err != nil {
+		return nil, err
+	}
+	var out []Disk
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, "loop") || strings.HasPrefix(n, "ram") || strings.HasPrefix(n, "sr") ||
+			strings.HasPrefix(n, "dm-") || strings.HasPrefix(n, "zram") || strings.HasPrefix(n, "md") {
+			continue
+		}
+		size, err := h.size(n)
+		if err != nil || size == 0 {
+			continue
+		}
+		out = append(out, Disk{Name: n, Path: filepath.Join(h.Dev, n), Size: size})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// parentDisk is the whole disk of a block device name (itself when it is
+// one).
+func (h Host) parentDisk(name string) string {
+	if _, err := os.Stat(filepath.Join(h.Sys, "class/block", name, "partition")); err != nil {
+		return name
+	}
+	link, err := filepath.EvalSymlinks(filepath.Join(h.Sys, "class/block", name))
+	if err != nil {
+		return name
+	}
+	return filepath.Base(filepath.Dir(link))
+}
+
+// InUse says where a disk's file systems are mounted ("" when nowhere), so
+// the boot medium and mounted disks are never written.
+func (h Host) InUse(d Disk) (string, error) {
+	f, err := os.Open(h.Mounts)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var at []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || !strings.HasPrefix(fields[0], "/dev/") {
+			continue
+		}
+		dev, err := filepath.EvalSymlinks(fields[0])
+		if err != nil {
+			continue
+		}
+		if h.parentDisk(filepath.Base(dev)) == d.Name {
+			at = append(at, fields[1])
+		}
+	}
+	return strings.Join(at, ", "), sc.Err()
+}
+
+// Resolve picks the target: the named disk, or for "auto"/"" the first
+// disk not in use that can hold need bytes.
+func (h Host) Resolve(device string, need int64) (Disk, error) {
+	if device != "" && device != "auto" {
+		return h.disk(device)
+	}
+	disks, err := h.Disks()
+	if err != nil {
+		return Disk{}, err
+	}
+	var seen []string
+	for _, d := range disks {
+		if used, _ := h.InUse(d); used != "" {
+			seen = append(seen, fmt.Sprintf("%s (in use: %s)", d.Path, used))
+			continue
+		}
+		if d.Size < need {
+			seen = append(seen, fmt.Sprintf("%s (%d MiB, too small)", d.Path, d.Size>>20))
+			continue
+		}
+		return d, nil
+	}
+	return Disk{}, fmt.Errorf("no disk can take the install (%d MiB needed); disks seen: %s", need>>20, orNone(seen))
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// partitionPath is the device node of partition n of d once the kernel
+// knows it (vda3, nvme0n1p3, loop0p3), waiting for udev to create it.
+func (h Host) partitionPath(d Disk, n int, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		matches, _ := filepath.Glob(filepath.Join(h.Sys, "class/block", d.Name, d.Name+"*", "partition"))
+		for _, m := range matches {
+			data, err := os.ReadFile(m)
+			if err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(n) {
+				p := filepath.Join(h.Dev, filepath.Base(filepath.Dir(m)))
+				if _, err := os.Stat(p); err == nil {
+					return p, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("partition %d of %s did not appear within %s", n, d.Path, wait)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,529 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/artifacts/ext4"
+	"github.com/kairos-io/kairos/internal/artifacts/fat"
+	"github.com/kairos-io/kairos/internal/artifacts/gpt"
+	"github.com/kairos-io/kairos/internal/artifacts/source"
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/grubenv"
+	"github.com/kairos-io/kairos/internal/release"
+)
+
+// Install stages of the contract, run around the disk work.
+const (
+	StageBefore      = "before-install"
+	StageAfterChroot = "after-install-chroot"
+	StageAfter       = "after-install"
+)
+
+// Stages runs cloud-config stages: on the running system (root "/") or
+// chrooted into the new image (another root).
+type Stages interface {
+	Has(stage string) bool
+	Run(ctx context.Context, stage, root string) error
+}
+
+// Installer holds what an install needs from the machine.
+type Installer struct {
+	Host Host
+	// Out gets the progress lines.
+	Out io.Writer
+	// Stages runs the install stages; nil runs none.
+	Stages Stages
+	// LiveRoot is the live system's read-only root file system, the
+	// default source (dracut's dmsquash-live mounts it there).
+	LiveRoot string
+	// WorkDir is where the new disk's file systems are mounted.
+	WorkDir string
+	// Tmp holds what a registry or archive source is spooled to.
+	Tmp string
+}
+
+// Plan is a checked install: everything is known, nothing is written.
+type Plan struct {
+	Options
+	Disk      Disk
+	Layout    *disklayout.Layout
+	Boot      *disklayout.Boot
+	ImageSize int64
+	// Release is the image's /etc/kairos-release.
+	Release map[string]string
+	tree    *source.Tree
+}
+
+// Close releases the source (spool files of a registry image).
+func (p *Plan) Close() error { return p.tree.Close() }
+
+// Plan opens the source, sizes the images, picks and checks the disk. A
+// disk that is too small, in use or the boot medium is refused here, with
+// the sizes in the message.
+func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
+	ref, err := in.sourceRef(o.Source)
+	if err != nil {
+		return nil, err
+	}
+	in.say("source: %s", ref)
+	tree, err := source.Open(ctx, ref, in.Tmp, nil)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Options: o, tree: tree}
+	fail := func(err error) (*Plan, error) {
+		tree.Close()
+		return nil, err
+	}
+	read := func(path string) ([]byte, error) { return squashfs.ReadFile(tree.Root, path) }
+	if p.Boot, err = disklayout.ReadBoot(read); err != nil {
+		return fail(fmt.Errorf("source %s: %w", ref, err))
+	}
+	rel, err := read(release.Path)
+	if err != nil {
+		return fail(fmt.Errorf("source %s has no %s: it is not a Kairos image", ref, release.Path))
+	}
+	if p.Release, err = release.Parse(rel); err != nil {
+		return fail(fmt.Errorf("source %s: %s: %w", ref, release.Path, err))
+	}
+	rootfs, err := ext4.RequiredSize(tree.Root, ext4.Options{Label: disklayout.LabelActive})
+	if err != nil {
+		return fail(fmt.Errorf("sizing the image: %w", err))
+	}
+	p.ImageSize = disklayout.ImageSize(rootfs)
+	// The smallest disk the layout fits, to pick one with "auto".
+	need, err := disklayout.MinDiskSize(disklayout.Input{ImageSize: p.ImageSize, Sizes: o.Partitions, BIOS: p.Boot.BIOS != nil})
+	if err != nil {
+		return fail(err)
+	}
+	if p.Disk, err = in.Host.Resolve(o.Device, need); err != nil {
+		return fail(err)
+	}
+	if used, err := in.Host.InUse(p.Disk); err != nil {
+		return fail(err)
+	} else if used != "" {
+		return fail(fmt.Errorf("%s is in use (mounted at %s): it is the boot medium or holds mounted file systems; choose another disk", p.Disk.Path, used))
+	}
+	p.Layout, err = disklayout.Plan(disklayout.Input{ImageSize: p.ImageSize, DiskSize: p.Disk.Size, Sizes: o.Partitions, BIOS: p.Boot.BIOS != nil})
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", p.Disk.Path, err))
+	}
+	if p.Boot.BIOS != nil {
+		p.Layout.Table.BootCode = p.Boot.BIOS.PatchedBoot(p.Layout.Part(disklayout.PartBIOS).Start)
+	}
+	return p, nil
+}
+
+// sourceRef maps the agent's source syntax to the artifact sources.
+func (in *Installer) sourceRef(s string) (string, error) {
+	kind, rest, _ := strings.Cut(s, ":")
+	switch {
+	case s == "":
+		if st, err := os.Stat(in.LiveRoot); err == nil && st.IsDir() {
+			return "dir:" + in.LiveRoot, nil
+		}
+		return "", fmt.Errorf("not running from live media (no %s): give the image with --source oci:<ref>|dir:<path>|file:<oci tar>", in.LiveRoot)
+	case kind == "oci" || kind == "docker":
+		return "docker-image://" + rest, nil
+	case kind == "dir":
+		return s, nil
+	case kind == "file":
+		return "oci-archive:" + rest, nil
+	}
+	return "", fmt.Errorf("source %q: want oci:<ref>, dir:<path> or file:<oci tar>", s)
+}
+
+func (in *Installer) say(format string, args ...any) {
+	if in.Out != nil {
+		fmt.Fprintf(in.Out, "kairos-agent install: "+format+"\n", args...)
+	}
+}
+
+// Run installs the plan. On failure the error says which step failed;
+// what was mounted is unmounted.
+func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
+	start := time.Now()
+	var log bytes.Buffer
+	out := in.Out
+	in.Out = io.MultiWriter(orDiscard(out), &log)
+	defer func() { in.Out = out }()
+	in.say("installing %s %s to %s (%d MiB): %s", p.Release["KAIROS_NAME"], p.Release["KAIROS_VERSION"], p.Disk.Path, p.Disk.Size>>20, summary(p.Layout))
+
+	if err := in.stage(ctx, StageBefore, "/"); err != nil {
+		return err
+	}
+	if err := in.writeDisk(p); err != nil {
+		return fmt.Errorf("writing %s: %w", p.Disk.Path, err)
+	}
+	mounts := &mounter{}
+	defer func() {
+		if uerr := mounts.unmountAll(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	dirs := map[string]string{}
+	for _, name := range []string{disklayout.PartOEM, disklayout.PartState, disklayout.PartRecovery} {
+		dev, err := in.Host.partitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		dirs[name] = filepath.Join(in.WorkDir, name)
+		if err := mounts.mount(dev, dirs[name], "ext4", ""); err != nil {
+			return err
+		}
+	}
+	// From here a failure leaves its log on COS_OEM.
+	defer func() {
+		if err != nil {
+			fmt.Fprintf(&log, "kairos-agent install: failed: %v\n", err)
+		}
+		os.WriteFile(filepath.Join(dirs[disklayout.PartOEM], "install.log"), log.Bytes(), 0o600)
+	}()
+	if err := in.writeImages(ctx, p, dirs, mounts); err != nil {
+		return err
+	}
+	if err := in.writeBootFiles(p, dirs); err != nil {
+		return err
+	}
+	if err := mounts.unmountAll(); err != nil {
+		return err
+	}
+	unix.Sync()
+	if err := in.stage(ctx, StageAfter, "/"); err != nil {
+		return err
+	}
+	in.say("done in %s", time.Since(start).Round(time.Second))
+	return nil
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+func summary(l *disklayout.Layout) string {
+	var s []string
+	for _, p := range l.Parts {
+		s = append(s, fmt.Sprintf("%s %d MiB", p.Label, p.Size>>20))
+	}
+	return strings.Join(s, ", ")
+}
+
+func (in *Installer) stage(ctx context.Context, stage, root string) error {
+	if in.Stages == nil || !in.Stages.Has(stage) {
+		return nil
+	}
+	in.say("stage %s", stage)
+	if err := in.Stages.Run(ctx, stage, root); err != nil {
+		return fmt.Errorf("stage %s: %w", stage, err)
+	}
+	return nil
+}
+
+// writeDisk writes what lives outside file systems through the whole
+// disk (GPT, MBR boot code, ESP, GRUB core), then makes the kernel read
+// the new table and creates the ext4 file systems.
+func (in *Installer) writeDisk(p *Plan) error {
+	f, err := os.OpenFile(p.Disk.Path, os.O_RDWR|unix.O_EXCL, 0)
+	if err != nil {
+		return fmt.Errorf("opening the disk (is it in use?): %w", err)
+	}
+	defer f.Close()
+	in.say("partition table (GPT, %d partitions)", len(p.Layout.Parts))
+	if err := p.Layout.Table.Write(f, p.Layout.DiskSize); err != nil {
+		return err
+	}
+	esp, err := p.Boot.ESP()
+	if err != nil {
+		return err
+	}
+	part := p.Layout.Part(disklayout.PartEFI)
+	// The ESP is built whole in memory: the disk's old content must not
+	// show through the FAT's unwritten sectors.
+	img := &memDisk{buf: make([]byte, part.Size)}
+	if err := fat.Write(img, part.Size, disklayout.LabelGrub, esp, fat.Options{ModTime: time.Now(), HiddenSectors: uint32(part.Start / gpt.SectorSize)}); err != nil {
+		return fmt.Errorf("ESP: %w", err)
+	}
+	in.say("%s: UEFI loader %s", disklayout.LabelGrub, p.Boot.EFIName)
+	if _, err := f.WriteAt(img.buf, part.Start); err != nil {
+		return fmt.Errorf("ESP: %w", err)
+	}
+	if p.Boot.BIOS != nil {
+		bios := p.Layout.Part(disklayout.PartBIOS)
+		in.say("bios_grub: GRUB core image (%d bytes) and MBR boot code", len(p.Boot.BIOS.Core))
+		if _, err := f.WriteAt(p.Boot.BIOS.PatchedCore(bios.Start), bios.Start); err != nil {
+			return fmt.Errorf("GRUB core image: %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	// The kernel reads the new table; udev makes the nodes.
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0); err != nil {
+		return fmt.Errorf("re-reading the partition table: %w", err)
+	}
+	f.Close()
+	if _, err := exec.LookPath("udevadm"); err == nil {
+		exec.Command("udevadm", "settle", "--timeout=10").Run()
+	}
+	for i, part := range p.Layout.Parts {
+		if part.Name == disklayout.PartEFI || part.Name == disklayout.PartBIOS {
+			continue
+		}
+		dev, err := in.Host.partitionPath(p.Disk, i+1, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		in.say("%s: ext4 on %s (%d MiB)", part.Label, dev, part.Size>>20)
+		if err := run("mkfs.ext4", "-F", "-q", "-L", part.Label, dev); err != nil {
+			return fmt.Errorf("%s: %w", part.Label, err)
+		}
+	}
+	return nil
+}
+
+// writeImages writes active.img from the source, runs the chroot stage in
+// it, and copies it to passive.img and recovery.img with their labels.
+func (in *Installer) writeImages(ctx context.Context, p *Plan, dirs map[string]string, mounts *mounter) error {
+	imgPath := func(img disklayout.Image) string {
+		return filepath.Join(dirs[img.Part], disklayout.ImageDir, img.File)
+	}
+	for _, part := range []string{disklayout.PartState, disklayout.PartRecovery} {
+		if err := os.MkdirAll(filepath.Join(dirs[part], disklayout.ImageDir), 0o755); err != nil {
+			return err
+		}
+	}
+	active := imgPath(disklayout.Active)
+	in.say("%s (%s, %d MiB ext4)", disklayout.Active.File, disklayout.Active.Label, p.ImageSize>>20)
+	st, err := ext4.WriteFile(active, p.tree.Root, ext4.Options{Label: disklayout.Active.Label, Size: p.ImageSize, ModTime: time.Now(), Progress: in.progress(disklayout.Active.File)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", disklayout.Active.File, err)
+	}
+	in.say("%s: %d files, %d MiB free", disklayout.Active.File, st.Files, int64(st.FreeBlocks)*int64(st.BlockSize)>>20)
+	if in.Stages != nil && in.Stages.Has(StageAfterChroot) {
+		root := filepath.Join(in.WorkDir, "active")
+		if err := mounts.mount(active, root, "ext4", "loop"); err != nil {
+			return err
+		}
+		for _, d := range []string{"/dev", "/proc", "/sys", "/run"} {
+			if err := mounts.mount(d, filepath.Join(root, d), "", "bind"); err != nil {
+				return err
+			}
+		}
+		if err := in.stage(ctx, StageAfterChroot, root); err != nil {
+			return err
+		}
+		if err := mounts.unmountBelow(root); err != nil {
+			return err
+		}
+	}
+	for _, img := range []disklayout.Image{disklayout.Passive, disklayout.Recovery} {
+		in.say("%s (%s): copy of %s", img.File, img.Label, disklayout.Active.File)
+		if err := copySparse(imgPath(img), active); err != nil {
+			return fmt.Errorf("%s: %w", img.File, err)
+		}
+		if err := run("tune2fs", "-L", img.Label, imgPath(img)); err != nil {
+			return fmt.Errorf("%s: %w", img.File, err)
+		}
+	}
+	return nil
+}
+
+// writeBootFiles writes the state partition's menu and grub environments
+// and COS_OEM's grubenv and the user's cloud-config.
+func (in *Installer) writeBootFiles(p *Plan, dirs map[string]string) error {
+	empty, err := grubenv.Encode(nil)
+	if err != nil {
+		return err
+	}
+	oemEnv, err := grubenv.Encode(p.GrubEnv)
+	if err != nil {
+		return fmt.Errorf("install.grub_options: %w", err)
+	}
+	files := []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{filepath.Join(dirs[disklayout.PartState], disklayout.StateMenu), p.Boot.StateMenu, 0o644},
+		{filepath.Join(dirs[disklayout.PartState], disklayout.StateOEMEnv), empty, 0o644},
+		{filepath.Join(dirs[disklayout.PartState], disklayout.BootAssessment), empty, 0o644},
+		{filepath.Join(dirs[disklayout.PartOEM], disklayout.OEMEnv), oemEnv, 0o644},
+	}
+	if len(p.Config) > 0 {
+		files = append(files, struct {
+			path string
+			data []byte
+			mode os.FileMode
+		}{filepath.Join(dirs[disklayout.PartOEM], disklayout.CustomConfig), p.Config, 0o600})
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	in.say("grub menu, grub environments and %s written", disklayout.CustomConfig)
+	return nil
+}
+
+// progress prints a line per 10% of a long write.
+func (in *Installer) progress(what string) func(done, total int64) {
+	last := int64(-1)
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		if pct := done * 100 / total / 10 * 10; pct != last {
+			last = pct
+			in.say("%s: %d%% (%d/%d MiB)", what, pct, done>>20, total>>20)
+		}
+	}
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// mounter remembers what it mounted, to unmount in reverse.
+type mounter struct{ points []string }
+
+func (m *mounter) mount(src, dir, fstype, opts string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var err error
+	switch opts {
+	case "loop":
+		err = run("mount", "-o", "loop", src, dir)
+	case "bind":
+		err = unix.Mount(src, dir, "", unix.MS_BIND|unix.MS_REC, "")
+	default:
+		err = unix.Mount(src, dir, fstype, 0, "")
+	}
+	if err != nil {
+		return fmt.Errorf("mounting %s at %s: %w", src, dir, err)
+	}
+	m.points = append(m.points, dir)
+	return nil
+}
+
+func (m *mounter) unmountBelow(root string) error {
+	var errs []error
+	for i := len(m.points) - 1; i >= 0; i-- {
+		p := m.points[i]
+		if p != root && !strings.HasPrefix(p, root+"/") {
+			continue
+		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
+		}
+		m.points = append(m.points[:i], m.points[i+1:]...)
+	}
+	return errors.Join(errs...)
+}
+
+func (m *mounter) unmountAll() error {
+	var errs []error
+	for i := len(m.points) - 1; i >= 0; i-- {
+		// A plain unmount flushes the file system; detach would return
+		// before that.
+		if err := unix.Unmount(m.points[i], 0); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", m.points[i], err))
+		}
+	}
+	m.points = nil
+	return errors.Join(errs...)
+}
+
+// memDisk is an in-memory WriterAt of fixed size.
+type memDisk struct{ buf []byte }
+
+func (d *memDisk) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(d.buf)) {
+		return 0, fmt.Errorf("write of %d bytes at %d beyond %d", len(p), off, len(d.buf))
+	}
+	return copy(d.buf[off:], p), nil
+}
+
+// copySparse copies a file, leaving holes where the source has zeros.
+func copySparse(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := io.ReadFull(in, buf)
+		if n > 0 {
+			chunk := buf[:n]
+			for len(chunk) > 0 {
+				blk := chunk[:min(4096, len(chunk))]
+				if !allZero(blk) {
+					if _, err := out.WriteAt(blk, off); err != nil {
+						out.Close()
+						return err
+					}
+				}
+				off += int64(len(blk))
+				chunk = chunk[len(blk):]
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			out.Close()
+			return err
+		}
+	}
+	if err := out.Truncate(st.Size()); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

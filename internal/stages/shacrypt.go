@@ -1,0 +1,126 @@
+package stages
+
+import (
+	"crypto/rand"
+	"crypto/sha512"
+	"strings"
+)
+
+// SHA-512 crypt ("$6$"), as glibc's crypt(3) and shadow's chpasswd make
+// them, following Ulrich Drepper's "Unix crypt using SHA-256 and SHA-512"
+// specification (default 5000 rounds). Plain passwords of a cloud-config
+// are hashed here so /etc/shadow never holds them and no tool in the image
+// is needed.
+
+const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// hashPassword returns a $6$ hash of password with a random salt.
+func hashPassword(password string) (string, error) {
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	salt := make([]byte, 16)
+	for i, b := range raw {
+		salt[i] = cryptAlphabet[int(b)%len(cryptAlphabet)]
+	}
+	return sha512Crypt(password, string(salt)), nil
+}
+
+// sha512Crypt hashes password with salt (at most 16 characters used) and
+// the default 5000 rounds.
+func sha512Crypt(password, salt string) string {
+	const rounds = 5000
+	if len(salt) > 16 {
+		salt = salt[:16]
+	}
+	p, s := []byte(password), []byte(salt)
+
+	b := sha512.New()
+	b.Write(p)
+	b.Write(s)
+	b.Write(p)
+	sumB := b.Sum(nil)
+
+	a := sha512.New()
+	a.Write(p)
+	a.Write(s)
+	n := len(p)
+	for ; n > 64; n -= 64 {
+		a.Write(sumB)
+	}
+	a.Write(sumB[:n])
+	for n := len(p); n > 0; n >>= 1 {
+		if n&1 != 0 {
+			a.Write(sumB)
+		} else {
+			a.Write(p)
+		}
+	}
+	sumA := a.Sum(nil)
+
+	dp := sha512.New()
+	for range len(p) {
+		dp.Write(p)
+	}
+	pSeq := repeatTo(dp.Sum(nil), len(p))
+
+	ds := sha512.New()
+	for range 16 + int(sumA[0]) {
+		ds.Write(s)
+	}
+	sSeq := repeatTo(ds.Sum(nil), len(s))
+
+	c := sumA
+	for i := range rounds {
+		h := sha512.New()
+		if i%2 != 0 {
+			h.Write(pSeq)
+		} else {
+			h.Write(c)
+		}
+		if i%3 != 0 {
+			h.Write(sSeq)
+		}
+		if i%7 != 0 {
+			h.Write(pSeq)
+		}
+		if i%2 != 0 {
+			h.Write(c)
+		} else {
+			h.Write(pSeq)
+		}
+		c = h.Sum(nil)
+	}
+
+	var out strings.Builder
+	out.WriteString("$6$" + salt + "$")
+	// The specification's byte order for SHA-512 output.
+	for i := range 21 {
+		b2, b1, b0 := c[i], c[(i+21)%63], c[(i+42)%63]
+		switch i % 3 {
+		case 1:
+			b2, b1, b0 = c[(i+21)%63], c[(i+42)%63], c[i]
+		case 2:
+			b2, b1, b0 = c[(i+42)%63], c[i], c[(i+21)%63]
+		}
+		b64(&out, uint(b2)<<16|uint(b1)<<8|uint(b0), 4)
+	}
+	b64(&out, uint(c[63]), 2)
+	return out.String()
+}
+
+func b64(out *strings.Builder, w uint, n int) {
+	for range n {
+		out.WriteByte(cryptAlphabet[w&0x3f])
+		w >>= 6
+	}
+}
+
+func repeatTo(sum []byte, n int) []byte {
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		out = append(out, sum[:min(len(sum), n-len(out))]...)
+	}
+	return out
+}
