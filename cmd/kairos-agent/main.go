@@ -26,7 +26,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd(), validateCmd(), configCmd())
+	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd(), validateCmd(), configCmd(),
+		installCmd(), manualInstallCmd(), interactiveInstallCmd(), startCmd(), datasourceCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kairos-agent: error:", err)
 		os.Exit(1)

@@ -13,7 +13,7 @@ import (
 
 // SourceDirs are read in the contract's order; a later file wins over an
 // earlier one, and within a directory files are read sorted by name.
-var SourceDirs = []string{"/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem"}
+var SourceDirs = []string{"/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem", DatasourceDir}
 
 // Merged is the node's configuration: every cloud-config source deep-merged.
 type Merged struct {
@@ -47,16 +47,16 @@ func Load(root string) Merged {
 				m.Skipped = append(m.Skipped, fmt.Errorf("%s: %w", f, err))
 				continue
 			}
-			merge(m.Values, doc)
+			Merge(m.Values, doc)
 			m.Files = append(m.Files, f)
 		}
 	}
 	return m
 }
 
-// merge folds src into dst: mappings merge key by key, stage lists are
+// Merge folds src into dst: mappings merge key by key, stage lists are
 // appended (every file's steps run), anything else is replaced.
-func merge(dst, src map[string]any) {
+func Merge(dst, src map[string]any) {
 	for k, v := range src {
 		if sm, ok := v.(map[string]any); ok {
 			if dm, ok := dst[k].(map[string]any); ok {
@@ -72,7 +72,7 @@ func merge(dst, src map[string]any) {
 					}
 					continue
 				}
-				merge(dm, sm)
+				Merge(dm, sm)
 				continue
 			}
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
 // Config is the part of a cloud-config the stage engine reads.
@@ -73,7 +75,7 @@ type Source struct {
 
 // DefaultDirs are read in this order; within a directory files run sorted by
 // name. Image defaults come first, user configs after, as upstream.
-var DefaultDirs = []string{"/system/oem", "/oem", "/usr/local/cloud-config", "/run/initramfs/live"}
+var DefaultDirs = []string{"/system/oem", "/oem", "/usr/local/cloud-config", "/run/initramfs/live", cloudconfig.DatasourceDir}
 
 // Load reads every *.yaml/*.yml file in dirs (below root, for tests). A file
 // that does not parse is reported with its name and line and skipped, so one bad file never

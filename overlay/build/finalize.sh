@@ -91,7 +91,7 @@ elif [ "$KAIROS_INIT" = openrc ]; then
     rc_enable boot modules sysctl hostname bootmisc syslog hwclock swap localmount seedrng urandom cos-setup-fs
     # networking fails without an interfaces file: leave it to cloud-config.
     if [ -f /etc/network/interfaces ]; then rc_enable boot networking; fi
-    rc_enable default kairos-ssh-keygen sshd crond acpid cos-setup-boot cos-setup-network cos-setup-reconcile
+    rc_enable default kairos-ssh-keygen sshd crond acpid kairos-datasource cos-setup-boot cos-setup-network cos-setup-reconcile kairos-agent
     rc_enable shutdown mount-ro killprocs savecache
     # The live media's console is serial (console=ttyS0): give it a login.
     if [ -f /etc/inittab ] && grep -q '^#ttyS0:' /etc/inittab; then

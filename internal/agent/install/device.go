@@ -9,6 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/disklayout"
 )
 
 // Host is where the installer looks at the machine's disks: the real
@@ -178,4 +183,25 @@ func (h Host) partitionPath(d Disk, n int, wait time.Duration) (string, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// announcePartitions makes the kernel know the new table: BLKRRPART, and
+// where the kernel does not parse it (kernels without GPT support, some
+// loop devices) each partition added with BLKPG as partx(8) does.
+func (h Host) announcePartitions(f *os.File, d Disk, parts []disklayout.Part) error {
+	fd := int(f.Fd())
+	if err := unix.IoctlSetInt(fd, unix.BLKRRPART, 0); err != nil {
+		return fmt.Errorf("re-reading the partition table: %w", err)
+	}
+	if _, err := h.partitionPath(d, 1, 2*time.Second); err == nil {
+		return nil
+	}
+	for i, p := range parts {
+		bp := unix.BlkpgPartition{Start: p.Start, Length: p.Size, Pno: int32(i + 1)}
+		arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_ADD_PARTITION, Datalen: int32(unsafe.Sizeof(bp)), Data: (*byte)(unsafe.Pointer(&bp))}
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); errno != 0 && errno != unix.EBUSY {
+			return fmt.Errorf("adding partition %d (%s) to the kernel: %w", i+1, p.Name, errno)
+		}
+	}
+	return nil
 }

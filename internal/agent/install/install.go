@@ -79,7 +79,7 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 		return nil, err
 	}
 	in.say("source: %s", ref)
-	tree, err := source.Open(ctx, ref, in.Tmp, nil)
+	tree, err := source.OpenWith(ctx, ref, source.Options{Tmp: in.Tmp, Insecure: o.AllowInsecure})
 	if err != nil {
 		return nil, err
 	}
@@ -185,17 +185,24 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 			return err
 		}
 	}
-	// From here a failure leaves its log on COS_OEM.
+	// From here the log is left on COS_OEM, success or failure.
+	saveLog := func() error {
+		return os.WriteFile(filepath.Join(dirs[disklayout.PartOEM], "install.log"), log.Bytes(), 0o600)
+	}
 	defer func() {
 		if err != nil {
 			fmt.Fprintf(&log, "kairos-agent install: failed: %v\n", err)
+			saveLog()
 		}
-		os.WriteFile(filepath.Join(dirs[disklayout.PartOEM], "install.log"), log.Bytes(), 0o600)
 	}()
 	if err := in.writeImages(ctx, p, dirs, mounts); err != nil {
 		return err
 	}
 	if err := in.writeBootFiles(p, dirs); err != nil {
+		return err
+	}
+	in.say("%s written in %s", p.Disk.Path, time.Since(start).Round(time.Second))
+	if err := saveLog(); err != nil {
 		return err
 	}
 	if err := mounts.unmountAll(); err != nil {
@@ -274,8 +281,8 @@ func (in *Installer) writeDisk(p *Plan) error {
 		return err
 	}
 	// The kernel reads the new table; udev makes the nodes.
-	if err := unix.IoctlSetInt(int(f.Fd()), unix.BLKRRPART, 0); err != nil {
-		return fmt.Errorf("re-reading the partition table: %w", err)
+	if err := in.Host.announcePartitions(f, p.Disk, p.Layout.Parts); err != nil {
+		return err
 	}
 	f.Close()
 	if _, err := exec.LookPath("udevadm"); err == nil {

@@ -54,6 +54,20 @@ var Kinds = []string{"dir:<rootfs>", "oci:<layout>[:<tag>]", "oci-archive:<tar>[
 // the system default); platform picks the image of a multi-platform index
 // (nil = this machine's).
 func Open(ctx context.Context, ref, tmp string, platform *v1.Platform) (*Tree, error) {
+	return OpenWith(ctx, ref, Options{Tmp: tmp, Platform: platform})
+}
+
+// Options of OpenWith.
+type Options struct {
+	Tmp      string
+	Platform *v1.Platform
+	// Insecure allows registries over plain HTTP (docker-image:// only).
+	Insecure bool
+}
+
+// OpenWith is Open with every option.
+func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
+	tmp, platform := o.Tmp, o.Platform
 	if platform == nil {
 		platform = &v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	}
@@ -96,7 +110,11 @@ func Open(ctx context.Context, ref, tmp string, platform *v1.Platform) (*Tree, e
 		t.close = func() error { return errors.Join(inner(), os.RemoveAll(dir)) }
 		return t, nil
 	case strings.HasPrefix(ref, "docker-image://"):
-		r, err := name.ParseReference(strings.TrimPrefix(ref, "docker-image://"))
+		var nameOpts []name.Option
+		if o.Insecure {
+			nameOpts = append(nameOpts, name.Insecure)
+		}
+		r, err := name.ParseReference(strings.TrimPrefix(ref, "docker-image://"), nameOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", ref, err)
 		}

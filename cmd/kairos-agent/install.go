@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/agent/firstboot"
+	"github.com/kairos-io/kairos/internal/agent/install"
+	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/cloudconfig"
+	"github.com/kairos-io/kairos/internal/stages"
+)
+
+// installFlags override the cloud-config's install section.
+type installFlags struct {
+	device, source   string
+	reboot, poweroff bool
+	allowInsecure    bool
+}
+
+func (f *installFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.device, "device", "", "disk to install to (/dev/vda, or auto: the first disk big enough that is not the boot medium); default install.device")
+	cmd.Flags().StringVar(&f.source, "source", "", "image to install: oci:<registry ref>, dir:<path>, file:<oci tar>; default install.source, else the running live system")
+	cmd.Flags().BoolVar(&f.reboot, "reboot", false, "reboot when done (install.reboot)")
+	cmd.Flags().BoolVar(&f.poweroff, "poweroff", false, "power off when done (install.poweroff)")
+	cmd.Flags().BoolVar(&f.allowInsecure, "allow-insecure-registries", false, "pull oci: sources over plain HTTP")
+}
+
+const installHelp = `The disk gets the contract's GPT layout: COS_GRUB (UEFI loader), a
+bios_grub partition (BIOS), COS_OEM, COS_RECOVERY, COS_STATE and
+COS_PERSISTENT taking the rest (sizes from the image, or install.partitions).
+active.img is written from the live system (or --source), then copied to
+passive.img and the recovery image; grub's menu and environments go to
+COS_STATE, the cloud-config to /oem/90_custom.yaml. Stages before-install,
+after-install-chroot (inside the new image) and after-install run around it.
+A disk that is too small, in use or the boot medium is refused before
+anything is written. Progress is printed; on failure the log is left in
+/oem/install.log when COS_OEM was made, and the command fails.`
+
+func installCmd() *cobra.Command {
+	var f installFlags
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install to disk with the node's cloud-config (install.auto on live media)",
+		Long:  "Install Kairos to a disk as the merged cloud-config says (see 'kairos-agent config').\n\n" + installHelp,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m := loadConfig()
+			cfg, err := userConfig(m)
+			if err != nil {
+				return err
+			}
+			return runInstall(cmd.Context(), m, nil, cfg, f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func manualInstallCmd() *cobra.Command {
+	var f installFlags
+	cmd := &cobra.Command{
+		Use:   "manual-install <config> --device <disk>",
+		Short: "Install to disk with the given cloud-config",
+		Long:  "Install Kairos to a disk with <config> (merged over the node's own\nconfig; the file itself becomes /oem/90_custom.yaml).\n\n" + installHelp,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			if problems := cloudconfig.Validate(args[0], data); len(problems) > 0 {
+				for _, p := range problems {
+					fmt.Fprintln(os.Stderr, p)
+				}
+				return fmt.Errorf("%s: %d problem(s): nothing was written", args[0], len(problems))
+			}
+			return installWithFile(cmd.Context(), args[0], data, f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func interactiveInstallCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "interactive-install",
+		Short: "Ask for the disk, a user, a password and k3s on the console, then install",
+		Long: `Ask on the console (screen or serial) for the disk, a user (in the admin
+group: sudo), its password and SSH key, and whether to enable k3s; confirm,
+then install as manual-install does with the config the answers make. The
+live ISO's "interactive install" entry starts it on tty1; over a serial line
+log in and run it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			disks, err := install.System.Disks()
+			if err != nil {
+				return err
+			}
+			var free []install.Disk
+			for _, d := range disks {
+				if used, _ := install.System.InUse(d); used == "" {
+					free = append(free, d)
+				}
+			}
+			a, err := install.Ask(os.Stdin, os.Stdout, os.Stdin, free)
+			if err != nil {
+				return err
+			}
+			data, err := a.Config()
+			if err != nil {
+				return err
+			}
+			return installWithFile(cmd.Context(), "interactive answers", data, installFlags{})
+		},
+	}
+	return cmd
+}
+
+// installWithFile installs with a config file merged over the node's.
+func installWithFile(ctx context.Context, name string, data []byte, f installFlags) error {
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	m := loadConfig()
+	cloudconfig.Merge(m.Values, doc)
+	cfgStages, err := stages.Parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return runInstall(ctx, m, &stages.Source{Path: name, Config: cfgStages}, data, f)
+}
+
+func loadConfig() cloudconfig.Merged {
+	m := cloudconfig.Load("/")
+	for _, err := range m.Skipped {
+		logrus.Warnf("cloud-config skipped: %v", err)
+	}
+	return m
+}
+
+// userConfig is what an install copies to /oem/90_custom.yaml: the merged
+// user configs.
+func userConfig(m cloudconfig.Merged) ([]byte, error) {
+	if len(m.Values) == 0 {
+		return nil, nil
+	}
+	out, err := yaml.Marshal(m.Values)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte("#cloud-config\n"), out...), nil
+}
+
+func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source, userCfg []byte, f installFlags) error {
+	o, err := install.FromConfig(m)
+	if err != nil {
+		return err
+	}
+	o.Config = userCfg
+	if f.device != "" {
+		o.Device = f.device
+	}
+	if f.source != "" {
+		o.Source = f.source
+	}
+	o.Reboot = o.Reboot || f.reboot
+	o.Poweroff = o.Poweroff || f.poweroff
+	o.AllowInsecure = f.allowInsecure
+	if o.Device == "" {
+		return fmt.Errorf("no disk: set install.device in the cloud-config or pass --device (a disk, or auto)")
+	}
+	sources, errs := stages.Load("/", stages.DefaultDirs)
+	for _, err := range errs {
+		logrus.Warnf("cloud-config skipped: %v", err)
+	}
+	if extra != nil {
+		sources = append(sources, *extra)
+	}
+	in := &install.Installer{
+		Host: install.System, Out: os.Stdout,
+		Stages:   stages.Set{Sources: sources},
+		LiveRoot: "/run/rootfsbase", WorkDir: "/run/kairos/install", Tmp: os.Getenv("TMPDIR"),
+	}
+	plan, err := in.Plan(ctx, o)
+	if err != nil {
+		return fmt.Errorf("nothing was written: %w", err)
+	}
+	defer plan.Close()
+	if err := in.Run(ctx, plan); err != nil {
+		return fmt.Errorf("install to %s failed: %w", plan.Disk.Path, err)
+	}
+	switch {
+	case o.Poweroff:
+		return exec.Command("poweroff").Run()
+	case o.Reboot:
+		return exec.Command("reboot").Run()
+	}
+	return nil
+}
+
+func startCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "start",
+		Short: "Bootstrap the node (kairos-agent.service)",
+		Long: `On an installed node, the first boot: with k3s.enabled (or k3s-agent.enabled)
+writes /etc/sysconfig/k3s (K3S_ARGS from k3s.args, and k3s.env) and enables
+and starts the service, then creates ` + firstboot.Sentinel + `; it does nothing
+while that file exists. On live media booted with install-mode and a
+cloud-config saying install.auto: true, installs (see 'install --help').`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmdline, err := os.ReadFile("/proc/cmdline")
+			if err != nil {
+				return err
+			}
+			m := loadConfig()
+			switch state.DetectBootMode(string(cmdline)) {
+			case state.LiveCDBoot:
+				if !slices.Contains(strings.Fields(string(cmdline)), "install-mode") {
+					fmt.Println("kairos-agent start: live media without install-mode: nothing to do")
+					return nil
+				}
+				if !install.Auto(m) {
+					fmt.Println("kairos-agent start: install-mode, but the cloud-config does not say install.auto: true; install with 'kairos-agent install' or 'manual-install'")
+					return nil
+				}
+				cfg, err := userConfig(m)
+				if err != nil {
+					return err
+				}
+				return runInstall(cmd.Context(), m, nil, cfg, installFlags{device: orAuto(m)})
+			case state.RecoveryBoot:
+				fmt.Println("kairos-agent start: recovery: nothing to deploy")
+				return nil
+			}
+			return firstboot.Node{Root: "/", Enable: enableService, Log: os.Stdout}.Start(m)
+		},
+	}
+}
+
+// orAuto is install.device, or auto when the config leaves it out.
+func orAuto(m cloudconfig.Merged) string {
+	if v, ok := m.Get("install.device"); ok && fmt.Sprint(v) != "" {
+		return fmt.Sprint(v)
+	}
+	return "auto"
+}
+
+// enableService enables and starts a unit without waiting for it (k3s
+// takes minutes to come up).
+func enableService(unit string) error {
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		out, err := exec.Command("systemctl", "enable", "--now", "--no-block", unit).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	for _, args := range [][]string{{"rc-update", "add", unit, "default"}, {"rc-service", unit, "start"}} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+func datasourceCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "datasource",
+		Short: "Fetch cloud-configs from config_url= and a CIDATA volume",
+		Long: `Fetch the cloud-configs the node is given from outside its disks, into
+` + cloudconfig.DatasourceDir + ` (read after /oem): the kernel command line's
+config_url= (or kairos.config_url=), then user-data of a NoCloud volume
+labelled CIDATA. Run by kairos-datasource.service before the boot stages.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmdline, err := os.ReadFile("/proc/cmdline")
+			if err != nil {
+				return err
+			}
+			files, err := cloudconfig.Datasources{Root: "/", Cmdline: string(cmdline), ByLabel: "/dev/disk/by-label", Log: os.Stdout}.Fetch(cmd.Context())
+			for _, f := range files {
+				fmt.Println("kairos-agent datasource:", f)
+			}
+			return err
+		},
+	}
+}

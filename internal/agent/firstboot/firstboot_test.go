@@ -1,0 +1,61 @@
+package firstboot
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kairos-io/kairos/internal/cloudconfig"
+)
+
+func TestStartDeploysOnce(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/k3s"), []byte("#!/bin/sh\n"), 0o755)
+	m := cloudconfig.Merged{Values: map[string]any{
+		"k3s": map[string]any{"enabled": true, "args": []any{"--disable=traefik", "--node-label", `a="b c"`},
+			"env": map[string]any{"K3S_TOKEN": "s3cr$t", "HTTP_PROXY": "http://p:3128"}},
+		"k3s-agent": map[string]any{"enabled": false},
+	}}
+	var enabled []string
+	n := Node{Root: root, Log: io.Discard, Enable: func(u string) error { enabled = append(enabled, u); return nil }}
+	if err := n.Start(m); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "etc/sysconfig/k3s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Written by kairos-agent start from the cloud-config.\n" +
+		`K3S_ARGS="--disable=traefik --node-label a=\"b c\""` + "\n" +
+		`HTTP_PROXY="http://p:3128"` + "\n" + `K3S_TOKEN="s3cr\$t"` + "\n"
+	if string(data) != want {
+		t.Errorf("sysconfig:\n%s\nwant:\n%s", data, want)
+	}
+	if len(enabled) != 1 || enabled[0] != "k3s" {
+		t.Errorf("enabled %v", enabled)
+	}
+	if _, err := os.Stat(filepath.Join(root, Sentinel)); err != nil {
+		t.Fatal("no sentinel")
+	}
+	// Deployed: a second start does nothing; without the sentinel it runs again.
+	if err := n.Start(m); err != nil || len(enabled) != 1 {
+		t.Errorf("second start: %v, enabled %v", err, enabled)
+	}
+	os.Remove(filepath.Join(root, Sentinel))
+	if err := n.Start(m); err != nil || len(enabled) != 2 {
+		t.Errorf("start after removing the sentinel: %v, enabled %v", err, enabled)
+	}
+}
+
+func TestStartWithoutK3sBinary(t *testing.T) {
+	n := Node{Root: t.TempDir(), Log: io.Discard, Enable: func(string) error { return nil }}
+	err := n.Start(cloudconfig.Merged{Values: map[string]any{"k3s": map[string]any{"enabled": true}}})
+	if err == nil {
+		t.Fatal("k3s enabled on an image without k3s accepted")
+	}
+	if _, serr := os.Stat(filepath.Join(n.Root, Sentinel)); serr == nil {
+		t.Error("sentinel written although nothing was deployed")
+	}
+}

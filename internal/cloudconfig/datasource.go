@@ -1,0 +1,178 @@
+package cloudconfig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DatasourceDir holds the configs fetched at boot from outside the disk:
+// the kernel command line's config_url, then a NoCloud CIDATA volume
+// (file names sort in that order, later wins).
+const DatasourceDir = "/run/kairos/datasource"
+
+const (
+	urlFile    = "10_config_url.yaml"
+	cidataFile = "20_cidata.yaml"
+)
+
+// Datasources fetches what the node's datasources hold into DatasourceDir
+// below root. Every source that is absent is skipped; one that is present
+// but fails is reported, the others still run.
+type Datasources struct {
+	Root    string // "/" on a node
+	Cmdline string
+	// ByLabel is where udev names volumes (/dev/disk/by-label).
+	ByLabel string
+	Client  *http.Client
+	// Mount and Unmount attach a volume read-only (unix.Mount by default).
+	Mount   func(dev, dir string) error
+	Unmount func(dir string) error
+	Log     io.Writer
+}
+
+// Fetch runs every datasource and returns the files written.
+func (d Datasources) Fetch(ctx context.Context) ([]string, error) {
+	dir := filepath.Join(d.Root, DatasourceDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var written []string
+	var errs []error
+	if url := ConfigURL(d.Cmdline); url != "" {
+		if err := d.fetchURL(ctx, url, filepath.Join(dir, urlFile)); err != nil {
+			errs = append(errs, fmt.Errorf("config_url %s: %w", url, err))
+		} else {
+			written = append(written, filepath.Join(dir, urlFile))
+		}
+	}
+	ok, err := d.fetchCIDATA(filepath.Join(dir, cidataFile))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("CIDATA: %w", err))
+	} else if ok {
+		written = append(written, filepath.Join(dir, cidataFile))
+	}
+	return written, errors.Join(errs...)
+}
+
+// ConfigURL is the config_url= (or kairos.config_url=) of a command line.
+func ConfigURL(cmdline string) string {
+	for _, w := range strings.Fields(cmdline) {
+		for _, k := range []string{"kairos.config_url=", "config_url="} {
+			if v, ok := strings.CutPrefix(w, k); ok {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// fetchURL downloads a config, retrying while the network comes up.
+func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
+	client := d.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	var last error
+	for attempt := range 10 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			last = fmt.Errorf("HTTP %s", resp.Status)
+			if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+				return last
+			}
+			continue
+		}
+		return writeConfig(dst, data, url)
+	}
+	return last
+}
+
+// fetchCIDATA reads user-data from a volume labelled CIDATA (or cidata).
+func (d Datasources) fetchCIDATA(dst string) (bool, error) {
+	var dev string
+	for _, l := range []string{"CIDATA", "cidata"} {
+		p := filepath.Join(d.ByLabel, l)
+		if _, err := os.Stat(p); err == nil {
+			dev = p
+			break
+		}
+	}
+	if dev == "" {
+		return false, nil
+	}
+	mnt, err := os.MkdirTemp("", "kairos-cidata-")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(mnt)
+	mount, unmount := d.Mount, d.Unmount
+	if mount == nil {
+		mount = mountReadOnly
+	}
+	if unmount == nil {
+		unmount = func(dir string) error { return unix.Unmount(dir, 0) }
+	}
+	if err := mount(dev, mnt); err != nil {
+		return false, fmt.Errorf("mounting %s: %w", dev, err)
+	}
+	defer unmount(mnt)
+	data, err := os.ReadFile(filepath.Join(mnt, "user-data"))
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", dev, err)
+	}
+	return true, writeConfig(dst, data, dev+":/user-data")
+}
+
+// mountReadOnly tries the file systems a CIDATA volume comes in.
+func mountReadOnly(dev, dir string) error {
+	var errs []error
+	for _, fs := range []string{"iso9660", "vfat", "ext4"} {
+		err := unix.Mount(dev, dir, fs, unix.MS_RDONLY, "")
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", fs, err))
+	}
+	return errors.Join(errs...)
+}
+
+// writeConfig stores a fetched config when it is a cloud-config; anything
+// else (a script, an empty file) is reported and not used.
+func writeConfig(dst string, data []byte, from string) error {
+	first, _, _ := strings.Cut(string(data), "\n")
+	if !slices.Contains(Headers, strings.TrimSpace(first)) {
+		return fmt.Errorf("%s is not a cloud-config (first line %q; want one of %s)", from, first, strings.Join(Headers, ", "))
+	}
+	return os.WriteFile(dst, data, 0o600)
+}

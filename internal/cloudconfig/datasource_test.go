@@ -1,0 +1,70 @@
+package cloudconfig
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDatasourcesURLThenCIDATA(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/config.yaml":
+			w.Write([]byte("#cloud-config\nhostname: from-url\nk3s:\n  enabled: true\n"))
+		case "/script":
+			w.Write([]byte("#!/bin/sh\necho hi\n"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
+	root := t.TempDir()
+	vol := filepath.Join(t.TempDir(), "volume")
+	os.MkdirAll(vol, 0o755)
+	os.WriteFile(filepath.Join(vol, "user-data"), []byte("#cloud-config\nhostname: from-cidata\ninstall:\n  auto: true\n"), 0o644)
+	byLabel := t.TempDir()
+	os.Symlink(vol, filepath.Join(byLabel, "CIDATA"))
+	var mounted []string
+	d := Datasources{
+		Root: root, ByLabel: byLabel,
+		Cmdline: "console=ttyS0 kairos.config_url=" + srv.URL + "/config.yaml quiet",
+		// The volume is a directory here: "mounting" links its file in.
+		Mount: func(dev, dir string) error {
+			mounted = append(mounted, dev)
+			return os.Symlink(filepath.Join(dev, "user-data"), filepath.Join(dir, "user-data"))
+		},
+		Unmount: func(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) },
+	}
+	files, err := d.Fetch(context.Background())
+	if err != nil || len(files) != 2 || len(mounted) != 1 {
+		t.Fatalf("files %v mounted %v err %v", files, mounted, err)
+	}
+	m := Load(root)
+	if h, _ := m.Get("hostname"); h != "from-cidata" {
+		t.Errorf("hostname %v: CIDATA must win over config_url", h)
+	}
+	if v, _ := m.Get("k3s.enabled"); v != true {
+		t.Errorf("k3s.enabled %v from config_url lost", v)
+	}
+	if v, _ := m.Get("install.auto"); v != true {
+		t.Errorf("install.auto %v", v)
+	}
+
+	// A URL that is not a cloud-config, or missing, is an error naming it;
+	// no CIDATA volume is not.
+	for path, want := range map[string]string{"/script": "is not a cloud-config", "/missing": "404"} {
+		d := Datasources{Root: t.TempDir(), ByLabel: t.TempDir(), Cmdline: "config_url=" + srv.URL + path}
+		files, err := d.Fetch(context.Background())
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), srv.URL+path) || len(files) != 0 {
+			t.Errorf("%s: files %v err %v", path, files, err)
+		}
+	}
+	if ConfigURL("a config_url=http://x/y b") != "http://x/y" || ConfigURL("quiet") != "" {
+		t.Error("ConfigURL")
+	}
+}
