@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -24,6 +25,9 @@ type installFlags struct {
 	device, source   string
 	reboot, poweroff bool
 	allowInsecure    bool
+	// consoles also prints progress on every system console (unattended
+	// installs run by a service).
+	consoles bool
 }
 
 func (f *installFlags) register(cmd *cobra.Command) {
@@ -162,6 +166,10 @@ func userConfig(m cloudconfig.Merged) ([]byte, error) {
 }
 
 func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source, userCfg []byte, f installFlags) error {
+	out := io.Writer(os.Stdout)
+	if f.consoles {
+		out = consoles(out)
+	}
 	o, err := install.FromConfig(m)
 	if err != nil {
 		return err
@@ -187,17 +195,21 @@ func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source,
 		sources = append(sources, *extra)
 	}
 	in := &install.Installer{
-		Host: install.System, Out: os.Stdout,
+		Host: install.System, Out: out,
 		Stages:   stages.Set{Sources: sources},
 		LiveRoot: "/run/rootfsbase", WorkDir: "/run/kairos/install", Tmp: os.Getenv("TMPDIR"),
 	}
 	plan, err := in.Plan(ctx, o)
 	if err != nil {
-		return fmt.Errorf("nothing was written: %w", err)
+		err = fmt.Errorf("nothing was written: %w", err)
+		fmt.Fprintf(out, "kairos-agent install: %v\n", err)
+		return err
 	}
 	defer plan.Close()
 	if err := in.Run(ctx, plan); err != nil {
-		return fmt.Errorf("install to %s failed: %w", plan.Disk.Path, err)
+		err = fmt.Errorf("install to %s failed: %w", plan.Disk.Path, err)
+		fmt.Fprintf(out, "kairos-agent install: %v\n", err)
+		return err
 	}
 	switch {
 	case o.Poweroff:
@@ -238,7 +250,7 @@ cloud-config saying install.auto: true, installs (see 'install --help').`,
 				if err != nil {
 					return err
 				}
-				return runInstall(cmd.Context(), m, nil, cfg, installFlags{device: orAuto(m)})
+				return runInstall(cmd.Context(), m, nil, cfg, installFlags{device: orAuto(m), consoles: true})
 			case state.RecoveryBoot:
 				fmt.Println("kairos-agent start: recovery: nothing to deploy")
 				return nil

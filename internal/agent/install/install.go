@@ -158,7 +158,8 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	start := time.Now()
 	var log bytes.Buffer
 	out := in.Out
-	in.Out = io.MultiWriter(orDiscard(out), &log)
+	// The log is written first and whatever happens to the console.
+	in.Out = io.MultiWriter(&log, bestEffort{orDiscard(out)})
 	defer func() { in.Out = out }()
 	in.say("installing %s %s to %s (%d MiB): %s", p.Release["KAIROS_NAME"], p.Release["KAIROS_VERSION"], p.Disk.Path, p.Disk.Size>>20, summary(p.Layout))
 
@@ -214,6 +215,14 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	}
 	in.say("done in %s", time.Since(start).Round(time.Second))
 	return nil
+}
+
+// bestEffort ignores the errors of w (a console that went away).
+type bestEffort struct{ w io.Writer }
+
+func (b bestEffort) Write(p []byte) (int, error) {
+	b.w.Write(p)
+	return len(p), nil
 }
 
 func orDiscard(w io.Writer) io.Writer {
