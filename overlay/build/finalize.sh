@@ -121,12 +121,8 @@ fi
 echo 'kairos:$6$kairoslivemedia$AeuOMJ88FVWcjedkLvyqPth7c4mbthIGfBCQy1kgmZeDuOrzZhIisFtA2Vtg2gkRXPvu/tqIng/lzGs6UkC82.' | chpasswd -e
 
 # --- per-machine identity and leftovers must not ship ------------------------
-# The bootstrap copies the build host's name; nodes get theirs from cloud-config.
-echo localhost > /etc/hostname
-# Container bases may ship no /etc/hosts: sudo and others must resolve the
-# host name offline.
-grep -qs '^127\.0\.0\.1[[:space:]].*localhost' /etc/hosts ||
-    printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >> /etc/hosts
+# /etc/hostname and /etc/hosts come from overlay/rootfs: BuildKit bind-mounts
+# its own over them while this runs, so what is written here never ships.
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*
 rm -rf /tmp/* /var/tmp/* /var/log/*.log /root/.cache

@@ -37,7 +37,14 @@ const gatewayMarker = "built through the gateway frontend\n"
 
 const (
 	testK3sVersion = "v1.31.2+k3s1"
-	testK3s        = "#!/bin/sh\necho 'k3s version v1.31.2+k3s1 (kairos test double)'\n"
+	// testK3s stands in for the k3s release binary: it answers --version
+	// and, started as a service, records its arguments and stays up.
+	testK3s = `#!/bin/sh
+case "$1" in --version | -v | version) echo 'k3s version v1.31.2+k3s1 (kairos test double)'; exit 0 ;; esac
+mkdir -p /var/lib/rancher/k3s
+echo "$*" > /var/lib/rancher/k3s/kairos-e2e-args
+exec sleep 2147483647
+`
 )
 
 // artifactName is the name the standard-variant fixture's artifacts carry.
@@ -104,23 +111,7 @@ artifacts:
 // buildctl with gateway.v0 and the frontend image from a registry.
 func TestGatewayBuildctl(t *testing.T) {
 	f := newGatewayFixture(t, "v0.0.0-gateway", false)
-	buildctl := func(t *testing.T, target string, output string) string {
-		t.Helper()
-		return run(t, "buildctl", "--addr", f.buildkit, "build",
-			"--progress", "rawjson",
-			"--frontend", "gateway.v0",
-			"--opt", "source="+f.frontendRef,
-			"--local", "context="+f.context,
-			"--local", "dockerfile="+f.context,
-			"--opt", "filename=kairos.yaml",
-			"--opt", "target="+target,
-			"--oci-layout", "base="+f.baseLayout,
-			"--local", "k3s="+f.k3s,
-			"--opt", "context:k3s=local:k3s",
-			"--opt", "context:base=oci-layout://base@"+f.baseDigest,
-			"--output", output)
-	}
-
+	buildctl := f.buildctl
 	t.Run("image", func(t *testing.T) {
 		// An OCI archive, as users push it; exporting the whole rootfs to a
 		// directory through the session is far slower.
@@ -155,6 +146,25 @@ func TestGatewayBuildctl(t *testing.T) {
 			t.Errorf("squashfs is not gzip-compressed as the spec asks:\n%s", info)
 		}
 	})
+}
+
+// buildctl builds target of the fixture's spec with buildctl through the
+// gateway frontend image, and returns the rawjson progress.
+func (f *gatewayFixture) buildctl(t *testing.T, target string, output string) string {
+	t.Helper()
+	return run(t, "buildctl", "--addr", f.buildkit, "build",
+		"--progress", "rawjson",
+		"--frontend", "gateway.v0",
+		"--opt", "source="+f.frontendRef,
+		"--local", "context="+f.context,
+		"--local", "dockerfile="+f.context,
+		"--opt", "filename=kairos.yaml",
+		"--opt", "target="+target,
+		"--oci-layout", "base="+f.baseLayout,
+		"--local", "k3s="+f.k3s,
+		"--opt", "context:k3s=local:k3s",
+		"--opt", "context:base=oci-layout://base@"+f.baseDigest,
+		"--output", output)
 }
 
 // checkImage checks an image archive: its labels, and the files the spec

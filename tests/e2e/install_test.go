@@ -1,0 +1,266 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/tests/qemu"
+)
+
+// installUserData is the NoCloud user-data of the auto-install: the
+// install section and a user, as an operator would write them.
+const installUserData = `#cloud-config
+install:
+  auto: true
+  device: /dev/vda
+  reboot: true
+users:
+  - name: tester
+    passwd: e2e-Pass
+    groups: [admin]
+stages:
+  boot:
+    - name: e2e marker of the CIDATA config on the installed node
+      files:
+        - path: /run/e2e-cidata-boot
+          content: "installed from CIDATA"
+          permissions: 0644
+`
+
+// cidataISO writes a NoCloud volume (label CIDATA, user-data, meta-data)
+// with xorriso.
+func cidataISO(t *testing.T, userData string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	must(t, os.MkdirAll(src, 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "user-data"), []byte(userData), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "meta-data"), []byte("instance-id: kairos-e2e\nlocal-hostname: kairos-e2e\n"), 0o644))
+	iso := filepath.Join(dir, "cidata.iso")
+	run(t, "xorriso", "-as", "mkisofs", "-quiet", "-V", "CIDATA", "-J", "-r", "-o", iso, src)
+	return iso
+}
+
+// autoInstall boots the ISO with an empty 16 GB disk and the CIDATA volume
+// under fw, and waits for the installer to write the disk and reboot.
+func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidata string) string {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "node.qcow2")
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", disk, "16G")
+	m, err := qemu.Start(qemu.Options{Firmware: fw, CDROM: iso, Disks: []string{disk}, MemoryMB: 3072, LogPath: logPath(t) + ".install",
+		Extra: []string{"-drive", "file=" + cidata + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.2"}})
+	must(t, err)
+	defer m.Stop()
+	t.Logf("installer serial log: %s", m.LogPath())
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`kairos-agent install: installing \S+ v\S+ to /dev/vda \(16384 MiB\)`), 8*time.Minute); err != nil {
+		t.Fatalf("the auto-install did not start: %v", err)
+	}
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`kairos-agent install: /dev/vda written in`), 25*time.Minute); err != nil {
+		t.Fatalf("the auto-install did not finish: %v", err)
+	}
+	// install.reboot: the VM restarts (QEMU exits, -no-reboot).
+	if err := m.Wait(5 * time.Minute); err != nil {
+		t.Fatalf("no reboot after the install: %v", err)
+	}
+	return disk
+}
+
+// TestAutoInstall installs from the ISO with a CIDATA cloud-config, under
+// UEFI and BIOS, boots the disk and checks the node from inside: active
+// boot, read-only root, contract labels, the cloud-config's user, what
+// survives a reboot and what does not, and the recovery entry.
+func TestAutoInstall(t *testing.T) {
+	iso := artifact(t, "KAIROS_E2E_ISO")
+	cidata := cidataISO(t, installUserData)
+	ctx := context.Background()
+
+	t.Run("uefi", func(t *testing.T) {
+		disk := autoInstall(ctx, t, qemu.UEFI, iso, cidata)
+		m := bootInstalled(ctx, t, qemu.UEFI, disk, ".1")
+		sh := shell(ctx, t, m)
+		checkInstalledNode(t, sh)
+		// Host keys are generated at first boot (images ship none), into the
+		// persistent /etc/ssh.
+		hostKey := sh(hostKeyCmd)
+		sh("echo kept | sudo tee /usr/local/e2e-persistent /etc/ssh/e2e-persistent >/dev/null")
+		sh("echo changed | sudo tee /etc/motd >/dev/null && sync")
+		m.Send("sudo systemctl reboot\n")
+		if err := m.Wait(3 * time.Minute); err != nil {
+			t.Fatalf("reboot: %v", err)
+		}
+
+		// The ISO's squashfs rides along as a second disk, to become the
+		// recovery image below.
+		squash := filepath.Join(t.TempDir(), "rootfs.squashfs")
+		run(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/rootfs.squashfs", squash)
+		m = bootInstalled(ctx, t, qemu.UEFI, disk, ".2", squash)
+		sh = shell(ctx, t, m)
+		checkInstalled(t, sh, "active_boot")
+		for _, f := range []string{"/usr/local/e2e-persistent", "/etc/ssh/e2e-persistent"} {
+			if got := sh("cat " + f + " 2>&1 || true"); got != "kept" {
+				t.Errorf("%s after a reboot = %q, want kept (persistent)", f, got)
+			}
+		}
+		if got := sh(hostKeyCmd); got != hostKey {
+			t.Errorf("SSH host key changed across a reboot:\n%s\n%s", hostKey, got)
+		}
+		if got := sh("cat /etc/motd"); strings.Contains(got, "changed") {
+			t.Errorf("/etc/motd kept a change across a reboot: /etc is ephemeral")
+		}
+
+		// Recovery through grub's one-shot next_entry, from a squashfs
+		// recovery image (the raw and qcow2 disk test boots recovery.img).
+		sh("sudo mkdir -p /run/e2e-rec && sudo mount /dev/disk/by-label/COS_RECOVERY /run/e2e-rec")
+		sh("sudo dd if=/dev/vdb of=/run/e2e-rec/cOS/recovery.squashfs bs=1M status=none && sudo rm /run/e2e-rec/cOS/recovery.img && sudo umount /run/e2e-rec")
+		sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
+		m.Send("sudo systemctl reboot\n")
+		if err := m.Wait(3 * time.Minute); err != nil {
+			t.Fatalf("reboot: %v", err)
+		}
+		m = bootInstalled(ctx, t, qemu.UEFI, disk, ".3")
+		sh = shell(ctx, t, m)
+		if got := sh("kairos-agent state get boot"); got != "recovery_boot" {
+			t.Errorf("boot %q, want recovery_boot", got)
+		}
+		if got := sh("findmnt -n -o FSTYPE,OPTIONS /"); !strings.HasPrefix(got, "squashfs") {
+			t.Errorf("/ is %q, want the recovery squashfs", got)
+		}
+		for path, label := range map[string]string{"/oem": "COS_OEM", "/usr/local": "COS_PERSISTENT", "/run/initramfs/cos-state": "COS_RECOVERY"} {
+			if got := sh("findmnt -n -o LABEL " + path + " || true"); got != label {
+				t.Errorf("%s is %q, want %s mounted", path, got, label)
+			}
+		}
+	})
+
+	t.Run("bios", func(t *testing.T) {
+		disk := autoInstall(ctx, t, qemu.BIOS, iso, cidata)
+		m := bootInstalled(ctx, t, qemu.BIOS, disk, ".1")
+		checkInstalledNode(t, shell(ctx, t, m))
+	})
+}
+
+const hostKeyCmd = "timeout 120 sh -c 'until sudo test -s /etc/ssh/ssh_host_ed25519_key.pub; do sleep 1; done'; sudo cat /etc/ssh/ssh_host_ed25519_key.pub"
+
+// bootInstalled boots the installed disk alone and logs in as the
+// cloud-config's user.
+func bootInstalled(ctx context.Context, t *testing.T, fw qemu.Firmware, disk, suffix string, extraDisks ...string) *qemu.Machine {
+	t.Helper()
+	m, err := qemu.Start(qemu.Options{Firmware: fw, Disks: append([]string{disk}, extraDisks...), LogPath: logPath(t) + suffix})
+	must(t, err)
+	t.Cleanup(m.Stop)
+	t.Logf("serial log: %s", m.LogPath())
+	if err := m.Login(ctx, "tester", "e2e-Pass", 8*time.Minute); err != nil {
+		t.Fatalf("the cloud-config's user cannot log in: %v", err)
+	}
+	m.Run(ctx, "sudo dmesg -n 1", time.Minute)
+	return m
+}
+
+// checkInstalledNode: what a fresh install must give.
+func checkInstalledNode(t *testing.T, sh func(string) string) {
+	t.Helper()
+	checkInstalled(t, sh, "active_boot")
+	if got := sh("id -nG"); !strings.Contains(" "+got+" ", " admin ") {
+		t.Errorf("tester's groups %q lack admin", got)
+	}
+	if got := sh("sudo -n id -u"); got != "0" {
+		t.Errorf("sudo as tester: %q", got)
+	}
+	// The installer copied the CIDATA config to /oem/90_custom.yaml; its
+	// boot stage runs on the node.
+	if got := sh("sudo cat /oem/90_custom.yaml"); !strings.Contains(got, "e2e marker of the CIDATA config") || !strings.Contains(got, "auto: true") {
+		t.Errorf("/oem/90_custom.yaml:\n%s", got)
+	}
+	if got := sh("cat /run/e2e-cidata-boot"); got != "installed from CIDATA" {
+		t.Errorf("the CIDATA config's boot stage did not run: %q", got)
+	}
+	if got := sh("sudo cat /oem/install.log"); !strings.Contains(got, "/dev/vda written in") {
+		t.Errorf("/oem/install.log:\n%s", got)
+	}
+	// The same release as the ISO's live system (the image it was built from).
+	rel, err := release.Parse([]byte(sh("cat /etc/kairos-release")))
+	must(t, err)
+	if rel["KAIROS_FLAVOR"] != "debian" || rel["KAIROS_VERSION"] != os.Getenv("KAIROS_E2E_VERSION") {
+		t.Errorf("kairos-release %v", rel)
+	}
+	// Partition names and labels of the contract, passive and recovery
+	// images with their labels.
+	if got := sh("lsblk -n -o PARTLABEL /dev/vda | tr -s '\\n ' ' '"); !strings.Contains(got, "efi bios oem recovery state persistent") {
+		t.Errorf("partition names %q", got)
+	}
+	for img, label := range map[string]string{"/run/initramfs/cos-state/cOS/passive.img": "COS_PASSIVE", "/run/initramfs/cos-state/cOS/active.img": "COS_ACTIVE"} {
+		if got := sh("sudo blkid -o value -s LABEL " + img); got != label {
+			t.Errorf("%s label %q, want %s", img, got, label)
+		}
+	}
+	// First boot ran: the agent marked the node deployed.
+	sh("timeout 120 sh -c 'until test -e /usr/local/.kairos/deployed; do sleep 1; done'")
+}
+
+// k3sUserData enables k3s with arguments on a standard-variant install.
+const k3sUserData = `#cloud-config
+install:
+  auto: true
+  device: auto
+  reboot: true
+users:
+  - name: tester
+    passwd: e2e-Pass
+    groups: [admin]
+k3s:
+  enabled: true
+  args:
+    - --disable=traefik
+    - --node-name=kairos-e2e
+  env:
+    K3S_KUBECONFIG_MODE: "0644"
+`
+
+// TestK3sInstall installs the standard variant's ISO (built through the
+// gateway frontend with the k3s test double) with k3s enabled: on the
+// first boot kairos-agent start writes /etc/sysconfig/k3s, enables k3s,
+// which runs the binary with those arguments, and marks the node deployed.
+func TestK3sInstall(t *testing.T) {
+	f := newGatewayFixture(t, "v0.0.0-gateway", false)
+	out := t.TempDir()
+	f.buildctl(t, "iso", "type=local,dest="+out)
+	iso := filepath.Join(out, f.artifactName()+".iso")
+	verifyChecksum(t, iso)
+	ctx := context.Background()
+
+	disk := autoInstall(ctx, t, qemu.UEFI, iso, cidataISO(t, k3sUserData))
+	m := bootInstalled(ctx, t, qemu.UEFI, disk, ".1")
+	sh := shell(ctx, t, m)
+	if got := sh("kairos-agent state get kairos.variant"); got != "standard" {
+		t.Errorf("variant %q", got)
+	}
+	if got := sh("kairos-agent state get boot"); got != "active_boot" {
+		t.Errorf("boot %q", got)
+	}
+	sysconfig := sh("sudo cat /etc/sysconfig/k3s")
+	for _, want := range []string{`K3S_ARGS="--disable=traefik --node-name=kairos-e2e"`, `K3S_KUBECONFIG_MODE="0644"`} {
+		if !strings.Contains(sysconfig, want) {
+			t.Errorf("/etc/sysconfig/k3s lacks %s:\n%s", want, sysconfig)
+		}
+	}
+	// The service ran the binary with the arguments.
+	args := sh("timeout 180 sh -c 'until test -s /var/lib/rancher/k3s/kairos-e2e-args; do sleep 1; done'; cat /var/lib/rancher/k3s/kairos-e2e-args")
+	if args != "server --disable=traefik --node-name=kairos-e2e" {
+		t.Errorf("k3s ran with %q", args)
+	}
+	if got := sh("systemctl is-enabled k3s"); got != "enabled" {
+		t.Errorf("k3s is %q", got)
+	}
+	sh("test -e /usr/local/.kairos/deployed")
+	if got := sh("sudo journalctl -b -u kairos-agent --no-pager | grep -c 'deployed (/usr/local/.kairos/deployed)' || true"); got != "1" {
+		t.Errorf("kairos-agent start did not report the deployment: %q", got)
+	}
+}
