@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -164,5 +165,44 @@ func TestMkinitfsInitParsesLiveCmdline(t *testing.T) {
 		if got := strings.TrimSpace(run("", stubs+`find_dev "`+spec+`"`)); got != want {
 			t.Errorf("find_dev %s = %q, want %q", spec, got, want)
 		}
+	}
+}
+
+// suc-upgrade compares versions and upgrades the host with this root,
+// with the agent and the reboot stubbed.
+func TestSucUpgrade(t *testing.T) {
+	files, err := overlay.Tree("rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "suc-upgrade")
+	for _, f := range files {
+		if f.Path == "usr/sbin/suc-upgrade" {
+			os.WriteFile(script, f.Data, 0o755)
+		}
+	}
+	root, host := t.TempDir(), t.TempDir()
+	for dir, v := range map[string]string{root: "v2.0.0", host: "v1.0.0"} {
+		os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+		os.WriteFile(filepath.Join(dir, "etc/kairos-release"), []byte("KAIROS_NAME=\"k\"\nKAIROS_VERSION=\""+v+"\"\n"), 0o644)
+	}
+	run := func() (string, error) {
+		cmd := exec.Command("sh", script)
+		cmd.Env = append(os.Environ(), "HOST_DIR="+host, "SUC_ROOT="+root, "SUC_NO_MOUNT=1",
+			"KAIROS_AGENT=echo agent", "SUC_REBOOT=echo reboot")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run()
+	if err != nil || !strings.Contains(out, "upgrading the host from v1.0.0 to v2.0.0\nagent upgrade --source dir:"+root+"\nreboot\n") {
+		t.Errorf("upgrade: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(host, "etc/kairos-release"), []byte("KAIROS_VERSION=v2.0.0\n"), 0o644)
+	if out, err := run(); err != nil || out != "suc-upgrade: the host already runs v2.0.0\n" {
+		t.Errorf("same version: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(root, "etc/kairos-release"))
+	if out, err := run(); err == nil || !strings.Contains(out, "not a Kairos image") {
+		t.Errorf("no release: %v\n%s", err, out)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/firstboot"
 	"github.com/kairos-io/kairos/internal/agent/install"
+	"github.com/kairos-io/kairos/internal/agent/node"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/stages"
@@ -227,8 +228,11 @@ func startCmd() *cobra.Command {
 		Long: `On an installed node, the first boot: with k3s.enabled (or k3s-agent.enabled)
 writes /etc/sysconfig/k3s (K3S_ARGS from k3s.args, and k3s.env) and enables
 and starts the service, then creates ` + firstboot.Sentinel + `; it does nothing
-while that file exists. On live media booted with install-mode and a
-cloud-config saying install.auto: true, installs (see 'install --help').`,
+while that file exists. On an active boot it first clears the boot
+assessment an upgrade armed (the new image came up). On live media booted
+with install-mode and a cloud-config saying install.auto: true, installs
+(see 'install --help'). In recovery booted with kairos.reset (the grub
+"state reset" entry), resets unattended and reboots.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmdline, err := os.ReadFile("/proc/cmdline")
@@ -252,8 +256,17 @@ cloud-config saying install.auto: true, installs (see 'install --help').`,
 				}
 				return runInstall(cmd.Context(), m, nil, cfg, installFlags{device: orAuto(m), consoles: true})
 			case state.RecoveryBoot:
+				if slices.Contains(strings.Fields(string(cmdline)), "kairos.reset") {
+					// The grub "state reset" entry.
+					return runReset(cmd, node.ResetOptions{}, true, true)
+				}
 				fmt.Println("kairos-agent start: recovery: nothing to deploy")
 				return nil
+			case state.ActiveBoot:
+				// Reaching here, an upgraded active came up: no fallback.
+				if err := newNode(string(cmdline), stages.Set{}, os.Stdout).ConfirmBoot(); err != nil {
+					logrus.Errorf("clearing boot assessment: %v", err)
+				}
 			}
 			return firstboot.Node{Root: "/", Enable: enableService, Log: os.Stdout}.Start(m)
 		},

@@ -27,7 +27,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd(), validateCmd(), configCmd(),
-		installCmd(), manualInstallCmd(), interactiveInstallCmd(), startCmd(), datasourceCmd())
+		installCmd(), manualInstallCmd(), interactiveInstallCmd(), startCmd(), datasourceCmd(), upgradeCmd(), resetCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kairos-agent: error:", err)
 		os.Exit(1)
@@ -172,6 +172,8 @@ func stateCmd() *cobra.Command {
 		Short: "Show how this node booted and what it runs",
 		Long: `Without arguments prints every value; 'state get <key>' prints one.
 Keys: boot (active_boot, passive_boot, recovery_boot, livecd_boot),
+upgrade_failure (true when an upgraded image failed to boot and grub fell
+back to passive),
 kairos.version, kairos.flavor, kairos.flavor_release, kairos.variant, and for
 each partition of the installed layout that is present (efi, oem, recovery,
 state, persistent): <name>.device and <name>.mountpoint.`,
@@ -192,7 +194,7 @@ state, persistent): <name>.device and <name>.mountpoint.`,
 			if len(args) > 0 {
 				return fmt.Errorf("usage: kairos-agent state [get <key>]")
 			}
-			keys := []string{"boot", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant"}
+			keys := []string{"boot", "upgrade_failure", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant"}
 			for _, p := range state.Partitions {
 				if _, ok := values[p.Name+".device"]; ok {
 					keys = append(keys, p.Name+".device", p.Name+".mountpoint")
@@ -214,6 +216,7 @@ func currentState() (map[string]string, error) {
 	}
 	values := state.PartitionValues("/dev/disk/by-label", "/proc/self/mounts")
 	values["boot"] = string(state.DetectBootMode(string(cmdline)))
+	values["upgrade_failure"] = fmt.Sprint(state.UpgradeFailed(string(cmdline)))
 	if data, err := os.ReadFile(release.Path); err == nil {
 		rel, err := release.Parse(data)
 		if err != nil {

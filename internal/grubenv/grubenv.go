@@ -8,6 +8,7 @@ package grubenv
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 )
@@ -64,4 +65,46 @@ func Decode(data []byte) (map[string]string, error) {
 		vars[k] = v
 	}
 	return vars, nil
+}
+
+// Update sets variables in the block at path (created when missing); an
+// empty value removes the variable. The file is rewritten in place and
+// synced: GRUB reads it at the next boot.
+func Update(path string, set map[string]string) error {
+	vars := map[string]string{}
+	if data, err := os.ReadFile(path); err == nil {
+		if vars, err = Decode(data); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	} else if !os.IsNotExist(err) {
+		return err
+	}
+	for k, v := range set {
+		if v == "" {
+			delete(vars, k)
+		} else {
+			vars[k] = v
+		}
+	}
+	data, err := Encode(vars)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Truncate(Size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

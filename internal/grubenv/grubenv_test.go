@@ -68,3 +68,21 @@ func TestErrors(t *testing.T) {
 		t.Error("block without header accepted")
 	}
 }
+
+func TestUpdate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "grubenv")
+	if err := Update(p, map[string]string{"next_entry": "cos", "saved_entry": "recovery"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Update(p, map[string]string{"saved_entry": "", "extra_cmdline": "quiet"}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	vars, err := Decode(data)
+	if err != nil || len(data) != Size || len(vars) != 2 || vars["next_entry"] != "cos" || vars["extra_cmdline"] != "quiet" {
+		t.Errorf("vars %v (%d bytes) %v", vars, len(data), err)
+	}
+	if out, err := exec.Command("grub-editenv", p, "list").Output(); err != nil || string(out) != "extra_cmdline=quiet\nnext_entry=cos\n" {
+		t.Errorf("grub-editenv list: %q %v", out, err)
+	}
+}

@@ -3,18 +3,17 @@ package install
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/artifacts/ext4"
 	"github.com/kairos-io/kairos/internal/artifacts/fat"
 	"github.com/kairos-io/kairos/internal/artifacts/gpt"
@@ -32,12 +31,8 @@ const (
 	StageAfter       = "after-install"
 )
 
-// Stages runs cloud-config stages: on the running system (root "/") or
-// chrooted into the new image (another root).
-type Stages interface {
-	Has(stage string) bool
-	Run(ctx context.Context, stage, root string) error
-}
+// Stages runs the install stages.
+type Stages = deploy.Stages
 
 // Installer holds what an install needs from the machine.
 type Installer struct {
@@ -127,23 +122,15 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	return p, nil
 }
 
-// sourceRef maps the agent's source syntax to the artifact sources.
+// sourceRef is the source to open: the live root by default.
 func (in *Installer) sourceRef(s string) (string, error) {
-	kind, rest, _ := strings.Cut(s, ":")
-	switch {
-	case s == "":
+	if s == "" {
 		if st, err := os.Stat(in.LiveRoot); err == nil && st.IsDir() {
 			return "dir:" + in.LiveRoot, nil
 		}
-		return "", fmt.Errorf("not running from live media (no %s): give the image with --source oci:<ref>|dir:<path>|file:<oci tar>", in.LiveRoot)
-	case kind == "oci" || kind == "docker":
-		return "docker-image://" + rest, nil
-	case kind == "dir":
-		return s, nil
-	case kind == "file":
-		return "oci-archive:" + rest, nil
+		return "", fmt.Errorf("not running from live media (no %s): give the image with --source %s", in.LiveRoot, strings.Join(source.AgentKinds, "|"))
 	}
-	return "", fmt.Errorf("source %q: want oci:<ref>, dir:<path> or file:<oci tar>", s)
+	return source.FromAgent(s)
 }
 
 func (in *Installer) say(format string, args ...any) {
@@ -169,9 +156,9 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	if err := in.writeDisk(p); err != nil {
 		return fmt.Errorf("writing %s: %w", p.Disk.Path, err)
 	}
-	mounts := &mounter{}
+	mounts := &deploy.Mounts{}
 	defer func() {
-		if uerr := mounts.unmountAll(); uerr != nil && err == nil {
+		if uerr := mounts.UnmountAll(); uerr != nil && err == nil {
 			err = uerr
 		}
 	}()
@@ -182,7 +169,7 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 			return err
 		}
 		dirs[name] = filepath.Join(in.WorkDir, name)
-		if err := mounts.mount(dev, dirs[name], "ext4", ""); err != nil {
+		if err := mounts.Mount(dev, dirs[name], "ext4", ""); err != nil {
 			return err
 		}
 	}
@@ -206,7 +193,7 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	if err := saveLog(); err != nil {
 		return err
 	}
-	if err := mounts.unmountAll(); err != nil {
+	if err := mounts.UnmountAll(); err != nil {
 		return err
 	}
 	unix.Sync()
@@ -306,7 +293,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 			return err
 		}
 		in.say("%s: ext4 on %s (%d MiB)", part.Label, dev, part.Size>>20)
-		if err := run("mkfs.ext4", "-F", "-q", "-L", part.Label, dev); err != nil {
+		if err := deploy.Run("mkfs.ext4", "-F", "-q", "-L", part.Label, dev); err != nil {
 			return fmt.Errorf("%s: %w", part.Label, err)
 		}
 	}
@@ -315,7 +302,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 
 // writeImages writes active.img from the source, runs the chroot stage in
 // it, and copies it to passive.img and recovery.img with their labels.
-func (in *Installer) writeImages(ctx context.Context, p *Plan, dirs map[string]string, mounts *mounter) error {
+func (in *Installer) writeImages(ctx context.Context, p *Plan, dirs map[string]string, mounts *deploy.Mounts) error {
 	imgPath := func(img disklayout.Image) string {
 		return filepath.Join(dirs[img.Part], disklayout.ImageDir, img.File)
 	}
@@ -326,34 +313,34 @@ func (in *Installer) writeImages(ctx context.Context, p *Plan, dirs map[string]s
 	}
 	active := imgPath(disklayout.Active)
 	in.say("%s (%s, %d MiB ext4)", disklayout.Active.File, disklayout.Active.Label, p.ImageSize>>20)
-	st, err := ext4.WriteFile(active, p.tree.Root, ext4.Options{Label: disklayout.Active.Label, Size: p.ImageSize, ModTime: time.Now(), Progress: in.progress(disklayout.Active.File)})
+	st, err := deploy.WriteImage(active, p.tree.Root, disklayout.Active.Label, p.ImageSize, deploy.Progress(in.say, disklayout.Active.File))
 	if err != nil {
 		return fmt.Errorf("%s: %w", disklayout.Active.File, err)
 	}
 	in.say("%s: %d files, %d MiB free", disklayout.Active.File, st.Files, int64(st.FreeBlocks)*int64(st.BlockSize)>>20)
 	if in.Stages != nil && in.Stages.Has(StageAfterChroot) {
 		root := filepath.Join(in.WorkDir, "active")
-		if err := mounts.mount(active, root, "ext4", "loop"); err != nil {
+		if err := mounts.Mount(active, root, "ext4", "loop"); err != nil {
 			return err
 		}
 		for _, d := range []string{"/dev", "/proc", "/sys", "/run"} {
-			if err := mounts.mount(d, filepath.Join(root, d), "", "bind"); err != nil {
+			if err := mounts.Mount(d, filepath.Join(root, d), "", "bind"); err != nil {
 				return err
 			}
 		}
 		if err := in.stage(ctx, StageAfterChroot, root); err != nil {
 			return err
 		}
-		if err := mounts.unmountBelow(root); err != nil {
+		if err := mounts.UnmountBelow(root); err != nil {
 			return err
 		}
 	}
 	for _, img := range []disklayout.Image{disklayout.Passive, disklayout.Recovery} {
 		in.say("%s (%s): copy of %s", img.File, img.Label, disklayout.Active.File)
-		if err := copySparse(imgPath(img), active); err != nil {
+		if err := deploy.CopySparse(imgPath(img), active); err != nil {
 			return fmt.Errorf("%s: %w", img.File, err)
 		}
-		if err := run("tune2fs", "-L", img.Label, imgPath(img)); err != nil {
+		if err := deploy.Relabel(imgPath(img), img.Label); err != nil {
 			return fmt.Errorf("%s: %w", img.File, err)
 		}
 	}
@@ -400,79 +387,6 @@ func (in *Installer) writeBootFiles(p *Plan, dirs map[string]string) error {
 	return nil
 }
 
-// progress prints a line per 10% of a long write.
-func (in *Installer) progress(what string) func(done, total int64) {
-	last := int64(-1)
-	return func(done, total int64) {
-		if total <= 0 {
-			return
-		}
-		if pct := done * 100 / total / 10 * 10; pct != last {
-			last = pct
-			in.say("%s: %d%% (%d/%d MiB)", what, pct, done>>20, total>>20)
-		}
-	}
-}
-
-func run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// mounter remembers what it mounted, to unmount in reverse.
-type mounter struct{ points []string }
-
-func (m *mounter) mount(src, dir, fstype, opts string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	var err error
-	switch opts {
-	case "loop":
-		err = run("mount", "-o", "loop", src, dir)
-	case "bind":
-		err = unix.Mount(src, dir, "", unix.MS_BIND|unix.MS_REC, "")
-	default:
-		err = unix.Mount(src, dir, fstype, 0, "")
-	}
-	if err != nil {
-		return fmt.Errorf("mounting %s at %s: %w", src, dir, err)
-	}
-	m.points = append(m.points, dir)
-	return nil
-}
-
-func (m *mounter) unmountBelow(root string) error {
-	var errs []error
-	for i := len(m.points) - 1; i >= 0; i-- {
-		p := m.points[i]
-		if p != root && !strings.HasPrefix(p, root+"/") {
-			continue
-		}
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", p, err))
-		}
-		m.points = append(m.points[:i], m.points[i+1:]...)
-	}
-	return errors.Join(errs...)
-}
-
-func (m *mounter) unmountAll() error {
-	var errs []error
-	for i := len(m.points) - 1; i >= 0; i-- {
-		// A plain unmount flushes the file system; detach would return
-		// before that.
-		if err := unix.Unmount(m.points[i], 0); err != nil && !errors.Is(err, syscall.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmounting %s: %w", m.points[i], err))
-		}
-	}
-	m.points = nil
-	return errors.Join(errs...)
-}
-
 // memDisk is an in-memory WriterAt of fixed size.
 type memDisk struct{ buf []byte }
 
@@ -481,65 +395,4 @@ func (d *memDisk) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("write of %d bytes at %d beyond %d", len(p), off, len(d.buf))
 	}
 	return copy(d.buf[off:], p), nil
-}
-
-// copySparse copies a file, leaving holes where the source has zeros.
-func copySparse(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	var off int64
-	for {
-		n, err := io.ReadFull(in, buf)
-		if n > 0 {
-			chunk := buf[:n]
-			for len(chunk) > 0 {
-				blk := chunk[:min(4096, len(chunk))]
-				if !allZero(blk) {
-					if _, err := out.WriteAt(blk, off); err != nil {
-						out.Close()
-						return err
-					}
-				}
-				off += int64(len(blk))
-				chunk = chunk[len(blk):]
-			}
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil {
-			out.Close()
-			return err
-		}
-	}
-	if err := out.Truncate(st.Size()); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/stages"
 )
 
@@ -76,6 +77,13 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	}
 	if err := writeSentinel(runDir, b.Mode); err != nil {
 		return err
+	}
+	if state.UpgradeFailed(cmdline) {
+		// grub's boot assessment fell back to passive after an upgrade.
+		if err := os.WriteFile(filepath.Join(runDir, "cos", state.UpgradeFailureSentinel), nil, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "kairos: the upgraded image did not boot: running passive (/run/cos/%s)\n", state.UpgradeFailureSentinel)
 	}
 	RunEarlyStages(context.Background(), sysroot, log)
 	return nil

@@ -45,6 +45,20 @@ func DetectBootMode(cmdline string) BootMode {
 	return UnknownBoot
 }
 
+// UpgradeFailureSentinel is the /run/cos file of a boot that fell back to
+// passive because the upgraded active did not come up.
+const UpgradeFailureSentinel = "upgrade_failure"
+
+// UpgradeFailed says whether grub's boot assessment added upgrade_failure.
+func UpgradeFailed(cmdline string) bool {
+	for _, f := range strings.Fields(cmdline) {
+		if f == "upgrade_failure" {
+			return true
+		}
+	}
+	return false
+}
+
 // Sentinel is the /run/cos file name for a boot mode.
 func (m BootMode) Sentinel() string {
 	switch m {

@@ -129,6 +129,28 @@ func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
 	}
 }
 
+// AgentKinds are the sources the node agent takes (install --source,
+// upgrade --source), as upstream Kairos spells them.
+var AgentKinds = []string{"oci:<registry ref>", "dir:<path>", "file:<oci tar>"}
+
+// FromAgent maps an agent source to the reference Open takes: oci:<ref>
+// is an image in a registry, dir:<path> a root file system, file:<tar> an
+// OCI archive.
+func FromAgent(s string) (string, error) {
+	kind, rest, _ := strings.Cut(s, ":")
+	if rest != "" {
+		switch kind {
+		case "oci", "docker":
+			return "docker-image://" + rest, nil
+		case "dir":
+			return s, nil
+		case "file":
+			return "oci-archive:" + rest, nil
+		}
+	}
+	return "", fmt.Errorf("source %q: want one of %s", s, strings.Join(AgentKinds, ", "))
+}
+
 // splitTag cuts an optional ":<tag>" off a path; a colon inside the last
 // path element followed by no slash is the tag.
 func splitTag(s string) (string, string) {

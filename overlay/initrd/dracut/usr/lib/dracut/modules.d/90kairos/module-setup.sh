@@ -18,7 +18,7 @@ install() {
     inst_multiple mount umount losetup cp chroot
     inst_multiple -o findmnt blkid
     inst_hook pre-pivot 50 "$moddir/kairos-mount.sh"
-    inst_rules "$moddir/90-kairos-recovery.rules"
+    inst_rules "$moddir/90-kairos-images.rules"
     if dracut_module_included "systemd"; then
         inst_simple "$moddir/kairos-loop.service" "$systemdsystemunitdir/kairos-loop.service"
         $SYSTEMCTL -q --root "$initdir" add-wants initrd.target kairos-loop.service

@@ -1,0 +1,247 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/agent/deploy"
+	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/artifacts/ext4"
+	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/grubenv"
+)
+
+// Stages of the contract around a reset.
+const (
+	StageBeforeReset = "before-reset"
+	StageAfterReset  = "after-reset"
+)
+
+// ResetOptions are what the user asked for.
+type ResetOptions struct {
+	// ResetOEM formats COS_OEM too (the user's cloud-configs go).
+	ResetOEM bool
+	// KeepPersistent leaves COS_PERSISTENT as it is (reset.reset-persistent: false).
+	KeepPersistent bool
+}
+
+// Reset redeploys active and passive from the recovery image and formats
+// COS_PERSISTENT (and COS_OEM when asked). It runs only from recovery:
+// the images it replaces must not be in use.
+func (n *Node) Reset(ctx context.Context, o ResetOptions) (err error) {
+	start := time.Now()
+	n.verb = "reset"
+	if n.Mode != state.RecoveryBoot {
+		return fmt.Errorf("reset runs from recovery only (this boot is %s): boot the recovery entry, or the statereset entry to reset unattended", n.Mode)
+	}
+	if err := n.stage(ctx, StageBeforeReset); err != nil {
+		return err
+	}
+	mounts := &deploy.Mounts{}
+	defer func() {
+		if uerr := mounts.UnmountAll(); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	recovery, err := n.mounted(disklayout.LabelRecovery)
+	if err != nil {
+		return err
+	}
+	stateDir, err := n.writable(mounts, disklayout.LabelState)
+	if err != nil {
+		return err
+	}
+	imgDir := filepath.Join(stateDir, disklayout.ImageDir)
+	if err := os.MkdirAll(imgDir, 0o755); err != nil {
+		return err
+	}
+	active := filepath.Join(imgDir, disklayout.Active.File)
+	passive := filepath.Join(imgDir, disklayout.Passive.File)
+	transition := filepath.Join(imgDir, disklayout.TransitionImage)
+	os.Remove(transition)
+
+	// The new active is written aside, then renamed over the old one.
+	recImg := filepath.Join(recovery, disklayout.ImageDir, disklayout.Recovery.File)
+	recSquash := filepath.Join(recovery, disklayout.ImageDir, disklayout.RecoverySquash)
+	var menu []byte
+	if _, serr := os.Stat(recSquash); serr == nil {
+		n.say("active.img from %s", disklayout.RecoverySquash)
+		dir := filepath.Join(n.WorkDir, "recovery-image")
+		if err := mounts.Mount(recSquash, dir, "squashfs", "loop"); err != nil {
+			return err
+		}
+		tree, err := squashfs.DirSource(dir)
+		if err != nil {
+			return err
+		}
+		size, err := imageSize(tree)
+		if err != nil {
+			return err
+		}
+		if _, err := deploy.WriteImage(transition, tree, disklayout.LabelActive, size, deploy.Progress(n.say, disklayout.Active.File)); err != nil {
+			return fmt.Errorf("writing active.img: %w", err)
+		}
+		menu, _ = os.ReadFile(filepath.Join(dir, disklayout.StateGrubCfg))
+	} else {
+		n.say("active.img from %s", disklayout.Recovery.File)
+		if err := deploy.CopySparse(transition, recImg); err != nil {
+			return fmt.Errorf("copying %s: %w", disklayout.Recovery.File, err)
+		}
+		if err := deploy.Relabel(transition, disklayout.LabelActive); err != nil {
+			return err
+		}
+		// The running root is the recovery image: its menu is ours.
+		menu, _ = os.ReadFile(disklayout.StateGrubCfg)
+	}
+	if err := os.Rename(transition, active); err != nil {
+		return err
+	}
+	n.say("passive.img: copy of active.img")
+	if err := deploy.CopySparse(transition, active); err != nil {
+		return err
+	}
+	if err := deploy.Relabel(transition, disklayout.LabelPassive); err != nil {
+		return err
+	}
+	if err := os.Rename(transition, passive); err != nil {
+		return err
+	}
+	if err := deploy.SyncDir(imgDir); err != nil {
+		return err
+	}
+	// The state partition's boot files as a fresh install has them.
+	if len(menu) > 0 {
+		if err := os.WriteFile(filepath.Join(stateDir, disklayout.StateMenu), menu, 0o644); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{disklayout.BootAssessment, disklayout.StateOEMEnv} {
+		if err := grubenv.Update(filepath.Join(stateDir, f), map[string]string{"enable_boot_assessment": "", "boot_assessment_tentative": ""}); err != nil {
+			return err
+		}
+	}
+
+	if !o.KeepPersistent {
+		if err := n.format(disklayout.LabelPersistent); err != nil {
+			return err
+		}
+	}
+	if o.ResetOEM {
+		if err := n.format(disklayout.LabelOEM); err != nil {
+			return err
+		}
+		oem, err := n.writable(mounts, disklayout.LabelOEM)
+		if err != nil {
+			return err
+		}
+		if err := grubenv.Update(filepath.Join(oem, disklayout.OEMEnv), nil); err != nil {
+			return err
+		}
+	}
+	if err := mounts.UnmountAll(); err != nil {
+		return err
+	}
+	if err := n.stage(ctx, StageAfterReset); err != nil {
+		return err
+	}
+	n.say("done in %s: active and passive are the recovery image", time.Since(start).Round(time.Second))
+	return nil
+}
+
+func imageSize(tree *squashfs.Node) (int64, error) {
+	rootfs, err := ext4.RequiredSize(tree, ext4.Options{Label: disklayout.LabelActive})
+	if err != nil {
+		return 0, err
+	}
+	return disklayout.ImageSize(rootfs), nil
+}
+
+// mounted is where the partition labelled label is mounted (read-only is
+// fine), or an error.
+func (n *Node) mounted(label string) (string, error) {
+	dev, err := n.Device(label)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range n.mountsOf(dev) {
+		return m, nil
+	}
+	return "", fmt.Errorf("%s (%s) is not mounted", label, dev)
+}
+
+// mountsOf lists the mount points of dev, in mount order.
+func (n *Node) mountsOf(dev string) []string {
+	data, err := os.ReadFile(n.Mounts)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == dev {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// format recreates the ext4 file system of a partition, unmounting it
+// (and its bind mounts: /usr/local's persistent paths) first.
+func (n *Node) format(label string) error {
+	dev, err := n.Device(label)
+	if err != nil {
+		return err
+	}
+	points := n.mountsOf(dev)
+	// Deepest first, then in reverse mount order.
+	sort.SliceStable(points, func(i, j int) bool { return strings.Count(points[i], "/") > strings.Count(points[j], "/") })
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmounting %s from %s: %w", label, p, err)
+		}
+	}
+	n.say("%s: new ext4 file system on %s", label, dev)
+	return deploy.Run("mkfs.ext4", "-F", "-q", "-L", label, dev)
+}
+
+// ConfirmBoot is run once an active boot reached userspace: it clears the
+// boot assessment an upgrade armed, so the next boot is a normal one.
+func (n *Node) ConfirmBoot() error {
+	n.verb = "start"
+	if n.Mode != state.ActiveBoot {
+		return nil
+	}
+	// Read where the initramfs mounted it; remount only to change it.
+	ro, err := n.mounted(disklayout.LabelState)
+	if err != nil {
+		return err
+	}
+	vars := map[string]string{}
+	if data, err := os.ReadFile(filepath.Join(ro, disklayout.BootAssessment)); err == nil {
+		vars, _ = grubenv.Decode(data)
+	}
+	if vars["enable_boot_assessment"] == "" && vars["boot_assessment_tentative"] == "" {
+		return nil
+	}
+	mounts := &deploy.Mounts{}
+	dir, err := n.writable(mounts, disklayout.LabelState)
+	if err != nil {
+		return err
+	}
+	err = grubenv.Update(filepath.Join(dir, disklayout.BootAssessment), map[string]string{"enable_boot_assessment": "", "boot_assessment_tentative": ""})
+	if uerr := mounts.UnmountAll(); err == nil {
+		err = uerr
+	}
+	if err == nil {
+		n.say("boot of the upgraded image confirmed: boot assessment cleared")
+	}
+	return err
+}

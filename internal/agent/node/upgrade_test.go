@@ -1,0 +1,245 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kairos-io/kairos/internal/agent/install"
+	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/grubenv"
+)
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// tree is a small Kairos-like root of the given version.
+func tree(t *testing.T, version string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, c := range map[string]string{
+		"etc/kairos-release":              "KAIROS_NAME=\"kairos-test\"\nKAIROS_VERSION=\"" + version + "\"\n",
+		"etc/cos/grub.cfg":                "# menu\n",
+		"etc/cos/grub_efi.cfg":            "# first stage\n",
+		"usr/lib/kairos/boot/BOOTX64.EFI": "MZ",
+		"boot/vmlinuz":                    "kernel " + version,
+	} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// installed is a loop disk installed with v1, and the node upgrading it.
+func installed(t *testing.T) (string, *Node) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the upgrade tests write loop devices: run as root")
+	}
+	f := filepath.Join(t.TempDir(), "disk.raw")
+	os.WriteFile(f, nil, 0o644)
+	os.Truncate(f, 3<<30)
+	dev := strings.TrimSpace(sh(t, "losetup", "--find", "--show", "--partscan", f))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	in := &install.Installer{Host: install.System, LiveRoot: tree(t, "v1"), WorkDir: t.TempDir()}
+	plan, err := in.Plan(context.Background(), install.Options{Device: dev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	if err := in.Run(context.Background(), plan); err != nil {
+		t.Fatal(err)
+	}
+	parts := map[string]string{"COS_OEM": dev + "p2", "COS_RECOVERY": dev + "p3", "COS_STATE": dev + "p4", "COS_PERSISTENT": dev + "p5"}
+	var out bytes.Buffer
+	n := &Node{Mode: state.ActiveBoot, Mounts: "/proc/self/mounts", WorkDir: t.TempDir(), Out: &out,
+		Device: func(label string) (string, error) { return parts[label], nil }}
+	t.Cleanup(func() { t.Log(out.String()) })
+	return dev, n
+}
+
+// version reads KAIROS_VERSION inside an image on a partition.
+func version(t *testing.T, part, img string) string {
+	t.Helper()
+	dir := t.TempDir()
+	sh(t, "mount", "-o", "ro", part, dir)
+	defer sh(t, "umount", dir)
+	p := filepath.Join(dir, "cOS", img)
+	if _, err := os.Stat(p); err != nil {
+		return "missing"
+	}
+	rel := sh(t, "debugfs", "-R", "cat /etc/kairos-release", p)
+	_, v, _ := strings.Cut(rel, "KAIROS_VERSION=\"")
+	v, _, _ = strings.Cut(v, "\"")
+	return v + " " + strings.TrimSpace(sh(t, "blkid", "-o", "value", "-s", "LABEL", p))
+}
+
+func TestUpgradeRotatesAndArmsBoot(t *testing.T) {
+	dev, n := installed(t)
+	ctx := context.Background()
+	// Images without BIOS assets: no bios partition, state is p4.
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v2")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := version(t, dev+"p4", "active.img"); got != "v2 COS_ACTIVE" {
+		t.Errorf("active.img %s", got)
+	}
+	if got := version(t, dev+"p4", "passive.img"); got != "v1 COS_PASSIVE" {
+		t.Errorf("passive.img %s", got)
+	}
+	if got := version(t, dev+"p4", "transition.img"); got != "missing" {
+		t.Errorf("transition.img left: %s", got)
+	}
+	env := func(part, file string) map[string]string {
+		dir := t.TempDir()
+		sh(t, "mount", "-o", "ro", part, dir)
+		defer sh(t, "umount", dir)
+		data, _ := os.ReadFile(filepath.Join(dir, file))
+		vars, err := grubenv.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vars
+	}
+	if v := env(dev+"p4", "boot_assessment"); v["enable_boot_assessment"] != "yes" {
+		t.Errorf("boot assessment not armed: %v", v)
+	}
+	if v := env(dev+"p2", "grubenv"); v["next_entry"] != "cos" {
+		t.Errorf("next_entry not set: %v", v)
+	}
+
+	// Recovery slot.
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v3"), Recovery: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := version(t, dev+"p3", "recovery.img"); got != "v3 COS_SYSTEM" {
+		t.Errorf("recovery.img %s", got)
+	}
+	if got := version(t, dev+"p4", "active.img"); got != "v2 COS_ACTIVE" {
+		t.Errorf("a recovery upgrade changed active.img: %s", got)
+	}
+
+	// Booted from passive (after a failed upgrade): the running passive
+	// stays, active is replaced.
+	n.Mode = state.PassiveBoot
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v4")}); err != nil {
+		t.Fatal(err)
+	}
+	if a, p := version(t, dev+"p4", "active.img"), version(t, dev+"p4", "passive.img"); a != "v4 COS_ACTIVE" || p != "v1 COS_PASSIVE" {
+		t.Errorf("from passive: active %s, passive %s", a, p)
+	}
+}
+
+func TestUpgradeRefusals(t *testing.T) {
+	dev, n := installed(t)
+	ctx := context.Background()
+	bad := tree(t, "v2")
+	os.Remove(filepath.Join(bad, "etc/kairos-release"))
+	for _, c := range []struct {
+		mode state.BootMode
+		src  string
+		want string
+	}{
+		{state.LiveCDBoot, "dir:" + tree(t, "v2"), "booted from live media"},
+		{state.ActiveBoot, "dir:" + bad, "it is not a Kairos image"},
+		{state.ActiveBoot, "http://x", "want one of oci:<registry ref>"},
+		{state.ActiveBoot, "", "no source"},
+	} {
+		n.Mode = c.mode
+		if err := n.Upgrade(ctx, UpgradeOptions{Source: c.src}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %q: %v, want %q", c.mode, c.src, err, c.want)
+		}
+	}
+
+	// A full COS_STATE: refused with the sizes before anything is written.
+	n.Mode = state.ActiveBoot
+	dir := t.TempDir()
+	sh(t, "mount", dev+"p4", dir)
+	sh(t, "fallocate", "-l", "1200M", filepath.Join(dir, "filler"))
+	sh(t, "umount", dir)
+	err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v2")})
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed: COS_STATE has") || !strings.Contains(err.Error(), "MiB free, the new image needs") {
+		t.Errorf("full state: %v", err)
+	}
+	if got := version(t, dev+"p4", "active.img"); got != "v1 COS_ACTIVE" {
+		t.Errorf("active.img after refusals: %s", got)
+	}
+}
+
+func TestResetFromRecovery(t *testing.T) {
+	dev, n := installed(t)
+	ctx := context.Background()
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v7"), Recovery: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v8")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reset(ctx, ResetOptions{}); err == nil || !strings.Contains(err.Error(), "reset runs from recovery only") {
+		t.Errorf("reset from active: %v", err)
+	}
+
+	// As a recovery boot has them: COS_RECOVERY read-only, COS_OEM and
+	// COS_PERSISTENT mounted, a bind of a persistent path.
+	rec, oem, persistent := t.TempDir(), t.TempDir(), t.TempDir()
+	sh(t, "mount", "-o", "ro", dev+"p3", rec)
+	defer exec.Command("umount", rec).Run()
+	sh(t, "mount", dev+"p2", oem)
+	defer exec.Command("umount", oem).Run()
+	os.WriteFile(filepath.Join(oem, "90_custom.yaml"), []byte("#cloud-config\n"), 0o600)
+	sh(t, "mount", dev+"p5", persistent)
+	os.MkdirAll(filepath.Join(persistent, ".state/home.bind"), 0o755)
+	os.WriteFile(filepath.Join(persistent, "user-data"), []byte("x"), 0o644)
+	bind := t.TempDir()
+	sh(t, "mount", "--bind", filepath.Join(persistent, ".state/home.bind"), bind)
+
+	n.Mode = state.RecoveryBoot
+	if err := n.Reset(ctx, ResetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if a, p := version(t, dev+"p4", "active.img"), version(t, dev+"p4", "passive.img"); a != "v7 COS_ACTIVE" || p != "v7 COS_PASSIVE" {
+		t.Errorf("after reset: active %s, passive %s (want the recovery image, v7)", a, p)
+	}
+	check := t.TempDir()
+	sh(t, "mount", dev+"p5", check)
+	if _, err := os.Stat(filepath.Join(check, "user-data")); err == nil {
+		t.Error("COS_PERSISTENT was not formatted")
+	}
+	sh(t, "umount", check)
+	if _, err := os.Stat(filepath.Join(oem, "90_custom.yaml")); err != nil {
+		t.Errorf("the OEM cloud-config is gone without --reset-oem: %v", err)
+	}
+}
+
+func TestConfirmBootClearsAssessment(t *testing.T) {
+	dev, n := installed(t)
+	if err := n.Upgrade(context.Background(), UpgradeOptions{Source: "dir:" + tree(t, "v2")}); err != nil {
+		t.Fatal(err)
+	}
+	// As the initramfs mounts it: read-only.
+	dir := t.TempDir()
+	sh(t, "mount", "-o", "ro", dev+"p4", dir)
+	defer exec.Command("umount", dir).Run()
+	if err := n.ConfirmBoot(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "boot_assessment"))
+	if vars, _ := grubenv.Decode(data); len(vars) != 0 {
+		t.Errorf("boot assessment not cleared: %v", vars)
+	}
+	if opts := sh(t, "findmnt", "-n", "-o", "OPTIONS", dir); !strings.HasPrefix(opts, "ro") {
+		t.Errorf("COS_STATE left %s", opts)
+	}
+}
