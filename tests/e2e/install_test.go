@@ -60,7 +60,11 @@ func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidat
 	must(t, err)
 	defer m.Stop()
 	t.Logf("installer serial log: %s", m.LogPath())
-	if _, err := m.WaitFor(ctx, regexp.MustCompile(`kairos-agent install: installing \S+ v\S+ to /dev/vda \(16384 MiB\)`), 8*time.Minute); err != nil {
+	// The live system (booted from the CD) is the source.
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`kairos-agent install: source: dir:/run/rootfsbase`), 8*time.Minute); err != nil {
+		t.Fatalf("the auto-install did not start from the live system: %v", err)
+	}
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`kairos-agent install: installing \S+ v\S+ to /dev/vda \(16384 MiB\)`), 2*time.Minute); err != nil {
 		t.Fatalf("the auto-install did not start: %v", err)
 	}
 	if _, err := m.WaitFor(ctx, regexp.MustCompile(`kairos-agent install: /dev/vda written in`), 25*time.Minute); err != nil {

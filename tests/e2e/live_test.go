@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/tests/qemu"
@@ -36,30 +35,9 @@ func logPath(t *testing.T) string {
 	return filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".serial.log")
 }
 
-// TestLiveISO boots the ISO as a CD under UEFI and BIOS, logs in as the
-// default user and checks the live system.
-func TestLiveISO(t *testing.T) {
-	iso := artifact(t, "KAIROS_E2E_ISO")
-	verifyChecksum(t, iso)
-	for _, fw := range []qemu.Firmware{qemu.UEFI, qemu.BIOS} {
-		t.Run(string(fw), func(t *testing.T) {
-			ctx := context.Background()
-			m, err := qemu.Start(qemu.Options{Firmware: fw, CDROM: iso, LogPath: logPath(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Stop()
-			t.Logf("serial log: %s", m.LogPath())
-			if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
-				t.Fatal(err)
-			}
-			// Kernel messages on the serial line would interleave with output.
-			m.Run(ctx, "sudo dmesg -n 1", time.Minute)
-			checkLive(ctx, t, m)
-		})
-	}
-}
-
+// checkLive checks a live boot from inside (TestArtifactsISO boots the ISO
+// as a USB stick; TestAutoInstall boots the frontend's ISO as a CD under
+// both firmwares and installs from its live system).
 func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 	t.Helper()
 	run := shell(ctx, t, m)
