@@ -1,8 +1,6 @@
 package node
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"io"
 	"math/rand/v2"
@@ -15,55 +13,21 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
 	"github.com/kairos-io/kairos/tests/registry"
 )
 
-// pushTree pushes dir as a one-layer image to ref.
-func pushTree(t *testing.T, dir, ref string) {
+// pushTree pushes a tree of version with a big incompressible file, so
+// that its layer is big enough to cut mid-way.
+func pushTree(t *testing.T, version, ref string) {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		hdr, _ := tar.FileInfoHeader(fi, "")
-		hdr.Name = strings.TrimPrefix(p, dir+"/")
-		tw.WriteHeader(hdr)
-		if fi.Mode().IsRegular() {
-			data, _ := os.ReadFile(p)
-			tw.Write(data)
-		}
-		return nil
-	})
-	// Incompressible bulk, so that the blob is big enough to cut mid-way.
+	dir := tree(t, version)
 	bulk := make([]byte, 8<<20)
 	rand.NewChaCha8([32]byte{1}).Read(bulk)
-	tw.WriteHeader(&tar.Header{Name: "usr/share/bulk", Mode: 0o644, Size: int64(len(bulk)), Typeflag: tar.TypeReg})
-	tw.Write(bulk)
-	tw.Close()
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	if err != nil {
+	os.MkdirAll(filepath.Join(dir, "usr/share"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "usr/share/bulk"), bulk, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := name.ParseReference(ref, name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(r, img); err != nil {
-		t.Fatal(err)
-	}
+	registry.PushDir(t, dir, ref)
 }
 
 // TestUpgradeFromRegistry pulls oci:<ref> from a real registry; then the
@@ -72,7 +36,7 @@ func pushTree(t *testing.T, dir, ref string) {
 func TestUpgradeFromRegistry(t *testing.T) {
 	dev, n := installed(t)
 	reg := registry.Start(t, "127.0.0.1:5056")
-	pushTree(t, tree(t, "v2"), reg.Addr+"/kairos/node:v2")
+	pushTree(t, "v2", reg.Addr+"/kairos/node:v2")
 	ctx := context.Background()
 	if err := n.Upgrade(ctx, UpgradeOptions{Source: "oci:" + reg.Addr + "/kairos/node:v2", AllowInsecure: true}); err != nil {
 		t.Fatal(err)
@@ -82,7 +46,7 @@ func TestUpgradeFromRegistry(t *testing.T) {
 	}
 
 	// A registry that goes away mid-pull.
-	pushTree(t, tree(t, "v3"), reg.Addr+"/kairos/node:v3")
+	pushTree(t, "v3", reg.Addr+"/kairos/node:v3")
 	target, _ := url.Parse("http://" + reg.Addr)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
