@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -196,6 +197,24 @@ func runReset(cmd *cobra.Command, o node.ResetOptions, unattended, reboot bool) 
 func newNode(cmdline string, st stages.Set, out io.Writer) *node.Node {
 	return &node.Node{
 		Mode: state.DetectBootMode(cmdline), Device: node.ByLabel, Mounts: "/proc/self/mounts",
-		WorkDir: "/run/kairos/node", Tmp: os.Getenv("TMPDIR"), Stages: st, Out: out,
+		WorkDir: "/run/kairos/node", Tmp: spoolDir(), Stages: st, Out: out,
 	}
+}
+
+// spoolDir is where a pulled image's files are spooled: $TMPDIR, else the
+// persistent partition (the root is read-only, /run is memory).
+func spoolDir() string {
+	if d := os.Getenv("TMPDIR"); d != "" {
+		return d
+	}
+	d := "/usr/local/.kairos/tmp"
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return ""
+	}
+	// What an interrupted pull left.
+	old, _ := filepath.Glob(filepath.Join(d, "kairos-spool-*"))
+	for _, f := range old {
+		os.Remove(f)
+	}
+	return d
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -193,23 +192,37 @@ func (n *Node) mountsOf(dev string) []string {
 	return out
 }
 
-// format recreates the ext4 file system of a partition, unmounting it
-// (and its bind mounts: /usr/local's persistent paths) first.
+// format recreates the ext4 file system of a partition. A mounted one
+// (recovery mounts COS_PERSISTENT at /usr/local and binds its paths, and
+// the login shell and the journal keep them busy) is emptied instead:
+// formatting under a live mount would be undone by its last write.
 func (n *Node) format(label string) error {
 	dev, err := n.Device(label)
 	if err != nil {
 		return err
 	}
 	points := n.mountsOf(dev)
-	// Deepest first, then in reverse mount order.
-	sort.SliceStable(points, func(i, j int) bool { return strings.Count(points[i], "/") > strings.Count(points[j], "/") })
-	for _, p := range points {
-		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
-			return fmt.Errorf("unmounting %s from %s: %w", label, p, err)
+	if len(points) == 0 {
+		n.say("%s: new ext4 file system on %s", label, dev)
+		return deploy.Run("mkfs.ext4", "-F", "-q", "-L", label, dev)
+	}
+	// The first mount of the device is its root; later ones are binds.
+	root := points[0]
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	n.say("%s: in use at %s: erasing its content", label, root)
+	for _, e := range entries {
+		if e.Name() == "lost+found" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+			return fmt.Errorf("erasing %s: %w", label, err)
 		}
 	}
-	n.say("%s: new ext4 file system on %s", label, dev)
-	return deploy.Run("mkfs.ext4", "-F", "-q", "-L", label, dev)
+	unix.Sync()
+	return nil
 }
 
 // ConfirmBoot is run once an active boot reached userspace: it clears the
