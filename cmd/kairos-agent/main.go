@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -134,7 +135,26 @@ live_mode sentinel.`,
 			}
 			logrus.Infof("kairos-agent mount: %s", version.Version)
 			if loop {
-				return mount.Loop(string(cmdline), os.Stderr)
+				err := mount.Loop(string(cmdline), os.Stderr)
+				if err == nil {
+					return nil
+				}
+				// The image cannot boot: say why on the console, and boot
+				// the next entry of the fallback order instead of waiting.
+				b, _ := mount.ParseBootImage(string(cmdline))
+				entry := mount.FallbackEntry(b.Mode)
+				if entry == "" {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "kairos: %v: rebooting into the %q entry\n", err, entry)
+				if aerr := mount.ArmFallback(b, entry, os.Stderr); aerr != nil {
+					fmt.Fprintf(os.Stderr, "kairos: cannot set the fallback entry: %v\n", aerr)
+					return err
+				}
+				if rerr := exec.Command("systemctl", "--no-block", "reboot").Run(); rerr != nil {
+					fmt.Fprintf(os.Stderr, "kairos: reboot: %v\n", rerr)
+				}
+				return err
 			}
 			return mount.Run(mount.Options{Cmdline: string(cmdline), Sysroot: sysroot, RunDir: "/run"})
 		},
