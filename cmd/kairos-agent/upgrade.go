@@ -57,6 +57,7 @@ it. An interruption before the renames leaves the node as it was.`,
 			}
 			sources, _ := stages.Load("/", stages.DefaultDirs)
 			n := newNode(string(cmdline), stages.Set{Sources: sources}, os.Stdout)
+			n.Tmp = spoolDir()
 			if err := n.Upgrade(cmd.Context(), o); err != nil {
 				return err
 			}
@@ -197,7 +198,7 @@ func runReset(cmd *cobra.Command, o node.ResetOptions, unattended, reboot bool) 
 func newNode(cmdline string, st stages.Set, out io.Writer) *node.Node {
 	return &node.Node{
 		Mode: state.DetectBootMode(cmdline), Device: node.ByLabel, Mounts: "/proc/self/mounts",
-		WorkDir: "/run/kairos/node", Tmp: spoolDir(), Stages: st, Out: out,
+		WorkDir: "/run/kairos/node", Stages: st, Out: out,
 	}
 }
 
@@ -207,8 +208,13 @@ func spoolDir() string {
 	if d := os.Getenv("TMPDIR"); d != "" {
 		return d
 	}
+	// /usr/local/.kairos stays readable (users check its deployed
+	// sentinel); only the spool is private.
 	d := "/usr/local/.kairos/tmp"
-	if err := os.MkdirAll(d, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
+		return ""
+	}
+	if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
 		return ""
 	}
 	// What an interrupted pull left.
