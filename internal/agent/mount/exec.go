@@ -101,13 +101,9 @@ func RunEarlyStages(ctx context.Context, sysroot string, log io.Writer) {
 	for _, err := range errs {
 		fmt.Fprintf(log, "kairos: cloud-config skipped: %v\n", err)
 	}
-	r := stages.Runner{Root: sysroot, Exec: func(ctx context.Context, command string) error {
-		cmd := exec.CommandContext(ctx, "chroot", sysroot, "/bin/sh", "-c", command)
-		cmd.Stdout, cmd.Stderr = log, log
-		return cmd.Run()
-	}}
+	set := stages.Set{Sources: sources, Log: log}
 	for _, st := range EarlyStages {
-		if err := r.RunStage(ctx, sources, st); err != nil {
+		if err := set.Run(ctx, st, sysroot); err != nil {
 			fmt.Fprintf(log, "kairos: %v\n", err)
 		}
 	}

@@ -170,23 +170,30 @@ func (n *Node) mounted(label string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, m := range n.mountsOf(dev) {
-		return m, nil
+	if mps := n.mountsOf(dev); len(mps) > 0 {
+		return mps[0].dir, nil
 	}
 	return "", fmt.Errorf("%s (%s) is not mounted", label, dev)
 }
 
-// mountsOf lists the mount points of dev, in mount order.
-func (n *Node) mountsOf(dev string) []string {
+// mountPoint is where a device is mounted.
+type mountPoint struct {
+	dir      string
+	readOnly bool
+}
+
+// mountsOf lists the mount points of dev, in mount order: the first is
+// the partition's root, later ones are binds of its subdirectories.
+func (n *Node) mountsOf(dev string) []mountPoint {
 	data, err := os.ReadFile(n.Mounts)
 	if err != nil {
 		return nil
 	}
-	var out []string
+	var out []mountPoint
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == dev {
-			out = append(out, f[1])
+		if len(f) >= 4 && f[0] == dev {
+			out = append(out, mountPoint{dir: f[1], readOnly: strings.Contains(","+f[3]+",", ",ro,")})
 		}
 	}
 	return out
@@ -206,8 +213,7 @@ func (n *Node) format(label string) error {
 		n.say("%s: new ext4 file system on %s", label, dev)
 		return deploy.Run("mkfs.ext4", "-F", "-q", "-L", label, dev)
 	}
-	// The first mount of the device is its root; later ones are binds.
-	root := points[0]
+	root := points[0].dir
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return err

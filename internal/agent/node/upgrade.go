@@ -231,21 +231,13 @@ func (n *Node) writable(mounts *deploy.Mounts, label string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	data, err := os.ReadFile(n.Mounts)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[0] != dev {
-			continue
-		}
-		if strings.Contains(","+f[3]+",", ",ro,") {
-			if err := mounts.RemountRW(f[1]); err != nil {
+	if mps := n.mountsOf(dev); len(mps) > 0 {
+		if mps[0].readOnly {
+			if err := mounts.RemountRW(mps[0].dir); err != nil {
 				return "", err
 			}
 		}
-		return f[1], nil
+		return mps[0].dir, nil
 	}
 	dir := filepath.Join(n.WorkDir, strings.ToLower(label))
 	if err := mounts.Mount(dev, dir, "ext4", ""); err != nil {
