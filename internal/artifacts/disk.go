@@ -200,12 +200,7 @@ func (w *run) epoch() time.Time {
 
 // efiLoader is the image's removable-media UEFI loader.
 func (w *run) efiLoader() (string, []byte, error) {
-	for _, n := range disklayout.EFINames {
-		if data, err := squashfs.ReadFile(w.root, bootAssets+"/"+n); err == nil {
-			return n, data, nil
-		}
-	}
-	return "", nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", bootAssets, disklayout.EFINames)
+	return disklayout.EFILoader(func(p string) ([]byte, error) { return squashfs.ReadFile(w.root, p) })
 }
 
 // dirNode is a root-owned directory of generated content.

@@ -50,16 +50,10 @@ type Boot struct {
 // the image to its content).
 func ReadBoot(read func(string) ([]byte, error)) (*Boot, error) {
 	b := &Boot{}
-	for _, n := range EFINames {
-		if data, err := read(BootAssets + "/" + n); err == nil {
-			b.EFIName, b.EFI = n, data
-			break
-		}
-	}
-	if b.EFI == nil {
-		return nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", BootAssets, EFINames)
-	}
 	var err error
+	if b.EFIName, b.EFI, err = EFILoader(read); err != nil {
+		return nil, err
+	}
 	if b.StateMenu, err = read(StateGrubCfg); err != nil {
 		return nil, fmt.Errorf("the image has no %s (%v): it was not built by kairos", StateGrubCfg, err)
 	}
@@ -82,6 +76,17 @@ func ReadBoot(read func(string) ([]byte, error)) (*Boot, error) {
 	}
 	b.BIOS = &BIOS{Boot: boot, Core: core}
 	return b, nil
+}
+
+// EFILoader is the image's removable-media UEFI loader: its name and
+// content.
+func EFILoader(read func(string) ([]byte, error)) (string, []byte, error) {
+	for _, n := range EFINames {
+		if data, err := read(BootAssets + "/" + n); err == nil {
+			return n, data, nil
+		}
+	}
+	return "", nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", BootAssets, EFINames)
 }
 
 // ESP is the tree of the COS_GRUB partition.
