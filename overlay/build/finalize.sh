@@ -72,6 +72,12 @@ if [ "$KAIROS_INIT" = systemd ]; then
         grep -q '^\[Install\]' "$unit" 2>/dev/null || continue
         systemctl enable "$(basename "$unit")"
     done
+    # DHCP on wired interfaces (/etc/systemd/network/20-dhcp.network) where
+    # the distro has no network manager of its own enabled.
+    if [ -x /usr/lib/systemd/systemd-networkd ] && ! systemctl -q is-enabled NetworkManager.service 2>/dev/null; then
+        systemctl enable systemd-networkd.service
+        say "networking: systemd-networkd (DHCP on en*/eth*)"
+    fi
 elif [ "$KAIROS_INIT" = openrc ]; then
     # A container base has no runlevels at all: give the image those of an
     # installed system (as Alpine's setup-alpine does), then the Kairos

@@ -35,6 +35,10 @@ type gatewayFixture struct {
 
 const gatewayMarker = "built through the gateway frontend\n"
 
+// gatewayVersion is the version of the standard-variant image and ISO the
+// gateway tests build (and TestAutoInstall installs, from the cache).
+const gatewayVersion = "v0.0.0-gateway"
+
 const (
 	testK3sVersion = "v1.31.2+k3s1"
 	// testK3s stands in for the k3s release binary: it answers --version
@@ -110,7 +114,7 @@ artifacts:
 // TestGatewayBuildctl drives the frontend the way BuildKit users do:
 // buildctl with gateway.v0 and the frontend image from a registry.
 func TestGatewayBuildctl(t *testing.T) {
-	f := newGatewayFixture(t, "v0.0.0-gateway", false)
+	f := newGatewayFixture(t, gatewayVersion, false)
 	buildctl := f.buildctl
 	t.Run("image", func(t *testing.T) {
 		// An OCI archive, as users push it; exporting the whole rootfs to a

@@ -77,78 +77,77 @@ func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidat
 	return disk
 }
 
-// TestAutoInstall installs from the ISO with a CIDATA cloud-config, under
-// UEFI and BIOS, boots the disk and checks the node from inside: active
-// boot, read-only root, contract labels, the cloud-config's user, what
-// survives a reboot and what does not, and the recovery entry.
+// TestAutoInstall installs from an ISO with a CIDATA cloud-config, under
+// UEFI (the core ISO; then the node's whole life, see lifecycle) and BIOS
+// (the standard variant's ISO with k3s enabled), boots the disk and checks
+// the node from inside: active boot, read-only root, contract labels, the
+// cloud-config's user.
 func TestAutoInstall(t *testing.T) {
 	iso := artifact(t, "KAIROS_E2E_ISO")
 	cidata := cidataISO(t, installUserData)
 	ctx := context.Background()
 
 	t.Run("uefi", func(t *testing.T) {
+		guestRepo, v2 := upgradeImages(t)
 		disk := autoInstall(ctx, t, qemu.UEFI, iso, cidata)
 		m := bootInstalled(ctx, t, qemu.UEFI, disk, ".1")
 		sh := shell(ctx, t, m)
-		checkInstalledNode(t, sh)
-		// Host keys are generated at first boot (images ship none), into the
-		// persistent /etc/ssh.
-		hostKey := sh(hostKeyCmd)
-		sh("echo kept | sudo tee /usr/local/e2e-persistent /etc/ssh/e2e-persistent >/dev/null")
-		sh("echo changed | sudo tee /etc/motd >/dev/null && sync")
-		m.Send("sudo systemctl reboot\n")
-		if err := m.Wait(3 * time.Minute); err != nil {
-			t.Fatalf("reboot: %v", err)
-		}
-
-		// The ISO's squashfs rides along as a second disk, to become the
-		// recovery image below.
-		squash := filepath.Join(t.TempDir(), "rootfs.squashfs")
-		run(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/rootfs.squashfs", squash)
-		m = bootInstalled(ctx, t, qemu.UEFI, disk, ".2", squash)
-		sh = shell(ctx, t, m)
-		checkInstalled(t, sh, "active_boot")
-		for _, f := range []string{"/usr/local/e2e-persistent", "/etc/ssh/e2e-persistent"} {
-			if got := sh("cat " + f + " 2>&1 || true"); got != "kept" {
-				t.Errorf("%s after a reboot = %q, want kept (persistent)", f, got)
-			}
-		}
-		if got := sh(hostKeyCmd); got != hostKey {
-			t.Errorf("SSH host key changed across a reboot:\n%s\n%s", hostKey, got)
-		}
-		if got := sh("cat /etc/motd"); strings.Contains(got, "changed") {
-			t.Errorf("/etc/motd kept a change across a reboot: /etc is ephemeral")
-		}
-
-		// Recovery through grub's one-shot next_entry, from a squashfs
-		// recovery image (the raw and qcow2 disk test boots recovery.img).
-		sh("sudo mkdir -p /run/e2e-rec && sudo mount /dev/disk/by-label/COS_RECOVERY /run/e2e-rec")
-		sh("sudo dd if=/dev/vdb of=/run/e2e-rec/cOS/recovery.squashfs bs=1M status=none && sudo rm /run/e2e-rec/cOS/recovery.img && sudo umount /run/e2e-rec")
-		sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
-		m.Send("sudo systemctl reboot\n")
-		if err := m.Wait(3 * time.Minute); err != nil {
-			t.Fatalf("reboot: %v", err)
-		}
-		m = bootInstalled(ctx, t, qemu.UEFI, disk, ".3")
-		sh = shell(ctx, t, m)
-		if got := sh("kairos-agent state get boot"); got != "recovery_boot" {
-			t.Errorf("boot %q, want recovery_boot", got)
-		}
-		if got := sh("findmnt -n -o FSTYPE,OPTIONS /"); !strings.HasPrefix(got, "squashfs") {
-			t.Errorf("/ is %q, want the recovery squashfs", got)
-		}
-		for path, label := range map[string]string{"/oem": "COS_OEM", "/usr/local": "COS_PERSISTENT", "/run/initramfs/cos-state": "COS_RECOVERY"} {
-			if got := sh("findmnt -n -o LABEL " + path + " || true"); got != label {
-				t.Errorf("%s is %q, want %s mounted", path, got, label)
-			}
-		}
+		checkInstalledNode(t, sh, os.Getenv("KAIROS_E2E_VERSION"))
+		// The node's life after the install: upgrades, fallback, recovery,
+		// reset (upgrade_test.go).
+		lifecycle(ctx, t, lifecycleNode{disk: disk, iso: iso, repo: guestRepo, v2: v2}, m, sh)
 	})
 
+	// Under SeaBIOS the standard variant's ISO (built through the gateway
+	// frontend, with the k3s test double) installs with k3s enabled.
 	t.Run("bios", func(t *testing.T) {
-		disk := autoInstall(ctx, t, qemu.BIOS, iso, cidata)
+		f := newGatewayFixture(t, gatewayVersion, false)
+		out := t.TempDir()
+		f.buildctl(t, "iso", "type=local,dest="+out)
+		std := filepath.Join(out, f.artifactName()+".iso")
+		verifyChecksum(t, std)
+		disk := autoInstall(ctx, t, qemu.BIOS, std, cidataISO(t, k3sUserData))
 		m := bootInstalled(ctx, t, qemu.BIOS, disk, ".1")
-		checkInstalledNode(t, shell(ctx, t, m))
+		sh := shell(ctx, t, m)
+		checkInstalledNode(t, sh, gatewayVersion)
+		checkK3s(t, sh)
+		stateReset(ctx, t, disk, m, sh)
 	})
+}
+
+// stateReset picks grub's "state reset" entry once: recovery boots with
+// kairos.reset, kairos-agent start resets unattended and reboots, and the
+// node is back on active with /usr/local emptied and the OEM config kept
+// (the first boot runs again: deployed once more).
+func stateReset(ctx context.Context, t *testing.T, disk string, m *qemu.Machine, sh func(string) string) {
+	t.Helper()
+	sh("echo gone | sudo tee /usr/local/e2e-statereset >/dev/null")
+	sh("sudo grub-editenv /oem/grubenv set next_entry=statereset && sync")
+	m.Send("sudo systemctl reboot\n")
+	if err := m.Wait(3 * time.Minute); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	rec, err := qemu.Start(qemu.Options{Firmware: qemu.BIOS, Disks: []string{disk}, LogPath: logPath(t) + ".statereset"})
+	must(t, err)
+	t.Cleanup(rec.Stop)
+	if _, err := rec.WaitFor(ctx, regexp.MustCompile(`active and passive are the recovery image`), 8*time.Minute); err != nil {
+		t.Fatalf("the statereset entry did not reset: %v", err)
+	}
+	if err := rec.Wait(3 * time.Minute); err != nil {
+		t.Fatalf("no reboot after the reset: %v", err)
+	}
+	m = bootInstalled(ctx, t, qemu.BIOS, disk, ".2")
+	sh = shell(ctx, t, m)
+	if got := sh("kairos-agent state get boot"); got != "active_boot" {
+		t.Errorf("after the state reset: %q, want active_boot", got)
+	}
+	if got := sh("test -e /usr/local/e2e-statereset && echo present || echo absent"); got != "absent" {
+		t.Errorf("/usr/local/e2e-statereset survived the state reset")
+	}
+	if got := sh("sudo cat /oem/90_custom.yaml"); !strings.Contains(got, "e2e marker of the CIDATA config") {
+		t.Errorf("the OEM cloud-config did not survive the state reset:\n%s", got)
+	}
+	waitDeployed(t, sh)
 }
 
 const hostKeyCmd = "timeout 120 sh -c 'until sudo test -s /etc/ssh/ssh_host_ed25519_key.pub; do sleep 1; done'; sudo cat /etc/ssh/ssh_host_ed25519_key.pub"
@@ -169,9 +168,9 @@ func bootInstalled(ctx context.Context, t *testing.T, fw qemu.Firmware, disk, su
 }
 
 // checkInstalledNode: what a fresh install must give.
-func checkInstalledNode(t *testing.T, sh func(string) string) {
+func checkInstalledNode(t *testing.T, sh func(string) string, version string) {
 	t.Helper()
-	checkInstalled(t, sh, "active_boot")
+	checkInstalledVersion(t, sh, "active_boot", version)
 	if got := sh("id -nG"); !strings.Contains(" "+got+" ", " admin ") {
 		t.Errorf("tester's groups %q lack admin", got)
 	}
@@ -192,7 +191,7 @@ func checkInstalledNode(t *testing.T, sh func(string) string) {
 	// The same release as the ISO's live system (the image it was built from).
 	rel, err := release.Parse([]byte(sh("cat /etc/kairos-release")))
 	must(t, err)
-	if rel["KAIROS_FLAVOR"] != "debian" || rel["KAIROS_VERSION"] != os.Getenv("KAIROS_E2E_VERSION") {
+	if rel["KAIROS_FLAVOR"] != "debian" || rel["KAIROS_VERSION"] != version {
 		t.Errorf("kairos-release %v", rel)
 	}
 	// Partition names and labels of the contract, passive and recovery
@@ -206,10 +205,11 @@ func checkInstalledNode(t *testing.T, sh func(string) string) {
 		}
 	}
 	// First boot ran: the agent marked the node deployed.
-	sh("timeout 120 sh -c 'until test -e /usr/local/.kairos/deployed; do sleep 1; done'")
+	waitDeployed(t, sh)
 }
 
-// k3sUserData enables k3s with arguments on a standard-variant install.
+// k3sUserData enables k3s with arguments on a standard-variant install
+// (and picks the disk itself).
 const k3sUserData = `#cloud-config
 install:
   auto: true
@@ -226,28 +226,22 @@ k3s:
     - --node-name=kairos-e2e
   env:
     K3S_KUBECONFIG_MODE: "0644"
+stages:
+  boot:
+    - name: e2e marker of the CIDATA config on the installed node
+      files:
+        - path: /run/e2e-cidata-boot
+          content: "installed from CIDATA"
+          permissions: 0644
 `
 
-// TestK3sInstall installs the standard variant's ISO (built through the
-// gateway frontend with the k3s test double) with k3s enabled: on the
-// first boot kairos-agent start writes /etc/sysconfig/k3s, enables k3s,
-// which runs the binary with those arguments, and marks the node deployed.
-func TestK3sInstall(t *testing.T) {
-	f := newGatewayFixture(t, "v0.0.0-gateway", false)
-	out := t.TempDir()
-	f.buildctl(t, "iso", "type=local,dest="+out)
-	iso := filepath.Join(out, f.artifactName()+".iso")
-	verifyChecksum(t, iso)
-	ctx := context.Background()
-
-	disk := autoInstall(ctx, t, qemu.UEFI, iso, cidataISO(t, k3sUserData))
-	m := bootInstalled(ctx, t, qemu.UEFI, disk, ".1")
-	sh := shell(ctx, t, m)
+// checkK3s: on the first boot kairos-agent start wrote /etc/sysconfig/k3s
+// from k3sUserData, enabled k3s, which ran the binary with those
+// arguments, and marked the node deployed.
+func checkK3s(t *testing.T, sh func(string) string) {
+	t.Helper()
 	if got := sh("kairos-agent state get kairos.variant"); got != "standard" {
 		t.Errorf("variant %q", got)
-	}
-	if got := sh("kairos-agent state get boot"); got != "active_boot" {
-		t.Errorf("boot %q", got)
 	}
 	sysconfig := sh("sudo cat /etc/sysconfig/k3s")
 	for _, want := range []string{`K3S_ARGS="--disable=traefik --node-name=kairos-e2e"`, `K3S_KUBECONFIG_MODE="0644"`} {
@@ -267,4 +261,12 @@ func TestK3sInstall(t *testing.T) {
 	if got := sh("sudo journalctl -b -u kairos-agent --no-pager | grep -c 'deployed (/usr/local/.kairos/deployed)' || true"); got != "1" {
 		t.Errorf("kairos-agent start did not report the deployment: %q", got)
 	}
+}
+
+// waitDeployed waits for kairos-agent start's sentinel, printing the
+// agent's journal when it does not come (shell commands time out at 2
+// minutes: the wait stays below that).
+func waitDeployed(t *testing.T, sh func(string) string) {
+	t.Helper()
+	sh("timeout 100 sh -c 'until test -e /usr/local/.kairos/deployed; do sleep 1; done' || { systemctl status kairos-agent --no-pager; sudo journalctl -b -u kairos-agent --no-pager | tail -30; false; }")
 }

@@ -11,6 +11,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -158,7 +159,14 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 		}
 	}
 	if err := mounts.UnmountAll(); err != nil {
-		return err
+		if !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		// Upgrading recovery while booted from recovery.squashfs removes the
+		// running image: the kernel keeps it open until the reboot and until
+		// then refuses to make its file system read-only. Everything is
+		// written and synced, so the upgrade stands.
+		n.say("note: %v: it stays writable until the reboot (the replaced image still runs); the new image is written and synced", err)
 	}
 	if err := n.stage(ctx, StageAfter); err != nil {
 		return err

@@ -142,6 +142,42 @@ func TestUpgradeRotatesAndArmsBoot(t *testing.T) {
 	}
 }
 
+// Booted from recovery.squashfs, the recovery upgrade removes the running
+// image: COS_RECOVERY, mounted read-only as the initramfs leaves it, cannot
+// go back to read-only before the reboot. The upgrade still stands.
+func TestUpgradeRecoveryFromRunningSquashfs(t *testing.T) {
+	dev, n := installed(t)
+	dir := t.TempDir()
+	sh(t, "mount", dev+"p3", dir)
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	squash := filepath.Join(dir, "cOS", "recovery.squashfs")
+	if err := os.WriteFile(squash, []byte("the running recovery"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "mount", "-o", "remount,ro", dir)
+	running, err := os.Open(squash) // what the loop device holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+
+	n.Mode = state.RecoveryBoot
+	if err := n.Upgrade(context.Background(), UpgradeOptions{Source: "dir:" + tree(t, "v5"), Recovery: true}); err != nil {
+		t.Fatalf("recovery upgrade from the running squashfs: %v", err)
+	}
+	if !strings.Contains(n.Out.(*bytes.Buffer).String(), "stays writable until the reboot") {
+		t.Errorf("no note that COS_RECOVERY stays writable:\n%s", n.Out)
+	}
+	if _, err := os.Stat(squash); !os.IsNotExist(err) {
+		t.Errorf("recovery.squashfs still there (grub would boot it): %v", err)
+	}
+	running.Close()
+	sh(t, "umount", dir)
+	if got := version(t, dev+"p3", "recovery.img"); got != "v5 COS_SYSTEM" {
+		t.Errorf("recovery.img %s", got)
+	}
+}
+
 func TestUpgradeRefusals(t *testing.T) {
 	dev, n := installed(t)
 	ctx := context.Background()

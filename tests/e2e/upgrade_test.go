@@ -1,0 +1,237 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kairos-io/kairos/tests/qemu"
+)
+
+// upgradeImages builds v2 of the image through the frontend (BuildKit
+// pushes it to a real registry on 127.0.0.1:5000) and a copy whose initrd
+// is garbage; it returns the repository as the guest reaches it
+// (10.0.2.2:5000) and v2's version.
+func upgradeImages(t *testing.T) (guestRepo, v2 string) {
+	t.Helper()
+	v2 = "v0.0.0-upgrade"
+	f := newGatewayFixture(t, v2, false)
+	repo := "127.0.0.1:5000/kairos"
+	f.buildctl(t, "image", "type=image,name="+repo+":v2,push=true,registry.insecure=true")
+	pushBadInitrd(t, repo+":v2", repo+":bad")
+	return "10.0.2.2:5000/kairos", v2
+}
+
+// lifecycleNode is an installed node (v1, the e2e core image) and what its
+// life needs: the ISO (its squashfs becomes a recovery image) and the
+// registry holding v2 and the bad image.
+type lifecycleNode struct {
+	disk, iso string
+	repo, v2  string
+}
+
+// lifecycle takes the node (booted in m, logged in as the cloud-config's
+// user) through its life, each step checked from inside:
+//
+//  1. power cut in the middle of an upgrade's write (QEMU killed): the next
+//     boot is v1 and healthy: files under /usr/local and /etc/ssh and the
+//     SSH host key kept, a change to /etc/motd gone; the upgrade then
+//     succeeds;
+//  2. v2 boots: release v2, passive.img holds v1, persistent data and the
+//     host key unchanged, boot assessment cleared;
+//  3. an upgrade whose initrd is garbage: its boot panics and grub falls
+//     back to passive by itself, upgrade_failure visible;
+//  4. a recovery.squashfs (the ISO's) in place of recovery.img boots
+//     recovery_boot through grub's one-shot next_entry=recovery;
+//  5. upgrade --recovery from there, and the next recovery boot is v2;
+//  6. reset from recovery: active_boot again (next_entry was one-shot),
+//     /usr/local wiped, the OEM cloud-config (and so its user) kept.
+//
+// A missing active.img falling back to passive is TestInteractiveInstall's.
+func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machine, sh func(string) string) {
+	v1 := os.Getenv("KAIROS_E2E_VERSION")
+	reboot := func(m *qemu.Machine) {
+		t.Helper()
+		m.Send("sudo systemctl reboot\n")
+		if err := m.Wait(5 * time.Minute); err != nil {
+			t.Fatalf("reboot: %v", err)
+		}
+	}
+	upgrade := func(sh func(string) string, args string) string {
+		t.Helper()
+		return sh("sudo kairos-agent upgrade --allow-insecure-registries " + args + " 2>&1")
+	}
+	version := func(sh func(string) string) string {
+		return sh(". /etc/kairos-release && echo $KAIROS_VERSION")
+	}
+
+	// 1. Power cut while transition.img is written.
+	hostKey := sh(hostKeyCmd)
+	sh("echo kept | sudo tee /usr/local/e2e-persistent /etc/ssh/e2e-persistent >/dev/null")
+	sh("echo changed | sudo tee /etc/motd >/dev/null && sync")
+	m.Send("sudo kairos-agent upgrade --allow-insecure-registries --source oci:" + n.repo + ":v2\n")
+	got, err := m.WaitFor(ctx, regexp.MustCompile(`transition\.img: [3-8]0%|kairos-agent: error: .*`), 15*time.Minute)
+	if err != nil {
+		t.Fatalf("the upgrade did not get to write transition.img: %v", err)
+	}
+	if strings.Contains(got[0], "error") {
+		t.Fatalf("the upgrade failed before writing transition.img: %s", got[0])
+	}
+	m.Stop() // the plug is pulled
+
+	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".2")
+	sh = shell(ctx, t, m)
+	checkInstalled(t, sh, "active_boot")
+	if got := version(sh); got != v1 {
+		t.Fatalf("after the power cut the node runs %q, want the old %s", got, v1)
+	}
+	for _, f := range []string{"/usr/local/e2e-persistent", "/etc/ssh/e2e-persistent"} {
+		if got := sh("cat " + f + " 2>&1 || true"); got != "kept" {
+			t.Errorf("%s after a reboot = %q, want kept (persistent)", f, got)
+		}
+	}
+	if got := sh(hostKeyCmd); got != hostKey {
+		t.Errorf("SSH host key changed across a reboot:\n%s\n%s", hostKey, got)
+	}
+	if got := sh("cat /etc/motd"); strings.Contains(got, "changed") {
+		t.Errorf("/etc/motd kept a change across a reboot: /etc is ephemeral")
+	}
+	if out := upgrade(sh, "--source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as active.img") {
+		t.Fatalf("upgrade after the power cut:\n%s", out)
+	}
+	reboot(m)
+
+	// 2. v2.
+	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".3")
+	sh = shell(ctx, t, m)
+	checkInstalledVersion(t, sh, "active_boot", n.v2)
+	if got := sh("sudo debugfs -R 'cat /etc/kairos-release' /run/initramfs/cos-state/cOS/passive.img 2>/dev/null | grep KAIROS_VERSION="); !strings.Contains(got, v1) {
+		t.Errorf("passive.img holds %q, want %s", got, v1)
+	}
+	if got := sh("cat /usr/local/e2e-persistent"); got != "kept" {
+		t.Errorf("persistent data after the upgrade: %q", got)
+	}
+	if got := sh(hostKeyCmd); got != hostKey {
+		t.Errorf("SSH host key changed by the upgrade")
+	}
+	// The new active came up: kairos-agent start cleared the assessment.
+	sh("timeout 180 sh -c 'until systemctl is-active -q kairos-agent; do sleep 1; done'")
+	if got := sh("grub-editenv /run/initramfs/cos-state/boot_assessment list"); got != "" {
+		t.Errorf("boot assessment not cleared after a good boot: %q", got)
+	}
+
+	// 3. An upgrade that does not boot: the node falls back by itself.
+	upgrade(sh, "--source oci:"+n.repo+":bad")
+	reboot(m)
+	bad, err := qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{n.disk}, LogPath: logPath(t) + ".4"})
+	must(t, err)
+	t.Cleanup(bad.Stop)
+	if _, err := bad.WaitFor(ctx, regexp.MustCompile(`Kernel panic`), 6*time.Minute); err != nil {
+		t.Fatalf("the bad image did not fail its boot: %v", err)
+	}
+	if err := bad.Wait(2 * time.Minute); err != nil { // panic=5 reboots
+		t.Fatalf("no reboot after the panic: %v", err)
+	}
+	// The ISO's squashfs rides along as a second disk for step 4.
+	squash := filepath.Join(t.TempDir(), "rootfs.squashfs")
+	run(t, "xorriso", "-osirrox", "on", "-indev", n.iso, "-extract", "/rootfs.squashfs", squash)
+	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".5", squash)
+	sh = shell(ctx, t, m)
+	if got := sh("kairos-agent state get boot"); got != "passive_boot" {
+		t.Errorf("after the failed boot: %q, want passive_boot", got)
+	}
+	if got := sh("kairos-agent state get upgrade_failure"); got != "true" {
+		t.Errorf("upgrade_failure %q", got)
+	}
+	sh("test -f /run/cos/upgrade_failure")
+	if got := version(sh); got != n.v2 {
+		t.Errorf("the fallback runs %q, want %s (active before the bad upgrade)", got, n.v2)
+	}
+
+	// 4. A squashfs recovery image.
+	sh("sudo mkdir -p /run/e2e-rec && sudo mount /dev/disk/by-label/COS_RECOVERY /run/e2e-rec")
+	sh("sudo dd if=/dev/vdb of=/run/e2e-rec/cOS/recovery.squashfs bs=1M status=none && sudo rm /run/e2e-rec/cOS/recovery.img && sudo umount /run/e2e-rec")
+	sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
+	reboot(m)
+	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".6")
+	sh = shell(ctx, t, m)
+	if got := sh("kairos-agent state get boot"); got != "recovery_boot" {
+		t.Errorf("boot %q, want recovery_boot", got)
+	}
+	if got := sh("findmnt -n -o FSTYPE /"); got != "squashfs" {
+		t.Errorf("/ is %q, want the recovery squashfs", got)
+	}
+	for path, label := range map[string]string{"/oem": "COS_OEM", "/usr/local": "COS_PERSISTENT", "/run/initramfs/cos-state": "COS_RECOVERY"} {
+		if got := sh("findmnt -n -o LABEL " + path + " || true"); got != label {
+			t.Errorf("%s is %q, want %s mounted", path, got, label)
+		}
+	}
+
+	// 5. The recovery slot.
+	if out := upgrade(sh, "--recovery --source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as recovery.img") {
+		t.Fatalf("recovery upgrade:\n%s", out)
+	}
+	sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
+	reboot(m)
+	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".7")
+	sh = shell(ctx, t, m)
+	checkInstalledVersion(t, sh, "recovery_boot", n.v2)
+
+	// 6. Reset.
+	m.Send("sudo kairos-agent reset --unattended --reboot\n")
+	if err := m.Wait(10 * time.Minute); err != nil {
+		t.Fatalf("reset did not reboot: %v", err)
+	}
+	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".8")
+	sh = shell(ctx, t, m)
+	checkInstalledVersion(t, sh, "active_boot", n.v2)
+	if got := sh("test -e /usr/local/e2e-persistent && echo present || echo absent"); got != "absent" {
+		t.Errorf("/usr/local/e2e-persistent survived the reset")
+	}
+	if got := sh("sudo cat /oem/90_custom.yaml"); !strings.Contains(got, "e2e marker of the CIDATA config") {
+		t.Errorf("the OEM cloud-config did not survive the reset:\n%s", got)
+	}
+	if got := sh("kairos-agent state get upgrade_failure"); got != "false" {
+		t.Errorf("upgrade_failure after reset: %q", got)
+	}
+
+}
+
+// pushBadInitrd pushes src with one more layer whose /boot/initrd is
+// garbage: the kernel cannot start userspace and panics.
+func pushBadInitrd(t *testing.T, src, dst string) {
+	t.Helper()
+	srcRef, err := name.ParseReference(src, name.Insecure)
+	must(t, err)
+	img, err := remote.Image(srcRef)
+	must(t, err)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	garbage := bytes.Repeat([]byte("not an initramfs\n"), 4096)
+	must(t, tw.WriteHeader(&tar.Header{Name: "boot/initrd", Mode: 0o644, Size: int64(len(garbage)), Typeflag: tar.TypeReg}))
+	_, err = tw.Write(garbage)
+	must(t, err)
+	must(t, tw.Close())
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	must(t, err)
+	bad, err := mutate.AppendLayers(img, layer)
+	must(t, err)
+	dstRef, err := name.ParseReference(dst, name.Insecure)
+	must(t, err)
+	must(t, remote.Write(dstRef, bad))
+}
