@@ -71,9 +71,19 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 			t.Fatalf("reboot: %v", err)
 		}
 	}
-	upgrade := func(sh func(string) string, args string) string {
+	// An upgrade writes a whole image under emulation: minutes, not the
+	// shell's usual two.
+	upgrade := func(m *qemu.Machine, args string) string {
 		t.Helper()
-		return sh("sudo kairos-agent upgrade --allow-insecure-registries " + args + " 2>&1")
+		cmd := "sudo kairos-agent upgrade --allow-insecure-registries " + args + " 2>&1"
+		out, code, err := m.Run(ctx, cmd, 15*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("%q exited %d:\n%s", cmd, code, out)
+		}
+		return out
 	}
 	version := func(sh func(string) string) string {
 		return sh(". /etc/kairos-release && echo $KAIROS_VERSION")
@@ -110,7 +120,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	if got := sh("cat /etc/motd"); strings.Contains(got, "changed") {
 		t.Errorf("/etc/motd kept a change across a reboot: /etc is ephemeral")
 	}
-	if out := upgrade(sh, "--source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as active.img") {
+	if out := upgrade(m, "--source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as active.img") {
 		t.Fatalf("upgrade after the power cut:\n%s", out)
 	}
 	reboot(m)
@@ -135,7 +145,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	}
 
 	// 3. An upgrade that does not boot: the node falls back by itself.
-	upgrade(sh, "--source oci:"+n.repo+":bad")
+	upgrade(m, "--source oci:"+n.repo+":bad")
 	reboot(m)
 	bad, err := qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{n.disk}, LogPath: logPath(t) + ".4"})
 	must(t, err)
@@ -182,7 +192,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	}
 
 	// 5. The recovery slot.
-	if out := upgrade(sh, "--recovery --source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as recovery.img") {
+	if out := upgrade(m, "--recovery --source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as recovery.img") {
 		t.Fatalf("recovery upgrade:\n%s", out)
 	}
 	sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
