@@ -210,29 +210,13 @@ func checkInstalledNode(t *testing.T, sh func(string) string, version string) {
 
 // k3sUserData enables k3s with arguments on a standard-variant install
 // (and picks the disk itself).
-const k3sUserData = `#cloud-config
-install:
-  auto: true
-  device: auto
-  reboot: true
-users:
-  - name: tester
-    passwd: e2e-Pass
-    groups: [admin]
-k3s:
+var k3sUserData = strings.Replace(installUserData, "device: /dev/vda", "device: auto", 1) + `k3s:
   enabled: true
   args:
     - --disable=traefik
     - --node-name=kairos-e2e
   env:
     K3S_KUBECONFIG_MODE: "0644"
-stages:
-  boot:
-    - name: e2e marker of the CIDATA config on the installed node
-      files:
-        - path: /run/e2e-cidata-boot
-          content: "installed from CIDATA"
-          permissions: 0644
 `
 
 // checkK3s: on the first boot kairos-agent start wrote /etc/sysconfig/k3s
