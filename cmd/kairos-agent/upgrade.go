@@ -71,11 +71,13 @@ it. An interruption before the renames leaves the node as it was.`,
 	cmd.Flags().BoolVar(&o.Recovery, "recovery", false, "upgrade the recovery image instead of active")
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
 	cmd.Flags().BoolVar(&o.AllowInsecure, "allow-insecure-registries", false, "pull over plain HTTP")
-	cmd.AddCommand(listReleasesCmd())
+	cmd.AddCommand(listReleasesCmd(release.Path))
 	return cmd
 }
 
-func listReleasesCmd() *cobra.Command {
+// listReleasesCmd compares against the KAIROS_VERSION of the release file
+// at releasePath.
+func listReleasesCmd(releasePath string) *cobra.Command {
 	var repo string
 	var insecure, all bool
 	cmd := &cobra.Command{
@@ -102,7 +104,7 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 				return fmt.Errorf("listing %s: %w", repo, err)
 			}
 			current := ""
-			if data, err := os.ReadFile(release.Path); err == nil {
+			if data, err := os.ReadFile(releasePath); err == nil {
 				if rel, err := release.Parse(data); err == nil {
 					current = rel["KAIROS_VERSION"]
 				}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/kairos-io/kairos/tests/registry"
 )
 
 func TestNewerReleases(t *testing.T) {
@@ -16,4 +21,32 @@ func TestNewerReleases(t *testing.T) {
 	if got := NewerReleases(tags, "", false); len(got) != 6 {
 		t.Errorf("unknown current version lists all versions: %v", got)
 	}
+}
+
+// list-releases against a real registry: only the version tags newer than
+// the running release, newest first.
+func TestListReleases(t *testing.T) {
+	reg := registry.Start(t, "127.0.0.1:5057")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"v1.0.0", "v1.1.0", "v1.2.0-rc1", "v0.9.0", "latest"} {
+		registry.PushDir(t, dir, reg.Addr+"/kairos/debian:"+tag)
+	}
+	rel := filepath.Join(t.TempDir(), "kairos-release")
+	if err := os.WriteFile(rel, []byte("KAIROS_VERSION=\"v1.0.0\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := listReleasesCmd(rel)
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--registry", reg.Addr + "/kairos/debian", "--allow-insecure-registries"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "v1.2.0-rc1\nv1.1.0\n" {
+		t.Errorf("list-releases from v1.0.0:\n%s", got)
+	}
+
 }
