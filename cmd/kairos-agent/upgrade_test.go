@@ -48,5 +48,4 @@ func TestListReleases(t *testing.T) {
 	if got := out.String(); got != "v1.2.0-rc1\nv1.1.0\n" {
 		t.Errorf("list-releases from v1.0.0:\n%s", got)
 	}
-
 }
