@@ -66,8 +66,8 @@ type BIOSBoot struct {
 	// sector where GRUB's core.img continues after its first sector, which
 	// its diskboot code loads from when booted from a disk through MBRCode.
 	GRUB2BootInfo bool
-	// MBRCode is GRUB's boot_hybrid.img (--grub2-mbr). Its first 440 bytes
-	// become the MBR boot code, with the boot image's 512-byte sector
+	// MBRCode is GRUB's boot_hybrid.img (--grub2-mbr). Its first 446 bytes
+	// become the MBR's boot code and disk signature, with the boot image's 512-byte sector
 	// address + 4 (where core.img starts, after the 2 KiB cdboot.img)
 	// patched at 0x1B0, and the MBR gets a partition table: a protective
 	// 0xEE entry when a GPT is written, else a bootable 0xCD entry over the

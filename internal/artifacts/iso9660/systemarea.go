@@ -180,7 +180,9 @@ func (l *layout) systemArea() (area, tail []byte) {
 	total := uint64(l.totalBlocks) * 4
 	bios := l.img.BIOSBoot
 	if bios != nil && len(bios.MBRCode) > 0 {
-		copy(area[:mbrCodeSize], bios.MBRCode)
+		// As xorriso does, everything before the partition table comes
+		// from the template: the boot code and its disk signature.
+		copy(area[:mbrTableOffset], bios.MBRCode)
 		// boot_hybrid.img reads this sector (core.img's first, after the
 		// 2 KiB cdboot.img) through the BIOS disk services.
 		binary.LittleEndian.PutUint64(area[grub2MBROffset:], uint64(l.biosBoot.extent)*4+4)
