@@ -204,11 +204,15 @@ func (p *Plan) removePackages(st llb.State, pkgs []string) llb.State {
 
 // identityCleanup removes what package scripts generate per machine: SSH
 // host keys (private keys must never sit in a published layer), machine
-// ids, ldconfig's cache of inode numbers. It runs in the install step
-// itself because a later deletion would leave them in the lower layer, and
-// their randomness would make every build differ.
+// ids, ldconfig's cache of inode numbers; and per day: the accounts they
+// create record the day of their last password change in /etc/shadow,
+// which is emptied (shadow(5): aging disabled; finalize.sh does the same
+// for the live user). It runs in the install step itself because a later
+// change would leave them in the lower layer, and they would make every
+// build (or every day's) differ.
 const identityCleanup = "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub /var/lib/dbus/machine-id /var/cache/ldconfig/aux-cache" +
-	" && if [ -e /etc/machine-id ]; then : > /etc/machine-id; fi"
+	" && if [ -e /etc/machine-id ]; then : > /etc/machine-id; fi" +
+	` && for f in /etc/shadow /etc/shadow-; do if [ -f "$f" ]; then sed -i 's/^\([^:]*:[^:]*:\)[0-9]*:/\1:/' "$f"; fi; done`
 
 // installPackages runs the flavor's package manager with its caches mounted,
 // so repeated builds do not download again and caches never reach the image.

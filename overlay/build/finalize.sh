@@ -125,6 +125,12 @@ fi
 # The hash of "kairos" with a fixed salt: chpasswd would pick a random salt
 # and make every build of the image differ.
 echo 'kairos:$6$kairoslivemedia$AeuOMJ88FVWcjedkLvyqPth7c4mbthIGfBCQy1kgmZeDuOrzZhIisFtA2Vtg2gkRXPvu/tqIng/lzGs6UkC82.' | chpasswd -e
+# chpasswd and useradd record today as the day of the last password change:
+# emptied (aging disabled), as the package step does for its accounts, so
+# that the image does not depend on the day it was built.
+for f in /etc/shadow /etc/shadow-; do
+    if [ -f "$f" ]; then sed -i 's/^\([^:]*:[^:]*:\)[0-9]*:/\1:/' "$f"; fi
+done
 
 # --- per-machine identity and leftovers must not ship ------------------------
 # /etc/hostname and /etc/hosts come from overlay/rootfs: BuildKit bind-mounts

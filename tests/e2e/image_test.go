@@ -52,6 +52,22 @@ func TestImageArchive(t *testing.T) {
 		t.Error("image has no layers")
 	}
 	verifyChecksum(t, archive)
+
+	// No layer records the build's day: /etc/shadow's last password
+	// change is empty (a rebuild on another day gives the same layers).
+	for i, layer := range ociArchive(t, archive).layers {
+		for _, name := range []string{"etc/shadow", "etc/shadow-"} {
+			data, ok := layerFile(t, archive, layer, name)
+			if !ok {
+				continue
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				if f := strings.Split(line, ":"); len(f) > 2 && f[2] != "" {
+					t.Errorf("layer %d %s records a day: %s:...:%s:", i, name, f[0], f[2])
+				}
+			}
+		}
+	}
 }
 
 func verifyChecksum(t *testing.T, file string) {
@@ -178,11 +194,35 @@ func diffLayers(t *testing.T, archiveA, layerA, archiveB, layerB string) string 
 	return strings.Join(diffs, ", ")
 }
 
-func layerFiles(t *testing.T, archive, layer string) map[string]string {
+// layerTar reads a layer (a gzip tar) of an OCI archive.
+func layerTar(t *testing.T, archive, layer string) *tar.Reader {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(readMember(t, archive, blobPath(layer))))
 	must(t, err)
-	tr := tar.NewReader(zr)
+	return tar.NewReader(zr)
+}
+
+// layerFile returns one file of a layer (a gzip tar), if the layer has it.
+func layerFile(t *testing.T, archive, layer, name string) ([]byte, bool) {
+	t.Helper()
+	tr := layerTar(t, archive, layer)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil, false
+		}
+		must(t, err)
+		if strings.TrimPrefix(hdr.Name, "./") == name {
+			data, err := io.ReadAll(tr)
+			must(t, err)
+			return data, true
+		}
+	}
+}
+
+func layerFiles(t *testing.T, archive, layer string) map[string]string {
+	t.Helper()
+	tr := layerTar(t, archive, layer)
 	out := map[string]string{}
 	for {
 		hdr, err := tr.Next()
