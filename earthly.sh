@@ -247,7 +247,7 @@ test)
 	KAIROS_E2E_BASE="$("$OUT/bin/kairos" base --flavor debian)" \
 	KAIROS_E2E_BUILDKIT_HOST="${BUILDKIT_HOST:-unix://$CACHE/buildkit/buildkitd.sock}" \
 	KAIROS_E2E_LOGS="$here/$testout/logs" \
-		go test -count=1 -tags e2e -timeout 50m -v ./tests/e2e/
+		go test -count=1 -tags e2e -timeout 55m -v ./tests/e2e/
 	;;
 esac
 }

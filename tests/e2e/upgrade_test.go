@@ -8,6 +8,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -218,28 +220,78 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	if got := sh("kairos-agent state get upgrade_failure"); got != "false" {
 		t.Errorf("upgrade_failure after reset: %q", got)
 	}
-
 }
 
-// pushBadInitrd pushes src with one more layer whose /boot/initrd is
-// garbage: the kernel cannot start userspace and panics.
+// pushBadInitrd pushes a small image that does not boot: src's release
+// file and kernel with a garbage /boot/initrd (the kernel cannot start
+// userspace and panics). Small, so that the guest writes it in seconds.
 func pushBadInitrd(t *testing.T, src, dst string) {
 	t.Helper()
 	srcRef, err := name.ParseReference(src, name.Insecure)
 	must(t, err)
 	img, err := remote.Image(srcRef)
 	must(t, err)
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	files, links := map[string][]byte{}, map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		p := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		if p != "etc/kairos-release" && !strings.HasPrefix(p, "boot/vmlinuz") {
+			continue
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			data, err := io.ReadAll(tr)
+			must(t, err)
+			files[p] = data
+		case tar.TypeSymlink:
+			links[p] = hdr.Linkname
+		}
+	}
+	kernel := "boot/vmlinuz"
+	for i := 0; i < 8 && files[kernel] == nil; i++ {
+		target, ok := links[kernel]
+		if !ok {
+			t.Fatalf("%s has no kernel at /boot/vmlinuz", src)
+		}
+		if path.IsAbs(target) {
+			kernel = strings.TrimPrefix(path.Clean(target), "/")
+		} else {
+			kernel = path.Join(path.Dir(kernel), target)
+		}
+	}
+	if files["etc/kairos-release"] == nil || files[kernel] == nil {
+		t.Fatalf("%s: no /etc/kairos-release or kernel (%s)", src, kernel)
+	}
+
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	garbage := bytes.Repeat([]byte("not an initramfs\n"), 4096)
-	must(t, tw.WriteHeader(&tar.Header{Name: "boot/initrd", Mode: 0o644, Size: int64(len(garbage)), Typeflag: tar.TypeReg}))
-	_, err = tw.Write(garbage)
-	must(t, err)
+	for _, dir := range []string{"etc/", "boot/"} {
+		must(t, tw.WriteHeader(&tar.Header{Name: dir, Mode: 0o755, Typeflag: tar.TypeDir}))
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{"etc/kairos-release", files["etc/kairos-release"]},
+		{"boot/vmlinuz", files[kernel]},
+		{"boot/initrd", bytes.Repeat([]byte("not an initramfs\n"), 4096)},
+	} {
+		must(t, tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg}))
+		_, err = tw.Write(f.data)
+		must(t, err)
+	}
 	must(t, tw.Close())
 	data := buf.Bytes()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
 	must(t, err)
-	bad, err := mutate.AppendLayers(img, layer)
+	bad, err := mutate.AppendLayers(empty.Image, layer)
 	must(t, err)
 	dstRef, err := name.ParseReference(dst, name.Insecure)
 	must(t, err)
