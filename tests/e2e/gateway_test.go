@@ -3,11 +3,9 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/tests/registry"
 	"github.com/moby/buildkit/client"
@@ -200,23 +197,7 @@ func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 		"system/oem/50_spec.yaml": nil,
 		"usr/bin/kairos-agent":    nil,
 	}
-	seen := map[string]bool{}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		must(t, err)
-		name := strings.TrimPrefix(hdr.Name, "./")
-		seen[name] = true
-		if _, ok := want[name]; ok && hdr.Typeflag == tar.TypeReg {
-			want[name], err = io.ReadAll(tr)
-			must(t, err)
-		}
-	}
+	want, _, seen := imageFiles(t, img, func(name string) bool { _, ok := want[name]; return ok })
 	kv, err := release.Parse(want["etc/kairos-release"])
 	must(t, err)
 	if kv["KAIROS_VERSION"] != f.version || kv["KAIROS_FLAVOR"] != "debian" || kv["KAIROS_VARIANT"] != "standard" ||

@@ -13,10 +13,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
 // TestImageArchive checks that +image's OCI archive is readable by skopeo,
@@ -192,6 +196,33 @@ func diffLayers(t *testing.T, archiveA, layerA, archiveB, layerB string) string 
 		diffs = append(diffs[:20], "...")
 	}
 	return strings.Join(diffs, ", ")
+}
+
+// imageFiles walks the flattened file system of img (paths without a
+// leading slash): the contents of the regular files keep selects, the
+// targets of all symlinks, and every path seen.
+func imageFiles(t *testing.T, img v1.Image, keep func(name string) bool) (files map[string][]byte, links map[string]string, seen map[string]bool) {
+	t.Helper()
+	files, links, seen = map[string][]byte{}, map[string]string{}, map[string]bool{}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return files, links, seen
+		}
+		must(t, err)
+		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		seen[name] = true
+		switch {
+		case hdr.Typeflag == tar.TypeSymlink:
+			links[name] = hdr.Linkname
+		case hdr.Typeflag == tar.TypeReg && keep(name):
+			files[name], err = io.ReadAll(tr)
+			must(t, err)
+		}
+	}
 }
 
 // layerTar reads a layer (a gzip tar) of an OCI archive.

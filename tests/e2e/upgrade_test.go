@@ -231,29 +231,9 @@ func pushBadInitrd(t *testing.T, src, dst string) {
 	must(t, err)
 	img, err := remote.Image(srcRef)
 	must(t, err)
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	files, links := map[string][]byte{}, map[string]string{}
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		must(t, err)
-		p := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
-		if p != "etc/kairos-release" && !strings.HasPrefix(p, "boot/vmlinuz") {
-			continue
-		}
-		switch hdr.Typeflag {
-		case tar.TypeReg:
-			data, err := io.ReadAll(tr)
-			must(t, err)
-			files[p] = data
-		case tar.TypeSymlink:
-			links[p] = hdr.Linkname
-		}
-	}
+	files, links, _ := imageFiles(t, img, func(name string) bool {
+		return name == "etc/kairos-release" || strings.HasPrefix(name, "boot/vmlinuz")
+	})
 	kernel := "boot/vmlinuz"
 	for i := 0; i < 8 && files[kernel] == nil; i++ {
 		target, ok := links[kernel]
