@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,17 +14,15 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kairos-io/kairos/tests/qemu"
+	"github.com/kairos-io/kairos/tests/registry"
 )
 
 // upgradeImages builds v2 of the image through the frontend (BuildKit
-// pushes it to a real registry on 127.0.0.1:5000) and a copy whose initrd
-// is garbage; it returns the repository as the guest reaches it
+// pushes it to a real registry on 127.0.0.1:5000) and a small image that
+// does not boot (pushBadInitrd); it returns the repository as the guest reaches it
 // (10.0.2.2:5000) and v2's version.
 func upgradeImages(t *testing.T) (guestRepo, v2 string) {
 	t.Helper()
@@ -250,30 +246,14 @@ func pushBadInitrd(t *testing.T, src, dst string) {
 		t.Fatalf("%s: no /etc/kairos-release or kernel (%s)", src, kernel)
 	}
 
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, dir := range []string{"etc/", "boot/"} {
-		must(t, tw.WriteHeader(&tar.Header{Name: dir, Mode: 0o755, Typeflag: tar.TypeDir}))
-	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{"etc/kairos-release", files["etc/kairos-release"]},
-		{"boot/vmlinuz", files[kernel]},
-		{"boot/initrd", bytes.Repeat([]byte("not an initramfs\n"), 4096)},
+	dir := t.TempDir()
+	for file, data := range map[string][]byte{
+		"etc/kairos-release": files["etc/kairos-release"],
+		"boot/vmlinuz":       files[kernel],
+		"boot/initrd":        bytes.Repeat([]byte("not an initramfs\n"), 4096),
 	} {
-		must(t, tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg}))
-		_, err = tw.Write(f.data)
-		must(t, err)
+		must(t, os.MkdirAll(filepath.Join(dir, path.Dir(file)), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, file), data, 0o644))
 	}
-	must(t, tw.Close())
-	data := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
-	must(t, err)
-	bad, err := mutate.AppendLayers(empty.Image, layer)
-	must(t, err)
-	dstRef, err := name.ParseReference(dst, name.Insecure)
-	must(t, err)
-	must(t, remote.Write(dstRef, bad))
+	registry.PushDir(t, dir, dst)
 }
