@@ -49,6 +49,8 @@ func TestParseOptionsDefaultsAndErrors(t *testing.T) {
 		{"floppy", map[string]string{ArgFlavor: "debian"}, "valid: image, iso, recovery, netboot, raw, qcow2, all"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVariant: "huge"}, "one of core, standard"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVersion: "v1/2"}, "VERSION"},
+		{"iso", map[string]string{ArgFlavor: "debian", ArgModel: "../../evil"}, "MODEL"},
+		{"netboot", map[string]string{ArgFlavor: "debian", ArgNetbootURL: "http://h/x\nshell"}, "NETBOOT_URL"},
 	} {
 		if _, err := ParseOptions(tc.target, tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseOptions(%q, %v) = %v, want error containing %q", tc.target, tc.args, err, tc.want)

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/kairos-io/kairos/internal/release"
 )
 
 // Build argument names, shared with the Earthfile and earthly.sh.
@@ -165,6 +167,14 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 	}
 	if o.K3SVersion != "" && !k3sVersionRe.MatchString(o.K3SVersion) {
 		return o, &ArgError{ArgK3SVersion, o.K3SVersion, "want a k3s release tag such as " + DefaultK3SVersion}
+	}
+	if err := release.CheckName(o.Model); err != nil {
+		return o, &ArgError{ArgModel, o.Model, err.Error()}
+	}
+	if o.NetbootURL != "" {
+		if err := release.CheckURL(o.NetbootURL); err != nil {
+			return o, &ArgError{ArgNetbootURL, o.NetbootURL, err.Error()}
+		}
 	}
 	if !versionRe.MatchString(o.Version) {
 		return o, &ArgError{ArgVersion, o.Version, "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (it becomes part of file names and image tags)"}

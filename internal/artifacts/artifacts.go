@@ -92,6 +92,17 @@ func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]str
 		if name = kv["KAIROS_ARTIFACT"]; name == "" {
 			return nil, fmt.Errorf("%s has no KAIROS_ARTIFACT: pass --name", release.Path)
 		}
+		// The image is untrusted input: its name must not leave dir.
+		if err := release.CheckName(name); err != nil {
+			return nil, fmt.Errorf("KAIROS_ARTIFACT %q of the image's %s %w: pass --name", name, release.Path, err)
+		}
+	} else if err := release.CheckName(name); err != nil {
+		return nil, fmt.Errorf("--name %q %w", name, err)
+	}
+	if p.NetbootURL != "" {
+		if err := release.CheckURL(p.NetbootURL); err != nil {
+			return nil, fmt.Errorf("--netboot-url %q: %w", p.NetbootURL, err)
+		}
 	}
 	if err := checkWritable(dir); err != nil {
 		return nil, err

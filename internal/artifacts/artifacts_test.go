@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,5 +164,39 @@ func TestISO(t *testing.T) {
 	}
 	if out, err := exec.Command("fsck.vfat", "-n", filepath.Join(x, "boot/uefi.img")).CombinedOutput(); err != nil {
 		t.Errorf("fsck.vfat: %v\n%s", err, out)
+	}
+}
+
+// An image's KAIROS_ARTIFACT is untrusted: it must neither lead files out
+// of the output directory nor add lines to the iPXE script. Before the
+// check, "../../x/evil" wrote evil-kernel, evil.squashfs... two levels up.
+func TestHostileNames(t *testing.T) {
+	for _, tc := range []struct{ release, name, url, want string }{
+		{release: "../../x/evil", want: "KAIROS_ARTIFACT"},
+		{release: "evil\nshell", want: "KAIROS_ARTIFACT"},
+		{release: "..", want: "KAIROS_ARTIFACT"},
+		{release: "ok", name: "../evil", want: "--name"},
+		{release: "ok", name: "a/b", want: "--name"},
+		{release: "ok", url: "http://h/x\nshell", want: "--netboot-url"},
+		{release: "ok", url: "file:///etc", want: "--netboot-url"},
+	} {
+		parent := t.TempDir()
+		out := filepath.Join(parent, "a", "b")
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		root := dir("", dir("boot", file("vmlinuz", "K"), file("initrd", "I")),
+			dir("etc", file("kairos-release", "KAIROS_ARTIFACT="+strconv.Quote(tc.release)+"\n")))
+		_, err := Run(context.Background(), root, out, Profile{Kinds: []string{KindNetboot}, Name: tc.name, NetbootURL: tc.url})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("release %q name %q url %q: err %v, want one naming %s", tc.release, tc.name, tc.url, err, tc.want)
+		}
+		// Nothing was written anywhere: not in out, not above it.
+		filepath.WalkDir(parent, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				t.Errorf("release %q: %s was written", tc.release, p)
+			}
+			return nil
+		})
 	}
 }
