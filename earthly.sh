@@ -214,6 +214,11 @@ test)
 	log "end-to-end: ISO, netboot files and disks with kairos artifacts (Go writers, no root needed)"
 	cat > "$testout/iso-config.yaml" <<-'CC'
 	#cloud-config
+	# The raw/qcow2 disk is an installed node: its only login is this user.
+	users:
+	  - name: e2e
+	    passwd: e2e-Disk
+	    groups: [admin]
 	stages:
 	  boot:
 	    - name: e2e marker from the ISO's config.yaml

@@ -112,25 +112,38 @@ fi
 mkdir -p /oem /usr/local /srv /home /opt /root /usr/libexec
 
 # --- default user of the live and installer media ----------------------------
+# The account ships locked (no password: useradd and busybox adduser -D
+# leave "!"): only live and netboot media unlock it, at boot, with
+# /system/oem/10_live.yaml. An installed node has exactly the users its
+# cloud-config defines.
 if ! id kairos >/dev/null 2>&1; then
     if command -v useradd >/dev/null 2>&1; then
         useradd --create-home --shell /bin/bash kairos
     else
-        # busybox (Alpine without shadow): -D leaves the password to chpasswd.
+        # busybox (Alpine without shadow): -D leaves the account locked.
         shell=/bin/sh
         if [ -x /bin/bash ]; then shell=/bin/bash; fi
         adduser -D -s "$shell" kairos
     fi
 fi
-# The hash of "kairos" with a fixed salt: chpasswd would pick a random salt
-# and make every build of the image differ.
-echo 'kairos:$6$kairoslivemedia$AeuOMJ88FVWcjedkLvyqPth7c4mbthIGfBCQy1kgmZeDuOrzZhIisFtA2Vtg2gkRXPvu/tqIng/lzGs6UkC82.' | chpasswd -e
-# chpasswd and useradd record today as the day of the last password change:
-# emptied (aging disabled), as the package step does for its accounts, so
-# that the image does not depend on the day it was built.
+# A base image that had the user with a password: lock it all the same.
+if [ -f /etc/shadow ]; then sed -i 's/^kairos:[^:]*:/kairos:!:/' /etc/shadow; fi
+# useradd records today as the day of the last password change: emptied
+# (aging disabled), as the package step does for its accounts, so that the
+# image does not depend on the day it was built.
 for f in /etc/shadow /etc/shadow-; do
     if [ -f "$f" ]; then sed -i 's/^\([^:]*:[^:]*:\)[0-9]*:/\1:/' "$f"; fi
 done
+
+# --- SSH: keys only, unless a cloud-config asks for passwords ------------------
+# /etc/ssh/sshd_config.d/40-kairos.conf (overlay/rootfs) turns password
+# logins off; sshd takes the first value it reads, so a drop-in with a
+# smaller name (the live media's 30-kairos-live.conf, or one a
+# cloud-config writes) turns them back on. Distros whose sshd_config does
+# not read the drop-in directory get the Include line.
+if [ -f /etc/ssh/sshd_config ] && ! grep -qi '^Include /etc/ssh/sshd_config.d/' /etc/ssh/sshd_config; then
+    sed -i '1i Include /etc/ssh/sshd_config.d/*.conf' /etc/ssh/sshd_config
+fi
 
 # --- per-machine identity and leftovers must not ship ------------------------
 # /etc/hostname and /etc/hosts come from overlay/rootfs: BuildKit bind-mounts

@@ -58,7 +58,7 @@ func TestDisk(t *testing.T) {
 	if _, err := m.WaitFor(ctx, cmdline, 4*time.Minute); err != nil {
 		t.Fatalf("the disk did not boot the active image's kernel through grub: %v", err)
 	}
-	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+	if err := m.Login(ctx, diskUser, diskPassword, 6*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	sh := shell(ctx, t, m)
@@ -86,11 +86,16 @@ func TestDisk(t *testing.T) {
 	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", qc, biosNode)
 	m, err = qemu.Start(qemu.Options{Firmware: qemu.BIOS, Disks: []string{biosNode}, LogPath: logPath(t) + ".bios"})
 	must(t, err)
-	if err := m.Login(ctx, "kairos", "kairos", 6*time.Minute); err != nil {
+	if err := m.Login(ctx, diskUser, diskPassword, 6*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	checkInstalled(t, shell(ctx, t, m), "active_boot")
 }
+
+// The raw and qcow2 disks are installed nodes: the only login is the
+// user of the cloud-config they were written with (earthly.sh's
+// iso-config.yaml); the image's own kairos account is locked.
+const diskUser, diskPassword = "e2e", "e2e-Disk"
 
 // shell runs commands in the logged-in session; a non-zero exit fails the
 // test.

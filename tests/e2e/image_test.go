@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -71,6 +72,38 @@ func TestImageArchive(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// No account of the image can log in: the live user kairos gets its
+	// password on live media only, at boot (/system/oem/10_live.yaml).
+	files := map[string][]byte{} // the last layer's version of each file
+	for _, layer := range ociArchive(t, archive).layers {
+		tr := layerTar(t, archive, layer)
+		for {
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			must(t, err)
+			name := path.Clean("/" + hdr.Name)
+			if hdr.Typeflag == tar.TypeReg && (strings.HasPrefix(name, "/etc/sudoers") || strings.HasPrefix(name, "/etc/ssh/sshd_config") || name == "/etc/shadow") {
+				files[name], err = io.ReadAll(tr)
+				must(t, err)
+			}
+		}
+	}
+	for _, line := range strings.Split(string(files["/etc/shadow"]), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 1 && f[1] != "" && !strings.HasPrefix(f[1], "!") && f[1] != "*" {
+			t.Errorf("/etc/shadow: account %s has a password (%.3s...): installed nodes would accept it", f[0], f[1])
+		}
+	}
+	for p, data := range files {
+		if strings.HasPrefix(p, "/etc/sudoers") && regexp.MustCompile(`(?m)^\s*kairos\s`).Match(data) {
+			t.Errorf("%s grants the image's own user kairos sudo:\n%s", p, data)
+		}
+	}
+	if sshd := string(files["/etc/ssh/sshd_config.d/40-kairos.conf"]); !strings.Contains(sshd, "PasswordAuthentication no") {
+		t.Errorf("sshd drop-in 40-kairos.conf = %q, want password logins off", sshd)
 	}
 }
 

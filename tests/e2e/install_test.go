@@ -84,15 +84,17 @@ func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidat
 // cloud-config's user.
 func TestAutoInstall(t *testing.T) {
 	iso := artifact(t, "KAIROS_E2E_ISO")
-	cidata := cidataISO(t, installUserData)
 	ctx := context.Background()
 
 	t.Run("uefi", func(t *testing.T) {
 		guestRepo, v2 := upgradeImages(t)
-		disk := autoInstall(ctx, t, qemu.UEFI, iso, cidata)
-		m := bootInstalled(ctx, t, qemu.UEFI, disk, ".1")
+		pub, key := sshKey(t)
+		disk := autoInstall(ctx, t, qemu.UEFI, iso, cidataISO(t, withSSHKey(installUserData, pub)))
+		port := freePort(t)
+		m := bootInstalledLocked(ctx, t, qemu.UEFI, disk, ".1", port)
 		sh := shell(ctx, t, m)
 		checkInstalledNode(t, sh, os.Getenv("KAIROS_E2E_VERSION"))
+		checkSSH(t, sh, port, key)
 		// The node's life after the install: upgrades, fallback, recovery,
 		// reset (upgrade_test.go).
 		lifecycle(ctx, t, lifecycleNode{disk: disk, iso: iso, repo: guestRepo, v2: v2}, m, sh)

@@ -81,4 +81,13 @@ func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 	if motd := run("cat /etc/motd"); !strings.Contains(motd, "Kairos live system") {
 		t.Errorf("/etc/motd lacks the live banner from /system/oem/10_live.yaml:\n%s", motd)
 	}
+	// The live account (logged in above) got its sudo and SSH password
+	// login from the fs stage of 10_live.yaml: live media only.
+	if id := run("sudo -n id -u"); id != "0" {
+		t.Errorf("sudo as kairos on live media: %q", id)
+	}
+	run(hostKeyCmd) // sshd -T wants host keys
+	if pa := run("sudo sshd -T 2>/dev/null | grep -i '^passwordauthentication'"); pa != "passwordauthentication yes" {
+		t.Errorf("live sshd: %q, want password logins on", pa)
+	}
 }

@@ -49,6 +49,9 @@ type Options struct {
 	// serves TFTPDir over TFTP and DHCP names BootFile, which the NIC's
 	// iPXE ROM fetches and runs.
 	Netboot *Netboot
+	// SSHPort, when set, forwards 127.0.0.1:SSHPort on the host to the
+	// guest's port 22 (QEMU user networking).
+	SSHPort int
 	// Extra arguments appended to the command line.
 	Extra []string
 }
@@ -99,7 +102,11 @@ func Start(o Options) (*Machine, error) {
 	if o.Netboot != nil {
 		args = append(args, "-nic", "user,model=virtio-net-pci,tftp="+o.Netboot.TFTPDir+",bootfile="+o.Netboot.BootFile, "-boot", "order=n")
 	} else {
-		args = append(args, "-nic", "user,model=virtio-net-pci")
+		nic := "user,model=virtio-net-pci"
+		if o.SSHPort != 0 {
+			nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:22", o.SSHPort)
+		}
+		args = append(args, "-nic", nic)
 	}
 	if o.Firmware == UEFI {
 		for _, f := range []string{OVMFCode, OVMFVars} {
@@ -266,6 +273,34 @@ func (m *Machine) failure(msg string) error {
 func (m *Machine) Send(s string) error {
 	_, err := io.WriteString(m.stdin, s)
 	return err
+}
+
+// LoginRefused waits for the getty prompt, types user and password, and
+// succeeds only when login refuses them and prompts again.
+func (m *Machine) LoginRefused(ctx context.Context, user, password string, timeout time.Duration) error {
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)login: *$`), timeout); err != nil {
+		return fmt.Errorf("no login prompt: %w", err)
+	}
+	time.Sleep(time.Second)
+	if err := m.Send(user + "\n"); err != nil {
+		return err
+	}
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`Password: *$`), time.Minute); err != nil {
+		return fmt.Errorf("no password prompt: %w", err)
+	}
+	if err := m.Send(password + "\n"); err != nil {
+		return err
+	}
+	// login(1) says "Login incorrect" after its delay; a shell prompt
+	// instead means the account let us in.
+	groups, err := m.WaitFor(ctx, regexp.MustCompile(`(Login incorrect)|([$#] $)`), 2*time.Minute)
+	if err != nil {
+		return fmt.Errorf("neither a refusal nor a shell: %w", err)
+	}
+	if groups[1] == "" {
+		return fmt.Errorf("%s/%s logged in: the account must be refused", user, password)
+	}
+	return nil
 }
 
 // Login waits for the getty prompt and logs in.
