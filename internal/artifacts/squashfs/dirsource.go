@@ -21,10 +21,25 @@ import (
 // followed, except path itself. File content is read lazily by Write
 // through Node.Open.
 func DirSource(path string) (*Node, error) {
-	d := &dirReader{links: map[devIno]uint64{}}
+	return DirSourceWith(path, DirOptions{})
+}
+
+// DirOptions tune DirSource.
+type DirOptions struct {
+	// Prune, when it returns true for a path relative to the source
+	// ("/proc", "/etc/hosts"), leaves out what is below it: a directory
+	// is kept empty (a mount point the image must still have), anything
+	// else is left out.
+	Prune func(rel string) bool
+}
+
+// DirSourceWith is DirSource with options.
+func DirSourceWith(path string, o DirOptions) (*Node, error) {
+	d := &dirReader{links: map[devIno]uint64{}, prune: o.Prune}
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		path = resolved
 	}
+	d.top = path
 	root, err := d.node(path, "")
 	if err != nil {
 		return nil, err
@@ -38,12 +53,18 @@ func DirSource(path string) (*Node, error) {
 type devIno struct{ dev, ino uint64 }
 
 type dirReader struct {
+	top    string // the source directory
+	prune  func(rel string) bool
 	links  map[devIno]uint64
 	nextID uint64
 	buf    []byte // reused xattr name/value buffer
 }
 
 func (d *dirReader) node(path, name string) (*Node, error) {
+	pruned := false
+	if d.prune != nil && path != d.top {
+		pruned = d.prune(strings.TrimPrefix(path, strings.TrimSuffix(d.top, "/")))
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
 		return nil, fmt.Errorf("squashfs: source: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
@@ -62,6 +83,12 @@ func (d *dirReader) node(path, name string) (*Node, error) {
 	n.Xattrs = xattrs
 
 	typ := st.Mode & unix.S_IFMT
+	if pruned {
+		if typ != unix.S_IFDIR {
+			return nil, nil
+		}
+		return n, nil
+	}
 	if typ != unix.S_IFDIR && st.Nlink > 1 {
 		key := devIno{uint64(st.Dev), st.Ino}
 		id, ok := d.links[key]
@@ -105,7 +132,9 @@ func (d *dirReader) node(path, name string) (*Node, error) {
 			if err != nil {
 				return nil, err
 			}
-			n.Children = append(n.Children, child)
+			if child != nil { // nil: pruned
+				n.Children = append(n.Children, child)
+			}
 		}
 	}
 	return n, nil
