@@ -25,6 +25,10 @@ const (
 	cidataFile = "20_cidata.yaml"
 )
 
+// MaxConfigURLSize bounds a config_url body: a cloud-config is a few KiB,
+// and a bigger body (the wrong URL, an image) must not fill /run.
+const MaxConfigURLSize = 16 << 20
+
 // Datasources fetches what the node's datasources hold into DatasourceDir
 // below root. Every source that is absent is skipped; one that is present
 // but fails is reported, the others still run.
@@ -100,7 +104,9 @@ func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 			last = err
 			continue
 		}
-		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		// One byte over the limit tells a body that is too big from one
+		// that is exactly at it: cut, it would be used as if whole.
+		data, err := io.ReadAll(io.LimitReader(resp.Body, MaxConfigURLSize+1))
 		resp.Body.Close()
 		if err != nil {
 			last = err
@@ -112,6 +118,9 @@ func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 				return last
 			}
 			continue
+		}
+		if len(data) > MaxConfigURLSize {
+			return fmt.Errorf("the body is larger than the %d MiB a cloud-config may be: not used", MaxConfigURLSize>>20)
 		}
 		return writeConfig(dst, data, url)
 	}

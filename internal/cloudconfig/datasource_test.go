@@ -1,6 +1,7 @@
 package cloudconfig
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -66,5 +67,43 @@ func TestDatasourcesURLThenCIDATA(t *testing.T) {
 	}
 	if ConfigURL("a config_url=http://x/y b") != "http://x/y" || ConfigURL("quiet") != "" {
 		t.Error("ConfigURL")
+	}
+}
+
+// A config_url body over the limit is refused, naming the URL and the
+// limit, rather than cut and used; one at the limit is taken whole.
+func TestConfigURLSizeLimit(t *testing.T) {
+	const limit = 16 << 20
+	body := func(n int) []byte {
+		b := bytes.Repeat([]byte("#\n"), n/2)
+		copy(b, "#cloud-config\n")
+		return b
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/at-limit":
+			w.Write(body(limit))
+		case "/over-limit":
+			w.Write(body(limit + 2))
+		}
+	}))
+	defer srv.Close()
+
+	root := t.TempDir()
+	d := Datasources{Root: root, ByLabel: t.TempDir(), Cmdline: "config_url=" + srv.URL + "/over-limit"}
+	files, err := d.Fetch(context.Background())
+	if err == nil || !strings.Contains(err.Error(), srv.URL+"/over-limit") || !strings.Contains(err.Error(), "16 MiB") || len(files) != 0 {
+		t.Errorf("over the limit: files %v err %v", files, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, DatasourceDir, urlFile)); !os.IsNotExist(err) {
+		t.Errorf("a config over the limit was written: %v", err)
+	}
+
+	d.Cmdline = "config_url=" + srv.URL + "/at-limit"
+	if files, err := d.Fetch(context.Background()); err != nil || len(files) != 1 {
+		t.Fatalf("at the limit: files %v err %v", files, err)
+	}
+	if st, err := os.Stat(filepath.Join(root, DatasourceDir, urlFile)); err != nil || st.Size() != limit {
+		t.Errorf("the config at the limit: %v, %v", st, err)
 	}
 }

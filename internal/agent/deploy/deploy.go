@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -139,20 +140,52 @@ func (m *Mounts) undo(p point, flags int) error {
 }
 
 // WriteImage writes a system image of size bytes holding root at path,
-// labelled label, and syncs it to disk before returning.
-func WriteImage(path string, root *squashfs.Node, label string, size int64, progress func(done, total int64)) (ext4.Stats, error) {
-	st, err := ext4.WriteFile(path, root, ext4.Options{Label: label, Size: size, ModTime: time.Now(), Progress: progress})
+// labelled label, and syncs it to disk before returning. path must not
+// exist (see createNew); on error it is removed.
+func WriteImage(path string, root *squashfs.Node, label string, size int64, progress func(done, total int64)) (st ext4.Stats, err error) {
+	f, err := createNew(path)
 	if err != nil {
+		return ext4.Stats{}, err
+	}
+	defer func() { err = closeNew(f, err) }()
+	// A new file reads as zeros, which ext4.Write requires where it does
+	// not write.
+	if st, err = ext4.Write(f, root, ext4.Options{Label: label, Size: size, ModTime: time.Now(), Progress: progress}); err != nil {
 		return st, err
 	}
-	return st, syncFile(path)
+	return st, f.Sync()
+}
+
+// createNew creates an image file that must not exist yet, so that two
+// writers never share one: the agent's lock keeps a second install,
+// upgrade or reset out, this keeps out anything else, and a caller that
+// did not clear a leftover fails instead of writing into it.
+func createNew(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%s already exists: another writer has it, or it was left over: %w", path, err)
+	}
+	return f, err
+}
+
+// closeNew closes a file createNew made and, when writing it failed,
+// removes it: being created exclusively, it is this writer's alone.
+func closeNew(f *os.File, err error) error {
+	if cerr := f.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
 
 // Relabel sets the file system label of an image.
 func Relabel(path, label string) error { return Run("tune2fs", "-L", label, path) }
 
-func syncFile(path string) error {
-	f, err := os.Open(path) // fsync works on a read-only descriptor, directories too
+// SyncDir makes renames in dir durable.
+func SyncDir(dir string) error {
+	f, err := os.Open(dir) // fsync works on a read-only descriptor
 	if err != nil {
 		return err
 	}
@@ -163,12 +196,9 @@ func syncFile(path string) error {
 	return f.Close()
 }
 
-// SyncDir makes renames in dir durable.
-func SyncDir(dir string) error { return syncFile(dir) }
-
-// CopySparse copies a file, leaving holes where the source has zeros,
-// and syncs it.
-func CopySparse(dst, src string) error {
+// CopySparse copies a file to dst, which must not exist (see createNew),
+// leaving holes where the source has zeros, and syncs it.
+func CopySparse(dst, src string) (err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -178,10 +208,11 @@ func CopySparse(dst, src string) error {
 	if err != nil {
 		return err
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := createNew(dst)
 	if err != nil {
 		return err
 	}
+	defer func() { err = closeNew(out, err) }()
 	buf := make([]byte, 1<<20)
 	var off int64
 	for {
@@ -192,7 +223,6 @@ func CopySparse(dst, src string) error {
 				blk := chunk[:min(4096, len(chunk))]
 				if !allZero(blk) {
 					if _, err := out.WriteAt(blk, off); err != nil {
-						out.Close()
 						return err
 					}
 				}
@@ -204,19 +234,13 @@ func CopySparse(dst, src string) error {
 			break
 		}
 		if err != nil {
-			out.Close()
 			return err
 		}
 	}
 	if err := out.Truncate(st.Size()); err != nil {
-		out.Close()
 		return err
 	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return out.Sync()
 }
 
 func allZero(b []byte) bool {

@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +22,6 @@ import (
 	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
-	"github.com/kairos-io/kairos/internal/release"
 )
 
 // Install stages of the contract, run around the disk work.
@@ -48,6 +48,9 @@ type Installer struct {
 	WorkDir string
 	// Tmp holds what a registry or archive source is spooled to.
 	Tmp string
+	// LockFile serialises install, upgrade and reset; empty means
+	// deploy.LockFile.
+	LockFile string
 }
 
 // Plan is a checked install: everything is known, nothing is written.
@@ -60,39 +63,51 @@ type Plan struct {
 	// Release is the image's /etc/kairos-release.
 	Release map[string]string
 	tree    *source.Tree
+	unlock  func() error
 }
 
-// Close releases the source (spool files of a registry image).
-func (p *Plan) Close() error { return p.tree.Close() }
+// Close releases the source (spool files of a registry image) and the
+// agent's lock.
+func (p *Plan) Close() error {
+	err := p.tree.Close()
+	if p.unlock != nil {
+		err = errors.Join(err, p.unlock())
+		p.unlock = nil
+	}
+	return err
+}
 
 // Plan opens the source, sizes the images, picks and checks the disk. A
 // disk that is too small, in use or the boot medium is refused here, with
-// the sizes in the message.
+// the sizes in the message. The plan holds the agent's lock (deploy.Lock)
+// from here to Close, so that no upgrade or other install runs between
+// checking the disk and writing it.
 func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	ref, err := in.sourceRef(o.Source)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := deploy.Lock(in.LockFile)
 	if err != nil {
 		return nil, err
 	}
 	in.say("source: %s", ref)
 	tree, err := source.OpenWith(ctx, ref, source.Options{Tmp: in.Tmp, Insecure: o.AllowInsecure})
 	if err != nil {
+		unlock()
 		return nil, err
 	}
-	p := &Plan{Options: o, tree: tree}
+	p := &Plan{Options: o, tree: tree, unlock: unlock}
 	fail := func(err error) (*Plan, error) {
-		tree.Close()
+		p.Close()
 		return nil, err
+	}
+	if p.Release, err = deploy.CheckImage(tree.Root); err != nil {
+		return fail(fmt.Errorf("source %s: %w", ref, err))
 	}
 	read := func(path string) ([]byte, error) { return squashfs.ReadFile(tree.Root, path) }
 	if p.Boot, err = disklayout.ReadBoot(read); err != nil {
 		return fail(fmt.Errorf("source %s: %w", ref, err))
-	}
-	rel, err := read(release.Path)
-	if err != nil {
-		return fail(fmt.Errorf("source %s has no %s: it is not a Kairos image", ref, release.Path))
-	}
-	if p.Release, err = release.Parse(rel); err != nil {
-		return fail(fmt.Errorf("source %s: %s: %w", ref, release.Path, err))
 	}
 	rootfs, err := ext4.RequiredSize(tree.Root, ext4.Options{Label: disklayout.LabelActive})
 	if err != nil {

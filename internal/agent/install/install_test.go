@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/disklayout"
 )
 
@@ -37,6 +38,10 @@ func sh(t *testing.T, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// lockFile is the test's own agent lock: another test run on this machine
+// must not make this one fail.
+func lockFile(t *testing.T) string { return filepath.Join(t.TempDir(), "kairos-agent.lock") }
 
 // loopDisk attaches a sparse file of size bytes with partition scanning.
 func loopDisk(t *testing.T, size int64) string {
@@ -100,7 +105,7 @@ func TestInstallToDisk(t *testing.T) {
 	tree := imageTree(t)
 	var out bytes.Buffer
 	st := &fakeStages{}
-	in := &Installer{Host: System, Out: &out, Stages: st, LiveRoot: tree, WorkDir: t.TempDir()}
+	in := &Installer{Host: System, Out: &out, Stages: st, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
 	cfg := []byte("#cloud-config\ninstall:\n  device: " + dev + "\nusers:\n  - name: tester\n    passwd: x\n")
 	plan, err := in.Plan(context.Background(), Options{Device: dev, Config: cfg, GrubEnv: map[string]string{"extra_cmdline": "quiet"}})
 	if err != nil {
@@ -212,7 +217,7 @@ func TestInstallRefusals(t *testing.T) {
 	need(t, "losetup", "mkfs.ext4")
 	tree := imageTree(t)
 	ctx := context.Background()
-	in := &Installer{Host: System, LiveRoot: tree, WorkDir: t.TempDir()}
+	in := &Installer{Host: System, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
 
 	small := loopDisk(t, 1<<30)
 	_, err := in.Plan(ctx, Options{Device: small})
@@ -243,6 +248,22 @@ func TestInstallRefusals(t *testing.T) {
 	if _, err := in.Plan(ctx, Options{Device: "/dev/null"}); err == nil || !strings.Contains(err.Error(), "not a block device") {
 		t.Errorf("/dev/null: %v", err)
 	}
+	// While an upgrade or another install runs.
+	release, err := deploy.Lock(in.LockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Plan(ctx, Options{Device: small}); err == nil || !strings.Contains(err.Error(), "another kairos-agent install/upgrade/reset is running") {
+		t.Errorf("locked: %v", err)
+	}
+	release()
+	// Without the initrd grub boots (the check upgrade shares).
+	initrd, _ := os.ReadFile(filepath.Join(tree, "boot/initrd"))
+	os.Remove(filepath.Join(tree, "boot/initrd"))
+	if _, err := in.Plan(ctx, Options{Device: small}); err == nil || !strings.Contains(err.Error(), "has no /boot/initrd") {
+		t.Errorf("no initrd: %v", err)
+	}
+	os.WriteFile(filepath.Join(tree, "boot/initrd"), initrd, 0o644)
 	os.Remove(filepath.Join(tree, "etc/kairos-release"))
 	if _, err := in.Plan(ctx, Options{Device: small}); err == nil || !strings.Contains(err.Error(), "not a Kairos image") {
 		t.Errorf("no kairos-release: %v", err)

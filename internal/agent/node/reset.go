@@ -41,6 +41,11 @@ func (n *Node) Reset(ctx context.Context, o ResetOptions) (err error) {
 	if n.Mode != state.RecoveryBoot {
 		return fmt.Errorf("reset runs from recovery only (this boot is %s): boot the recovery entry, or the statereset entry to reset unattended", n.Mode)
 	}
+	unlock, err := deploy.Lock(n.LockFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := n.stage(ctx, StageBeforeReset); err != nil {
 		return err
 	}
@@ -65,7 +70,11 @@ func (n *Node) Reset(ctx context.Context, o ResetOptions) (err error) {
 	active := filepath.Join(imgDir, disklayout.Active.File)
 	passive := filepath.Join(imgDir, disklayout.Passive.File)
 	transition := filepath.Join(imgDir, disklayout.TransitionImage)
-	os.Remove(transition)
+	// Left by an interrupted upgrade or reset; the lock keeps out anyone
+	// still writing it.
+	if err := os.Remove(transition); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("removing a leftover %s: %w", disklayout.TransitionImage, err)
+	}
 
 	// The new active is written aside, then renamed over the old one.
 	recImg := filepath.Join(recovery, disklayout.ImageDir, disklayout.Recovery.File)

@@ -7,6 +7,9 @@
 // renames the old images are untouched; between them grub falls back to
 // passive, which is then the old active (the initramfs names loop devices
 // by image file, see overlay/initrd's udev rule, not by the label inside).
+// Boot assessment is armed before the first rename (see armAssessment),
+// and one lock (deploy.Lock) keeps a second install, upgrade or reset
+// from interleaving its renames with these.
 package node
 
 import (
@@ -16,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -24,10 +28,8 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/artifacts/source"
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
-	"github.com/kairos-io/kairos/internal/release"
 )
 
 // Stages of the contract around an upgrade.
@@ -57,8 +59,16 @@ type Node struct {
 	Tmp     string
 	Stages  deploy.Stages
 	Out     io.Writer
+	// Arch is the architecture the node runs, in Go's names (amd64,
+	// arm64); empty means the agent's own.
+	Arch string
+	// LockFile serialises install, upgrade and reset; empty means
+	// deploy.LockFile.
+	LockFile string
 
 	verb string // the command, in progress lines
+	// rename is os.Rename; tests stop an upgrade between its renames.
+	rename func(oldpath, newpath string) error
 }
 
 // ByLabel finds partitions through udev's /dev/disk/by-label.
@@ -93,19 +103,25 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 	if err != nil {
 		return err
 	}
+	// Taken before the pull: a second upgrade is refused at once, not
+	// after minutes of download.
+	unlock, err := deploy.Lock(n.LockFile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	n.say("source %s", o.Source)
 	tree, err := source.OpenWith(ctx, ref, source.Options{Tmp: n.Tmp, Insecure: o.AllowInsecure})
 	if err != nil {
 		return fmt.Errorf("nothing was changed: %w", err)
 	}
 	defer tree.Close()
-	relData, err := squashfs.ReadFile(tree.Root, release.Path)
+	rel, err := deploy.CheckImage(tree.Root)
 	if err != nil {
-		return fmt.Errorf("nothing was changed: %s has no %s: it is not a Kairos image", o.Source, release.Path)
+		return fmt.Errorf("nothing was changed: %s: %w", o.Source, err)
 	}
-	rel, err := release.Parse(relData)
-	if err != nil {
-		return fmt.Errorf("nothing was changed: %s: %s: %w", o.Source, release.Path, err)
+	if err := n.checkArch(rel, o.Source); err != nil {
+		return err
 	}
 	imgSize, err := imageSize(tree.Root)
 	if err != nil {
@@ -128,8 +144,12 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 	}
 	imgDir := filepath.Join(dir, disklayout.ImageDir)
 	transition := filepath.Join(imgDir, disklayout.TransitionImage)
-	// A transition image left by an interrupted upgrade is garbage.
-	os.Remove(transition)
+	// A transition image left by an interrupted upgrade is garbage; with
+	// the lock held, no one else is writing it. WriteImage creates it anew
+	// and exclusively.
+	if err := os.Remove(transition); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("nothing was changed: removing the %s an interrupted upgrade left: %w", disklayout.TransitionImage, err)
+	}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(dir, &fs); err != nil {
 		return err
@@ -142,19 +162,21 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 		return err
 	}
 	if _, err := deploy.WriteImage(transition, tree.Root, img.Label, imgSize, deploy.Progress(n.say, disklayout.TransitionImage)); err != nil {
-		os.Remove(transition)
 		return fmt.Errorf("writing %s (the running system is unchanged): %w", disklayout.TransitionImage, err)
 	}
 	if o.Recovery {
-		err = n.rotateRecovery(imgDir, transition)
+		// One rename, atomic: recovery has no fallback to assess.
+		if err := n.rotateRecovery(imgDir, transition); err != nil {
+			return err
+		}
 	} else {
-		err = n.rotateActive(imgDir, transition)
-	}
-	if err != nil {
-		return err
-	}
-	if !o.Recovery {
-		if err := n.armBoot(mounts, dir); err != nil {
+		if err := n.armAssessment(dir); err != nil {
+			return err
+		}
+		if err := n.rotateActive(imgDir, transition); err != nil {
+			return err
+		}
+		if err := n.bootNext(mounts); err != nil {
 			return err
 		}
 	}
@@ -182,13 +204,13 @@ func (n *Node) rotateActive(imgDir, transition string) error {
 	passive := filepath.Join(imgDir, disklayout.Passive.File)
 	if n.Mode != state.PassiveBoot {
 		if _, err := os.Stat(active); err == nil {
-			if err := os.Rename(active, passive); err != nil {
+			if err := n.renameFile(active, passive); err != nil {
 				return fmt.Errorf("active.img -> passive.img: %w", err)
 			}
 			n.say("%s is now %s", disklayout.Active.File, disklayout.Passive.File)
 		}
 	}
-	if err := os.Rename(transition, active); err != nil {
+	if err := n.renameFile(transition, active); err != nil {
 		return fmt.Errorf("transition.img -> active.img: %w", err)
 	}
 	if err := deploy.SyncDir(imgDir); err != nil {
@@ -203,6 +225,13 @@ func (n *Node) rotateActive(imgDir, transition string) error {
 	return nil
 }
 
+func (n *Node) renameFile(oldpath, newpath string) error {
+	if n.rename != nil {
+		return n.rename(oldpath, newpath)
+	}
+	return os.Rename(oldpath, newpath)
+}
+
 func (n *Node) rotateRecovery(imgDir, transition string) error {
 	if err := os.Rename(transition, filepath.Join(imgDir, disklayout.Recovery.File)); err != nil {
 		return fmt.Errorf("transition.img -> recovery.img: %w", err)
@@ -212,14 +241,45 @@ func (n *Node) rotateRecovery(imgDir, transition string) error {
 	return deploy.SyncDir(imgDir)
 }
 
-// armBoot boots the new active next (next_entry=cos) and arms boot
-// assessment: if it does not come up, grub falls back to passive.
-func (n *Node) armBoot(mounts *deploy.Mounts, stateDir string) error {
+// armAssessment arms boot assessment (grub.cfg: the next boot of cos is
+// tentative, and if it comes back still tentative, passive boots with
+// upgrade_failure) before the first rename, so that every state an
+// interruption can leave boots something sane. Booted from active A, with
+// passive P and the new image N in transition.img:
+//
+//   - interrupted before arming: A and P untouched, A boots; the next
+//     upgrade removes transition.img.
+//   - armed, nothing renamed (or the upgrade failed here): A boots
+//     tentatively and, having worked before, reaches userspace, where
+//     ConfirmBoot clears the assessment; if it does not, P boots.
+//   - active.img -> passive.img done, transition.img -> active.img not:
+//     there is no active.img, so the cos entry fails to load and grub
+//     takes its fallback, passive.img, which is A. The tentative mark
+//     stays (only an active boot confirms), so later boots go straight to
+//     A with upgrade_failure: the node runs what it ran and says the
+//     upgrade failed; the next upgrade, from passive, writes active anew.
+//   - both renames done: N boots tentatively; if it does not reach
+//     userspace, A boots as passive with upgrade_failure. Armed after the
+//     renames instead, a crash here left N unassessed: a kernel panic in
+//     N rebooted into N for ever.
+//   - passive.img not relabelled yet: labels are cosmetic for boot (the
+//     package doc); next_entry=cos not set yet: cos is grub's default.
+//
+// Booted from passive, active.img is the image that failed and is only
+// replaced: armed, it gets one more tentative boot before grub falls back
+// to the running passive, as it would have before the upgrade.
+func (n *Node) armAssessment(stateDir string) error {
 	if err := grubenv.Update(filepath.Join(stateDir, disklayout.BootAssessment), map[string]string{
 		"enable_boot_assessment": "yes", "boot_assessment_tentative": "",
 	}); err != nil {
-		return fmt.Errorf("boot assessment: %w", err)
+		return fmt.Errorf("arming boot assessment (nothing was renamed, %s is unchanged): %w", disklayout.Active.File, err)
 	}
+	return nil
+}
+
+// bootNext boots the new active next (next_entry=cos, one-shot), over a
+// saved_entry the user may have set.
+func (n *Node) bootNext(mounts *deploy.Mounts) error {
 	oem, err := n.writable(mounts, disklayout.LabelOEM)
 	if err != nil {
 		return err
@@ -228,6 +288,21 @@ func (n *Node) armBoot(mounts *deploy.Mounts, stateDir string) error {
 		return fmt.Errorf("next_entry: %w", err)
 	}
 	n.say("next boot: cos (active), boot assessment armed")
+	return nil
+}
+
+// checkArch refuses an image built for another architecture than the
+// node's: it would not boot, and passive would then be the only image
+// left that does. An image that names none (older builds) is taken.
+func (n *Node) checkArch(rel map[string]string, src string) error {
+	node := n.Arch
+	if node == "" {
+		// The agent ships in the running image, built for its machine.
+		node = runtime.GOARCH
+	}
+	if arch := deploy.Arch(rel); arch != "" && arch != node {
+		return fmt.Errorf("nothing was changed: %s is an image for %s, this node is %s", src, arch, node)
+	}
 	return nil
 }
 

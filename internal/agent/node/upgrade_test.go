@@ -3,12 +3,16 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/install"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/grubenv"
@@ -33,6 +37,7 @@ func tree(t *testing.T, version string) string {
 		"etc/cos/grub_efi.cfg":            "# first stage\n",
 		"usr/lib/kairos/boot/BOOTX64.EFI": "MZ",
 		"boot/vmlinuz":                    "kernel " + version,
+		"boot/initrd":                     "initrd " + version,
 	} {
 		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
 		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
@@ -53,7 +58,10 @@ func installed(t *testing.T) (string, *Node) {
 	os.Truncate(f, 3<<30)
 	dev := strings.TrimSpace(sh(t, "losetup", "--find", "--show", "--partscan", f))
 	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	in := &install.Installer{Host: install.System, LiveRoot: tree(t, "v1"), WorkDir: t.TempDir()}
+	// The lock is the test's own: another test run on this machine must
+	// not make this one wait or fail.
+	lock := filepath.Join(t.TempDir(), "kairos-agent.lock")
+	in := &install.Installer{Host: install.System, LiveRoot: tree(t, "v1"), WorkDir: t.TempDir(), LockFile: lock}
 	plan, err := in.Plan(context.Background(), install.Options{Device: dev})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +72,7 @@ func installed(t *testing.T) (string, *Node) {
 	}
 	parts := map[string]string{"COS_OEM": dev + "p2", "COS_RECOVERY": dev + "p3", "COS_STATE": dev + "p4", "COS_PERSISTENT": dev + "p5"}
 	var out bytes.Buffer
-	n := &Node{Mode: state.ActiveBoot, Mounts: "/proc/self/mounts", WorkDir: t.TempDir(), Out: &out,
+	n := &Node{Mode: state.ActiveBoot, Mounts: "/proc/self/mounts", WorkDir: t.TempDir(), Out: &out, LockFile: lock,
 		Device: func(label string) (string, error) { return parts[label], nil }}
 	t.Cleanup(func() { t.Log(out.String()) })
 	return dev, n
@@ -86,6 +94,36 @@ func version(t *testing.T, part, img string) string {
 	return v + " " + strings.TrimSpace(sh(t, "blkid", "-o", "value", "-s", "LABEL", p))
 }
 
+// env reads a grub environment file on a partition.
+func env(t *testing.T, part, file string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	sh(t, "mount", "-o", "ro", part, dir)
+	defer sh(t, "umount", dir)
+	data, _ := os.ReadFile(filepath.Join(dir, file))
+	vars, err := grubenv.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vars
+}
+
+// bootable checks an image on a partition as grub and the initramfs use
+// it: a clean ext4 with the kernel and initrd grub loads.
+func bootable(t *testing.T, part, img string) {
+	t.Helper()
+	dir := t.TempDir()
+	sh(t, "mount", "-o", "ro", part, dir)
+	defer sh(t, "umount", dir)
+	p := filepath.Join(dir, "cOS", img)
+	sh(t, "e2fsck", "-fn", p)
+	for _, f := range []string{"/boot/vmlinuz", "/boot/initrd"} {
+		if out := sh(t, "debugfs", "-R", "stat "+f, p); !strings.Contains(out, "Type: regular") {
+			t.Errorf("%s: %s is not a regular file:\n%s", img, f, out)
+		}
+	}
+}
+
 func TestUpgradeRotatesAndArmsBoot(t *testing.T) {
 	dev, n := installed(t)
 	ctx := context.Background()
@@ -102,21 +140,10 @@ func TestUpgradeRotatesAndArmsBoot(t *testing.T) {
 	if got := version(t, dev+"p4", "transition.img"); got != "missing" {
 		t.Errorf("transition.img left: %s", got)
 	}
-	env := func(part, file string) map[string]string {
-		dir := t.TempDir()
-		sh(t, "mount", "-o", "ro", part, dir)
-		defer sh(t, "umount", dir)
-		data, _ := os.ReadFile(filepath.Join(dir, file))
-		vars, err := grubenv.Decode(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return vars
-	}
-	if v := env(dev+"p4", "boot_assessment"); v["enable_boot_assessment"] != "yes" {
+	if v := env(t, dev+"p4", "boot_assessment"); v["enable_boot_assessment"] != "yes" {
 		t.Errorf("boot assessment not armed: %v", v)
 	}
-	if v := env(dev+"p2", "grubenv"); v["next_entry"] != "cos" {
+	if v := env(t, dev+"p2", "grubenv"); v["next_entry"] != "cos" {
 		t.Errorf("next_entry not set: %v", v)
 	}
 
@@ -245,6 +272,18 @@ func TestResetFromRecovery(t *testing.T) {
 	defer exec.Command("umount", bind).Run()
 
 	n.Mode = state.RecoveryBoot
+	// Not while an upgrade or install runs.
+	release, err := deploy.Lock(n.LockFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reset(ctx, ResetOptions{}); err == nil || !strings.Contains(err.Error(), "another kairos-agent install/upgrade/reset is running") {
+		t.Errorf("reset while locked: %v", err)
+	}
+	release()
+	if a := version(t, dev+"p4", "active.img"); a != "v8 COS_ACTIVE" {
+		t.Errorf("a refused reset changed active.img: %s", a)
+	}
 	if err := n.Reset(ctx, ResetOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -281,5 +320,164 @@ func TestConfirmBootClearsAssessment(t *testing.T) {
 	}
 	if opts := sh(t, "findmnt", "-n", "-o", "OPTIONS", dir); !strings.HasPrefix(opts, "ro") {
 		t.Errorf("COS_STATE left %s", opts)
+	}
+}
+
+// holdStages holds the upgrade that runs its before-upgrade stage until
+// release is closed, so that another one can be started meanwhile.
+type holdStages struct{ entered, release chan struct{} }
+
+func (h *holdStages) Has(stage string) bool { return stage == StageBefore }
+func (h *holdStages) Run(context.Context, string, string) error {
+	close(h.entered)
+	<-h.release
+	return nil
+}
+
+// Two upgrades at once: the second is refused at once, naming the one
+// that runs, and the first leaves a disk that boots the new image with the
+// old one as passive.
+func TestConcurrentUpgradesAreSerialised(t *testing.T) {
+	dev, n := installed(t)
+	ctx := context.Background()
+	v2, v3 := tree(t, "v2"), tree(t, "v3")
+	hold := &holdStages{entered: make(chan struct{}), release: make(chan struct{})}
+	first, second := *n, *n
+	var firstOut bytes.Buffer
+	first.Stages, first.Out = hold, &firstOut
+	t.Cleanup(func() { t.Log(firstOut.String()) })
+	done := make(chan error, 1)
+	go func() { done <- first.Upgrade(ctx, UpgradeOptions{Source: "dir:" + v2}) }()
+	select {
+	case <-hold.entered:
+	case err := <-done:
+		t.Fatalf("the first upgrade ended before its before-upgrade stage: %v", err)
+	}
+	err := second.Upgrade(ctx, UpgradeOptions{Source: "dir:" + v3})
+	close(hold.release)
+	if want := fmt.Sprintf("another kairos-agent install/upgrade/reset is running (pid %d)", os.Getpid()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("the second upgrade: %v, want %q", err, want)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the first upgrade: %v", err)
+	}
+	if a, p := version(t, dev+"p4", "active.img"), version(t, dev+"p4", "passive.img"); a != "v2 COS_ACTIVE" || p != "v1 COS_PASSIVE" {
+		t.Errorf("after two upgrades at once: active %s, passive %s (want v2 and v1)", a, p)
+	}
+	if got := version(t, dev+"p4", "transition.img"); got != "missing" {
+		t.Errorf("transition.img left: %s", got)
+	}
+	bootable(t, dev+"p4", "active.img")
+	bootable(t, dev+"p4", "passive.img")
+
+	// Released: the next upgrade runs.
+	if err := second.Upgrade(ctx, UpgradeOptions{Source: "dir:" + v3}); err != nil {
+		t.Fatalf("an upgrade after the first ended: %v", err)
+	}
+}
+
+// Boot assessment is armed before the first rename: a crash at any point
+// of the rotation leaves an assessed boot (see Node.Upgrade).
+func TestUpgradeArmsAssessmentBeforeRenames(t *testing.T) {
+	dev, n := installed(t)
+	ctx := context.Background()
+	var seen []string
+	crashAfter := ""
+	n.rename = func(oldpath, newpath string) error {
+		if err := os.Rename(oldpath, newpath); err != nil {
+			return err
+		}
+		data, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(newpath)), "boot_assessment"))
+		vars, _ := grubenv.Decode(data)
+		seen = append(seen, fmt.Sprintf("%s -> %s: enable_boot_assessment=%q boot_assessment_tentative=%q",
+			filepath.Base(oldpath), filepath.Base(newpath), vars["enable_boot_assessment"], vars["boot_assessment_tentative"]))
+		if filepath.Base(newpath) == crashAfter {
+			return errors.New("injected crash")
+		}
+		return nil
+	}
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v2")}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`active.img -> passive.img: enable_boot_assessment="yes" boot_assessment_tentative=""`,
+		`transition.img -> active.img: enable_boot_assessment="yes" boot_assessment_tentative=""`,
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("at the renames:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	}
+
+	// v2 booted as a tentative boot and was confirmed, as ConfirmBoot
+	// leaves it; the next upgrade dies right after its first rename.
+	dir := t.TempDir()
+	sh(t, "mount", dev+"p4", dir)
+	err := grubenv.Update(filepath.Join(dir, "boot_assessment"), map[string]string{"enable_boot_assessment": "", "boot_assessment_tentative": ""})
+	sh(t, "umount", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, crashAfter = nil, "passive.img"
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + tree(t, "v3")}); err == nil || !strings.Contains(err.Error(), "injected crash") {
+		t.Fatalf("upgrade with a crash after the first rename: %v", err)
+	}
+	if len(seen) != 1 || seen[0] != want[0] {
+		t.Errorf("at the first rename: %v, want %s", seen, want[0])
+	}
+	// What grub finds: active.img gone (the cos entry fails to load, grub
+	// takes the fallback), passive.img the v2 that ran, assessment armed.
+	if a, p := version(t, dev+"p4", "active.img"), version(t, dev+"p4", "passive.img"); a != "missing" || !strings.HasPrefix(p, "v2 ") {
+		t.Errorf("after the crash: active %s, passive %s", a, p)
+	}
+	if v := env(t, dev+"p4", "boot_assessment"); v["enable_boot_assessment"] != "yes" {
+		t.Errorf("boot assessment after the crash: %v", v)
+	}
+}
+
+// A source for another architecture, or without the kernel or initrd grub
+// boots, is refused before anything is written.
+func TestUpgradeRefusesUnbootableSources(t *testing.T) {
+	dev, n := installed(t)
+	n.Arch = "amd64"
+	ctx := context.Background()
+	arm := tree(t, "v2")
+	f, err := os.OpenFile(filepath.Join(arm, "etc/kairos-release"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("KAIROS_ARCH=\"arm64\"\nKAIROS_TARGETARCH=\"arm64\"\n")
+	f.Close()
+	noInitrd := tree(t, "v2")
+	os.Remove(filepath.Join(noInitrd, "boot/initrd"))
+	dangling := tree(t, "v2")
+	os.Remove(filepath.Join(dangling, "boot/vmlinuz"))
+	os.Symlink("vmlinuz-6.1.0", filepath.Join(dangling, "boot/vmlinuz"))
+	for _, c := range []struct {
+		src      string
+		recovery bool
+		want     []string
+	}{
+		{arm, false, []string{"nothing was changed", "arm64", "amd64"}},
+		{arm, true, []string{"nothing was changed", "arm64", "amd64"}},
+		{noInitrd, false, []string{"nothing was changed", "/boot/initrd"}},
+		{dangling, false, []string{"nothing was changed", "/boot/vmlinuz"}},
+	} {
+		err := n.Upgrade(ctx, UpgradeOptions{Source: "dir:" + c.src, Recovery: c.recovery})
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s (recovery %v): %v, want %q", c.src, c.recovery, err, w)
+			}
+		}
+	}
+	if a, p := version(t, dev+"p4", "active.img"), version(t, dev+"p4", "passive.img"); a != "v1 COS_ACTIVE" || p != "v1 COS_PASSIVE" {
+		t.Errorf("after the refusals: active %s, passive %s", a, p)
+	}
+	if got := version(t, dev+"p3", "recovery.img"); got != "v1 COS_SYSTEM" {
+		t.Errorf("recovery.img after the refusals: %s", got)
+	}
+	if got := version(t, dev+"p4", "transition.img"); got != "missing" {
+		t.Errorf("transition.img: %s", got)
+	}
+	if v := env(t, dev+"p4", "boot_assessment"); len(v) != 0 {
+		t.Errorf("boot assessment after the refusals: %v", v)
 	}
 }

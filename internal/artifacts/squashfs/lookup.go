@@ -11,7 +11,7 @@ import (
 // ReadFile reads a regular file of the tree, following symlinks (relative
 // and absolute, within the tree).
 func ReadFile(root *Node, p string) ([]byte, error) {
-	n, err := lookup(root, p, 0)
+	n, err := Lookup(root, p)
 	if err != nil {
 		return nil, err
 	}
@@ -28,6 +28,11 @@ func ReadFile(root *Node, p string) ([]byte, error) {
 	defer rc.Close()
 	return io.ReadAll(rc)
 }
+
+// Lookup finds the node at p, following symlinks as ReadFile does: a
+// link, relative or absolute, resolves inside the tree ("/" and ".." stop
+// at its root), as it does once the tree is an image's root.
+func Lookup(root *Node, p string) (*Node, error) { return lookup(root, p, 0) }
 
 func lookup(root *Node, p string, depth int) (*Node, error) {
 	if depth > 16 {
