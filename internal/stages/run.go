@@ -2,15 +2,18 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/kairos-io/kairos/internal/safefile"
 )
 
 // Runner executes steps against a root directory ("/" on a node).
@@ -86,7 +89,15 @@ func (r Runner) exec(ctx context.Context, command string) error {
 	return cmd.Run()
 }
 
-func (r Runner) path(p string) string { return filepath.Join(r.Root, p) }
+// root is the directory the stage's paths are below: every file the stage
+// writes or changes goes through safefile, anchored there, so no link a
+// user planted is followed, on a node or in an image.
+func (r Runner) root() string {
+	if r.Root == "" {
+		return "/"
+	}
+	return r.Root
+}
 
 func (r Runner) runStep(ctx context.Context, s Step) error {
 	for _, d := range s.Directories {
@@ -94,13 +105,8 @@ func (r Runner) runStep(ctx context.Context, s Step) error {
 		if mode == 0 {
 			mode = 0o755
 		}
-		if err := os.MkdirAll(r.path(d.Path), mode); err != nil {
-			return fmt.Errorf("directory %s: %w", d.Path, err)
-		}
-		if err := os.Chmod(r.path(d.Path), mode); err != nil {
-			return err
-		}
-		if err := chown(r.path(d.Path), d.Owner, d.Group); err != nil {
+		uid, gid := owner(d.Owner, d.Group)
+		if err := safefile.Dir(r.root(), d.Path, mode, uid, gid); err != nil {
 			return fmt.Errorf("directory %s: %w", d.Path, err)
 		}
 	}
@@ -110,10 +116,10 @@ func (r Runner) runStep(ctx context.Context, s Step) error {
 		}
 	}
 	if s.Hostname != "" {
-		if err := os.WriteFile(r.path("/etc/hostname"), []byte(s.Hostname+"\n"), 0o644); err != nil {
+		if err := safefile.WriteFile(r.root(), "/etc/hostname", []byte(s.Hostname+"\n"), 0o644, -1, -1); err != nil {
 			return fmt.Errorf("hostname: %w", err)
 		}
-		if r.Root == "/" || r.Root == "" {
+		if r.root() == "/" {
 			if err := r.exec(ctx, "hostname "+shellWord(s.Hostname)); err != nil {
 				return fmt.Errorf("hostname: %w", err)
 			}
@@ -158,23 +164,8 @@ func (r Runner) writeFile(f File) error {
 	if mode == 0 {
 		mode = 0o644
 	}
-	p := r.path(f.Path)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	// Write beside and rename, so a reader never sees half a file.
-	tmp := p + ".kairos-tmp"
-	if err := os.WriteFile(tmp, []byte(f.Content), mode); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	if err := chown(tmp, f.Owner, f.Group); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, p)
+	uid, gid := owner(f.Owner, f.Group)
+	return safefile.WriteFile(r.root(), f.Path, []byte(f.Content), mode, uid, gid)
 }
 
 func (r Runner) writeEnvironment(s Step) error {
@@ -182,8 +173,10 @@ func (r Runner) writeEnvironment(s Step) error {
 	if target == "" {
 		target = "/etc/environment"
 	}
-	p := r.path(target)
-	existing, _ := os.ReadFile(p)
+	existing, err := safefile.ReadFile(r.root(), target)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	values := map[string]string{}
 	var order []string
 	for _, line := range strings.Split(string(existing), "\n") {
@@ -211,21 +204,19 @@ func (r Runner) writeEnvironment(s Step) error {
 	for _, k := range order {
 		fmt.Fprintf(&b, "%s=%s\n", k, values[k])
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(p, []byte(b.String()), 0o644)
+	return safefile.WriteFile(r.root(), target, []byte(b.String()), 0o644, -1, -1)
 }
 
 func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// chown sets ownership; an unprivileged run (tests, tools) leaves files owned
-// by the caller unless an owner is asked for.
-func chown(p string, uid, gid int) error {
+// owner is the uid and gid to give what a step makes: an unprivileged run
+// (tests, tools) leaves files owned by the caller (-1) unless an owner
+// other than root is asked for.
+func owner(uid, gid int) (int, int) {
 	if uid == 0 && gid == 0 && os.Geteuid() != 0 {
-		return nil
+		return -1, -1
 	}
-	return os.Lchown(p, uid, gid)
+	return uid, gid
 }
 
 // Set is a loaded set of cloud-configs whose stages can run on the

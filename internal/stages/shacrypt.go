@@ -3,6 +3,7 @@ package stages
 import (
 	"crypto/rand"
 	"crypto/sha512"
+	"regexp"
 	"strings"
 )
 
@@ -14,8 +15,41 @@ import (
 
 const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-// hashPassword returns a $6$ hash of password with a random salt.
-func hashPassword(password string) (string, error) {
+// cryptHash matches the crypt(3) hashes /etc/shadow may hold, each with
+// the salt and hash lengths of its method: MD5 ($1$), bcrypt ($2a$, $2b$,
+// $2y$: cost, then 22 characters of salt and 31 of hash), SHA-256 ($5$)
+// and SHA-512 ($6$) with optional rounds, yescrypt ($y$) and
+// gost-yescrypt ($gy$) with their parameters.
+var cryptHash = regexp.MustCompile(`^(` +
+	`\$1\$[./0-9A-Za-z]{0,8}\$[./0-9A-Za-z]{22}` +
+	`|\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./0-9A-Za-z]{53}` +
+	`|\$5\$(rounds=[1-9][0-9]*\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]{43}` +
+	`|\$6\$(rounds=[1-9][0-9]*\$)?[./0-9A-Za-z]{0,16}\$[./0-9A-Za-z]{86}` +
+	`|\$g?y\$[./0-9A-Za-z]+\$[./0-9A-Za-z]*\$[./0-9A-Za-z]{43}` +
+	`)$`)
+
+// isCryptHash says whether a cloud-config's passwd is to be stored as it
+// is: a crypt hash, or the lock markers "!" (also "!!", as RHEL's tools
+// write it) and "*", alone or before a hash.
+// Anything else is a password, however it starts ("$ecret" is one): stored
+// as given it would be plaintext in /etc/shadow that no login matches, and
+// a ":" or newline in it would add fields or lines to the file.
+func isCryptHash(passwd string) bool {
+	if passwd == "" {
+		return false
+	}
+	rest := strings.TrimLeft(passwd, "!")
+	if rest == passwd {
+		rest = strings.TrimPrefix(passwd, "*")
+	} else if rest == "*" {
+		return true // "!*"
+	}
+	return rest == "" || cryptHash.MatchString(rest)
+}
+
+// HashPassword returns a $6$ hash of password with a random salt, for
+// /etc/shadow or a cloud-config's passwd.
+func HashPassword(password string) (string, error) {
 	raw := make([]byte, 16)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err

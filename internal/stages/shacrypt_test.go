@@ -29,8 +29,8 @@ func TestSHA512CryptAgainstOpenSSL(t *testing.T) {
 			t.Errorf("sha512Crypt(%q, %q) = %s, openssl %s", c.pw, c.salt, got, want)
 		}
 	}
-	h, err := hashPassword("secret")
+	h, err := HashPassword("secret")
 	if err != nil || !strings.HasPrefix(h, "$6$") || len(h) != 3+16+1+86 {
-		t.Errorf("hashPassword: %q %v", h, err)
+		t.Errorf("HashPassword: %q %v", h, err)
 	}
 }

@@ -1,20 +1,26 @@
 package stages
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/safefile"
 )
 
 // User is an account a cloud-config asks for. Passwd is a crypt(3) hash
-// ("$6$..."), or a plain password that is hashed before it is stored.
+// ("$6$...", see isCryptHash), or a plain password that is hashed before it
+// is stored.
 type User struct {
 	Name              string   `yaml:"name"`
 	Passwd            string   `yaml:"passwd"`
@@ -69,14 +75,13 @@ func (u *Users) UnmarshalYAML(n *yaml.Node) error {
 // account files of a root, edited as text so the same code serves the
 // running system and an image being assembled.
 type accounts struct {
-	root                  string
 	passwd, group, shadow [][]string
 }
 
-func readTable(path string) ([][]string, error) {
-	data, err := os.ReadFile(path)
+func readTable(root, path string) ([][]string, error) {
+	data, err := safefile.ReadFile(root, path)
 	if err != nil {
-		if os.IsNotExist(err) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
@@ -91,17 +96,18 @@ func readTable(path string) ([][]string, error) {
 	return rows, nil
 }
 
-// writeTable rewrites the file in place, keeping its mode and owner
-// (/etc/shadow is not world-readable).
-func writeTable(path string, rows [][]string, mode os.FileMode) error {
+// writeTable replaces the file, keeping its mode and owner (/etc/shadow is
+// not world-readable, and root:shadow on some distributions).
+func writeTable(root, path string, rows [][]string, mode os.FileMode) error {
 	var b strings.Builder
 	for _, r := range rows {
 		b.WriteString(strings.Join(r, ":") + "\n")
 	}
-	if st, err := os.Stat(path); err == nil {
-		mode = st.Mode().Perm()
+	uid, gid := -1, -1
+	if st, err := safefile.Lstat(root, path); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		mode, uid, gid = os.FileMode(st.Mode&0o777), int(st.Uid), int(st.Gid)
 	}
-	return os.WriteFile(path, []byte(b.String()), mode)
+	return safefile.WriteFile(root, path, []byte(b.String()), mode, uid, gid)
 }
 
 func find(rows [][]string, name string) []string {
@@ -133,20 +139,24 @@ func freeID(rows ...[][]string) int {
 }
 
 func (r Runner) applyUsers(users Users) error {
-	a := accounts{root: r.path("/")}
+	var a accounts
 	var err error
-	if a.passwd, err = readTable(r.path("/etc/passwd")); err != nil {
+	if a.passwd, err = readTable(r.root(), "/etc/passwd"); err != nil {
 		return err
 	}
-	if a.group, err = readTable(r.path("/etc/group")); err != nil {
+	if a.group, err = readTable(r.root(), "/etc/group"); err != nil {
 		return err
 	}
-	if a.shadow, err = readTable(r.path("/etc/shadow")); err != nil {
+	if a.shadow, err = readTable(r.root(), "/etc/shadow"); err != nil {
 		return err
 	}
+	// A user that fails (a bad uid, a refused ssh key path) is reported
+	// while the others are still made: a link planted in one home must not
+	// keep the other accounts (root's password among them) from being set.
+	var errs []error
 	for _, u := range users {
 		if err := r.applyUser(&a, u); err != nil {
-			return fmt.Errorf("user %s: %w", u.Name, err)
+			errs = append(errs, fmt.Errorf("user %s: %w", u.Name, err))
 		}
 	}
 	for _, f := range []struct {
@@ -154,11 +164,11 @@ func (r Runner) applyUsers(users Users) error {
 		rows [][]string
 		mode os.FileMode
 	}{{"/etc/passwd", a.passwd, 0o644}, {"/etc/group", a.group, 0o644}, {"/etc/shadow", a.shadow, 0o640}} {
-		if err := writeTable(r.path(f.path), f.rows, f.mode); err != nil {
-			return err
+		if err := writeTable(r.root(), f.path, f.rows, f.mode); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.path, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (r Runner) applyUser(a *accounts, u User) error {
@@ -187,7 +197,7 @@ func (r Runner) applyUser(a *accounts, u User) error {
 		shell := u.Shell
 		if shell == "" {
 			shell = "/bin/sh"
-			if _, err := os.Stat(r.path("/bin/bash")); err == nil {
+			if _, err := safefile.Lstat(r.root(), "/bin/bash"); err == nil {
 				shell = "/bin/bash"
 			}
 		}
@@ -202,10 +212,10 @@ func (r Runner) applyUser(a *accounts, u User) error {
 
 	hash := "!"
 	switch {
-	case u.Passwd != "" && strings.HasPrefix(u.Passwd, "$"):
+	case isCryptHash(u.Passwd):
 		hash = u.Passwd
 	case u.Passwd != "":
-		h, err := hashPassword(u.Passwd)
+		h, err := HashPassword(u.Passwd)
 		if err != nil {
 			return err
 		}
@@ -244,14 +254,14 @@ func (r Runner) applyUser(a *accounts, u User) error {
 		}
 	}
 
-	home := r.path(pw[5])
-	if _, err := os.Stat(home); os.IsNotExist(err) {
-		if err := os.MkdirAll(home, 0o750); err != nil {
-			return err
+	uid, gid = owner(uid, gid)
+	home := pw[5]
+	if _, err := safefile.Lstat(r.root(), home); errors.Is(err, fs.ErrNotExist) {
+		if err := safefile.Dir(r.root(), home, 0o750, uid, gid); err != nil {
+			return fmt.Errorf("home: %w", err)
 		}
-		if err := chown(home, uid, gid); err != nil {
-			return err
-		}
+	} else if err != nil {
+		return fmt.Errorf("home: %w", err)
 	}
 	var keys []string
 	for _, k := range u.SSHAuthorizedKeys {
@@ -262,18 +272,13 @@ func (r Runner) applyUser(a *accounts, u User) error {
 		keys = append(keys, strings.TrimSpace(k))
 	}
 	if len(keys) > 0 {
-		ssh := filepath.Join(home, ".ssh")
-		if err := os.MkdirAll(ssh, 0o700); err != nil {
-			return err
+		// sshd wants both the user's and closed to others.
+		ssh := path.Join(home, ".ssh")
+		if err := safefile.Dir(r.root(), ssh, 0o700, uid, gid); err != nil {
+			return fmt.Errorf("ssh keys: %w", err)
 		}
-		auth := filepath.Join(ssh, "authorized_keys")
-		if err := os.WriteFile(auth, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
-			return err
-		}
-		for _, p := range []string{ssh, auth} {
-			if err := chown(p, uid, gid); err != nil {
-				return err
-			}
+		if err := safefile.WriteFile(r.root(), path.Join(ssh, "authorized_keys"), []byte(strings.Join(keys, "\n")+"\n"), 0o600, uid, gid); err != nil {
+			return fmt.Errorf("ssh keys: %w", err)
 		}
 	}
 	return nil
@@ -305,10 +310,6 @@ func (r Runner) writeDNS(d DNS) error {
 		p = "/etc/resolv.conf"
 	}
 	// resolv.conf is often a symlink to a resolver's runtime file: the
-	// step replaces it with the file asked for.
-	os.Remove(r.path(p))
-	if err := os.MkdirAll(filepath.Dir(r.path(p)), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(r.path(p), []byte(b.String()), 0o644)
+	// step replaces it with the file asked for (safefile renames over it).
+	return safefile.WriteFile(r.root(), p, []byte(b.String()), 0o644, -1, -1)
 }

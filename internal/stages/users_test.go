@@ -9,6 +9,9 @@ import (
 	"testing"
 )
 
+// kairosHash is a SHA-512 crypt hash (of "hunter2"), stored as it is.
+const kairosHash = "$6$saltsalt$8iYtNHxjWRl.NF6oNZ5tF.iKFlQREaXBLlSmZKP6dy9l5z3vsooWNW0/GZ6Nej73/TFug6pIPSqbJoCT6dfnj."
+
 func TestUsersAndDNS(t *testing.T) {
 	root := t.TempDir()
 	writeConfig(t, root, "/etc", "passwd", "root:x:0:0:root:/root:/bin/sh\nkairos:x:1000:1000:kairos:/home/kairos:/bin/sh\n")
@@ -24,7 +27,7 @@ users:
       - ssh-ed25519 AAAAC3Nza tester@example
       - github:tester
   - name: kairos
-    passwd: "$6$abc$def"
+    passwd: "`+kairosHash+`"
 stages:
   boot:
     - users:
@@ -64,7 +67,7 @@ stages:
 			t.Errorf("group lacks %q:\n%s", want, group)
 		}
 	}
-	if !strings.Contains(shadow, "kairos:$6$abc$def:") || !strings.Contains(shadow, "svc:!:") {
+	if !strings.Contains(shadow, "kairos:"+kairosHash+":") || !strings.Contains(shadow, "svc:!:") {
 		t.Errorf("shadow:\n%s", shadow)
 	}
 	// The plain password is stored hashed, and the hash checks with openssl.

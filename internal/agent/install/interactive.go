@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/stages"
 )
 
 // Answers are what interactive-install asks for.
@@ -21,11 +23,16 @@ type Answers struct {
 }
 
 // Config is the cloud-config the answers make: it is what the node runs
-// with, copied to /oem/90_custom.yaml like any other install's.
+// with, copied to /oem/90_custom.yaml like any other install's. The
+// password goes in hashed: the file stays on the disk.
 func (a Answers) Config() ([]byte, error) {
 	user := map[string]any{"name": a.User, "groups": []string{"admin"}}
 	if a.Password != "" {
-		user["passwd"] = a.Password
+		hash, err := stages.HashPassword(a.Password)
+		if err != nil {
+			return nil, fmt.Errorf("hashing the password: %w", err)
+		}
+		user["passwd"] = hash
 	}
 	if a.SSHKey != "" {
 		user["ssh_authorized_keys"] = []string{a.SSHKey}
