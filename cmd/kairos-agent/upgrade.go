@@ -9,14 +9,15 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/semver"
 
+	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/node"
 	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/artifacts/source"
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/stages"
 )
@@ -34,9 +35,12 @@ image that does not come up falls back to passive by itself. --recovery
 does the same for COS_RECOVERY's recovery.img. The source defaults to
 upgrade.source of the cloud-config. Registries: auth from the docker config
 file; --allow-insecure-registries for plain HTTP. Refused on live media, for
-a source without /etc/kairos-release, and when COS_STATE lacks the space
-(checked before writing). Stages before-upgrade and after-upgrade run around
-it. An interruption before the renames leaves the node as it was.`,
+a source without /etc/kairos-release or without /boot/vmlinuz and
+/boot/initrd, for an image of another architecture (KAIROS_TARGETARCH), when
+COS_STATE lacks the space (all checked before writing), and at once while
+another install, upgrade or reset runs (` + deploy.LockFile + `). Stages
+before-upgrade and after-upgrade run around it. An interruption before the
+renames leaves the node as it was; boot assessment is armed before them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cmdline, err := os.ReadFile("/proc/cmdline")
@@ -91,15 +95,14 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 			if repo == "" {
 				return fmt.Errorf("--registry <repository> is required")
 			}
-			var opts []name.Option
-			if insecure {
-				opts = append(opts, name.Insecure)
-			}
-			r, err := name.NewRepository(repo, opts...)
+			// The pull policy of upgrade itself (HTTPS only unless
+			// --allow-insecure-registries), so that listing never
+			// trusts a registry the upgrade would refuse.
+			r, err := name.NewRepository(repo, source.NameOptions(insecure)...)
 			if err != nil {
 				return err
 			}
-			tags, err := remote.List(r, remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+			tags, err := remote.List(r, source.RemoteOptions(cmd.Context(), insecure)...)
 			if err != nil {
 				return fmt.Errorf("listing %s: %w", repo, err)
 			}

@@ -9,11 +9,14 @@
 //
 // Image layers are applied in order with the OCI whiteout rules; file
 // contents are spooled once into a temporary file so that writers can read
-// them in any order, as often as they need.
+// them in any order, as often as they need. Every blob of an image is
+// checked against its digest on the way (verify.go), and registries are
+// reached over HTTPS only unless Options.Insecure (registry.go).
 package source
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +26,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -61,7 +63,8 @@ func Open(ctx context.Context, ref, tmp string, platform *v1.Platform) (*Tree, e
 type Options struct {
 	Tmp      string
 	Platform *v1.Platform
-	// Insecure allows registries over plain HTTP (docker-image:// only).
+	// Insecure allows registries over plain HTTP (docker-image:// only);
+	// without it plain HTTP is refused, except to loopback (RemoteOptions).
 	Insecure bool
 }
 
@@ -74,18 +77,14 @@ func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
 	kind, rest, _ := strings.Cut(ref, ":")
 	switch {
 	case kind == "dir":
-		root, err := squashfs.DirSource(rest)
-		if err != nil {
-			return nil, fmt.Errorf("source %s: %w", ref, err)
-		}
-		return &Tree{Root: root}, nil
+		return openDir(rest)
 	case kind == "oci":
 		dir, tag := splitTag(rest)
-		img, err := layoutImage(dir, tag, platform)
+		img, desc, err := layoutImage(dir, tag, platform)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", ref, err)
 		}
-		return Flatten(img, tmp)
+		return flattenVerified(ref, img, desc, tmp)
 	case kind == "oci-archive":
 		file, tag := splitTag(rest)
 		dir, err := os.MkdirTemp(tmp, "kairos-oci-archive-")
@@ -96,12 +95,12 @@ func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("source %s: %w", ref, err)
 		}
-		img, err := layoutImage(dir, tag, platform)
+		img, desc, err := layoutImage(dir, tag, platform)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("source %s: %w", ref, err)
 		}
-		t, err := Flatten(img, tmp)
+		t, err := flattenVerified(ref, img, desc, tmp)
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, err
@@ -110,20 +109,24 @@ func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
 		t.close = func() error { return errors.Join(inner(), os.RemoveAll(dir)) }
 		return t, nil
 	case strings.HasPrefix(ref, "docker-image://"):
-		var nameOpts []name.Option
-		if o.Insecure {
-			nameOpts = append(nameOpts, name.Insecure)
-		}
-		r, err := name.ParseReference(strings.TrimPrefix(ref, "docker-image://"), nameOpts...)
+		r, err := name.ParseReference(strings.TrimPrefix(ref, "docker-image://"), NameOptions(o.Insecure)...)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", ref, err)
 		}
-		img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(*platform),
-			remote.WithAuthFromKeychain(authn.DefaultKeychain))
+		img, err := remote.Image(r, append(RemoteOptions(ctx, o.Insecure), remote.WithPlatform(*platform))...)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: pulling: %w", ref, err)
 		}
-		return Flatten(img, tmp)
+		// go-containerregistry checked the manifest against the digest
+		// it was asked for (the reference's, or the index's for a
+		// platform's image); by tag, the registry's answer is the root
+		// of trust, as index.json is for a layout. So the manifest's own
+		// digest is what the rest is checked against.
+		desc, err := ownDescriptor(img)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		return flattenVerified(ref, img, desc, tmp)
 	default:
 		return nil, fmt.Errorf("source %q: unknown kind (valid: %s)", ref, strings.Join(Kinds, ", "))
 	}
@@ -163,19 +166,22 @@ func splitTag(s string) (string, string) {
 
 // layoutImage finds the image in an OCI layout: the one whose ref.name
 // annotation is tag (or ends in ":"+tag), else the only one, resolving an
-// index to the platform's image.
-func layoutImage(dir, tag string, platform *v1.Platform) (v1.Image, error) {
+// index to the platform's image. It returns the descriptor that selected
+// the image, which its manifest is checked against; a nested index is
+// checked against its own descriptor here, index.json being the root of
+// trust of the layout.
+func layoutImage(dir, tag string, platform *v1.Platform) (v1.Image, v1.Descriptor, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
+		return nil, v1.Descriptor{}, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
 	}
 	idx, err := p.ImageIndex()
 	if err != nil {
-		return nil, err
+		return nil, v1.Descriptor{}, err
 	}
 	man, err := idx.IndexManifest()
 	if err != nil {
-		return nil, err
+		return nil, v1.Descriptor{}, err
 	}
 	var picked []v1.Descriptor
 	var names []string
@@ -188,28 +194,75 @@ func layoutImage(dir, tag string, platform *v1.Platform) (v1.Image, error) {
 	}
 	switch {
 	case len(picked) == 0:
-		return nil, fmt.Errorf("no image tagged %q in %s (tags: %s)", tag, dir, strings.Join(names, ", "))
+		return nil, v1.Descriptor{}, fmt.Errorf("no image tagged %q in %s (tags: %s)", tag, dir, strings.Join(names, ", "))
 	case len(picked) > 1:
-		return nil, fmt.Errorf("%s holds %d images: name one with :<tag> (tags: %s)", dir, len(picked), strings.Join(names, ", "))
+		return nil, v1.Descriptor{}, fmt.Errorf("%s holds %d images: name one with :<tag> (tags: %s)", dir, len(picked), strings.Join(names, ", "))
 	}
 	d := picked[0]
 	if d.MediaType.IsIndex() {
 		child, err := idx.ImageIndex(d.Digest)
 		if err != nil {
-			return nil, err
+			return nil, v1.Descriptor{}, err
 		}
-		cm, err := child.IndexManifest()
+		raw, err := child.RawManifest()
 		if err != nil {
-			return nil, err
+			return nil, v1.Descriptor{}, fmt.Errorf("reading the image index %s: %w", d.Digest, err)
+		}
+		if err := checkBlob("the image index", "index.json", raw, d); err != nil {
+			return nil, v1.Descriptor{}, err
+		}
+		// Parsed from the checked bytes, not read again.
+		cm, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+		if err != nil {
+			return nil, v1.Descriptor{}, fmt.Errorf("parsing the image index %s: %w", d.Digest, err)
 		}
 		for _, m := range cm.Manifests {
 			if m.Platform != nil && m.Platform.Satisfies(*platform) {
-				return child.Image(m.Digest)
+				img, err := child.Image(m.Digest)
+				return img, m, err
 			}
 		}
-		return nil, fmt.Errorf("the image in %s has no %s/%s variant", dir, platform.OS, platform.Architecture)
+		return nil, v1.Descriptor{}, fmt.Errorf("the image in %s has no %s/%s variant", dir, platform.OS, platform.Architecture)
 	}
-	return idx.Image(d.Digest)
+	img, err := idx.Image(d.Digest)
+	return img, d, err
+}
+
+// ownDescriptor describes img by its own manifest.
+func ownDescriptor(img v1.Image) (v1.Descriptor, error) {
+	d, err := img.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	n, err := img.Size()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{Digest: d, Size: n}, nil
+}
+
+// flattenVerified flattens img (selected by desc) checking every blob on
+// the way: see verified. It is the one path of every image source.
+func flattenVerified(ref string, img v1.Image, desc v1.Descriptor, tmp string) (*Tree, error) {
+	v, err := verified(img, desc)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", ref, err)
+	}
+	t, err := Flatten(v, tmp)
+	if ferr := v.failure(); ferr != nil {
+		if t != nil {
+			t.Close()
+		}
+		return nil, fmt.Errorf("source %s: %w", ref, ferr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", ref, err)
+	}
+	if err := v.unchecked(); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("source %s: %w", ref, err)
+	}
+	return t, nil
 }
 
 // untar extracts a plain tar (an OCI archive: regular files and dirs only).
