@@ -177,6 +177,22 @@ kairos_build() {
 	"$OUT/bin/kairos" build --flavor "$FLAVOR" --agent "$OUT/bin/kairos-agent" --output "$OUT" "${bargs[@]}" "$@"
 }
 
+# The parsers of untrusted input (image layers, cloud-configs) are fuzzed
+# for a bounded time on every test run; a finding fails the run and is
+# saved under the package's testdata/fuzz, where plain `go test` replays it.
+FUZZ_TARGETS=(
+	"./internal/artifacts/source FuzzFlatten"
+	"./internal/stages FuzzConfig"
+)
+fuzz_untrusted_parsers() {
+	local t pkg fn
+	for t in "${FUZZ_TARGETS[@]}"; do
+		read -r pkg fn <<<"$t"
+		log "fuzzing $fn ($pkg) for ${KAIROS_FUZZTIME:-30s}"
+		go test -run '^$' -fuzz "^$fn\$" -fuzztime "${KAIROS_FUZZTIME:-30s}" "$pkg"
+	done
+}
+
 # In CI the private daemon must not outlive the run.
 stop_daemon_in_ci() {
 	[ "${CI:-}" = true ] || return 0
@@ -201,6 +217,7 @@ test)
 	log "unit tests"
 	go vet ./...
 	go test -count=1 ./...
+	fuzz_untrusted_parsers
 	log "end-to-end: building the Debian image and ISO"
 	testout="$OUT/e2e"
 	VERSION=v0.0.0-e2e
@@ -257,7 +274,8 @@ test)
 esac
 }
 
-# The whole script is read before anything runs, so editing it (or a git
-# checkout) during a long build cannot change what the running build does.
-main "$@"
-exit $?
+# Everything is in main, and the call and the exit are one line that bash
+# reads whole before running it: editing this file (or a git checkout)
+# during a long build cannot change what the running build does, or make
+# bash resume reading the edited file at a stale offset after main returns.
+main "$@"; exit $?
