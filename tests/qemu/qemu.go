@@ -275,12 +275,13 @@ func (m *Machine) Send(s string) error {
 	return err
 }
 
-// LoginRefused waits for the getty prompt, types user and password, and
-// succeeds only when login refuses them and prompts again.
-func (m *Machine) LoginRefused(ctx context.Context, user, password string, timeout time.Duration) error {
+// typeCredentials waits for getty's login prompt and answers it and the
+// password prompt.
+func (m *Machine) typeCredentials(ctx context.Context, user, password string, timeout time.Duration) error {
 	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)login: *$`), timeout); err != nil {
 		return fmt.Errorf("no login prompt: %w", err)
 	}
+	// Let getty settle: input typed before it reads the line is lost.
 	time.Sleep(time.Second)
 	if err := m.Send(user + "\n"); err != nil {
 		return err
@@ -288,7 +289,13 @@ func (m *Machine) LoginRefused(ctx context.Context, user, password string, timeo
 	if _, err := m.WaitFor(ctx, regexp.MustCompile(`Password: *$`), time.Minute); err != nil {
 		return fmt.Errorf("no password prompt: %w", err)
 	}
-	if err := m.Send(password + "\n"); err != nil {
+	return m.Send(password + "\n")
+}
+
+// LoginRefused waits for the getty prompt, types user and password, and
+// succeeds only when login refuses them and prompts again.
+func (m *Machine) LoginRefused(ctx context.Context, user, password string, timeout time.Duration) error {
+	if err := m.typeCredentials(ctx, user, password, timeout); err != nil {
 		return err
 	}
 	// login(1) says "Login incorrect" after its delay; a shell prompt
@@ -305,18 +312,7 @@ func (m *Machine) LoginRefused(ctx context.Context, user, password string, timeo
 
 // Login waits for the getty prompt and logs in.
 func (m *Machine) Login(ctx context.Context, user, password string, timeout time.Duration) error {
-	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)login: *$`), timeout); err != nil {
-		return fmt.Errorf("no login prompt: %w", err)
-	}
-	// Let getty settle: input typed before it reads the line is lost.
-	time.Sleep(time.Second)
-	if err := m.Send(user + "\n"); err != nil {
-		return err
-	}
-	if _, err := m.WaitFor(ctx, regexp.MustCompile(`Password: *$`), time.Minute); err != nil {
-		return fmt.Errorf("no password prompt: %w", err)
-	}
-	if err := m.Send(password + "\n"); err != nil {
+	if err := m.typeCredentials(ctx, user, password, timeout); err != nil {
 		return err
 	}
 	// Anything typed before the shell prints its prompt may be swallowed by
