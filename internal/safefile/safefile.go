@@ -167,7 +167,7 @@ func ReadFile(root, name string) ([]byte, error) {
 	for {
 		// O_NONBLOCK: a fifo planted in the file's place must not hang the
 		// boot; anything but a regular file is refused below.
-		fd, err := openat(w.dir(), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+		fd, err := openat(w.dir(), base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			f := os.NewFile(uintptr(fd), name)
 			defer f.Close()
@@ -218,6 +218,47 @@ func Lstat(root, name string) (unix.Stat_t, error) {
 		return st, &os.PathError{Op: "lstat", Path: name, Err: err}
 	}
 	return st, nil
+}
+
+// OpenLockFile opens the regular file name (below root) for writing, for
+// the caller to take fcntl(2) locks on, as /etc/.pwd.lock for lckpwdf(3):
+// missing, it is created with mode perm (less the umask), and its parents
+// with mode 0755. The content is neither read nor changed.
+//
+// Unlike the other operations, a symbolic link at name is never followed,
+// not even root's: opening it would create or lock whatever it points to,
+// and a lock file cannot be renamed over to replace the link as a write
+// does, since every other locker holds the file by that name.
+func OpenLockFile(root, name string, perm os.FileMode) (*os.File, error) {
+	dir, base, err := split(name)
+	if err != nil {
+		return nil, err
+	}
+	w, err := walk(root, name, dir, true)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	// O_NONBLOCK: a fifo in the lock's place fails (ENXIO) instead of
+	// hanging the boot; anything but a regular file is refused below.
+	fd, err := openat(w.dir(), base, unix.O_WRONLY|unix.O_CREAT|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		// A link someone else could have planted is told as every other
+		// refusal is; root's own link is refused too, by the rule above.
+		if _, lerr := w.link(base); lerr != nil {
+			return nil, lerr
+		}
+		if errors.Is(err, unix.ELOOP) {
+			err = errors.New("a symbolic link, not followed for a lock file")
+		}
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return nil, &os.PathError{Op: "open", Path: name, Err: errors.New("not a regular file")}
+	}
+	return f, nil
 }
 
 // split cuts name into the directory to walk and the last component, which
@@ -398,11 +439,13 @@ var noOpenat2 atomic.Bool
 
 // openat opens one name in dirfd with flags and symbolic links refused:
 // by openat2's RESOLVE_NO_SYMLINKS where the kernel has it, else by
-// O_NOFOLLOW, which is the same for a single name.
-func openat(dirfd int, name string, flags int) (int, error) {
+// O_NOFOLLOW, which is the same for a single name. mode is the mode of a
+// file O_CREAT makes (openat2 refuses one without O_CREAT).
+func openat(dirfd int, name string, flags int, mode uint32) (int, error) {
 	if !noOpenat2.Load() {
 		fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 			Flags:   uint64(flags) | unix.O_NOFOLLOW,
+			Mode:    uint64(mode),
 			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 		})
 		if !errors.Is(err, unix.ENOSYS) {
@@ -410,11 +453,11 @@ func openat(dirfd int, name string, flags int) (int, error) {
 		}
 		noOpenat2.Store(true)
 	}
-	return unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, 0)
+	return unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW, mode)
 }
 
 // openDir opens the directory name in dirfd for looking up names below it.
 // A link gives an error (ENOTDIR or ELOOP).
 func openDir(dirfd int, name string) (int, error) {
-	return openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	return openat(dirfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 }

@@ -307,3 +307,52 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Errorf("shadow %+v", got)
 	}
 }
+
+// A lock file is made 0600 when missing and opened as it is otherwise; no
+// link in its place is followed, a user's or root's, and no fifo hangs it.
+func TestOpenLockFile(t *testing.T) {
+	both(t, func(t *testing.T) {
+		root := t.TempDir()
+		f, err := OpenLockFile(root, "/etc/.pwd.lock", 0o600)
+		must(t, err)
+		f.Close()
+		if got := state(t, root, "etc/.pwd.lock"); got != (fileState{"", 0o600, 0, 0}) {
+			t.Errorf("new lock file %+v; want empty, 0600, root's", got)
+		}
+		put(t, root, "/etc/old.lock", "pid", 0o644)
+		f, err = OpenLockFile(root, "/etc/old.lock", 0o600)
+		must(t, err)
+		f.Close()
+		if got := state(t, root, "etc/old.lock"); got != (fileState{"pid", 0o644, 0, 0}) {
+			t.Errorf("existing lock file %+v; want it untouched", got)
+		}
+
+		put(t, root, "/etc/shadow", "secret", 0o640)
+		mkdir(t, root, "/home/u", 0o755, user)
+		link(t, root, "../../etc/shadow", "/home/u/lock", user)
+		_, err = OpenLockFile(root, "/home/u/lock", 0o600)
+		refused(t, err, "/home/u/lock")
+		link(t, root, "missing", "/etc/root.lock", 0)
+		if _, err = OpenLockFile(root, "/etc/root.lock", 0o600); err == nil || !strings.Contains(err.Error(), "a symbolic link, not followed") {
+			t.Errorf("root's link: %v; want it refused", err)
+		}
+		if _, err := os.Lstat(filepath.Join(root, "etc/missing")); err == nil {
+			t.Error("created through root's link")
+		}
+		if got := state(t, root, "etc/shadow"); got != (fileState{"secret", 0o640, 0, 0}) {
+			t.Errorf("shadow %+v", got)
+		}
+
+		must(t, syscall.Mkfifo(filepath.Join(root, "etc/fifo"), 0o600))
+		done := make(chan error)
+		go func() { _, err := OpenLockFile(root, "/etc/fifo", 0o600); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("a fifo opened as a lock file")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("OpenLockFile hangs on a fifo")
+		}
+	})
+}

@@ -32,7 +32,7 @@ func (r Runner) RunStage(ctx context.Context, sources []Source, stage string) er
 		for _, src := range sources {
 			if name == UsersStage && len(src.Config.Users) > 0 {
 				logrus.Infof("%s: users", src.Path)
-				if err := r.applyUsers(src.Config.Users); err != nil {
+				if err := r.applyUsers(ctx, src.Config.Users); err != nil {
 					failed = append(failed, src.Path+": users")
 					logrus.Errorf("%s: users: %v", src.Path, err)
 				}
@@ -126,7 +126,7 @@ func (r Runner) runStep(ctx context.Context, s Step) error {
 		}
 	}
 	if len(s.Users) > 0 {
-		if err := r.applyUsers(s.Users); err != nil {
+		if err := r.applyUsers(ctx, s.Users); err != nil {
 			return fmt.Errorf("users: %w", err)
 		}
 	}

@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -72,62 +74,244 @@ func (u *Users) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// account files of a root, edited as text so the same code serves the
-// running system and an image being assembled.
-type accounts struct {
-	passwd, group, shadow [][]string
+// table is one account file below a root (/etc/passwd, group, shadow or
+// gshadow) as rows of colon-separated fields, edited as text so the same
+// code serves the running system and an image being assembled. It keeps
+// what the file held when read: only a file that changed is written, and
+// what it held becomes its backup.
+type table struct {
+	path    string
+	mode    os.FileMode // of the file when it has to be made
+	rows    [][]string
+	old     []byte
+	present bool
 }
 
-func readTable(root, path string) ([][]string, error) {
+func readTable(root, path string, mode os.FileMode) (*table, error) {
+	t := &table{path: path, mode: mode}
 	data, err := safefile.ReadFile(root, path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		return nil, err
+	if errors.Is(err, fs.ErrNotExist) {
+		return t, nil
 	}
-	var rows [][]string
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	t.present, t.old = true, data
 	for _, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
 		if line == "" {
 			continue
 		}
-		rows = append(rows, strings.Split(line, ":"))
+		t.rows = append(t.rows, strings.Split(line, ":"))
 	}
-	return rows, nil
+	return t, nil
 }
 
-// writeTable replaces the file, keeping its mode and owner (/etc/shadow is
-// not world-readable, and root:shadow on some distributions).
-func writeTable(root, path string, rows [][]string, mode os.FileMode) error {
+func (t *table) bytes() []byte {
 	var b strings.Builder
-	for _, r := range rows {
+	for _, r := range t.rows {
 		b.WriteString(strings.Join(r, ":") + "\n")
 	}
-	uid, gid := -1, -1
-	if st, err := safefile.Lstat(root, path); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-		mode, uid, gid = os.FileMode(st.Mode&0o777), int(st.Uid), int(st.Gid)
-	}
-	return safefile.WriteFile(root, path, []byte(b.String()), mode, uid, gid)
+	return []byte(b.String())
 }
 
-func find(rows [][]string, name string) []string {
-	for _, r := range rows {
-		if len(r) > 0 && r[0] == name {
+func (t *table) changed() bool {
+	if !t.present {
+		return len(t.rows) > 0
+	}
+	return !bytes.Equal(t.bytes(), t.old)
+}
+
+// find is the row of name as it is, or nil.
+func (t *table) find(name string) []string {
+	for _, r := range t.rows {
+		if r[0] == name {
 			return r
 		}
 	}
 	return nil
 }
 
+// row is the row of name with at least n fields (a short line gets empty
+// ones, so a field can be set without running off its end), or nil. The
+// row is the table's own: setting a field changes the table.
+func (t *table) row(name string, n int) []string {
+	for i, r := range t.rows {
+		if r[0] == name {
+			for len(t.rows[i]) < n {
+				t.rows[i] = append(t.rows[i], "")
+			}
+			return t.rows[i]
+		}
+	}
+	return nil
+}
+
+// add puts a new row before the first NIS compat entry ("+name", "-name",
+// "+"), where shadow-utils puts new entries: glibc's compat lookup goes in
+// order, so a local entry after "+" could be hidden by a NIS one. It gives
+// the table's row.
+func (t *table) add(row []string) []string {
+	i := slices.IndexFunc(t.rows, func(r []string) bool { return isNISEntry(r[0]) })
+	if i < 0 {
+		i = len(t.rows)
+	}
+	t.rows = slices.Insert(t.rows, i, row)
+	return t.rows[i]
+}
+
+func isNISEntry(name string) bool {
+	return strings.HasPrefix(name, "+") || strings.HasPrefix(name, "-")
+}
+
+// accounts are the account files of a root, read and written together
+// under the account files lock.
+type accounts struct {
+	passwd, group, shadow *table
+	// gshadow is nil when the root has none (busybox systems, minimal
+	// images): groups then live in /etc/group alone and none is made.
+	gshadow *table
+}
+
+func readAccounts(root string) (*accounts, error) {
+	var a accounts
+	var err error
+	if a.passwd, err = readTable(root, "/etc/passwd", 0o644); err != nil {
+		return nil, err
+	}
+	if a.group, err = readTable(root, "/etc/group", 0o644); err != nil {
+		return nil, err
+	}
+	if a.shadow, err = readTable(root, "/etc/shadow", 0o640); err != nil {
+		return nil, err
+	}
+	if a.gshadow, err = readTable(root, "/etc/gshadow", 0o640); err != nil {
+		return nil, err
+	}
+	if !a.gshadow.present {
+		a.gshadow = nil
+	}
+	return &a, nil
+}
+
+// addGroup makes the group name with gid and no members, in /etc/gshadow
+// too (with the locked password "!", as groupadd writes).
+func (a *accounts) addGroup(name string, gid int) []string {
+	g := a.group.add([]string{name, "x", strconv.Itoa(gid), ""})
+	a.shadowGroup(g)
+	return g
+}
+
+// shadowGroup is the /etc/gshadow row of the group whose /etc/group row is
+// g, made when missing (nil when the root has no gshadow). A new row takes
+// the group's members, no administrators and the password /etc/group has,
+// as grpck would copy them, except that "x" (the password is in gshadow)
+// becomes "!", locked: what the missing row meant and what groupadd
+// writes.
+func (a *accounts) shadowGroup(g []string) []string {
+	if a.gshadow == nil {
+		return nil
+	}
+	if sg := a.gshadow.row(g[0], 4); sg != nil {
+		return sg
+	}
+	pw, members := "!", ""
+	if len(g) > 1 && g[1] != "x" {
+		pw = g[1]
+	}
+	if len(g) > 3 {
+		members = g[3]
+	}
+	return a.gshadow.add([]string{g[0], pw, "", members})
+}
+
+// addMember puts user in the member list of group, in /etc/group and
+// /etc/gshadow alike: tools that read gshadow (newgrp, gpasswd, grpck)
+// must not see a different list.
+func (a *accounts) addMember(group, user string) {
+	g := a.group.row(group, 4)
+	g[3] = withMember(g[3], user)
+	if sg := a.shadowGroup(g); sg != nil {
+		sg[3] = withMember(sg[3], user)
+	}
+}
+
+// withMember is the comma-separated list with name in it, as it was when
+// name already is.
+func withMember(list, name string) string {
+	members := strings.FieldsFunc(list, func(c rune) bool { return c == ',' })
+	if slices.Contains(members, name) {
+		return list
+	}
+	return strings.Join(append(members, name), ",")
+}
+
+// completeGshadow gives every group of /etc/group a gshadow row: grpck
+// reports a group without one, and gpasswd or newgrp would find none.
+func (a *accounts) completeGshadow() {
+	if a.gshadow == nil {
+		return
+	}
+	for _, g := range a.group.rows {
+		// Rows that are there are left as they are, however short.
+		if g[0] != "" && !isNISEntry(g[0]) && a.gshadow.find(g[0]) == nil {
+			a.shadowGroup(g)
+		}
+	}
+}
+
+// write replaces each changed file by a whole new one (safefile renames a
+// synced temporary file into place: a reader sees the old table or the
+// new one), with the mode and owner it had: shadow and gshadow are 0640
+// root:shadow on Debian, 0000 on Fedora, and must stay closed.
+//
+// The backups passwd-, group-, shadow- and gshadow- get what each file
+// held, as shadow-utils makes them, all before any file is replaced: a
+// backup that cannot be written leaves every table as it was.
+//
+// The order is shadow, gshadow, group, passwd: should the agent stop
+// between two renames, a new account shows in /etc/passwd only once its
+// password and groups are in place. A failed write stops the rest, for
+// the same reason.
+func (a *accounts) write(root string) error {
+	type change struct {
+		t        *table
+		mode     os.FileMode
+		uid, gid int
+	}
+	var changes []change
+	for _, t := range []*table{a.shadow, a.gshadow, a.group, a.passwd} {
+		if t == nil || !t.changed() {
+			continue
+		}
+		c := change{t, t.mode, -1, -1}
+		if st, err := safefile.Lstat(root, t.path); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			c.mode, c.uid, c.gid = os.FileMode(st.Mode&0o777), int(st.Uid), int(st.Gid)
+		}
+		changes = append(changes, c)
+	}
+	for _, c := range changes {
+		if !c.t.present {
+			continue
+		}
+		if err := safefile.WriteFile(root, c.t.path+"-", c.t.old, c.mode, c.uid, c.gid); err != nil {
+			return fmt.Errorf("back up %s, no account file changed: %w", c.t.path, err)
+		}
+	}
+	for _, c := range changes {
+		if err := safefile.WriteFile(root, c.t.path, c.t.bytes(), c.mode, c.uid, c.gid); err != nil {
+			return fmt.Errorf("write %s: %w", c.t.path, err)
+		}
+	}
+	return nil
+}
+
 // freeID is the first id from 1000 that no row uses (field 2).
-func freeID(rows ...[][]string) int {
+func freeID(t *table) int {
 	used := map[int]bool{}
-	for _, t := range rows {
-		for _, r := range t {
-			if len(r) > 2 {
-				if id, err := strconv.Atoi(r[2]); err == nil {
-					used[id] = true
-				}
+	for _, r := range t.rows {
+		if len(r) > 2 {
+			if id, err := strconv.Atoi(r[2]); err == nil {
+				used[id] = true
 			}
 		}
 	}
@@ -138,57 +322,92 @@ func freeID(rows ...[][]string) int {
 	return id
 }
 
-func (r Runner) applyUsers(users Users) error {
-	var a accounts
-	var err error
-	if a.passwd, err = readTable(r.root(), "/etc/passwd"); err != nil {
-		return err
+// account is what a user's home and keys are made from, once the account
+// files hold the user.
+type account struct {
+	user     User
+	uid, gid int
+	home     string
+}
+
+func (r Runner) applyUsers(ctx context.Context, users Users) error {
+	made, errs, err := r.updateAccounts(ctx, users)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
 	}
-	if a.group, err = readTable(r.root(), "/etc/group"); err != nil {
-		return err
-	}
-	if a.shadow, err = readTable(r.root(), "/etc/shadow"); err != nil {
-		return err
-	}
-	// A user that fails (a bad uid, a refused ssh key path) is reported
-	// while the others are still made: a link planted in one home must not
-	// keep the other accounts (root's password among them) from being set.
-	var errs []error
-	for _, u := range users {
-		if err := r.applyUser(&a, u); err != nil {
-			errs = append(errs, fmt.Errorf("user %s: %w", u.Name, err))
-		}
-	}
-	for _, f := range []struct {
-		path string
-		rows [][]string
-		mode os.FileMode
-	}{{"/etc/passwd", a.passwd, 0o644}, {"/etc/group", a.group, 0o644}, {"/etc/shadow", a.shadow, 0o640}} {
-		if err := writeTable(r.root(), f.path, f.rows, f.mode); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.path, err))
+	// Homes and keys are made after the lock is released: they are the
+	// users' files, not the account tables, and a home is made only for an
+	// account the tables hold.
+	for _, acct := range made {
+		if err := r.makeHome(acct); err != nil {
+			errs = append(errs, fmt.Errorf("user %s: %w", acct.user.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (r Runner) applyUser(a *accounts, u User) error {
-	pw := find(a.passwd, u.Name)
+// updateAccounts applies users to the account files while holding their
+// lock: all four read, every change made in memory, the changed files
+// written back. It gives the accounts made or updated, the users that
+// failed, and an error when the files could not be locked, read or
+// written (then no home is to be made).
+func (r Runner) updateAccounts(ctx context.Context, users Users) ([]account, []error, error) {
+	unlock, err := lockAccounts(ctx, r.root())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	a, err := readAccounts(r.root())
+	if err != nil {
+		return nil, nil, err
+	}
+	// A user that fails (a bad uid) is reported while the others are still
+	// made: one bad entry must not keep the other accounts (root's
+	// password among them) from being set.
+	var made []account
+	var errs []error
+	for _, u := range users {
+		acct, err := r.applyUser(a, u)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("user %s: %w", u.Name, err))
+			continue
+		}
+		made = append(made, acct)
+	}
+	a.completeGshadow()
+	if err := a.write(r.root()); err != nil {
+		return nil, errs, err
+	}
+	return made, errs, nil
+}
+
+// applyUser makes or updates the user in the tables (in memory).
+func (r Runner) applyUser(a *accounts, u User) (account, error) {
+	pw := a.passwd.find(u.Name)
 	if pw == nil {
 		uid := freeID(a.passwd)
 		if u.UID != "" {
-			if _, err := strconv.Atoi(u.UID); err != nil {
-				return fmt.Errorf("uid %q is not a number", u.UID)
+			n, err := strconv.Atoi(u.UID)
+			if err != nil || n < 0 {
+				return account{}, fmt.Errorf("uid %q is not a number", u.UID)
 			}
-			uid, _ = strconv.Atoi(u.UID)
+			uid = n
 		}
 		gid := uid
-		if g := find(a.group, u.Name); g != nil && len(g) > 2 {
-			gid, _ = strconv.Atoi(g[2])
+		if g := a.group.find(u.Name); g != nil {
+			if len(g) < 3 {
+				return account{}, fmt.Errorf("malformed /etc/group entry %s", u.Name)
+			}
+			n, err := strconv.Atoi(g[2])
+			if err != nil {
+				return account{}, fmt.Errorf("malformed /etc/group entry %s", u.Name)
+			}
+			gid = n
 		} else {
-			if slices.ContainsFunc(a.group, func(g []string) bool { return len(g) > 2 && g[2] == strconv.Itoa(gid) }) {
+			if slices.ContainsFunc(a.group.rows, func(g []string) bool { return len(g) > 2 && g[2] == strconv.Itoa(gid) }) {
 				gid = freeID(a.group)
 			}
-			a.group = append(a.group, []string{u.Name, "x", strconv.Itoa(gid), ""})
+			a.addGroup(u.Name, gid)
 		}
 		home := u.Homedir
 		if home == "" {
@@ -201,14 +420,17 @@ func (r Runner) applyUser(a *accounts, u User) error {
 				shell = "/bin/bash"
 			}
 		}
-		pw = []string{u.Name, "x", strconv.Itoa(uid), strconv.Itoa(gid), u.Name, home, shell}
-		a.passwd = append(a.passwd, pw)
+		pw = a.passwd.add([]string{u.Name, "x", strconv.Itoa(uid), strconv.Itoa(gid), u.Name, home, shell})
 	}
-	if len(pw) < 7 {
-		return fmt.Errorf("malformed /etc/passwd entry")
+	if len(pw) != 7 {
+		return account{}, fmt.Errorf("malformed /etc/passwd entry")
 	}
-	uid, _ := strconv.Atoi(pw[2])
-	gid, _ := strconv.Atoi(pw[3])
+	uid, uerr := strconv.Atoi(pw[2])
+	gid, gerr := strconv.Atoi(pw[3])
+	if uerr != nil || gerr != nil {
+		// Taken as 0, a garbled id would give the home to root.
+		return account{}, fmt.Errorf("malformed /etc/passwd entry: uid %q, gid %q", pw[2], pw[3])
+	}
 
 	hash := "!"
 	switch {
@@ -217,45 +439,36 @@ func (r Runner) applyUser(a *accounts, u User) error {
 	case u.Passwd != "":
 		h, err := HashPassword(u.Passwd)
 		if err != nil {
-			return err
+			return account{}, err
 		}
 		hash = h
 	case u.LockPasswd:
 		hash = "!"
 	default:
-		if sh := find(a.shadow, u.Name); sh != nil && len(sh) > 1 {
+		if sh := a.shadow.row(u.Name, 2); sh != nil {
 			hash = sh[1] // an existing password is kept
 		}
 	}
-	if sh := find(a.shadow, u.Name); sh != nil {
+	if sh := a.shadow.row(u.Name, 2); sh != nil {
 		sh[1] = hash
 	} else {
-		a.shadow = append(a.shadow, []string{u.Name, hash, "", "0", "99999", "7", "", "", ""})
+		a.shadow.add([]string{u.Name, hash, "", "0", "99999", "7", "", "", ""})
 	}
 
 	for _, g := range u.Groups {
-		grp := find(a.group, g)
-		if grp == nil {
-			grp = []string{g, "x", strconv.Itoa(freeID(a.group)), ""}
-			a.group = append(a.group, grp)
-			grp = a.group[len(a.group)-1]
+		if a.group.find(g) == nil {
+			a.addGroup(g, freeID(a.group))
 		}
-		for len(grp) < 4 {
-			grp = append(grp, "")
-		}
-		members := strings.FieldsFunc(grp[3], func(c rune) bool { return c == ',' })
-		if !slices.Contains(members, u.Name) {
-			members = append(members, u.Name)
-		}
-		for i := range a.group {
-			if a.group[i][0] == g {
-				a.group[i] = append(grp[:3], strings.Join(members, ","))
-			}
-		}
+		a.addMember(g, u.Name)
 	}
+	return account{user: u, uid: uid, gid: gid, home: pw[5]}, nil
+}
 
-	uid, gid = owner(uid, gid)
-	home := pw[5]
+// makeHome makes the user's home, when missing, and writes the SSH keys.
+func (r Runner) makeHome(acct account) error {
+	u := acct.user
+	uid, gid := owner(acct.uid, acct.gid)
+	home := acct.home
 	if _, err := safefile.Lstat(r.root(), home); errors.Is(err, fs.ErrNotExist) {
 		if err := safefile.Dir(r.root(), home, 0o750, uid, gid); err != nil {
 			return fmt.Errorf("home: %w", err)
