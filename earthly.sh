@@ -183,13 +183,15 @@ kairos_build() {
 FUZZ_TARGETS=(
 	"./internal/artifacts/source FuzzFlatten"
 	"./internal/stages FuzzConfig"
+	"./frontend FuzzSpec"
+	"./internal/artifacts/squashfs FuzzDeflate"
 )
 fuzz_untrusted_parsers() {
 	local t pkg fn
 	for t in "${FUZZ_TARGETS[@]}"; do
 		read -r pkg fn <<<"$t"
-		log "fuzzing $fn ($pkg) for ${KAIROS_FUZZTIME:-30s}"
-		go test -run '^$' -fuzz "^$fn\$" -fuzztime "${KAIROS_FUZZTIME:-30s}" "$pkg"
+		log "fuzzing $fn ($pkg) for ${KAIROS_FUZZTIME:-20s}"
+		go test -run '^$' -fuzz "^$fn\$" -fuzztime "${KAIROS_FUZZTIME:-20s}" "$pkg"
 	done
 }
 

@@ -24,6 +24,8 @@ import (
 	"github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/frontend/subrequests/outline"
 	"github.com/moby/buildkit/frontend/subrequests/targets"
+	"github.com/moby/buildkit/solver/errdefs"
+	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -53,10 +55,18 @@ func Build(ctx context.Context, c client.Client) (*client.Result, error) {
 		return res, err
 	}
 
-	spec, err := readSpec(ctx, c, bc)
+	spec, specSource, err := readSpec(ctx, c, bc)
 	if err != nil {
-		return nil, err
+		return nil, withSpecSource(err, specSource)
 	}
+	res, err := buildSpec(ctx, c, bc, spec)
+	return res, withSpecSource(err, specSource)
+}
+
+// buildSpec builds what the spec and the build args ask for. Errors about
+// the spec are *SpecError values somewhere in the returned chain; Build
+// gives them their source location.
+func buildSpec(ctx context.Context, c client.Client, bc *dockerui.Client, spec *Spec) (*client.Result, error) {
 	opts, err := specOptions(ctx, c, bc, spec)
 	if err != nil {
 		return nil, err
@@ -143,11 +153,19 @@ func specName(spec *Spec) string {
 	return spec.File
 }
 
+// specLanguage is the spec's language in its source map, a GitHub linguist
+// name as llb.SourceMap asks (clients may use it to highlight the file).
+const specLanguage = "YAML"
+
 // readSpec reads the spec file (the "filename" option, default
 // kairos.yaml) from the "dockerfile" local, as buildx -f and buildctl
 // --local dockerfile= provide it. Without an explicit filename a missing
 // file means no spec: everything then comes from build args.
-func readSpec(ctx context.Context, c client.Client, bc *dockerui.Client) (*Spec, error) {
+//
+// It also returns the spec's source map whenever the file was read, even
+// when it does not parse, so that withSpecSource can show the offending
+// lines; it is nil when there is no spec file.
+func readSpec(ctx context.Context, c client.Client, bc *dockerui.Client) (*Spec, *llb.SourceMap, error) {
 	opts := c.BuildOpts().Opts
 	name, explicit := opts[keyFilename]
 	if !explicit {
@@ -167,18 +185,59 @@ func readSpec(ctx context.Context, c client.Client, bc *dockerui.Client) (*Spec,
 		llb.SharedKeyHint(localName),
 		llb.WithCustomName("[internal] load build spec "+name),
 	)
-	ref, err := solve(ctx, c, src, platforms.Normalize(platforms.DefaultSpec()))
+	// The definition is kept for the source map: BuildKit clients receive
+	// it with the error (buildx history and debugger use it to name the
+	// step that loaded the file).
+	def, err := marshal(ctx, src, platforms.Normalize(platforms.DefaultSpec()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the build spec %s: %w", name, err)
+	}
+	ref, err := solveDef(ctx, c, def)
 	if err == nil {
 		var data []byte
 		data, err = ref.ReadFile(ctx, client.ReadRequest{Filename: name})
 		if err == nil {
-			return ParseSpec(path.Base(name), data)
+			// The source map is named as the spec's errors name the file
+			// (SpecError.File), so withSpecSource can tell they match.
+			sm := llb.NewSourceMap(&src, path.Base(name), specLanguage, data)
+			sm.Definition = def
+			spec, err := ParseSpec(sm.Filename, data)
+			return spec, sm, err
 		}
 	}
 	if !explicit {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return nil, fmt.Errorf("reading the build spec %s: %w", name, err)
+	return nil, nil, fmt.Errorf("reading the build spec %s: %w", name, err)
+}
+
+// withSpecSource attaches the spec file and the place a *SpecError in err
+// points at as a BuildKit source location, so buildctl and buildx print
+// the offending lines of the spec under the error, as they do for a
+// Dockerfile. The message is unchanged: in-process builds (kairos build)
+// print err as before, "kairos.yaml:LINE:COL: key: ...". Errors that are
+// not about a line of this spec file are returned as they are.
+func withSpecSource(err error, sm *llb.SourceMap) error {
+	var se *SpecError
+	if err == nil || sm == nil || !errors.As(err, &se) || se.Line <= 0 || se.File != sm.Filename {
+		return err
+	}
+	// A point range: the parser knows where a value starts, not where it
+	// ends. Line and Character are 1-based, as buildx's own HCL (bake)
+	// source locations are.
+	at := &pb.Position{Line: int32(se.Line), Character: int32(se.Column)}
+	src := &errdefs.Source{
+		Info: &pb.SourceInfo{
+			Filename: sm.Filename,
+			Data:     sm.Data,
+			Language: sm.Language,
+		},
+		Ranges: []*pb.Range{{Start: at, End: at.CloneVT()}},
+	}
+	if sm.Definition != nil {
+		src.Info.Definition = sm.Definition.ToPB()
+	}
+	return errdefs.WithSource(err, src)
 }
 
 // readContextFile reads one file of the main build context.
@@ -253,10 +312,22 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 }
 
 func solve(ctx context.Context, c client.Client, st llb.State, platform ocispecs.Platform, opts ...llb.ConstraintsOpt) (client.Reference, error) {
+	def, err := marshal(ctx, st, platform, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return solveDef(ctx, c, def)
+}
+
+func marshal(ctx context.Context, st llb.State, platform ocispecs.Platform, opts ...llb.ConstraintsOpt) (*llb.Definition, error) {
 	def, err := st.Marshal(ctx, append([]llb.ConstraintsOpt{llb.Platform(platform)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("marshalling LLB: %w", err)
 	}
+	return def, nil
+}
+
+func solveDef(ctx context.Context, c client.Client, def *llb.Definition) (client.Reference, error) {
 	res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB()})
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/overlay"
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/errdefs"
 	"github.com/moby/buildkit/solver/pb"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -436,22 +437,45 @@ func TestSubrequests(t *testing.T) {
 }
 
 func TestBlamePointsAtTheSpecLine(t *testing.T) {
-	spec, err := ParseSpec("kairos.yaml", []byte("# syntax=x\nflavor: gentoo\nversion: v1.0.0\n"))
+	data := []byte("# syntax=x\nflavor: gentoo\nversion: v1.0.0\n")
+	spec, err := ParseSpec("kairos.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Build gives every error withSpecSource: the line blamed is the one a
+	// BuildKit client shows (TestSpecErrorsCarryTheSourceLocation runs it
+	// all through Build).
+	sm := llb.NewSourceMap(nil, "kairos.yaml", specLanguage, data)
+	sourceLine := func(err error) int32 {
+		srcs := errdefs.Sources(withSpecSource(err, sm))
+		if len(srcs) != 1 || len(srcs[0].Ranges) != 1 {
+			return 0
+		}
+		return srcs[0].Ranges[0].Start.Line
+	}
 	cat, _ := flavors.Load()
 	_, lookupErr := cat.Lookup("gentoo", "")
-	got := blame(spec, map[string]string{}, ArgFlavor, lookupErr).Error()
-	if !strings.HasPrefix(got, "kairos.yaml:2:9: flavor: ") || !strings.Contains(got, "debian") {
+	blamed := blame(spec, map[string]string{}, ArgFlavor, lookupErr)
+	if got := blamed.Error(); !strings.HasPrefix(got, "kairos.yaml:2:9: flavor: ") || !strings.Contains(got, "debian") {
 		t.Errorf("from the spec: %q", got)
+	}
+	if l := sourceLine(blamed); l != 2 {
+		t.Errorf("from the spec: source line %d, want 2", l)
 	}
 	// A value the caller passed is reported as the build arg it is.
 	argErr := &ArgError{Arg: ArgVersion, Value: "v/1", Msg: "bad"}
-	if got := blame(spec, map[string]string{ArgVersion: "v/1"}, ArgVersion, argErr).Error(); got != `build arg VERSION="v/1": bad` {
+	blamed = blame(spec, map[string]string{ArgVersion: "v/1"}, ArgVersion, argErr)
+	if got := blamed.Error(); got != `build arg VERSION="v/1": bad` {
 		t.Errorf("from the args: %q", got)
 	}
-	if got := blame(spec, nil, ArgVersion, argErr).Error(); !strings.HasPrefix(got, "kairos.yaml:3:10: version: \"v/1\": bad") {
+	if l := sourceLine(blamed); l != 0 {
+		t.Errorf("from the args: source line %d, want none", l)
+	}
+	blamed = blame(spec, nil, ArgVersion, argErr)
+	if got := blamed.Error(); !strings.HasPrefix(got, "kairos.yaml:3:10: version: \"v/1\": bad") {
 		t.Errorf("arg error from the spec: %q", got)
+	}
+	if l := sourceLine(blamed); l != 3 {
+		t.Errorf("arg error from the spec: source line %d, want 3", l)
 	}
 }

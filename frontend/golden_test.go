@@ -3,8 +3,6 @@ package frontend
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -13,14 +11,13 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/distribution/reference"
 	"github.com/kairos-io/kairos/flavors"
+	"github.com/kairos-io/kairos/internal/llbdump"
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/overlay"
 	"github.com/moby/buildkit/client/llb"
@@ -33,8 +30,9 @@ import (
 // every other flavor is checked here, at the LLB level, by two independent
 // means:
 //
-//   - a readable dump of the marshalled definition of each build, compared
-//     with frontend/testdata/golden/<flavor>-<arch>-<variant>-<target>.llb.txt,
+//   - a readable dump of the marshalled definition of each build (made by
+//     internal/llbdump), compared with
+//     frontend/testdata/golden/<flavor>-<arch>-<variant>-<target>.llb.txt,
 //     so any change to what the frontend emits shows up as a reviewable diff
 //     (regenerate with: go test ./frontend -run TestGoldenLLB -update);
 //   - semantic checks of the same definition against the flavor data, which
@@ -83,21 +81,26 @@ func TestGoldenLLB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	origins, err := overlayOrigins()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := goldenCases(cat)
 	ran := map[string]bool{}
 	for _, tc := range cases {
 		t.Run(strings.TrimSuffix(tc.fileName, ".llb.txt"), func(t *testing.T) {
 			ran[tc.fileName] = true
+			opts := llbdump.Options{Header: tc.header(), Epoch: goldenEpoch, Origins: origins}
 			g, def := goldenBuild(t, cat, tc)
-			dump, err := dumpLLB(def, tc.header(), goldenEpoch)
+			dump, err := llbdump.Dump(def, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
 			// The same build converted and marshalled again must dump the
 			// same: nothing in the LLB may depend on map order or the clock.
 			_, again := goldenBuild(t, cat, tc)
-			if dump2, err := dumpLLB(again, tc.header(), goldenEpoch); err != nil || dump2 != dump {
-				t.Errorf("a second conversion dumps differently (%v):\n%s", err, lineDiff(dump, dump2, 3, 40))
+			if dump2, err := llbdump.Dump(again, opts); err != nil || dump2 != dump {
+				t.Errorf("a second conversion dumps differently (%v):\n%s", err, llbdump.Diff(dump, dump2, 3, 40))
 			}
 			compareGolden(t, filepath.Join(goldenDir, tc.fileName), dump)
 			checkSemantics(t, cat, tc, g)
@@ -217,154 +220,22 @@ func compareGolden(t *testing.T, name, got string) {
 		return
 	}
 	t.Errorf("the LLB differs from %s (- golden, + now):\n%s\nif the change is intended, review it and regenerate with: go test ./frontend -run TestGoldenLLB -update",
-		name, lineDiff(string(want), got, 3, 80))
-}
-
-// lineDiff is a unified-style diff of two texts: hunks of changed lines with
-// context lines around them, cut after maxLines output lines.
-func lineDiff(a, b string, context, maxLines int) string {
-	x := strings.Split(strings.TrimSuffix(a, "\n"), "\n")
-	y := strings.Split(strings.TrimSuffix(b, "\n"), "\n")
-	// lcs[i][j] is the length of the longest common subsequence of x[i:], y[j:].
-	lcs := make([][]int, len(x)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(y)+1)
-	}
-	for i := len(x) - 1; i >= 0; i-- {
-		for j := len(y) - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	type line struct {
-		kind byte // ' ', '-', '+'
-		text string
-		a, b int // 1-based line numbers in a and b
-	}
-	var lines []line
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case i < len(x) && j < len(y) && x[i] == y[j]:
-			lines = append(lines, line{' ', x[i], i + 1, j + 1})
-			i++
-			j++
-		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			lines = append(lines, line{'-', x[i], i + 1, j + 1})
-			i++
-		default:
-			lines = append(lines, line{'+', y[j], i + 1, j + 1})
-			j++
-		}
-	}
-	show := make([]bool, len(lines))
-	for k, l := range lines {
-		if l.kind != ' ' {
-			for c := max(0, k-context); c <= min(len(lines)-1, k+context); c++ {
-				show[c] = true
-			}
-		}
-	}
-	var sb strings.Builder
-	n := 0
-	for k := 0; k < len(lines); k++ {
-		if !show[k] {
-			continue
-		}
-		if k == 0 || !show[k-1] {
-			fmt.Fprintf(&sb, "@@ golden line %d, new line %d @@\n", lines[k].a, lines[k].b)
-		}
-		if n == maxLines {
-			sb.WriteString("... (diff cut; run the test with -update and use git diff for the rest)\n")
-			break
-		}
-		fmt.Fprintf(&sb, "%c %s\n", lines[k].kind, lines[k].text)
-		n++
-	}
-	return sb.String()
+		name, llbdump.Diff(string(want), got, 3, 80))
 }
 
 // ---------------------------------------------------------------------------
-// The LLB graph and its dump
+// What the dump and the checks share
 
-// llbGraph is a marshalled definition decoded into its ops.
-type llbGraph struct {
-	ops   map[digest.Digest]*pb.Op
-	names map[digest.Digest]string // llb.WithCustomName
-	// order lists the ops depth first from the output, each after its
-	// inputs in the op's own input order: a function of the ops' content
-	// alone, so the same LLB always dumps the same way.
-	order []digest.Digest
-	num   map[digest.Digest]int // 1-based position in order
-	out   *pb.Input             // the definition's result
-}
+// llbGraph is the dumper's decoded definition, with the queries the
+// semantic checks add (methods cannot be declared on llbdump.Graph here).
+type llbGraph struct{ *llbdump.Graph }
 
 func parseLLB(def *llb.Definition) (*llbGraph, error) {
-	g := &llbGraph{ops: map[digest.Digest]*pb.Op{}, names: map[digest.Digest]string{}, num: map[digest.Digest]int{}}
-	if len(def.Def) == 0 {
-		return nil, fmt.Errorf("empty definition")
-	}
-	for i, dt := range def.Def {
-		var op pb.Op
-		if err := op.UnmarshalVT(dt); err != nil {
-			return nil, err
-		}
-		if i == len(def.Def)-1 {
-			// The last op only points at the result.
-			if op.Op != nil || len(op.Inputs) != 1 {
-				return nil, fmt.Errorf("last op of the definition is not the result marker: %v", &op)
-			}
-			g.out = op.Inputs[0]
-			continue
-		}
-		d := digest.FromBytes(dt)
-		g.ops[d] = &op
-		if m, ok := def.Metadata[d]; ok {
-			g.names[d] = m.Description["llb.customname"]
-		}
-	}
-	var visit func(d digest.Digest) error
-	visiting := map[digest.Digest]bool{}
-	visit = func(d digest.Digest) error {
-		if g.num[d] != 0 {
-			return nil
-		}
-		if visiting[d] {
-			return fmt.Errorf("cycle at %s", d)
-		}
-		visiting[d] = true
-		op, ok := g.ops[d]
-		if !ok {
-			return fmt.Errorf("input %s is not in the definition", d)
-		}
-		for _, in := range op.Inputs {
-			if err := visit(digest.Digest(in.Digest)); err != nil {
-				return err
-			}
-		}
-		g.order = append(g.order, d)
-		g.num[d] = len(g.order)
-		return nil
-	}
-	if err := visit(digest.Digest(g.out.Digest)); err != nil {
+	g, err := llbdump.Parse(def)
+	if err != nil {
 		return nil, err
 	}
-	if len(g.order) != len(g.ops) {
-		return nil, fmt.Errorf("%d ops of the definition are not reachable from its result", len(g.ops)-len(g.order))
-	}
-	return g, nil
-}
-
-// ref names an op's input for the dump: "#3", or "#3 output 1".
-func (g *llbGraph) ref(in *pb.Input) string {
-	s := "#" + strconv.Itoa(g.num[digest.Digest(in.Digest)])
-	if in.Index != 0 {
-		s += " output " + strconv.FormatInt(in.Index, 10)
-	}
-	return s
+	return &llbGraph{g}, nil
 }
 
 // overlayOrigins maps the sha256 of every embedded overlay file to its path
@@ -385,7 +256,7 @@ func overlayOrigins() (map[string]string, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			sum := sha256Hex(f.Data)
+			sum := llbdump.ContentSum(f.Data)
 			if _, ok := out[sum]; !ok {
 				out[sum] = "overlay/" + tree + "/" + f.Path
 			}
@@ -400,364 +271,6 @@ var knownOverlayTrees = map[string][]string{
 	"init":   {"openrc", "systemd"},
 	"initrd": {"dracut", "mkinitfs"},
 	"k3s":    {"openrc", "systemd"},
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-// dumper holds what the dump needs besides the definition.
-type dumper struct {
-	epoch   time.Time         // shown as "@epoch"
-	origins map[string]string // overlay file by content sha256
-}
-
-// dumpLLB renders a definition as text, one op after the other. File
-// timestamps equal to epoch are written "@epoch".
-func dumpLLB(def *llb.Definition, header string, epoch time.Time) (string, error) {
-	g, err := parseLLB(def)
-	if err != nil {
-		return "", err
-	}
-	origins, err := overlayOrigins()
-	if err != nil {
-		return "", err
-	}
-	dp := &dumper{epoch: epoch, origins: origins}
-	var b strings.Builder
-	b.WriteString(header)
-	for _, d := range g.order {
-		op := g.ops[d]
-		b.WriteString("\n")
-		if err := dp.dumpOp(&b, g, d, op); err != nil {
-			return "", fmt.Errorf("op #%d: %w", g.num[d], err)
-		}
-	}
-	fmt.Fprintf(&b, "\nresult = %s\n", g.ref(g.out))
-	return b.String(), nil
-}
-
-func (dp *dumper) dumpOp(b *strings.Builder, g *llbGraph, d digest.Digest, op *pb.Op) error {
-	var kind string
-	switch op.Op.(type) {
-	case *pb.Op_Source:
-		kind = "source"
-	case *pb.Op_Exec:
-		kind = "exec"
-	case *pb.Op_File:
-		kind = "file"
-	default:
-		return fmt.Errorf("op type %T is not dumped: extend dumpLLB", op.Op)
-	}
-	fmt.Fprintf(b, "#%d %s", g.num[d], kind)
-	if name := g.names[d]; name != "" {
-		fmt.Fprintf(b, " %q", name)
-	}
-	if p := op.Platform; p != nil {
-		s := p.OS + "/" + p.Architecture
-		if p.Variant != "" {
-			s += "/" + p.Variant
-		}
-		fmt.Fprintf(b, " (%s)", s)
-	}
-	b.WriteString("\n")
-	for i, in := range op.Inputs {
-		fmt.Fprintf(b, "  input %d = %s\n", i, g.ref(in))
-	}
-	if c := op.Constraints; c != nil && len(c.Filter) > 0 {
-		fmt.Fprintf(b, "  constraints: %q\n", c.Filter)
-	}
-	switch o := op.Op.(type) {
-	case *pb.Op_Source:
-		dumpSource(b, o.Source)
-	case *pb.Op_Exec:
-		dumpExec(b, o.Exec, len(op.Inputs))
-	case *pb.Op_File:
-		return dp.dumpFile(b, o.File, len(op.Inputs))
-	}
-	return nil
-}
-
-func dumpSource(b *strings.Builder, s *pb.SourceOp) {
-	fmt.Fprintf(b, "  identifier: %s\n", s.Identifier)
-	for _, k := range sortedKeys(s.Attrs) {
-		fmt.Fprintf(b, "  attr %s = %q\n", k, s.Attrs[k])
-	}
-}
-
-func dumpExec(b *strings.Builder, e *pb.ExecOp, nInputs int) {
-	m := e.Meta
-	if len(m.Args) == 3 && m.Args[1] == "-c" {
-		// Shell scripts are joined from fragments with " && ": one a line.
-		fmt.Fprintf(b, "  args: %q %q <script>\n", m.Args[0], m.Args[1])
-		b.WriteString("  script:\n")
-		for i, part := range strings.Split(m.Args[2], " && ") {
-			if i > 0 {
-				part = "&& " + part
-			}
-			fmt.Fprintf(b, "    %s\n", part)
-		}
-	} else {
-		fmt.Fprintf(b, "  args: %s\n", quoteAll(m.Args))
-	}
-	env := slices.Clone(m.Env)
-	sort.Strings(env)
-	b.WriteString("  env:\n")
-	for _, kv := range env {
-		fmt.Fprintf(b, "    %s\n", kv)
-	}
-	fmt.Fprintf(b, "  cwd: %s\n", m.Cwd)
-	if m.User != "" {
-		fmt.Fprintf(b, "  user: %s\n", m.User)
-	}
-	if m.Hostname != "" {
-		fmt.Fprintf(b, "  hostname: %s\n", m.Hostname)
-	}
-	for _, h := range m.ExtraHosts {
-		fmt.Fprintf(b, "  extra host: %s=%s\n", h.Host, h.IP)
-	}
-	for _, u := range m.Ulimit {
-		fmt.Fprintf(b, "  ulimit: %s=%d:%d\n", u.Name, u.Soft, u.Hard)
-	}
-	if m.CgroupParent != "" {
-		fmt.Fprintf(b, "  cgroup parent: %s\n", m.CgroupParent)
-	}
-	if len(m.ValidExitCodes) > 0 {
-		fmt.Fprintf(b, "  valid exit codes: %v\n", m.ValidExitCodes)
-	}
-	if m.ProxyEnv != nil {
-		fmt.Fprintf(b, "  proxy env: %v\n", m.ProxyEnv)
-	}
-	if m.RemoveMountStubsRecursive {
-		b.WriteString("  remove mount stubs recursively\n")
-	}
-	if e.Network != pb.NetMode_UNSET {
-		fmt.Fprintf(b, "  network: %s\n", e.Network)
-	}
-	if e.Security != pb.SecurityMode_SANDBOX {
-		fmt.Fprintf(b, "  security: %s\n", e.Security)
-	}
-	for _, s := range e.Secretenv {
-		fmt.Fprintf(b, "  secret env: %s from %s optional=%v\n", s.Name, s.ID, s.Optional)
-	}
-	for _, c := range e.CdiDevices {
-		fmt.Fprintf(b, "  cdi device: %s optional=%v\n", c.Name, c.Optional)
-	}
-	b.WriteString("  mounts:\n")
-	for _, mt := range e.Mounts {
-		var parts []string
-		switch mt.MountType {
-		case pb.MountType_BIND:
-			parts = append(parts, "bind "+inputName(mt.Input, nInputs))
-		case pb.MountType_CACHE:
-			c := mt.CacheOpt
-			if c == nil {
-				c = &pb.CacheOpt{}
-			}
-			parts = append(parts, fmt.Sprintf("cache id=%s sharing=%s", c.ID, strings.ToLower(c.Sharing.String())))
-			if mt.Input != -1 {
-				parts = append(parts, "on "+inputName(mt.Input, nInputs))
-			}
-		case pb.MountType_TMPFS:
-			s := "tmpfs"
-			if mt.TmpfsOpt != nil && mt.TmpfsOpt.Size != 0 {
-				s += fmt.Sprintf(" size=%d", mt.TmpfsOpt.Size)
-			}
-			parts = append(parts, s)
-		case pb.MountType_SECRET:
-			parts = append(parts, fmt.Sprintf("secret %v", mt.SecretOpt))
-		case pb.MountType_SSH:
-			parts = append(parts, fmt.Sprintf("ssh %v", mt.SSHOpt))
-		default:
-			parts = append(parts, mt.MountType.String())
-		}
-		if mt.Selector != "" {
-			parts = append(parts, "selector "+mt.Selector)
-		}
-		if mt.Readonly {
-			parts = append(parts, "readonly")
-		} else {
-			parts = append(parts, "rw")
-		}
-		if mt.Output >= 0 {
-			parts = append(parts, "=> output "+strconv.FormatInt(mt.Output, 10))
-		}
-		if mt.ContentCache != pb.MountContentCache_DEFAULT {
-			parts = append(parts, "content cache "+strings.ToLower(mt.ContentCache.String()))
-		}
-		if mt.ResultID != "" {
-			parts = append(parts, "result "+mt.ResultID)
-		}
-		fmt.Fprintf(b, "    %s: %s\n", mt.Dest, strings.Join(parts, ", "))
-	}
-}
-
-// inputName names an exec mount's input.
-func inputName(i int64, nInputs int) string {
-	switch {
-	case i == -1:
-		return "scratch"
-	case i < int64(nInputs):
-		return "input " + strconv.FormatInt(i, 10)
-	default:
-		return fmt.Sprintf("bad input %d", i)
-	}
-}
-
-func (dp *dumper) dumpFile(b *strings.Builder, f *pb.FileOp, nInputs int) error {
-	// An action's input and secondary input index the op's inputs, then
-	// the results of its earlier actions.
-	on := func(i int64) string {
-		switch {
-		case i == -1:
-			return "scratch"
-		case i < int64(nInputs):
-			return "input " + strconv.FormatInt(i, 10)
-		default:
-			return "action " + strconv.FormatInt(i-int64(nInputs), 10)
-		}
-	}
-	b.WriteString("  actions:\n")
-	for k, a := range f.Actions {
-		line := fmt.Sprintf("    %d.", k)
-		// Most actions apply to the previous one's result: only the others
-		// say what they apply to.
-		if k == 0 || a.Input != int64(nInputs+k-1) {
-			line += " on " + on(a.Input) + ":"
-		}
-		var body []string
-		switch x := a.Action.(type) {
-		case *pb.FileAction_Mkdir:
-			m := x.Mkdir
-			line += fmt.Sprintf(" mkdir %s %04o", m.Path, m.Mode)
-			if m.MakeParents {
-				line += " parents"
-			}
-			line += owner(m.Owner) + dp.stamp(m.Timestamp)
-		case *pb.FileAction_Mkfile:
-			m := x.Mkfile
-			line += fmt.Sprintf(" mkfile %s %04o", m.Path, m.Mode) + owner(m.Owner)
-			sum := sha256Hex(m.Data)
-			switch origin, ok := dp.origins[sum]; {
-			case ok:
-				// Embedded overlay files: named, not repeated.
-				line += fmt.Sprintf(" = %s (%d bytes, sha256 %s)", origin, len(m.Data), sum[:16])
-			case isSmallText(m.Data):
-				// Generated files (kairos-release...): the content itself.
-				line += fmt.Sprintf(" (%d bytes)", len(m.Data))
-				for _, l := range strings.Split(strings.TrimSuffix(string(m.Data), "\n"), "\n") {
-					body = append(body, "       | "+l)
-				}
-				if !strings.HasSuffix(string(m.Data), "\n") {
-					body = append(body, "       (no final newline)")
-				}
-			default:
-				line += fmt.Sprintf(" (%d bytes, sha256 %s)", len(m.Data), sum[:16])
-			}
-			line += dp.stamp(m.Timestamp)
-		case *pb.FileAction_Copy:
-			c := x.Copy
-			line += fmt.Sprintf(" copy %s:%s -> %s", on(a.SecondaryInput), c.Src, c.Dest)
-			if c.Mode != -1 {
-				line += fmt.Sprintf(" %04o", c.Mode)
-			}
-			if c.ModeStr != "" {
-				line += " mode " + c.ModeStr
-			}
-			for _, flag := range []struct {
-				on   bool
-				name string
-			}{
-				{c.FollowSymlink, "follow-symlink"},
-				{c.DirCopyContents, "dir-contents"},
-				{c.AttemptUnpackDockerCompatibility, "unpack"},
-				{c.CreateDestPath, "create-dest-path"},
-				{c.AllowWildcard, "allow-wildcard"},
-				{c.AllowEmptyWildcard, "allow-empty-wildcard"},
-				{c.AlwaysReplaceExistingDestPaths, "replace-existing"},
-			} {
-				if flag.on {
-					line += " " + flag.name
-				}
-			}
-			if len(c.IncludePatterns) > 0 {
-				line += fmt.Sprintf(" include %q", c.IncludePatterns)
-			}
-			if len(c.ExcludePatterns) > 0 {
-				line += fmt.Sprintf(" exclude %q", c.ExcludePatterns)
-			}
-			if len(c.RequiredPaths) > 0 {
-				line += fmt.Sprintf(" required %q", c.RequiredPaths)
-			}
-			line += owner(c.Owner) + dp.stamp(c.Timestamp)
-		case *pb.FileAction_Rm:
-			r := x.Rm
-			line += " rm " + r.Path
-			if r.AllowNotFound {
-				line += " allow-not-found"
-			}
-			if r.AllowWildcard {
-				line += " allow-wildcard"
-			}
-		case *pb.FileAction_Symlink:
-			s := x.Symlink
-			line += fmt.Sprintf(" symlink %s -> %s", s.Newpath, s.Oldpath) + owner(s.Owner) + dp.stamp(s.Timestamp)
-		default:
-			return fmt.Errorf("file action %T is not dumped: extend dumpFile", a.Action)
-		}
-		if a.Output >= 0 {
-			line += " => output " + strconv.FormatInt(a.Output, 10)
-		}
-		if len(body) > 0 {
-			line += ":"
-		}
-		b.WriteString(line + "\n")
-		for _, l := range body {
-			b.WriteString(l + "\n")
-		}
-	}
-	return nil
-}
-
-// isSmallText says whether file data is shown as it is: short, printable text.
-func isSmallText(data []byte) bool {
-	if len(data) > 2048 || !utf8.Valid(data) {
-		return false
-	}
-	for _, r := range string(data) {
-		if r < ' ' && r != '\n' && r != '\t' {
-			return false
-		}
-	}
-	return true
-}
-
-func owner(o *pb.ChownOpt) string {
-	if o == nil {
-		return ""
-	}
-	return fmt.Sprintf(" owner=%v:%v", o.User, o.Group)
-}
-
-// stamp renders a file action's timestamp: "@epoch" for the build's epoch
-// (the header gives it), so that lines stay short.
-func (dp *dumper) stamp(ns int64) string {
-	switch {
-	case ns == 0:
-		return ""
-	case ns == dp.epoch.UnixNano():
-		return " @epoch"
-	}
-	return " @" + time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
-}
-
-func quoteAll(words []string) string {
-	q := make([]string, len(words))
-	for i, w := range words {
-		q[i] = strconv.Quote(w)
-	}
-	return strings.Join(q, " ")
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
@@ -830,15 +343,15 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 
 	// Execs and images run or pull for the target platform; file ops and
 	// local sources are platform-independent.
-	for _, d := range g.order {
-		op := g.ops[d]
+	for _, d := range g.Order {
+		op := g.Ops[d]
 		pl := op.Platform
 		needs := op.GetExec() != nil || strings.HasPrefix(op.GetSource().GetIdentifier(), "docker-image://")
-		if tc.target != TargetImage && (d == digest.Digest(g.out.Digest) || op.GetSource().GetIdentifier() == "local://tools") {
+		if tc.target != TargetImage && (d == digest.Digest(g.Out.Digest) || op.GetSource().GetIdentifier() == "local://tools") {
 			continue // the artifact writer runs on the builder; checked below
 		}
 		if (needs || pl != nil) && (pl == nil || pl.OS != "linux" || pl.Architecture != tc.arch) {
-			t.Errorf("op #%d (%s) has platform %v, want linux/%s", g.num[d], g.names[d], pl, tc.arch)
+			t.Errorf("op #%d (%s) has platform %v, want linux/%s", g.Num[d], g.Names[d], pl, tc.arch)
 		}
 	}
 
@@ -847,10 +360,10 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	var imageTop digest.Digest
 	switch tc.target {
 	case TargetImage:
-		if g.out.Index != 0 {
-			t.Errorf("image result is output %d of its op", g.out.Index)
+		if g.Out.Index != 0 {
+			t.Errorf("image result is output %d of its op", g.Out.Index)
 		}
-		imageTop = digest.Digest(g.out.Digest)
+		imageTop = digest.Digest(g.Out.Digest)
 	case TargetISO:
 		imageTop = checkArtifactStep(t, tc, pm, g)
 		if imageTop == "" {
@@ -859,12 +372,12 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	}
 
 	chain := g.rootChain(imageTop)
-	top := g.ops[chain[0]]
+	top := g.Ops[chain[0]]
 	finalize := top.GetExec()
 	if finalize == nil || !slices.Contains(finalize.Meta.Args, scriptsMount+"/build/finalize.sh") {
-		t.Fatalf("the image is not made by the finalize step: top op #%d %q", g.num[chain[0]], g.names[chain[0]])
+		t.Fatalf("the image is not made by the finalize step: top op #%d %q", g.Num[chain[0]], g.Names[chain[0]])
 	}
-	bottom := g.ops[chain[len(chain)-1]].GetSource()
+	bottom := g.Ops[chain[len(chain)-1]].GetSource()
 	wantBase := "docker-image://" + f.BaseImage
 	if named, err := reference.ParseNormalizedNamed(f.BaseImage); err == nil {
 		wantBase = "docker-image://" + reference.TagNameOnly(named).String()
@@ -878,7 +391,7 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	// Package installation: the first step on the base, once.
 	var installs []digest.Digest
 	for _, d := range chain {
-		if s, ok := shellScript(g.ops[d].GetExec()); ok && strings.Contains(s, pm.Install+" ") {
+		if s, ok := shellScript(g.Ops[d].GetExec()); ok && strings.Contains(s, pm.Install+" ") {
 			installs = append(installs, d)
 		}
 	}
@@ -888,7 +401,7 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	if installs[0] != chain[len(chain)-2] {
 		t.Errorf("package installation is not the first step on the base image (slow steps first keep the cache)")
 	}
-	checkInstall(t, "image install", f, pm, tc.arch, g.ops[installs[0]].GetExec(), f.PreInstall, pkgs)
+	checkInstall(t, "image install", f, pm, tc.arch, g.Ops[installs[0]].GetExec(), f.PreInstall, pkgs)
 
 	// Finalize: the initrd and boot assets, from the flavor's data.
 	wantEnv := map[string]string{
@@ -1025,16 +538,16 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 // checkArtifactStep checks the iso target's artifact step and returns the
 // image it reads.
 func checkArtifactStep(t *testing.T, tc goldenCase, pm flavors.PackageManager, g *llbGraph) digest.Digest {
-	d := digest.Digest(g.out.Digest)
-	op := g.ops[d]
+	d := digest.Digest(g.Out.Digest)
+	op := g.Ops[d]
 	run := op.GetExec()
 	if run == nil {
-		t.Errorf("iso result is not an exec: op #%d", g.num[d])
+		t.Errorf("iso result is not an exec: op #%d", g.Num[d])
 		return ""
 	}
 	out := mountAt(run, "/out")
-	if out == nil || out.Output != g.out.Index || out.Input != -1 || out.Readonly {
-		t.Errorf("iso result is not the artifact step's writable scratch /out mount: %v, result output %d", out, g.out.Index)
+	if out == nil || out.Output != g.Out.Index || out.Input != -1 || out.Readonly {
+		t.Errorf("iso result is not the artifact step's writable scratch /out mount: %v, result output %d", out, g.Out.Index)
 	}
 	name := fmt.Sprintf("kairos-%s-%s-%s-%s-generic-%s", tc.flavor.Name, tc.flavor.Release, tc.variant, tc.arch, goldenVersion)
 	want := []string{"/" + ToolsFile, "artifacts", "iso", "--source", "dir:/rootfs", "--output", "/out", "--name", name, "--compression", "gzip"}
@@ -1054,7 +567,7 @@ func checkArtifactStep(t *testing.T, tc goldenCase, pm flavors.PackageManager, g
 		t.Errorf("artifact step does not mount the image read-only at /rootfs: %v", rootfs)
 		return ""
 	}
-	image := g.input(op, rootfs.Input)
+	image := g.Input(op, rootfs.Input)
 
 	// The writer is the tools context itself: nothing is installed.
 	root := mountAt(run, "/")
@@ -1062,7 +575,7 @@ func checkArtifactStep(t *testing.T, tc goldenCase, pm flavors.PackageManager, g
 		t.Errorf("artifact step has no root: %v", root)
 		return image
 	}
-	if id := g.ops[g.input(op, root.Input)].GetSource().GetIdentifier(); id != "local://tools" {
+	if id := g.Ops[g.Input(op, root.Input)].GetSource().GetIdentifier(); id != "local://tools" {
 		t.Errorf("artifact step's root is %q, want the tools context", id)
 	}
 	return image
@@ -1152,7 +665,7 @@ func (g *llbGraph) checkScriptsMount(t *testing.T, what string, op *pb.Op, paths
 		t.Errorf("%s does not mount its scripts read-only at %s: %v", what, scriptsMount, m)
 		return
 	}
-	fo := g.ops[g.input(op, m.Input)].GetFile()
+	fo := g.Ops[g.Input(op, m.Input)].GetFile()
 	if fo == nil {
 		t.Errorf("%s scripts are not a file op", what)
 		return
@@ -1191,7 +704,7 @@ func (g *llbGraph) checkCopy(t *testing.T, files imageFiles, dest, source, src s
 	if c.copy.Src != src || c.copy.Mode != 0o755 {
 		t.Errorf("copy to %s: src %s mode %o, want %s 0755", dest, c.copy.Src, c.copy.Mode, src)
 	}
-	if s := g.ops[c.from].GetSource(); s == nil || s.Identifier != source {
+	if s := g.Ops[c.from].GetSource(); s == nil || s.Identifier != source {
 		t.Errorf("%s is copied from %v, want %s", dest, s, source)
 	}
 }
@@ -1202,7 +715,7 @@ func (g *llbGraph) rootChain(top digest.Digest) []digest.Digest {
 	var chain []digest.Digest
 	for d := top; d != ""; {
 		chain = append(chain, d)
-		op := g.ops[d]
+		op := g.Ops[d]
 		next := int64(-1)
 		switch o := op.Op.(type) {
 		case *pb.Op_Exec:
@@ -1216,7 +729,7 @@ func (g *llbGraph) rootChain(top digest.Digest) []digest.Digest {
 		}
 		d = ""
 		if next >= 0 && next < int64(len(op.Inputs)) {
-			d = g.input(op, next)
+			d = g.Input(op, next)
 		}
 	}
 	return chain
@@ -1227,7 +740,7 @@ func (g *llbGraph) imageFiles(chain []digest.Digest) imageFiles {
 	out := imageFiles{mkfiles: map[string]*pb.FileActionMkFile{}, copies: map[string]copyAction{}}
 	// Bottom up, so that later writes win as in the image.
 	for _, d := range slices.Backward(chain) {
-		op := g.ops[d]
+		op := g.Ops[d]
 		fo := op.GetFile()
 		if fo == nil {
 			continue
@@ -1239,17 +752,13 @@ func (g *llbGraph) imageFiles(chain []digest.Digest) imageFiles {
 			if cp := a.GetCopy(); cp != nil {
 				c := copyAction{copy: cp}
 				if a.SecondaryInput >= 0 && a.SecondaryInput < int64(len(op.Inputs)) {
-					c.from = g.input(op, a.SecondaryInput)
+					c.from = g.Input(op, a.SecondaryInput)
 				}
 				out.copies[cp.Dest] = c
 			}
 		}
 	}
 	return out
-}
-
-func (g *llbGraph) input(op *pb.Op, i int64) digest.Digest {
-	return digest.Digest(op.Inputs[i].Digest)
 }
 
 func mountAt(e *pb.ExecOp, dest string) *pb.Mount {
@@ -1270,24 +779,4 @@ func shellScript(e *pb.ExecOp) (string, bool) {
 		return "", false
 	}
 	return e.Meta.Args[2], true
-}
-
-func TestLineDiff(t *testing.T) {
-	a := "1\n2\n3\n4\n5\n6\n7\n8\n9\n"
-	b := "1\n2\n3\n4\nfive\n6\n7\n8\n9\n10\n"
-	want := `@@ golden line 2, new line 2 @@
-  2
-  3
-  4
-- 5
-+ five
-  6
-  7
-  8
-  9
-+ 10
-`
-	if got := lineDiff(a, b, 3, 80); got != want {
-		t.Errorf("lineDiff:\n%s\nwant:\n%s", got, want)
-	}
 }

@@ -233,23 +233,17 @@ func (s *Spec) ArgKey(arg string) string {
 // a *SpecError with its line and column.
 func ParseSpec(file string, data []byte) (*Spec, error) {
 	s := &Spec{File: file, pos: map[string]position{}}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return s, nil
-		}
-		return nil, s.syntaxError(err)
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
+	doc, extra, err := decodeYAML(data)
+	switch {
+	case err != nil:
+		return nil, s.syntaxError(data, err)
+	case doc == nil:
+		return s, nil
+	case extra != nil:
 		return nil, &SpecError{File: file, Line: extra.Line, Column: extra.Column,
 			Err: errors.New("a second YAML document: a spec is a single document, remove the '---' separator")}
-	case !errors.Is(err, io.EOF):
-		return nil, s.syntaxError(err)
 	}
-	root := &doc
+	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
@@ -266,16 +260,87 @@ func ParseSpec(file string, data []byte) (*Spec, error) {
 	return s, nil
 }
 
-// yamlLineRe matches yaml.v3's syntax errors, which carry a line but no column.
+// decodeYAML reads the first YAML document of data (nil for an empty file)
+// and the start of a second one (nil when there is none). err is yaml.v3's
+// own syntax error.
+func decodeYAML(data []byte) (doc, extra *yaml.Node, err error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	doc = &yaml.Node{}
+	if err := dec.Decode(doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	extra = &yaml.Node{}
+	if err := dec.Decode(extra); err != nil {
+		if errors.Is(err, io.EOF) {
+			return doc, nil, nil
+		}
+		return nil, nil, err
+	}
+	return doc, extra, nil
+}
+
+// yamlLineRe matches yaml.v3's syntax errors that carry a line (never a
+// column).
 var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func (s *Spec) syntaxError(err error) error {
-	msg := err.Error()
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &SpecError{File: s.File, Line: line, Err: fmt.Errorf("invalid YAML: %s", m[2])}
+// syntaxError reports a yaml.v3 syntax error at the line of the problem.
+func (s *Spec) syntaxError(data []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
 	}
-	return &SpecError{File: s.File, Err: fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))}
+	if l := problemLine(data, err); l > 0 {
+		line = l
+	}
+	return &SpecError{File: s.File, Line: line, Err: fmt.Errorf("invalid YAML: %s", msg)}
+}
+
+// problemLine finds the line of a syntax error, which yaml.v3 does not
+// report: its "line N" is where the enclosing block starts when that is not
+// the first line (the top-level mapping, for a badly indented key deep in
+// the file), else where parsing stopped, 0-based for parser errors and
+// 1-based for scanner errors, and is missing on the first line and for bad
+// bytes (control characters, invalid UTF-8).
+//
+// The file cut after a line before the problem parses, or fails with
+// another error; cut after the problem's line, it fails with the very same
+// error (problem and yaml's line), so a binary search over the lines finds
+// the problem's (for a bracket or quote left open, a line inside it). Each
+// try parses a prefix again: past a budget of bytes parsed (specs are a
+// few hundred bytes; yaml.v3 parses a few MB/s) the search gives up and
+// returns 0.
+func problemLine(data []byte, yamlErr error) int {
+	var ends []int // ends[i] is the length of the file cut after line i+1
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	// Invariant: the cut after lo lines does not fail as the whole file
+	// does (no lines: an empty file, which parses), the cut after hi does.
+	lo, hi := 0, len(ends)
+	budget := 1 << 20
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		cut := data[:ends[mid-1]]
+		if budget -= len(cut); budget < 0 {
+			return 0
+		}
+		if _, _, err := decodeYAML(cut); err != nil && err.Error() == yamlErr.Error() {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
 }
 
 // checkPackages refuses a package both added and removed: which one wins

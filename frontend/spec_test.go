@@ -179,7 +179,24 @@ func TestParseSpecErrors(t *testing.T) {
 		{"bad iso name", "artifacts:\n  iso:\n    name: out/kairos.iso\n",
 			"kairos.yaml:3:11: artifacts.iso.name: ", []string{"no directory"}},
 		{"yaml syntax", "flavor: debian\nvariant: [core\n",
-			"kairos.yaml:", []string{"invalid YAML"}},
+			"kairos.yaml:2: invalid YAML: ", []string{"did not find expected ',' or ']'"}},
+		// yaml.v3's own line is wrong for these (one line early, the
+		// start of the top-level mapping, or none at all): the reported
+		// line is where the problem is.
+		{"yaml syntax after a comment", "# syntax=x\nflavor: debian\nvariant: [core\n",
+			"kairos.yaml:3: invalid YAML: ", []string{"did not find expected ',' or ']'"}},
+		{"badly indented key", "# syntax=x\nflavor: debian\nkubernetes:\n  version: v1.31.2+k3s1\n version: v1.30.0+k3s1\n",
+			"kairos.yaml:5: invalid YAML: did not find expected key", nil},
+		{"badly indented list item", "# syntax=x\npackages:\n  add:\n  - vim\n - nano\n",
+			"kairos.yaml:5: invalid YAML: did not find expected key", nil},
+		{"tab indentation", "# syntax=x\nflavor: debian\nkubernetes:\n\tversion: v1.31.2+k3s1\n",
+			"kairos.yaml:4: invalid YAML: ", []string{"cannot start any token"}},
+		{"yaml syntax on the first line", "flavor: @debian\n",
+			"kairos.yaml:1: invalid YAML: ", []string{"cannot start any token"}},
+		{"control character", "# syntax=x\nflavor: \"deb\x01ian\"\n",
+			"kairos.yaml:2: invalid YAML: control characters are not allowed", nil},
+		{"unknown alias", "# syntax=x\nflavor: debian\nmodel: *board\n",
+			"kairos.yaml:3: invalid YAML: unknown anchor 'board' referenced", nil},
 		{"two documents", "flavor: debian\n---\nflavor: ubuntu\n",
 			"kairos.yaml:2:1: ", []string{"second YAML document"}},
 	} {

@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/zlib"
 	"fmt"
 	"io"
@@ -64,12 +65,42 @@ func TestDeflateRoundTrip(t *testing.T) {
 			if err != nil || !bytes.Equal(got, in) {
 				t.Fatalf("level %d %s: round trip failed (%v, %d bytes back of %d)", level, name, err, len(got), len(in))
 			}
-			if len(in) > 1000 && name != "random" && len(out) > len(in)/2 {
-				t.Errorf("level %d %s: %d -> %d bytes, poor compression", level, name, len(in), len(out))
+			switch name {
+			case "exe", "metadata":
+				// Slices of this test binary: how well they compress
+				// depends on what the linker put there (8 KiB of machine
+				// code is about 54% with zlib -9), so the reference is the
+				// standard library at the same level on the same bytes,
+				// not a ratio.
+				if ref := flateSize(t, in, level); len(out) > ref+ref/20+64 {
+					t.Errorf("level %d %s: %d -> %d bytes, compress/flate makes %d", level, name, len(in), len(out), ref)
+				}
+			case "random":
+			default:
+				if len(in) > 1000 && len(out) > len(in)/2 {
+					t.Errorf("level %d %s: %d -> %d bytes, poor compression", level, name, len(in), len(out))
+				}
 			}
 			if name == "random" && len(out) > len(in)+len(in)/1000+64 {
 				t.Errorf("level %d random: %d -> %d, stored blocks not used", level, len(in), len(out))
 			}
 		}
 	}
+}
+
+// flateSize is the size of in compressed by compress/flate at level.
+func flateSize(t *testing.T, in []byte, level int) int {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Len()
 }
