@@ -181,10 +181,10 @@ kairos_build() {
 # for a bounded time on every test run; a finding fails the run and is
 # saved under the package's testdata/fuzz, where plain `go test` replays it.
 FUZZ_TARGETS=(
-	"./internal/artifacts/source FuzzFlatten"
+	"./internal/rootfs FuzzFlatten"
 	"./internal/stages FuzzConfig"
 	"./frontend FuzzSpec"
-	"./internal/artifacts/squashfs FuzzDeflate"
+	"./internal/diskfmt/squashfs FuzzDeflate"
 )
 fuzz_untrusted_parsers() {
 	local t pkg fn

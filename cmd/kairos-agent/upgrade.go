@@ -17,8 +17,8 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/node"
 	"github.com/kairos-io/kairos/internal/agent/state"
-	"github.com/kairos-io/kairos/internal/artifacts/source"
 	"github.com/kairos-io/kairos/internal/release"
+	"github.com/kairos-io/kairos/internal/rootfs"
 	"github.com/kairos-io/kairos/internal/stages"
 )
 
@@ -98,11 +98,11 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 			// The pull policy of upgrade itself (HTTPS only unless
 			// --allow-insecure-registries), so that listing never
 			// trusts a registry the upgrade would refuse.
-			r, err := name.NewRepository(repo, source.NameOptions(insecure)...)
+			r, err := name.NewRepository(repo, rootfs.NameOptions(insecure)...)
 			if err != nil {
 				return err
 			}
-			tags, err := remote.List(r, source.RemoteOptions(cmd.Context(), insecure)...)
+			tags, err := remote.List(r, rootfs.RemoteOptions(cmd.Context(), insecure)...)
 			if err != nil {
 				return fmt.Errorf("listing %s: %w", repo, err)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-io/kairos/flavors"
-	"github.com/kairos-io/kairos/internal/source"
+	"github.com/kairos-io/kairos/internal/baseimage"
 )
 
 func newBaseCmd() *cobra.Command {
@@ -45,7 +45,7 @@ so offline builds with buildctl or buildx can reuse it:
 				return err
 			}
 			platform := platforms.Normalize(platforms.DefaultSpec())
-			r := source.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
+			r := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
 			b, err := r.Resolve(cmd.Context(), f, baseImage)
 			if err != nil {
 				return err

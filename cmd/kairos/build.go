@@ -14,9 +14,9 @@ import (
 
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/frontend"
+	"github.com/kairos-io/kairos/internal/baseimage"
 	"github.com/kairos-io/kairos/internal/buildkitd"
 	"github.com/kairos-io/kairos/internal/localbuild"
-	"github.com/kairos-io/kairos/internal/source"
 )
 
 type buildFlags struct {
@@ -209,7 +209,7 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
-	resolver := source.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
+	resolver := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
 	base, err := resolver.Resolve(ctx, plans[0].Flavor, planArgs[frontend.ArgBaseImage])
 	if err != nil {
 		return err

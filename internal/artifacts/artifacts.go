@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/release"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 func file(name, data string) *squashfs.Node {

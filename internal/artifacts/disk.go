@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/ext4"
-	"github.com/kairos-io/kairos/internal/artifacts/fat"
-	"github.com/kairos-io/kairos/internal/artifacts/gpt"
-	"github.com/kairos-io/kairos/internal/artifacts/qcow2"
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
+	"github.com/kairos-io/kairos/internal/diskfmt/fat"
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
+	"github.com/kairos-io/kairos/internal/diskfmt/qcow2"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
 )

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/overlay"
 )
 

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/fat"
-	"github.com/kairos-io/kairos/internal/artifacts/iso9660"
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/fat"
+	"github.com/kairos-io/kairos/internal/diskfmt/iso9660"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/overlay"
 )

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/kairos-io/kairos/internal/artifacts/fat"
-	"github.com/kairos-io/kairos/internal/artifacts/gpt"
+	"github.com/kairos-io/kairos/internal/diskfmt/fat"
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 )
 
 // Where an image keeps what its disks boot with: the finalize step makes

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kairos-io/kairos/internal/artifacts/gpt"
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 )
 
 // File system labels of the contract.

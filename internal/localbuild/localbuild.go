@@ -18,7 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/kairos-io/kairos/frontend"
-	"github.com/kairos-io/kairos/internal/source"
+	"github.com/kairos-io/kairos/internal/baseimage"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/sirupsen/logrus"
@@ -30,7 +30,7 @@ import (
 type Request struct {
 	Plan      *frontend.Plan
 	BuildArgs map[string]string
-	Base      source.Base
+	Base      baseimage.Base
 	// Contexts maps named contexts of the frontend (agent, k3s, overlay),
 	// and the "dockerfile" and "context" locals, to local directories.
 	Contexts map[string]string

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kairos-io/kairos/internal/artifacts/ext4"
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // Stages runs cloud-config stages: on the running system (root "/") or

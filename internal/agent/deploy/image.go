@@ -3,7 +3,7 @@ package deploy
 import (
 	"fmt"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/release"
 )
 

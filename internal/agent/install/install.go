@@ -15,13 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
-	"github.com/kairos-io/kairos/internal/artifacts/ext4"
-	"github.com/kairos-io/kairos/internal/artifacts/fat"
-	"github.com/kairos-io/kairos/internal/artifacts/gpt"
-	"github.com/kairos-io/kairos/internal/artifacts/source"
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
+	"github.com/kairos-io/kairos/internal/diskfmt/fat"
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
+	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
 // Install stages of the contract, run around the disk work.
@@ -62,7 +62,7 @@ type Plan struct {
 	ImageSize int64
 	// Release is the image's /etc/kairos-release.
 	Release map[string]string
-	tree    *source.Tree
+	tree    *rootfs.Tree
 	unlock  func() error
 }
 
@@ -92,7 +92,7 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 		return nil, err
 	}
 	in.say("source: %s", ref)
-	tree, err := source.OpenWith(ctx, ref, source.Options{Tmp: in.Tmp, Insecure: o.AllowInsecure})
+	tree, err := rootfs.OpenWith(ctx, ref, rootfs.Options{Tmp: in.Tmp, Insecure: o.AllowInsecure})
 	if err != nil {
 		unlock()
 		return nil, err
@@ -143,9 +143,9 @@ func (in *Installer) sourceRef(s string) (string, error) {
 		if st, err := os.Stat(in.LiveRoot); err == nil && st.IsDir() {
 			return "dir:" + in.LiveRoot, nil
 		}
-		return "", fmt.Errorf("not running from live media (no %s): give the image with --source %s", in.LiveRoot, strings.Join(source.AgentKinds, "|"))
+		return "", fmt.Errorf("not running from live media (no %s): give the image with --source %s", in.LiveRoot, strings.Join(rootfs.AgentKinds, "|"))
 	}
-	return source.FromAgent(s)
+	return rootfs.FromAgent(s)
 }
 
 func (in *Installer) say(format string, args ...any) {

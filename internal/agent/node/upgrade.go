@@ -27,9 +27,9 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/state"
-	"github.com/kairos-io/kairos/internal/artifacts/source"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
+	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
 // Stages of the contract around an upgrade.
@@ -97,9 +97,9 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 		return fmt.Errorf("not booted from a Kairos installed disk (no cos-img/filename on the kernel command line)")
 	}
 	if o.Source == "" {
-		return fmt.Errorf("no source: give --source %s or set upgrade.source", strings.Join(source.AgentKinds, "|"))
+		return fmt.Errorf("no source: give --source %s or set upgrade.source", strings.Join(rootfs.AgentKinds, "|"))
 	}
-	ref, err := source.FromAgent(o.Source)
+	ref, err := rootfs.FromAgent(o.Source)
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 	}
 	defer unlock()
 	n.say("source %s", o.Source)
-	tree, err := source.OpenWith(ctx, ref, source.Options{Tmp: n.Tmp, Insecure: o.AllowInsecure})
+	tree, err := rootfs.OpenWith(ctx, ref, rootfs.Options{Tmp: n.Tmp, Insecure: o.AllowInsecure})
 	if err != nil {
 		return fmt.Errorf("nothing was changed: %w", err)
 	}

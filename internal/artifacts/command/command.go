@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-io/kairos/internal/artifacts"
-	"github.com/kairos-io/kairos/internal/artifacts/source"
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
 	"github.com/kairos-io/kairos/internal/bytesize"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
+	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
 // New returns the artifacts command.
@@ -39,7 +39,7 @@ mounts, no loop devices, no daemon. Kinds:
   all       every kind above
 
 Sources (--source):
-  ` + strings.Join(source.Kinds, "\n  ") + `
+  ` + strings.Join(rootfs.Kinds, "\n  ") + `
 
 <name> defaults to KAIROS_ARTIFACT from the image's /etc/kairos-release; every
 file gets a <file>.sha256, and appears under its final name only when
@@ -50,7 +50,7 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, kinds []string) error {
 			if src == "" {
-				return fmt.Errorf("--source is required (%s)", strings.Join(source.Kinds, ", "))
+				return fmt.Errorf("--source is required (%s)", strings.Join(rootfs.Kinds, ", "))
 			}
 			epoch, err := squashfs.SourceDateEpoch()
 			if err != nil {
@@ -72,7 +72,7 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 				}
 			}
 			logrus.Infof("reading %s", src)
-			tree, err := source.Open(cmd.Context(), src, tmp, nil)
+			tree, err := rootfs.Open(cmd.Context(), src, tmp, nil)
 			if err != nil {
 				return err
 			}

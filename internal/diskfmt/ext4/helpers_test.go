@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // The judges are e2fsprogs (e2fsck, debugfs, dumpe2fs: the reference

@@ -1,4 +1,4 @@
-package source
+package baseimage
 
 import (
 	"archive/tar"

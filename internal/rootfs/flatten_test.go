@@ -1,4 +1,4 @@
-package source
+package rootfs
 
 import (
 	"archive/tar"
@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 func symlink(name, target string) entry {

@@ -1,4 +1,4 @@
-package source
+package rootfs
 
 import (
 	"archive/tar"
@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/tests/registry"
 )
 

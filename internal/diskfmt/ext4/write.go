@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // Options controls Write. The zero value is valid: no label, UUID derived

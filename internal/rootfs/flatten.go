@@ -1,4 +1,4 @@
-package source
+package rootfs
 
 import (
 	"archive/tar"
@@ -14,7 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // OCI whiteouts (image-spec layer.md): ".wh.<name>" deletes <name> from the

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 type kind uint8

@@ -1,4 +1,4 @@
-package source
+package rootfs
 
 import (
 	"archive/tar"
@@ -12,7 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // The fuzz input is a list of operations whose names are drawn from small

@@ -1,7 +1,7 @@
-// Package source finds the distro base image of a build: from its registry
+// Package baseimage finds the distro base image of a build: from its registry
 // when one answers, otherwise bootstrapped from the distro's own package
 // mirror into an OCI layout that BuildKit reads directly.
-package source
+package baseimage
 
 import (
 	"context"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // BenchmarkWrite writes the directory KAIROS_BENCH_ROOTFS (default

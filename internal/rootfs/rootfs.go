@@ -1,4 +1,4 @@
-// Package source opens what `kairos artifacts` reads a root file system
+// Package rootfs opens what `kairos artifacts` reads a root file system
 // from, and flattens it into the tree the artifact writers take
 // (squashfs.Node):
 //
@@ -12,7 +12,7 @@
 // them in any order, as often as they need. Every blob of an image is
 // checked against its digest on the way (verify.go), and registries are
 // reached over HTTPS only unless Options.Insecure (registry.go).
-package source
+package rootfs
 
 import (
 	"archive/tar"
@@ -31,7 +31,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // Tree is an opened source: its root, and what must be released after the

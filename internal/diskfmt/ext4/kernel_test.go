@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kairos-io/kairos/internal/artifacts/squashfs"
+	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // mountImage loop-mounts img (read-only unless rw) and unmounts it when
