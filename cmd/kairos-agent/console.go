@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/agent/host"
 )
 
 // consoles writes to every active system console (the kernel's console=
@@ -16,7 +18,7 @@ import (
 // that each line shows once. Writes to consoles are best effort and never
 // fail.
 func consoles(w io.Writer) io.Writer {
-	data, err := os.ReadFile("/sys/class/tty/console/active")
+	data, err := os.ReadFile(host.System.ConsoleActive)
 	if err != nil {
 		return w
 	}

@@ -5,18 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"slices"
-	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"github.com/kairos-io/kairos/internal/agent/firstboot"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/install"
-	"github.com/kairos-io/kairos/internal/agent/node"
-	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/stages"
 )
@@ -59,7 +54,7 @@ func installCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m := loadConfig()
-			cfg, err := userConfig(m)
+			cfg, err := install.UserConfig(m)
 			if err != nil {
 				return err
 			}
@@ -145,27 +140,6 @@ func installWithFile(ctx context.Context, name string, data []byte, f installFla
 	return runInstall(ctx, m, &stages.Source{Path: name, Config: cfgStages}, data, f)
 }
 
-func loadConfig() cloudconfig.Merged {
-	m := cloudconfig.Load("/")
-	for _, err := range m.Skipped {
-		logrus.Warnf("cloud-config skipped: %v", err)
-	}
-	return m
-}
-
-// userConfig is what an install copies to /oem/90_custom.yaml: the merged
-// user configs.
-func userConfig(m cloudconfig.Merged) ([]byte, error) {
-	if len(m.Values) == 0 {
-		return nil, nil
-	}
-	out, err := yaml.Marshal(m.Values)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte("#cloud-config\n"), out...), nil
-}
-
 func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source, userCfg []byte, f installFlags) error {
 	out := io.Writer(os.Stdout)
 	if f.consoles {
@@ -176,19 +150,12 @@ func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source,
 		return err
 	}
 	o.Config = userCfg
-	if f.device != "" {
-		o.Device = f.device
+	o, err = install.Overrides{Device: f.device, Source: f.source, Reboot: f.reboot, Poweroff: f.poweroff, AllowInsecure: f.allowInsecure}.Apply(o)
+	if err != nil {
+		return err
 	}
-	if f.source != "" {
-		o.Source = f.source
-	}
-	o.Reboot = o.Reboot || f.reboot
-	o.Poweroff = o.Poweroff || f.poweroff
-	o.AllowInsecure = f.allowInsecure
-	if o.Device == "" {
-		return fmt.Errorf("no disk: set install.device in the cloud-config or pass --device (a disk, or auto)")
-	}
-	sources, errs := stages.Load("/", stages.DefaultDirs)
+	h := host.System
+	sources, errs := stages.Load(h.Root, stages.DefaultDirs)
 	for _, err := range errs {
 		logrus.Warnf("cloud-config skipped: %v", err)
 	}
@@ -198,7 +165,7 @@ func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source,
 	in := &install.Installer{
 		Host: install.System, Out: out,
 		Stages:   stages.Set{Sources: sources},
-		LiveRoot: "/run/rootfsbase", WorkDir: "/run/kairos/install", Tmp: os.Getenv("TMPDIR"),
+		LiveRoot: h.LiveRoot, WorkDir: h.InstallWork, Tmp: h.Getenv("TMPDIR"),
 	}
 	plan, err := in.Plan(ctx, o)
 	if err != nil {
@@ -214,110 +181,9 @@ func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source,
 	}
 	switch {
 	case o.Poweroff:
-		return exec.Command("poweroff").Run()
+		return tool("poweroff")
 	case o.Reboot:
-		return exec.Command("reboot").Run()
+		return tool("reboot")
 	}
 	return nil
-}
-
-func startCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "start",
-		Short: "Bootstrap the node (kairos-agent.service)",
-		Long: `On an installed node, the first boot: with k3s.enabled (or k3s-agent.enabled)
-writes /etc/sysconfig/k3s (K3S_ARGS from k3s.args, and k3s.env) and enables
-and starts the service, then creates ` + firstboot.Sentinel + `; it does nothing
-while that file exists. On an active boot it first clears the boot
-assessment an upgrade armed (the new image came up). On live media booted
-with install-mode and a cloud-config saying install.auto: true, installs
-(see 'install --help'). In recovery booted with kairos.reset (the grub
-"state reset" entry), resets unattended and reboots.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmdline, err := os.ReadFile("/proc/cmdline")
-			if err != nil {
-				return err
-			}
-			m := loadConfig()
-			switch state.DetectBootMode(string(cmdline)) {
-			case state.LiveCDBoot:
-				if !slices.Contains(strings.Fields(string(cmdline)), "install-mode") {
-					fmt.Println("kairos-agent start: live media without install-mode: nothing to do")
-					return nil
-				}
-				if !install.Auto(m) {
-					fmt.Println("kairos-agent start: install-mode, but the cloud-config does not say install.auto: true; install with 'kairos-agent install' or 'manual-install'")
-					return nil
-				}
-				cfg, err := userConfig(m)
-				if err != nil {
-					return err
-				}
-				return runInstall(cmd.Context(), m, nil, cfg, installFlags{device: orAuto(m), consoles: true})
-			case state.RecoveryBoot:
-				if slices.Contains(strings.Fields(string(cmdline)), "kairos.reset") {
-					// The grub "state reset" entry.
-					return runReset(cmd, node.ResetOptions{}, true, true)
-				}
-				fmt.Println("kairos-agent start: recovery: nothing to deploy")
-				return nil
-			case state.ActiveBoot:
-				// Reaching here, an upgraded active came up: no fallback.
-				if err := newNode(string(cmdline), stages.Set{}, os.Stdout).ConfirmBoot(); err != nil {
-					logrus.Errorf("clearing boot assessment: %v", err)
-				}
-			}
-			return firstboot.Node{Root: "/", Enable: enableService, Log: os.Stdout}.Start(m)
-		},
-	}
-}
-
-// orAuto is install.device, or auto when the config leaves it out.
-func orAuto(m cloudconfig.Merged) string {
-	if v, ok := m.Get("install.device"); ok && fmt.Sprint(v) != "" {
-		return fmt.Sprint(v)
-	}
-	return "auto"
-}
-
-// enableService enables and starts a unit without waiting for it (k3s
-// takes minutes to come up).
-func enableService(unit string) error {
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		out, err := exec.Command("systemctl", "enable", "--now", "--no-block", unit).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, out)
-		}
-		return nil
-	}
-	for _, args := range [][]string{{"rc-update", "add", unit, "default"}, {"rc-service", unit, "start"}} {
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	return nil
-}
-
-func datasourceCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "datasource",
-		Short: "Fetch cloud-configs from config_url= and a CIDATA volume",
-		Long: `Fetch the cloud-configs the node is given from outside its disks, into
-` + cloudconfig.DatasourceDir + ` (read after /oem): the kernel command line's
-config_url= (or kairos.config_url=), then user-data of a NoCloud volume
-labelled CIDATA. Run by kairos-datasource.service before the boot stages.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmdline, err := os.ReadFile("/proc/cmdline")
-			if err != nil {
-				return err
-			}
-			files, err := cloudconfig.Datasources{Root: "/", Cmdline: string(cmdline), ByLabel: "/dev/disk/by-label", Log: os.Stdout}.Fetch(cmd.Context())
-			for _, f := range files {
-				fmt.Println("kairos-agent datasource:", f)
-			}
-			return err
-		},
-	}
 }

@@ -2,22 +2,15 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/semver"
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/node"
-	"github.com/kairos-io/kairos/internal/agent/state"
-	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/rootfs"
 	"github.com/kairos-io/kairos/internal/stages"
 )
@@ -43,30 +36,20 @@ before-upgrade and after-upgrade run around it. An interruption before the
 renames leaves the node as it was; boot assessment is armed before them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cmdline, err := os.ReadFile("/proc/cmdline")
+			h := host.System
+			cmdline, err := h.KernelCmdline()
 			if err != nil {
 				return err
 			}
-			m := loadConfig()
-			if o.Source == "" {
-				if v, ok := m.Get("upgrade.source"); ok {
-					o.Source = fmt.Sprint(v)
-				}
-			}
-			if v, ok := m.Get("upgrade.recovery"); ok && fmt.Sprint(v) == "true" {
-				o.Recovery = true
-			}
-			if v, ok := m.Get("upgrade.reboot"); ok && fmt.Sprint(v) == "true" {
-				reboot = true
-			}
-			sources, _ := stages.Load("/", stages.DefaultDirs)
-			n := newNode(string(cmdline), stages.Set{Sources: sources}, os.Stdout)
-			n.Tmp = spoolDir()
+			o, reboot = node.UpgradeFromConfig(loadConfig(), o, reboot)
+			sources, _ := stages.Load(h.Root, stages.DefaultDirs)
+			n := node.New(h, cmdline, stages.Set{Sources: sources}, os.Stdout)
+			n.Tmp = node.SpoolDir(h)
 			if err := n.Upgrade(cmd.Context(), o); err != nil {
 				return err
 			}
 			if reboot {
-				return exec.Command("reboot").Run()
+				return tool("reboot")
 			}
 			return nil
 		},
@@ -75,7 +58,7 @@ renames leaves the node as it was; boot assessment is armed before them.`,
 	cmd.Flags().BoolVar(&o.Recovery, "recovery", false, "upgrade the recovery image instead of active")
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
 	cmd.Flags().BoolVar(&o.AllowInsecure, "allow-insecure-registries", false, "pull over plain HTTP")
-	cmd.AddCommand(listReleasesCmd(release.Path))
+	cmd.AddCommand(listReleasesCmd(host.System.Release))
 	return cmd
 }
 
@@ -106,13 +89,7 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 			if err != nil {
 				return fmt.Errorf("listing %s: %w", repo, err)
 			}
-			current := ""
-			if data, err := os.ReadFile(releasePath); err == nil {
-				if rel, err := release.Parse(data); err == nil {
-					current = rel["KAIROS_VERSION"]
-				}
-			}
-			for _, t := range NewerReleases(tags, current, all) {
+			for _, t := range node.NewerReleases(tags, node.RunningVersion(releasePath), all) {
 				fmt.Fprintln(cmd.OutOrStdout(), t)
 			}
 			return nil
@@ -122,110 +99,4 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 	cmd.Flags().BoolVar(&insecure, "allow-insecure-registries", false, "list over plain HTTP")
 	cmd.Flags().BoolVar(&all, "all", false, "every version tag, not only newer ones")
 	return cmd
-}
-
-// NewerReleases are the semantic-version tags newer than current (all
-// version tags when all is set or current is not a version), newest first.
-func NewerReleases(tags []string, current string, all bool) []string {
-	var out []string
-	for _, t := range tags {
-		if !semver.IsValid(t) {
-			continue
-		}
-		if !all && semver.IsValid(current) && semver.Compare(t, current) <= 0 {
-			continue
-		}
-		out = append(out, t)
-	}
-	sort.Slice(out, func(i, j int) bool { return semver.Compare(out[i], out[j]) > 0 })
-	return out
-}
-
-func resetCmd() *cobra.Command {
-	var o node.ResetOptions
-	var unattended, reboot bool
-	cmd := &cobra.Command{
-		Use:   "reset [--reset-oem] [--unattended] [--reboot]",
-		Short: "From recovery: redeploy active and passive from the recovery image, wipe persistent data",
-		Long: `Run from the recovery boot: active.img and passive.img are rebuilt from the
-recovery image, COS_PERSISTENT (/usr/local and the persistent paths: /home,
-/etc/ssh, ...) is formatted, COS_OEM too with --reset-oem (otherwise the
-user's cloud-configs stay). Without --unattended it asks first. The grub
-"state reset" entry boots recovery with kairos.reset, which runs it
-unattended and reboots. reset.reset-oem, reset.reset-persistent and
-reset.reboot of the cloud-config apply too. Stages before-reset and
-after-reset run around it.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runReset(cmd, o, unattended, reboot)
-		},
-	}
-	cmd.Flags().BoolVar(&o.ResetOEM, "reset-oem", false, "format COS_OEM too (the user's cloud-configs go)")
-	cmd.Flags().BoolVar(&unattended, "unattended", false, "do not ask")
-	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
-	return cmd
-}
-
-func runReset(cmd *cobra.Command, o node.ResetOptions, unattended, reboot bool) error {
-	cmdline, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return err
-	}
-	m := loadConfig()
-	if v, ok := m.Get("reset.reset-oem"); ok && fmt.Sprint(v) == "true" {
-		o.ResetOEM = true
-	}
-	if v, ok := m.Get("reset.reset-persistent"); ok && fmt.Sprint(v) == "false" {
-		o.KeepPersistent = true
-	}
-	if v, ok := m.Get("reset.reboot"); ok && fmt.Sprint(v) == "true" {
-		reboot = true
-	}
-	if !unattended {
-		fmt.Fprint(cmd.OutOrStdout(), "Reset: active and passive become the recovery image and persistent data is erased. Continue? (y/n) [n]: ")
-		var answer string
-		fmt.Fscanln(cmd.InOrStdin(), &answer)
-		if !strings.HasPrefix(strings.ToLower(answer), "y") {
-			return fmt.Errorf("reset cancelled: nothing was changed")
-		}
-	}
-	sources, _ := stages.Load("/", stages.DefaultDirs)
-	n := newNode(string(cmdline), stages.Set{Sources: sources}, consoles(os.Stdout))
-	if err := n.Reset(cmd.Context(), o); err != nil {
-		return err
-	}
-	if reboot {
-		return exec.Command("reboot").Run()
-	}
-	return nil
-}
-
-func newNode(cmdline string, st stages.Set, out io.Writer) *node.Node {
-	return &node.Node{
-		Mode: state.DetectBootMode(cmdline), Device: node.ByLabel, Mounts: "/proc/self/mounts",
-		WorkDir: "/run/kairos/node", Stages: st, Out: out,
-	}
-}
-
-// spoolDir is where a pulled image's files are spooled: $TMPDIR, else the
-// persistent partition (the root is read-only, /run is memory).
-func spoolDir() string {
-	if d := os.Getenv("TMPDIR"); d != "" {
-		return d
-	}
-	// /usr/local/.kairos stays readable (users check its deployed
-	// sentinel); only the spool is private.
-	d := "/usr/local/.kairos/tmp"
-	if err := os.MkdirAll(filepath.Dir(d), 0o755); err != nil {
-		return ""
-	}
-	if err := os.Mkdir(d, 0o700); err != nil && !os.IsExist(err) {
-		return ""
-	}
-	// What an interrupted pull left.
-	old, _ := filepath.Glob(filepath.Join(d, "kairos-spool-*"))
-	for _, f := range old {
-		os.Remove(f)
-	}
-	return d
 }

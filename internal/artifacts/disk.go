@@ -5,15 +5,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
-	"github.com/kairos-io/kairos/internal/diskfmt/fat"
-	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 	"github.com/kairos-io/kairos/internal/diskfmt/qcow2"
 	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
-	"github.com/kairos-io/kairos/internal/grubenv"
 )
 
 // The disk image is the installed disk of the contract, planned by
@@ -94,20 +93,18 @@ func (w *run) buildDisk(path string) error {
 		return fmt.Errorf("sizing active.img: %w", err)
 	}
 	imgSize := disklayout.ImageSize(rootfs)
-	env := func(vars map[string]string) *squashfs.Node {
-		data, err := grubenv.Encode(vars)
-		if err != nil {
-			panic(err) // fixed variables: cannot fail
+	files, err := boot.Files(nil, w.p.CloudConfig)
+	if err != nil {
+		return err
+	}
+	// The ext4 partitions' trees: the layout's files and the images, the
+	// same tree with their own labels, each spooled then copied in.
+	trees := map[string]*squashfs.Node{}
+	for _, f := range files {
+		if f.Part != disklayout.PartEFI {
+			addFile(trees, f.Part, f.Path, &squashfs.Node{Mode: f.Mode, ModTime: epoch.Unix(), Size: int64(len(f.Data)), Open: squashfs.BytesOpener(f.Data)}, epoch)
 		}
-		return fileNode("", data, 0o644, epoch)
 	}
-	oem := dirNode(epoch, map[string]*squashfs.Node{disklayout.OEMEnv: env(nil)})
-	if len(w.p.CloudConfig) > 0 {
-		// Where the installer puts the user's config: read at every boot.
-		oem.Children = append(oem.Children, fileNode(disklayout.CustomConfig, w.p.CloudConfig, 0o600, epoch))
-	}
-	// The images are the same tree with their own labels; each is spooled,
-	// then copied into its partition's file system.
 	images := map[string]string{}
 	for _, img := range disklayout.Images {
 		tmp, err := w.tempFile("." + img.File)
@@ -115,27 +112,12 @@ func (w *run) buildDisk(path string) error {
 			return err
 		}
 		images[img.File] = tmp
-	}
-	recoveryTree := dirNode(epoch, map[string]*squashfs.Node{
-		disklayout.ImageDir: dirNode(epoch, map[string]*squashfs.Node{disklayout.Recovery.File: hostFileNode(images[disklayout.Recovery.File], imgSize, epoch)}),
-	})
-	stateTree := dirNode(epoch, map[string]*squashfs.Node{
-		disklayout.ImageDir: dirNode(epoch, map[string]*squashfs.Node{
-			disklayout.Active.File:  hostFileNode(images[disklayout.Active.File], imgSize, epoch),
-			disklayout.Passive.File: hostFileNode(images[disklayout.Passive.File], imgSize, epoch),
-		}),
-		"grub2":                   dirNode(epoch, map[string]*squashfs.Node{"grub.cfg": fileNode("", boot.StateMenu, 0o644, epoch)}),
-		disklayout.StateOEMEnv:    env(nil),
-		disklayout.BootAssessment: env(nil),
-	})
-	esp, err := boot.ESP()
-	if err != nil {
-		return err
+		open := func() (io.ReadCloser, error) { return os.Open(tmp) } // when written
+		addFile(trees, img.Part, disklayout.ImageDir+"/"+img.File, &squashfs.Node{Mode: 0o644, ModTime: epoch.Unix(), Size: imgSize, Open: open}, epoch)
 	}
 
 	// The file systems must hold their trees: planned with these sizes,
 	// so a disk too small fails before anything is written.
-	trees := map[string]*squashfs.Node{disklayout.PartOEM: oem, disklayout.PartRecovery: recoveryTree, disklayout.PartState: stateTree}
 	labels := map[string]string{disklayout.PartOEM: disklayout.LabelOEM, disklayout.PartRecovery: disklayout.LabelRecovery, disklayout.PartState: disklayout.LabelState, disklayout.PartPersistent: disklayout.LabelPersistent}
 	min := disklayout.Sizes{}
 	for name, tree := range trees {
@@ -177,7 +159,7 @@ func (w *run) buildDisk(path string) error {
 		var err error
 		switch p.Name {
 		case disklayout.PartEFI:
-			err = fat.Write(io.NewOffsetWriter(f, p.Start), p.Size, p.Label, esp, fat.Options{ModTime: epoch, HiddenSectors: uint32(p.Start / gpt.SectorSize)})
+			err = disklayout.WriteESP(io.NewOffsetWriter(f, p.Start), &p, files, epoch)
 		case disklayout.PartBIOS:
 			_, err = f.WriteAt(boot.BIOS.PatchedCore(p.Start), p.Start)
 		default:
@@ -203,21 +185,23 @@ func (w *run) efiLoader() (string, []byte, error) {
 	return disklayout.EFILoader(func(p string) ([]byte, error) { return squashfs.ReadFile(w.root, p) })
 }
 
-// dirNode is a root-owned directory of generated content.
-func dirNode(epoch time.Time, children map[string]*squashfs.Node) *squashfs.Node {
-	d := &squashfs.Node{Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()}
-	for name, c := range children {
-		c.Name = name
-		d.Children = append(d.Children, c)
+// addFile puts n at path (slash separated) in the tree of partition part,
+// making the tree and the directories on the way (root-owned, 0755).
+func addFile(trees map[string]*squashfs.Node, part, path string, n *squashfs.Node, epoch time.Time) {
+	dir := trees[part]
+	if dir == nil {
+		dir = &squashfs.Node{Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()}
+		trees[part] = dir
 	}
-	return d
-}
-
-func fileNode(name string, data []byte, perm os.FileMode, epoch time.Time) *squashfs.Node {
-	return &squashfs.Node{Name: name, Mode: perm, ModTime: epoch.Unix(), Size: int64(len(data)), Open: squashfs.BytesOpener(data)}
-}
-
-// hostFileNode is a file of the host (a spooled image), read when written.
-func hostFileNode(path string, size int64, epoch time.Time) *squashfs.Node {
-	return &squashfs.Node{Mode: 0o644, ModTime: epoch.Unix(), Size: size, Open: func() (io.ReadCloser, error) { return os.Open(path) }}
+	names := strings.Split(path, "/")
+	for _, name := range names[:len(names)-1] {
+		i := slices.IndexFunc(dir.Children, func(c *squashfs.Node) bool { return c.Name == name })
+		if i < 0 {
+			dir.Children = append(dir.Children, &squashfs.Node{Name: name, Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()})
+			i = len(dir.Children) - 1
+		}
+		dir = dir.Children[i]
+	}
+	n.Name = names[len(names)-1]
+	dir.Children = append(dir.Children, n)
 }

@@ -3,10 +3,14 @@ package disklayout
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"io/fs"
 	"slices"
+	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/fat"
 	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
+	"github.com/kairos-io/kairos/internal/grubenv"
 )
 
 // Where an image keeps what its disks boot with: the finalize step makes
@@ -89,16 +93,52 @@ func EFILoader(read func(string) ([]byte, error)) (string, []byte, error) {
 	return "", nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", BootAssets, EFINames)
 }
 
-// ESP is the tree of the COS_GRUB partition.
-func (b *Boot) ESP() (*fat.Dir, error) {
+// File is one file of partition Part, at Path (slash separated, from the
+// file system's root; directories on the way are 0755).
+type File struct {
+	Part, Path string
+	Mode       fs.FileMode
+	Data       []byte
+}
+
+// Files is everything the partitions of a disk booting with b hold
+// besides the images, with grubEnv in COS_OEM's grubenv and the user's
+// config, when given. The disk-image writer and the installer both write
+// exactly this list, so an image and an installed node boot the same way.
+func (b *Boot) Files(grubEnv map[string]string, config []byte) ([]File, error) {
+	empty, _ := grubenv.Encode(nil) // no variables: cannot fail
+	oemEnv, err := grubenv.Encode(grubEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", LabelOEM, OEMEnv, err)
+	}
+	files := []File{
+		{PartEFI, "EFI/BOOT/" + b.EFIName, 0o644, b.EFI},
+		{PartEFI, "EFI/BOOT/grub.cfg", 0o644, b.ESPMenu},
+		{PartState, StateMenu, 0o644, b.StateMenu},
+		{PartState, StateOEMEnv, 0o644, empty},
+		{PartState, BootAssessment, 0o644, empty},
+		{PartOEM, OEMEnv, 0o644, oemEnv},
+	}
+	if len(config) > 0 {
+		// Read at every boot; 0600 as it may hold passwords and keys.
+		files = append(files, File{PartOEM, CustomConfig, 0o600, config})
+	}
+	return files, nil
+}
+
+// WriteESP writes the COS_GRUB file system of files on partition p to w
+// (at offset 0); FAT keeps no modes.
+func WriteESP(w io.WriterAt, p *Part, files []File, modTime time.Time) error {
 	esp := &fat.Dir{}
-	if err := esp.AddFile("EFI/BOOT/"+b.EFIName, b.EFI); err != nil {
-		return nil, err
+	for _, f := range files {
+		if f.Part != PartEFI {
+			continue
+		}
+		if err := esp.AddFile(f.Path, f.Data); err != nil {
+			return err
+		}
 	}
-	if err := esp.AddFile("EFI/BOOT/grub.cfg", b.ESPMenu); err != nil {
-		return nil, err
-	}
-	return esp, nil
+	return fat.Write(w, p.Size, p.Label, esp, fat.Options{ModTime: modTime, HiddenSectors: uint32(p.Start / gpt.SectorSize)})
 }
 
 // BIOS is GRUB's i386-pc boot sector (boot.img) and core image.

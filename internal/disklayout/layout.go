@@ -124,6 +124,9 @@ func (l *Layout) Part(name string) *Part {
 	return nil
 }
 
+// String lists the partitions' labels and sizes.
+func (l *Layout) String() string { return sizes(l.Parts) }
+
 // Index is the partition number (1-based) of name, 0 when absent.
 func (l *Layout) Index(name string) int {
 	for i := range l.Parts {

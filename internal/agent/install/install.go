@@ -16,11 +16,8 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
-	"github.com/kairos-io/kairos/internal/diskfmt/fat"
-	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
-	"github.com/kairos-io/kairos/internal/grubenv"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
@@ -59,6 +56,7 @@ type Plan struct {
 	Disk      Disk
 	Layout    *disklayout.Layout
 	Boot      *disklayout.Boot
+	Files     []disklayout.File
 	ImageSize int64
 	// Release is the image's /etc/kairos-release.
 	Release map[string]string
@@ -108,6 +106,9 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	read := func(path string) ([]byte, error) { return squashfs.ReadFile(tree.Root, path) }
 	if p.Boot, err = disklayout.ReadBoot(read); err != nil {
 		return fail(fmt.Errorf("source %s: %w", ref, err))
+	}
+	if p.Files, err = p.Boot.Files(o.GrubEnv, o.Config); err != nil {
+		return fail(fmt.Errorf("install.grub_options: %w", err))
 	}
 	rootfs, err := ext4.RequiredSize(tree.Root, ext4.Options{Label: disklayout.LabelActive})
 	if err != nil {
@@ -163,7 +164,7 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	// The log is written first and whatever happens to the console.
 	in.Out = io.MultiWriter(&log, bestEffort{orDiscard(out)})
 	defer func() { in.Out = out }()
-	in.say("installing %s %s to %s (%d MiB): %s", p.Release["KAIROS_NAME"], p.Release["KAIROS_VERSION"], p.Disk.Path, p.Disk.Size>>20, summary(p.Layout))
+	in.say("installing %s %s to %s (%d MiB): %s", p.Release["KAIROS_NAME"], p.Release["KAIROS_VERSION"], p.Disk.Path, p.Disk.Size>>20, p.Layout)
 
 	if err := in.stage(ctx, StageBefore, "/"); err != nil {
 		return err
@@ -234,14 +235,6 @@ func orDiscard(w io.Writer) io.Writer {
 	return w
 }
 
-func summary(l *disklayout.Layout) string {
-	var s []string
-	for _, p := range l.Parts {
-		s = append(s, fmt.Sprintf("%s %d MiB", p.Label, p.Size>>20))
-	}
-	return strings.Join(s, ", ")
-}
-
 func (in *Installer) stage(ctx context.Context, stage, root string) error {
 	if in.Stages == nil || !in.Stages.Has(stage) {
 		return nil
@@ -266,15 +259,11 @@ func (in *Installer) writeDisk(p *Plan) error {
 	if err := p.Layout.Table.Write(f, p.Layout.DiskSize); err != nil {
 		return err
 	}
-	esp, err := p.Boot.ESP()
-	if err != nil {
-		return err
-	}
 	part := p.Layout.Part(disklayout.PartEFI)
 	// The ESP is built whole in memory: the disk's old content must not
 	// show through the FAT's unwritten sectors.
 	img := &memDisk{buf: make([]byte, part.Size)}
-	if err := fat.Write(img, part.Size, disklayout.LabelGrub, esp, fat.Options{ModTime: time.Now(), HiddenSectors: uint32(part.Start / gpt.SectorSize)}); err != nil {
+	if err := disklayout.WriteESP(img, part, p.Files, time.Now()); err != nil {
 		return fmt.Errorf("ESP: %w", err)
 	}
 	in.say("%s: UEFI loader %s", disklayout.LabelGrub, p.Boot.EFIName)
@@ -362,39 +351,18 @@ func (in *Installer) writeImages(ctx context.Context, p *Plan, dirs map[string]s
 	return nil
 }
 
-// writeBootFiles writes the state partition's menu and grub environments
-// and COS_OEM's grubenv and the user's cloud-config.
+// writeBootFiles writes the layout's files on the mounted ext4
+// partitions (the ESP's are in its FAT, written with the table).
 func (in *Installer) writeBootFiles(p *Plan, dirs map[string]string) error {
-	empty, err := grubenv.Encode(nil)
-	if err != nil {
-		return err
-	}
-	oemEnv, err := grubenv.Encode(p.GrubEnv)
-	if err != nil {
-		return fmt.Errorf("install.grub_options: %w", err)
-	}
-	files := []struct {
-		path string
-		data []byte
-		mode os.FileMode
-	}{
-		{filepath.Join(dirs[disklayout.PartState], disklayout.StateMenu), p.Boot.StateMenu, 0o644},
-		{filepath.Join(dirs[disklayout.PartState], disklayout.StateOEMEnv), empty, 0o644},
-		{filepath.Join(dirs[disklayout.PartState], disklayout.BootAssessment), empty, 0o644},
-		{filepath.Join(dirs[disklayout.PartOEM], disklayout.OEMEnv), oemEnv, 0o644},
-	}
-	if len(p.Config) > 0 {
-		files = append(files, struct {
-			path string
-			data []byte
-			mode os.FileMode
-		}{filepath.Join(dirs[disklayout.PartOEM], disklayout.CustomConfig), p.Config, 0o600})
-	}
-	for _, f := range files {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+	for _, f := range p.Files {
+		if f.Part == disklayout.PartEFI {
+			continue
+		}
+		path := filepath.Join(dirs[f.Part], filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(f.path, f.data, f.mode); err != nil {
+		if err := os.WriteFile(path, f.Data, f.Mode); err != nil {
 			return err
 		}
 	}

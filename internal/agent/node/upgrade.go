@@ -73,11 +73,19 @@ type Node struct {
 
 // ByLabel finds partitions through udev's /dev/disk/by-label.
 func ByLabel(label string) (string, error) {
-	dev, err := filepath.EvalSymlinks(filepath.Join("/dev/disk/by-label", label))
-	if err != nil {
-		return "", fmt.Errorf("no partition labelled %s: %w", label, err)
+	return LabelIn("/dev/disk/by-label")(label)
+}
+
+// LabelIn finds partitions through the udev by-label directory dir (a
+// test host's own).
+func LabelIn(dir string) func(label string) (string, error) {
+	return func(label string) (string, error) {
+		dev, err := filepath.EvalSymlinks(filepath.Join(dir, label))
+		if err != nil {
+			return "", fmt.Errorf("no partition labelled %s: %w", label, err)
+		}
+		return dev, nil
 	}
-	return dev, nil
 }
 
 func (n *Node) say(format string, args ...any) {

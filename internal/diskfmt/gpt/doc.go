@@ -13,6 +13,9 @@
 //   - header.go: the primary (LBA 1) and backup (last LBA) GPT headers;
 //   - entry.go:  the 128-byte partition entries, 128 of them, in LBA 2-33 and
 //     again just before the backup header;
+//   - write.go:  Write, and Encode, which also serves the hybrid ISO writer
+//     (package iso9660): its GPT has a 248-entry array filling the 32 KiB
+//     ISO 9660 System Area, so package gpt is the one GPT encoder;
 //   - table.go:  Table and Partition, pure data, with Layout and validation.
 //
 // Sectors are 512 bytes (what disk images and virtual disks use). The

@@ -29,12 +29,16 @@ const (
 	// AttrLegacyBIOSBootable is the "legacy_boot" flag some BIOS boot code
 	// looks for.
 	AttrLegacyBIOSBootable uint64 = 1 << 2
+	// AttrReadOnly is bit 60, type-specific: on a BasicData partition it is
+	// Microsoft's read-only flag (libisofs sets it on hybrid ISO gaps).
+	AttrReadOnly uint64 = 1 << 60
 )
 
-// entryArray encodes all EntryCount entries (UEFI 2.10 5.3.3); entries past
-// the partitions stay zero, which marks them unused.
-func entryArray(parts []Partition) []byte {
-	b := make([]byte, EntryCount*EntrySize)
+// entryArray encodes an array of count entries (UEFI 2.10 5.3.3), padded to
+// whole sectors; entries past the partitions stay zero, which marks them
+// unused.
+func entryArray(parts []Partition, count int) []byte {
+	b := make([]byte, (count*EntrySize+SectorSize-1)/SectorSize*SectorSize)
 	for i, p := range parts {
 		encodeEntry(b[i*EntrySize:(i+1)*EntrySize], p)
 	}
@@ -44,8 +48,8 @@ func entryArray(parts []Partition) []byte {
 // encodeEntry writes one entry. The ending LBA is inclusive.
 func encodeEntry(b []byte, p Partition) {
 	le := binary.LittleEndian
-	t := p.Type.encode()
-	u := p.GUID.encode()
+	t := p.Type.Encode()
+	u := p.GUID.Encode()
 	copy(b[0:16], t[:])
 	copy(b[16:32], u[:])
 	le.PutUint64(b[32:], uint64(p.Start/SectorSize))

@@ -291,7 +291,7 @@ func TestLabelGUID(t *testing.T) {
 	}
 	// The on-disk form of the EFI System type, as every GPT tool writes it.
 	wantDisk := []byte{0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B}
-	if e := EFISystem.encode(); !bytes.Equal(e[:], wantDisk) {
+	if e := EFISystem.Encode(); !bytes.Equal(e[:], wantDisk) {
 		t.Errorf("EFISystem on disk = % X, want % X", e, wantDisk)
 	}
 	if _, err := ParseGUID("not-a-guid"); err == nil {

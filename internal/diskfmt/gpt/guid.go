@@ -9,7 +9,7 @@ import (
 
 // GUID is a 128-bit identifier in RFC 4122 byte order, the order of its
 // string form: C12A7328-F81F-11D2-BA4B-00A0C93EC93B is {0xC1, 0x2A, ...}.
-// On disk UEFI stores the first three fields little-endian (see encode).
+// On disk UEFI stores the first three fields little-endian (see Encode).
 type GUID [16]byte
 
 // Partition type GUIDs (UEFI 2.10 table 5.7 and the Discoverable Partitions
@@ -23,6 +23,9 @@ var (
 	// LinuxFilesystem is the generic Linux data partition (COS_OEM,
 	// COS_RECOVERY, COS_STATE, COS_PERSISTENT).
 	LinuxFilesystem = MustParseGUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
+	// BasicData is Microsoft's basic data partition, which hybrid ISOs use
+	// for the gaps that cover the ISO 9660 file system.
+	BasicData = MustParseGUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
 )
 
 // NamespaceURL is the RFC 4122 URL namespace, the one upstream Kairos
@@ -80,9 +83,9 @@ func (g GUID) String() string {
 // IsZero reports whether g is the all-zero GUID, which marks an unused entry.
 func (g GUID) IsZero() bool { return g == GUID{} }
 
-// encode returns the on-disk form (UEFI 2.10 appendix A): time_low,
+// Encode returns the on-disk form (UEFI 2.10 appendix A): time_low,
 // time_mid and time_hi_and_version little-endian, the last 8 bytes as is.
-func (g GUID) encode() [16]byte {
+func (g GUID) Encode() [16]byte {
 	return [16]byte{
 		g[3], g[2], g[1], g[0],
 		g[5], g[4],

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 )
 
 // Write writes the partitioning structures of t for a disk of diskSize
@@ -24,37 +25,47 @@ func (t *Table) Write(w io.WriterAt, diskSize int64) error {
 	if err != nil {
 		return fmt.Errorf("gpt: %w", err)
 	}
-	entries := entryArray(t.Partitions)
-	backupEntriesLBA := g.lastLBA - entryArraySectors
-	primary := header{
-		myLBA:          1,
-		alternateLBA:   uint64(g.lastLBA),
-		firstUsable:    firstUsableLBA,
-		lastUsable:     uint64(g.lastUsable),
-		diskGUID:       t.DiskGUID,
-		entriesLBA:     2,
-		entriesCRC:     crc32.ChecksumIEEE(entries),
-		numEntries:     EntryCount,
-		entrySizeBytes: EntrySize,
-	}
-	backup := primary
-	backup.myLBA, backup.alternateLBA = uint64(g.lastLBA), 1
-	backup.entriesLBA = uint64(backupEntriesLBA)
-
+	primary, backup := t.Encode(g.totalSectors, EntryCount)
 	for _, s := range []struct {
 		what string
 		lba  int64
 		data []byte
 	}{
 		{"protective MBR", 0, mbr},
-		{"primary header", 1, primary.marshal()},
-		{"primary entry array", 2, entries},
-		{"backup entry array", backupEntriesLBA, entries},
-		{"backup header", g.lastLBA, backup.marshal()},
+		{"primary GPT", 1, primary},
+		{"backup GPT", g.totalSectors - int64(len(backup))/SectorSize, backup},
 	} {
 		if _, err := w.WriteAt(s.data, s.lba*SectorSize); err != nil {
 			return fmt.Errorf("gpt: writing %s at LBA %d: %w", s.what, s.lba, err)
 		}
 	}
 	return nil
+}
+
+// Encode returns the two copies of the GPT of t (not the MBR) for a disk of
+// totalSectors sectors whose entry array holds entries entries: primary is
+// the header and then the array, for LBA 1 on; backup is the array and then
+// the header, for the very end of the disk. The usable area is what lies
+// between them. Write uses EntryCount; a hybrid ISO uses more, so that the
+// primary GPT fills its 32 KiB system area. Encode does not validate t: the
+// caller (Write, through Validate) makes sure the partitions fit.
+func (t *Table) Encode(totalSectors int64, entries int) (primary, backup []byte) {
+	array := entryArray(t.Partitions, entries)
+	arraySectors := uint64(len(array) / SectorSize)
+	last := uint64(totalSectors - 1)
+	h := header{
+		myLBA:        1,
+		alternateLBA: last,
+		firstUsable:  2 + arraySectors,
+		lastUsable:   last - arraySectors - 1,
+		diskGUID:     t.DiskGUID,
+		entriesLBA:   2,
+		// The CRC covers the entries, not the padding to a whole sector.
+		entriesCRC: crc32.ChecksumIEEE(array[:entries*EntrySize]),
+		numEntries: uint32(entries),
+	}
+	primary = slices.Concat(h.marshal(), array)
+	h.myLBA, h.alternateLBA, h.entriesLBA = last, 1, last-arraySectors
+	backup = slices.Concat(array, h.marshal())
+	return primary, backup
 }

@@ -9,6 +9,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 )
 
 // Image describes an ISO 9660 image as pure data. Write turns it into bytes.
@@ -97,8 +99,9 @@ type EFIBoot struct {
 }
 
 // GUID is a GPT GUID in RFC 4122 byte order, the order of its string form;
-// systemarea.go stores it mixed-endian as UEFI prescribes.
-type GUID [16]byte
+// package gpt, which encodes the system area's GPT, stores it mixed-endian
+// as UEFI prescribes.
+type GUID = gpt.GUID
 
 // Meta is what Rock Ridge records of an entry: POSIX permissions, owner and
 // modification time.

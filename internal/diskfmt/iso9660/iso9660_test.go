@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 )
 
 var (
@@ -299,9 +301,9 @@ func TestHybridImage(t *testing.T) {
 		t.Errorf("MBR 0x1B0 = %d, want %d", got, uint64(bios.lba)*4+4)
 	}
 	checkGPT(t, b, []wantPart{
-		{"Gap0", gptTypeBasicData, 64, uint64(efi.lba) * 4},
-		{"EFI boot partition", gptTypeESP, uint64(efi.lba) * 4, uint64(efi.lba+uint32(blocks(int64(efi.size)))) * 4},
-		{"Gap1", gptTypeBasicData, uint64(efi.lba+uint32(blocks(int64(efi.size)))) * 4, uint64(len(b))/512 - 64},
+		{"Gap0", gpt.BasicData, 64, uint64(efi.lba) * 4},
+		{"EFI boot partition", gpt.EFISystem, uint64(efi.lba) * 4, uint64(efi.lba+uint32(blocks(int64(efi.size)))) * 4},
+		{"Gap1", gpt.BasicData, uint64(efi.lba+uint32(blocks(int64(efi.size)))) * 4, uint64(len(b))/512 - 64},
 	})
 }
 
@@ -434,7 +436,7 @@ func checkGPT(t *testing.T, b []byte, want []wantPart) {
 			var typ GUID
 			copy(typ[:], e[:16])
 			name := utf16le(e[56:128])
-			if !bytes.Equal(e[:16], w.typ.encode()) || name != w.name || le.Uint64(e[32:]) != w.start || le.Uint64(e[40:]) != w.end-1 {
+			if enc := w.typ.Encode(); !bytes.Equal(e[:16], enc[:]) || name != w.name || le.Uint64(e[32:]) != w.start || le.Uint64(e[40:]) != w.end-1 {
 				t.Errorf("GPT entry %d: %q %d-%d, want %q %d-%d", i+1, name, le.Uint64(e[32:]), le.Uint64(e[40:]), w.name, w.start, w.end-1)
 			}
 		}
@@ -499,8 +501,8 @@ func TestAppendedESP(t *testing.T) {
 	}
 	espSectors := uint64(blocks(int64(len(esp))) * 4)
 	checkGPT(t, b, []wantPart{
-		{"Gap0", gptTypeBasicData, 64, uint64(espLBA) * 4},
-		{"Appended2", gptTypeESP, uint64(espLBA) * 4, uint64(espLBA)*4 + espSectors},
+		{"Gap0", gpt.BasicData, 64, uint64(espLBA) * 4},
+		{"Appended2", gpt.EFISystem, uint64(espLBA) * 4, uint64(espLBA)*4 + espSectors},
 	})
 	if uint64(len(b))/512 != uint64(espLBA)*4+espSectors+64 {
 		t.Errorf("image ends at sector %d, want ESP end + 64", len(b)/512)

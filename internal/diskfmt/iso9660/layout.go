@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 )
 
 // node is an entry of the tree as laid out: the Image's Node plus names,
@@ -622,7 +624,7 @@ func (l *layout) derivedGUID() GUID {
 	for _, d := range l.isoTree.dirs {
 		h.Write(dirBytes(d.isoRecs, d.isoSize, l.img.ModTime))
 	}
-	return sha1GUID(namespaceURL, "kairos-iso9660:"+hex.EncodeToString(h.Sum(nil)))
+	return gpt.NewSHA1GUID(gpt.NamespaceURL, "kairos-iso9660:"+hex.EncodeToString(h.Sum(nil)))
 }
 
 // finishBoot patches the BIOS boot image now that addresses are known.

@@ -1,10 +1,9 @@
 package iso9660
 
 import (
-	"crypto/sha1"
 	"encoding/binary"
-	"hash/crc32"
-	"unicode/utf16"
+
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
 )
 
 // The System Area (the first 32 KiB, ECMA-119 6.2.1) is free for the
@@ -40,138 +39,42 @@ const (
 	mbrTypeGRUB    = 0xCD // grub-mkrescue's type for the image partition
 	mbrActive      = 0x80
 
-	gptEntrySize    = 128
-	gptEntries      = (systemAreaSize/sectorSize - 2) * sectorSize / gptEntrySize // 248
-	gptArraySectors = gptEntries * gptEntrySize / sectorSize                      // 62
-	gptFirstUsable  = systemAreaSize / sectorSize                                 // 64
-	gptHeaderSize   = 92
+	// gptEntries fill sectors 2-63 (248 entries), which puts the first
+	// usable sector right after the System Area.
+	gptEntries     = (systemAreaSize/sectorSize - 2) * sectorSize / gpt.EntrySize
+	gptFirstUsable = systemAreaSize / sectorSize // 64
 	// gptTailBlocks is the 32 KiB at the end that holds the backup GPT.
 	gptTailBlocks = 16
 
-	// Partition attributes: platform required (bit 0), read-only (bit 60).
-	gptAttrRequiredReadOnly = 1<<60 | 1<<0
+	gptAttrRequiredReadOnly = gpt.AttrRequired | gpt.AttrReadOnly
 )
 
-var (
-	gptTypeBasicData = mustGUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
-	gptTypeESP       = mustGUID("C12A7328-F81F-11D2-BA4B-00A0C93EC93B")
-	// namespaceURL is the RFC 4122 URL namespace for version 5 GUIDs.
-	namespaceURL = mustGUID("6BA7B811-9DAD-11D1-80B4-00C04FD430C8")
-)
-
-func mustGUID(s string) GUID {
-	var g GUID
-	j := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == '-' {
-			continue
-		}
-		g[j/2] |= hexVal(s[i]) << (4 * (1 - j%2))
-		j++
-	}
-	return g
-}
-
-func hexVal(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
-}
-
-// sha1GUID is the RFC 4122 version 5 UUID of name in namespace.
-func sha1GUID(namespace GUID, name string) GUID {
-	h := sha1.New()
-	h.Write(namespace[:])
-	h.Write([]byte(name))
-	var g GUID
-	copy(g[:], h.Sum(nil))
-	g[6] = g[6]&0x0F | 0x50
-	g[8] = g[8]&0x3F | 0x80
-	return g
-}
-
-// encode is the on-disk form (UEFI 2.10 appendix A): the first three
-// fields little-endian.
-func (g GUID) encode() []byte {
-	return []byte{g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6],
-		g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]}
-}
-
-// gptPartition is one GPT entry; first and last are 512-byte sectors,
-// last inclusive.
-type gptPartition struct {
-	name        string
-	typ, guid   GUID
-	first, last uint64
-	attrs       uint64
-}
-
-// gptPartitions lays out the GPT entries around the ESP.
-func (l *layout) gptPartitions() []gptPartition {
-	var parts []gptPartition
+// gptTable lays out the GPT entries around the ESP; first and end are
+// 512-byte sectors, end exclusive.
+func (l *layout) gptTable() *gpt.Table {
+	t := &gpt.Table{DiskGUID: l.diskGUID}
 	add := func(name string, typ GUID, first, end uint64, attrs uint64) {
 		if end <= first {
 			return
 		}
-		parts = append(parts, gptPartition{name: name, typ: typ, first: first, last: end - 1, attrs: attrs})
+		t.Partitions = append(t.Partitions, gpt.Partition{Name: name, Type: typ,
+			Start: int64(first) * sectorSize, Size: int64(end-first) * sectorSize, Attributes: attrs})
 	}
 	espFirst := uint64(l.espLBA) * 4
 	espEnd := espFirst + uint64(l.espSectors)
 	isoEnd := uint64(l.isoEndLBA) * 4
 	if l.espAppended {
-		add("Gap0", gptTypeBasicData, gptFirstUsable, espFirst, gptAttrRequiredReadOnly)
-		add("Appended2", gptTypeESP, espFirst, espEnd, 0)
+		add("Gap0", gpt.BasicData, gptFirstUsable, espFirst, gptAttrRequiredReadOnly)
+		add("Appended2", gpt.EFISystem, espFirst, espEnd, 0)
 	} else {
-		add("Gap0", gptTypeBasicData, gptFirstUsable, espFirst, gptAttrRequiredReadOnly)
-		add("EFI boot partition", gptTypeESP, espFirst, espEnd, gptAttrRequiredReadOnly)
-		add("Gap1", gptTypeBasicData, espEnd, isoEnd, gptAttrRequiredReadOnly)
+		add("Gap0", gpt.BasicData, gptFirstUsable, espFirst, gptAttrRequiredReadOnly)
+		add("EFI boot partition", gpt.EFISystem, espFirst, espEnd, gptAttrRequiredReadOnly)
+		add("Gap1", gpt.BasicData, espEnd, isoEnd, gptAttrRequiredReadOnly)
 	}
-	for i := range parts {
-		parts[i].guid = sha1GUID(l.diskGUID, "partition "+string(rune('1'+i)))
+	for i := range t.Partitions {
+		t.Partitions[i].GUID = gpt.NewSHA1GUID(l.diskGUID, "partition "+string(rune('1'+i)))
 	}
-	return parts
-}
-
-// gptArray encodes the 248 entries (UEFI 2.10 5.3.3); unused ones are zero.
-func gptArray(parts []gptPartition) []byte {
-	b := make([]byte, gptEntries*gptEntrySize)
-	for i, p := range parts {
-		e := b[i*gptEntrySize:]
-		copy(e[0:], p.typ.encode())
-		copy(e[16:], p.guid.encode())
-		binary.LittleEndian.PutUint64(e[32:], p.first)
-		binary.LittleEndian.PutUint64(e[40:], p.last)
-		binary.LittleEndian.PutUint64(e[48:], p.attrs)
-		for j, c := range utf16.Encode([]rune(p.name)) {
-			binary.LittleEndian.PutUint16(e[56+2*j:], c)
-		}
-	}
-	return b
-}
-
-// gptHeader encodes a header sector (UEFI 2.10 5.3.2) with its CRC32.
-func gptHeader(my, alternate, firstUsable, lastUsable, entriesLBA uint64, disk GUID, arrayCRC uint32) []byte {
-	b := make([]byte, sectorSize)
-	le := binary.LittleEndian
-	copy(b, "EFI PART")
-	le.PutUint32(b[8:], 0x00010000)
-	le.PutUint32(b[12:], gptHeaderSize)
-	le.PutUint64(b[24:], my)
-	le.PutUint64(b[32:], alternate)
-	le.PutUint64(b[40:], firstUsable)
-	le.PutUint64(b[48:], lastUsable)
-	copy(b[56:], disk.encode())
-	le.PutUint64(b[72:], entriesLBA)
-	le.PutUint32(b[80:], gptEntries)
-	le.PutUint32(b[84:], gptEntrySize)
-	le.PutUint32(b[88:], arrayCRC)
-	le.PutUint32(b[16:], crc32.ChecksumIEEE(b[:gptHeaderSize]))
-	return b
+	return t
 }
 
 // systemArea builds the first 32 KiB and, with a GPT, the 32 KiB tail.
@@ -200,18 +103,12 @@ func (l *layout) systemArea() (area, tail []byte) {
 		return area, nil
 	}
 
-	array := gptArray(l.gptPartitions())
-	crc := crc32.ChecksumIEEE(array)
-	last := total - 1
-	lastUsable := total - gptTailBlocks*4
-	backupArray := last - gptArraySectors
-	copy(area[sectorSize:], gptHeader(1, last, gptFirstUsable, lastUsable, 2, l.diskGUID, crc))
-	copy(area[2*sectorSize:], array)
-
+	// The primary GPT fills sectors 1-63; the backup ends the image, after
+	// one unused sector of the tail.
+	primary, backup := l.gptTable().Encode(int64(total), gptEntries)
+	copy(area[sectorSize:], primary)
 	tail = make([]byte, gptTailBlocks*BlockSize)
-	tailFirst := total - gptTailBlocks*4
-	copy(tail[(backupArray-tailFirst)*sectorSize:], array)
-	copy(tail[(last-tailFirst)*sectorSize:], gptHeader(last, 1, gptFirstUsable, lastUsable, backupArray, l.diskGUID, crc))
+	copy(tail[len(tail)-len(backup):], backup)
 	return area, tail
 }
 

@@ -1,0 +1,49 @@
+package install
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/cloudconfig"
+)
+
+// Overrides are the install commands' flags, applied over the install
+// section of the cloud-config.
+type Overrides struct {
+	Device, Source   string
+	Reboot, Poweroff bool
+	AllowInsecure    bool
+}
+
+// Apply lays the flags over o: a device or source given wins, reboot and
+// poweroff are on when either asks. An install needs a disk: without one
+// it is refused here, before anything is read from the disks.
+func (f Overrides) Apply(o Options) (Options, error) {
+	if f.Device != "" {
+		o.Device = f.Device
+	}
+	if f.Source != "" {
+		o.Source = f.Source
+	}
+	o.Reboot = o.Reboot || f.Reboot
+	o.Poweroff = o.Poweroff || f.Poweroff
+	o.AllowInsecure = f.AllowInsecure
+	if o.Device == "" {
+		return o, fmt.Errorf("no disk: set install.device in the cloud-config or pass --device (a disk, or auto)")
+	}
+	return o, nil
+}
+
+// UserConfig is what an install copies to /oem/90_custom.yaml: the merged
+// user configs, nothing when there are none.
+func UserConfig(m cloudconfig.Merged) ([]byte, error) {
+	if len(m.Values) == 0 {
+		return nil, nil
+	}
+	out, err := yaml.Marshal(m.Values)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the cloud-config for the installed node: %w", err)
+	}
+	return append([]byte("#cloud-config\n"), out...), nil
+}

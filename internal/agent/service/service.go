@@ -1,0 +1,36 @@
+// Package service enables the services the agent deploys (k3s, k3s-agent)
+// on either init system a Kairos image may run: systemd or OpenRC.
+package service
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/kairos-io/kairos/internal/agent/host"
+)
+
+// Systemd says whether systemd is the running init: it creates
+// /run/systemd/system at boot, which is how sd_booted(3) tells.
+func Systemd(h *host.Host) bool {
+	_, err := os.Stat(h.SystemdRun)
+	return err == nil
+}
+
+// Enable enables and starts unit without waiting for it (k3s takes
+// minutes to come up, and start must not hold the boot that long).
+func Enable(h *host.Host, unit string) error {
+	if Systemd(h) {
+		out, err := h.Command("systemctl", "enable", "--now", "--no-block", unit)
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	for _, args := range [][]string{{"rc-update", "add", unit, "default"}, {"rc-service", unit, "start"}} {
+		if out, err := h.Command(args[0], args[1:]...); err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
