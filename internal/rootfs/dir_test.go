@@ -70,20 +70,3 @@ func TestDirSourceLeavesOutMountsAndPseudoDirs(t *testing.T) {
 		}
 	}
 }
-
-func TestMountsBelow(t *testing.T) {
-	info := filepath.Join(t.TempDir(), "mountinfo")
-	os.WriteFile(info, []byte(`22 1 0:21 / / rw shared:1 - overlay overlay rw
-23 22 0:22 / /proc rw - proc proc rw
-24 22 0:23 / /srv/root/proc rw - proc proc rw
-25 22 8:1 /x /srv/root/my\040dir rw - ext4 /dev/sda1 rw
-26 22 8:1 /y /srv/rootfs rw - ext4 /dev/sda1 rw
-`), 0o644)
-	got, err := mountsBelow("/srv/root", info)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || !got["/proc"] || !got["/my dir"] {
-		t.Errorf("mountsBelow = %v, want /proc and /my dir only", got)
-	}
-}

@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/mounttab"
 )
 
 // Host is where the installer looks at the machine's disks: the real
@@ -108,27 +108,24 @@ func (h Host) parentDisk(name string) string {
 // InUse says where a disk's file systems are mounted ("" when nowhere), so
 // the boot medium and mounted disks are never written.
 func (h Host) InUse(d Disk) (string, error) {
-	f, err := os.Open(h.Mounts)
+	table, err := mounttab.Read(h.Mounts)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
 	var at []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || !strings.HasPrefix(fields[0], "/dev/") {
+	for _, m := range table {
+		if !strings.HasPrefix(m.Source, "/dev/") {
 			continue
 		}
-		dev, err := filepath.EvalSymlinks(fields[0])
+		dev, err := filepath.EvalSymlinks(m.Source)
 		if err != nil {
 			continue
 		}
 		if h.parentDisk(filepath.Base(dev)) == d.Name {
-			at = append(at, fields[1])
+			at = append(at, m.Target)
 		}
 	}
-	return strings.Join(at, ", "), sc.Err()
+	return strings.Join(at, ", "), nil
 }
 
 // Resolve picks the target: the named disk, or for "auto"/"" the first

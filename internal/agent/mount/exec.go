@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/mounttab"
 	"github.com/kairos-io/kairos/internal/stages"
 )
 
@@ -170,12 +171,12 @@ func waitLabel(label string, timeout time.Duration) (string, error) {
 }
 
 func mounted(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mounts")
+	table, err := mounttab.Read(mounttab.Path)
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
+	for _, m := range table {
+		if m.Target == dir {
 			return true
 		}
 	}

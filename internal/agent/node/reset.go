@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +15,7 @@ import (
 	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
+	"github.com/kairos-io/kairos/internal/mounttab"
 )
 
 // Stages of the contract around a reset.
@@ -194,15 +194,14 @@ type mountPoint struct {
 // mountsOf lists the mount points of dev, in mount order: the first is
 // the partition's root, later ones are binds of its subdirectories.
 func (n *Node) mountsOf(dev string) []mountPoint {
-	data, err := os.ReadFile(n.Mounts)
+	table, err := mounttab.Read(n.Mounts)
 	if err != nil {
 		return nil
 	}
 	var out []mountPoint
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[0] == dev {
-			out = append(out, mountPoint{dir: f[1], readOnly: strings.Contains(","+f[3]+",", ",ro,")})
+	for _, m := range table {
+		if m.Source == dev {
+			out = append(out, mountPoint{dir: m.Target, readOnly: m.ReadOnly()})
 		}
 	}
 	return out

@@ -1,9 +1,9 @@
 package state
 
 import (
-	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/kairos-io/kairos/internal/mounttab"
 )
 
 // Partitions of the installed layout, by the name `kairos-agent state`
@@ -22,17 +22,12 @@ var Partitions = []struct{ Name, Label string }{
 // /proc/self/mounts.
 func PartitionValues(byLabelDir, mounts string) map[string]string {
 	mounted := map[string]string{}
-	if data, err := os.ReadFile(mounts); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			// The first mount of a device is where the layout put it;
-			// later ones are binds of its subdirectories.
-			if _, seen := mounted[f[0]]; !seen {
-				mounted[f[0]] = unescapeMount(f[1])
-			}
+	table, _ := mounttab.Read(mounts) // no table: nothing is mounted
+	for _, m := range table {
+		// The first mount of a device is where the layout put it;
+		// later ones are binds of its subdirectories.
+		if _, seen := mounted[m.Source]; !seen {
+			mounted[m.Source] = m.Target
 		}
 	}
 	values := map[string]string{}
@@ -45,11 +40,4 @@ func PartitionValues(byLabelDir, mounts string) map[string]string {
 		values[p.Name+".mountpoint"] = mounted[dev]
 	}
 	return values
-}
-
-// unescapeMount undoes the octal escapes of /proc/self/mounts (\040 for a
-// space).
-func unescapeMount(s string) string {
-	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	return r.Replace(s)
 }
