@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 
@@ -67,7 +68,7 @@ const (
 // Run writes the profile's artifacts of root into dir and returns the
 // files written (each with its .sha256). A file only appears under its
 // final name once complete.
-func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]string, error) {
+func Run(ctx context.Context, root *fstree.Node, dir string, p Profile) ([]string, error) {
 	if len(p.Kinds) == 0 {
 		return nil, fmt.Errorf("no artifact kind given (valid: %s)", strings.Join(Kinds, ", "))
 	}
@@ -81,7 +82,7 @@ func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]str
 	}
 	name := p.Name
 	if name == "" {
-		rel, err := squashfs.ReadFile(root, release.Path)
+		rel, err := fstree.ReadFile(root, release.Path)
 		if err != nil {
 			return nil, fmt.Errorf("the source is not a Kairos image (%v): pass --name or build it with kairos", err)
 		}
@@ -136,7 +137,7 @@ func Run(ctx context.Context, root *squashfs.Node, dir string, p Profile) ([]str
 
 type run struct {
 	ctx   context.Context
-	root  *squashfs.Node
+	root  *fstree.Node
 	dir   string
 	name  string
 	p     Profile
@@ -192,7 +193,7 @@ func (w *run) netboot() error {
 		return err
 	}
 	for _, f := range []struct{ src, suffix string }{{kernelPath, "-kernel"}, {initrdPath, "-initrd"}} {
-		data, err := squashfs.ReadFile(w.root, f.src)
+		data, err := fstree.ReadFile(w.root, f.src)
 		if err != nil {
 			return fmt.Errorf("the image has no %s: %w", f.src, err)
 		}

@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"context"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -10,27 +11,26 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
-func file(name, data string) *squashfs.Node {
-	return &squashfs.Node{Name: name, Mode: 0o644, Size: int64(len(data)), Open: squashfs.BytesOpener([]byte(data))}
+func file(name, data string) *fstree.Node {
+	return &fstree.Node{Name: name, Mode: 0o644, Size: int64(len(data)), Open: fstree.BytesOpener([]byte(data))}
 }
 
-func dir(name string, children ...*squashfs.Node) *squashfs.Node {
-	return &squashfs.Node{Name: name, Mode: fs.ModeDir | 0o755, Children: children}
+func dir(name string, children ...*fstree.Node) *fstree.Node {
+	return &fstree.Node{Name: name, Mode: fs.ModeDir | 0o755, Children: children}
 }
 
 // image is a minimal Kairos-like tree: release file, kernel behind a
 // symlink as Debian has it, initrd behind an absolute symlink.
-func image(withInitrd bool) *squashfs.Node {
+func image(withInitrd bool) *fstree.Node {
 	boot := dir("boot",
-		&squashfs.Node{Name: "vmlinuz", Mode: fs.ModeSymlink | 0o777, Target: "vmlinuz-6.1.0"},
+		&fstree.Node{Name: "vmlinuz", Mode: fs.ModeSymlink | 0o777, Target: "vmlinuz-6.1.0"},
 		file("vmlinuz-6.1.0", "KERNEL"),
 		file("initrd-6.1.0", "INITRD"),
 	)
 	if withInitrd {
-		boot.Children = append(boot.Children, &squashfs.Node{Name: "initrd", Mode: fs.ModeSymlink | 0o777, Target: "/boot/initrd-6.1.0"})
+		boot.Children = append(boot.Children, &fstree.Node{Name: "initrd", Mode: fs.ModeSymlink | 0o777, Target: "/boot/initrd-6.1.0"})
 	}
 	return dir("", boot, dir("etc", file("kairos-release", "KAIROS_VERSION=\"v1\"\nKAIROS_ARTIFACT=\"kairos-test-v1\"\n")))
 }
@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(notDir, nil, 0o644)
 	for _, tc := range []struct {
 		name string
-		root *squashfs.Node
+		root *fstree.Node
 		dir  string
 		p    Profile
 		want string
@@ -101,8 +101,8 @@ func TestBadInput(t *testing.T) {
 }
 
 // bootable adds the boot assets the finalize step leaves in an image.
-func bootable(root *squashfs.Node) *squashfs.Node {
-	bigFile := func(name string, size int, fill byte) *squashfs.Node {
+func bootable(root *fstree.Node) *fstree.Node {
+	bigFile := func(name string, size int, fill byte) *fstree.Node {
 		return file(name, strings.Repeat(string([]byte{fill}), size))
 	}
 	root.Children = append(root.Children, dir("usr", dir("lib", dir("kairos", dir("boot",

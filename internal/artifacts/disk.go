@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
 	"github.com/kairos-io/kairos/internal/diskfmt/qcow2"
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 )
 
@@ -78,12 +78,12 @@ func (w *run) writeDisk(final string) error {
 func (w *run) buildDisk(path string) error {
 	start := time.Now()
 	epoch := w.epoch()
-	boot, err := disklayout.ReadBoot(func(p string) ([]byte, error) { return squashfs.ReadFile(w.root, p) })
+	boot, err := disklayout.ReadBoot(func(p string) ([]byte, error) { return fstree.ReadFile(w.root, p) })
 	if err != nil {
 		return err
 	}
 	for _, p := range []string{kernelPath, initrdPath} {
-		if _, err := squashfs.ReadFile(w.root, p); err != nil {
+		if _, err := fstree.ReadFile(w.root, p); err != nil {
 			return fmt.Errorf("the image has no %s: %w", p, err)
 		}
 	}
@@ -99,10 +99,10 @@ func (w *run) buildDisk(path string) error {
 	}
 	// The ext4 partitions' trees: the layout's files and the images, the
 	// same tree with their own labels, each spooled then copied in.
-	trees := map[string]*squashfs.Node{}
+	trees := map[string]*fstree.Node{}
 	for _, f := range files {
 		if f.Part != disklayout.PartEFI {
-			addFile(trees, f.Part, f.Path, &squashfs.Node{Mode: f.Mode, ModTime: epoch.Unix(), Size: int64(len(f.Data)), Open: squashfs.BytesOpener(f.Data)}, epoch)
+			addFile(trees, f.Part, f.Path, &fstree.Node{Mode: f.Mode, ModTime: epoch.Unix(), Size: int64(len(f.Data)), Open: fstree.BytesOpener(f.Data)}, epoch)
 		}
 	}
 	images := map[string]string{}
@@ -113,7 +113,7 @@ func (w *run) buildDisk(path string) error {
 		}
 		images[img.File] = tmp
 		open := func() (io.ReadCloser, error) { return os.Open(tmp) } // when written
-		addFile(trees, img.Part, disklayout.ImageDir+"/"+img.File, &squashfs.Node{Mode: 0o644, ModTime: epoch.Unix(), Size: imgSize, Open: open}, epoch)
+		addFile(trees, img.Part, disklayout.ImageDir+"/"+img.File, &fstree.Node{Mode: 0o644, ModTime: epoch.Unix(), Size: imgSize, Open: open}, epoch)
 	}
 
 	// The file systems must hold their trees: planned with these sizes,
@@ -182,22 +182,22 @@ func (w *run) epoch() time.Time {
 
 // efiLoader is the image's removable-media UEFI loader.
 func (w *run) efiLoader() (string, []byte, error) {
-	return disklayout.EFILoader(func(p string) ([]byte, error) { return squashfs.ReadFile(w.root, p) })
+	return disklayout.EFILoader(func(p string) ([]byte, error) { return fstree.ReadFile(w.root, p) })
 }
 
 // addFile puts n at path (slash separated) in the tree of partition part,
 // making the tree and the directories on the way (root-owned, 0755).
-func addFile(trees map[string]*squashfs.Node, part, path string, n *squashfs.Node, epoch time.Time) {
+func addFile(trees map[string]*fstree.Node, part, path string, n *fstree.Node, epoch time.Time) {
 	dir := trees[part]
 	if dir == nil {
-		dir = &squashfs.Node{Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()}
+		dir = &fstree.Node{Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()}
 		trees[part] = dir
 	}
 	names := strings.Split(path, "/")
 	for _, name := range names[:len(names)-1] {
-		i := slices.IndexFunc(dir.Children, func(c *squashfs.Node) bool { return c.Name == name })
+		i := slices.IndexFunc(dir.Children, func(c *fstree.Node) bool { return c.Name == name })
 		if i < 0 {
-			dir.Children = append(dir.Children, &squashfs.Node{Name: name, Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()})
+			dir.Children = append(dir.Children, &fstree.Node{Name: name, Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()})
 			i = len(dir.Children) - 1
 		}
 		dir = dir.Children[i]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"os/exec"
@@ -14,19 +15,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/overlay"
 )
 
 // diskImage is a bootable test image with the installed-system menus the
 // overlay ships in every image.
-func diskImage(t *testing.T) *squashfs.Node {
+func diskImage(t *testing.T) *fstree.Node {
 	root := bootable(image(true))
 	files, err := overlay.Tree("rootfs")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cos []*squashfs.Node
+	var cos []*fstree.Node
 	for _, f := range files {
 		if strings.HasPrefix(f.Path, "etc/cos/") {
 			cos = append(cos, file(filepath.Base(f.Path), string(f.Data)))

@@ -2,13 +2,13 @@ package artifacts
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/fat"
 	"github.com/kairos-io/kairos/internal/diskfmt/iso9660"
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/overlay"
 )
@@ -36,11 +36,11 @@ func (w *run) iso() error {
 	if err != nil {
 		return err
 	}
-	kernel, err := squashfs.ReadFile(w.root, kernelPath)
+	kernel, err := fstree.ReadFile(w.root, kernelPath)
 	if err != nil {
 		return fmt.Errorf("the image has no kernel: %w", err)
 	}
-	initrd, err := squashfs.ReadFile(w.root, initrdPath)
+	initrd, err := fstree.ReadFile(w.root, initrdPath)
 	if err != nil {
 		return fmt.Errorf("the image has no initrd: %w", err)
 	}
@@ -121,8 +121,8 @@ func (w *run) iso() error {
 	}
 	// BIOS boot exists where the architecture has it (the finalize step
 	// made the El Torito image).
-	if eltorito, err := squashfs.ReadFile(w.root, bootAssets+"/eltorito.img"); err == nil {
-		mbr, err := squashfs.ReadFile(w.root, bootAssets+"/boot_hybrid.img")
+	if eltorito, err := fstree.ReadFile(w.root, bootAssets+"/eltorito.img"); err == nil {
+		mbr, err := fstree.ReadFile(w.root, bootAssets+"/boot_hybrid.img")
 		if err != nil {
 			return fmt.Errorf("the image has eltorito.img but no boot_hybrid.img in %s", bootAssets)
 		}

@@ -2,9 +2,9 @@ package rootfs
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"path/filepath"
 
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/mounttab"
 )
 
@@ -31,7 +31,7 @@ func openDir(dir string) (*Tree, error) {
 		return nil, fmt.Errorf("source dir:%s: %w", dir, err)
 	}
 	mounts := mounttab.Below(table, resolved)
-	root, err := squashfs.DirSourceWith(resolved, squashfs.DirOptions{Prune: func(rel string) bool {
+	root, err := fstree.DirSourceWith(resolved, fstree.DirOptions{Prune: func(rel string) bool {
 		for _, p := range pseudoDirs {
 			if rel == p {
 				return true

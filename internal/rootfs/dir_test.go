@@ -2,13 +2,12 @@ package rootfs
 
 import (
 	"context"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // A dir: source that is a running system's root (suc-upgrade's container)
@@ -54,17 +53,17 @@ func TestDirSourceLeavesOutMountsAndPseudoDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tree.Close()
-	if data, err := squashfs.ReadFile(tree.Root, "/var/lib/data"); err != nil || string(data) != "kept" {
+	if data, err := fstree.ReadFile(tree.Root, "/var/lib/data"); err != nil || string(data) != "kept" {
 		t.Errorf("/var/lib/data = %q, %v", data, err)
 	}
 	for _, gone := range []string{"/host/etc/rancher/k3s/token", "/proc/1/status", "/run/secret", "/tmp/scratch", "/mnt/data/mounted", "/etc/hosts"} {
-		if _, err := squashfs.Lookup(tree.Root, gone); err == nil {
+		if _, err := fstree.Lookup(tree.Root, gone); err == nil {
 			t.Errorf("%s is in the tree", gone)
 		}
 	}
 	// The mount points themselves stay, empty.
 	for _, dir := range []string{"/host", "/proc", "/run", "/tmp", "/mnt/data"} {
-		n, err := squashfs.Lookup(tree.Root, dir)
+		n, err := fstree.Lookup(tree.Root, dir)
 		if err != nil || !n.Mode.IsDir() || len(n.Children) != 0 {
 			t.Errorf("%s: %v, want an empty directory", dir, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -13,8 +14,6 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // OCI whiteouts (image-spec layer.md): ".wh.<name>" deletes <name> from the
@@ -75,7 +74,7 @@ type FlattenOptions struct {
 // so that resolution walks pointers (cost linear in the path, whatever
 // the tree) and removing a subtree is a map delete.
 type dirent struct {
-	node     *squashfs.Node
+	node     *fstree.Node
 	parent   *dirent            // nil on the root
 	children map[string]*dirent // non-nil exactly on directories
 	layer    int
@@ -114,7 +113,7 @@ func FlattenWith(img v1.Image, o FlattenOptions) (*Tree, error) {
 	// Unlinked at once: nothing is left behind if the process dies.
 	os.Remove(spool.Name())
 	f := &flattener{
-		root:         &dirent{node: &squashfs.Node{Mode: fs.ModeDir | 0o755}, children: map[string]*dirent{}},
+		root:         &dirent{node: &fstree.Node{Mode: fs.ModeDir | 0o755}, children: map[string]*dirent{}},
 		spool:        spool,
 		buf:          make([]byte, spoolChunk),
 		maxExpansion: o.MaxSparseExpansion,
@@ -274,7 +273,7 @@ func (f *flattener) resolveDir(layer int, dir string, create bool) (*dirent, err
 				return nil, nil
 			}
 			next = &dirent{
-				node:     &squashfs.Node{Name: name, Mode: fs.ModeDir | 0o755},
+				node:     &fstree.Node{Name: name, Mode: fs.ModeDir | 0o755},
 				parent:   cur,
 				children: map[string]*dirent{},
 				layer:    layer,
@@ -352,7 +351,7 @@ func (f *flattener) add(layer int, d *dirent, base string, hdr *tar.Header, r io
 		old.layer = layer
 		return nil
 	}
-	n := &squashfs.Node{}
+	n := &fstree.Node{}
 	switch hdr.Typeflag {
 	case tar.TypeLink:
 		target, err := f.lookup(layer, hdr.Linkname)
@@ -410,7 +409,7 @@ func (f *flattener) lookup(layer int, name string) (*dirent, error) {
 // against the image's MaxSparseExpansion, checked as it grows so that a
 // file of exabytes of holes fails at the limit rather than after reading
 // them.
-func (f *flattener) spoolContent(n *squashfs.Node, hdr *tar.Header, r io.Reader, cr *countingReader) error {
+func (f *flattener) spoolContent(n *fstree.Node, hdr *tar.Header, r io.Reader, cr *countingReader) error {
 	start, consumedAt := f.offset, cr.n
 	for {
 		// Chunks end on spool block boundaries, so that every full
@@ -493,7 +492,7 @@ func (f *flattener) writeData(off int64, data []byte) error {
 // type flag alone: archive/tar's FileInfo also honours type bits in the
 // mode field (c_ISDIR on a regular file entry), which would make a node
 // that claims two types, such as a "directory" with content.
-func setMeta(n *squashfs.Node, hdr *tar.Header) {
+func setMeta(n *fstree.Node, hdr *tar.Header) {
 	n.Mode = fileType(hdr.Typeflag) | hdr.FileInfo().Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
 	n.UID, n.GID = uint32(hdr.Uid), uint32(hdr.Gid)
 	n.ModTime = hdr.ModTime.Unix()
@@ -531,13 +530,13 @@ func fileType(typeflag byte) fs.FileMode {
 }
 
 // link fills in Children from the dirents, sorted for determinism.
-func link(d *dirent) *squashfs.Node {
+func link(d *dirent) *fstree.Node {
 	names := make([]string, 0, len(d.children))
 	for name := range d.children {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	d.node.Children = make([]*squashfs.Node, 0, len(names))
+	d.node.Children = make([]*fstree.Node, 0, len(names))
 	for _, name := range names {
 		c := d.children[name]
 		if c.children != nil {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"strings"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // The fuzz input is a list of operations whose names are drawn from small
@@ -213,13 +212,13 @@ func buildFuzzLayers(t *testing.T, ops []fuzzOp) []v1.Layer {
 // root; every node reached once; names non-empty, not "." or "..", without
 // '/' or NUL and unique in their directory; children only on directories;
 // one file type per node; files yielding exactly Size bytes.
-func checkWellFormed(t *testing.T, root *squashfs.Node) {
+func checkWellFormed(t *testing.T, root *fstree.Node) {
 	if root == nil || !root.Mode.IsDir() {
 		t.Fatalf("the root is not a directory: %+v", root)
 	}
-	seen := map[*squashfs.Node]bool{}
-	var walk func(n *squashfs.Node, p string)
-	walk = func(n *squashfs.Node, p string) {
+	seen := map[*fstree.Node]bool{}
+	var walk func(n *fstree.Node, p string)
+	walk = func(n *fstree.Node, p string) {
 		if seen[n] {
 			t.Fatalf("%s: node reached twice", p)
 		}
@@ -324,7 +323,7 @@ func FuzzFlatten(f *testing.F) {
 				return
 			}
 		}
-		var keep *squashfs.Node
+		var keep *fstree.Node
 		for _, c := range tree.Root.Children {
 			if c.Name != "sentinel" || !c.Mode.IsDir() {
 				continue

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -17,8 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 func symlink(name, target string) entry {
@@ -50,7 +49,7 @@ func imageOf(t testing.TB, layers ...v1.Layer) v1.Image {
 
 // treeLines renders a tree as one "path type" line per node, depth first:
 // "d" directory, "f:<content>" file, "l:<target>" symlink, "c", "b", "p".
-func treeLines(t testing.TB, n *squashfs.Node, p string, out *[]string) {
+func treeLines(t testing.TB, n *fstree.Node, p string, out *[]string) {
 	t.Helper()
 	var kind string
 	switch n.Mode.Type() {
@@ -389,7 +388,7 @@ func spoolUsage(t *testing.T, dir string) (allocated, length int64) {
 }
 
 // child finds a node by name in a directory.
-func child(t *testing.T, dir *squashfs.Node, name string) *squashfs.Node {
+func child(t *testing.T, dir *fstree.Node, name string) *fstree.Node {
 	t.Helper()
 	for _, c := range dir.Children {
 		if c.Name == name {
@@ -402,7 +401,7 @@ func child(t *testing.T, dir *squashfs.Node, name string) *squashfs.Node {
 
 // readRange reads n bytes at off of a file through the seekable reader
 // Open returns (a 4 GiB file is not read whole).
-func readRange(t *testing.T, n *squashfs.Node, off int64, size int) string {
+func readRange(t *testing.T, n *fstree.Node, off int64, size int) string {
 	t.Helper()
 	rc, err := n.Open()
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package rootfs opens what `kairos artifacts` reads a root file system
 // from, and flattens it into the tree the artifact writers take
-// (squashfs.Node):
+// (fstree.Node):
 //
 //	dir:<rootfs>                 a directory on disk
 //	oci:<layout dir>[:<tag>]     an OCI image layout
@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"path/filepath"
@@ -30,14 +31,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // Tree is an opened source: its root, and what must be released after the
 // writers are done with it.
 type Tree struct {
-	Root  *squashfs.Node
+	Root  *fstree.Node
 	close func() error
 }
 

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +90,7 @@ func testImage(t *testing.T) v1.Image {
 }
 
 // listing renders a tree as "path mode uid:gid size target dev xattrs" lines.
-func listing(t *testing.T, n *squashfs.Node, prefix string, out *[]string) {
+func listing(t *testing.T, n *fstree.Node, prefix string, out *[]string) {
 	p := prefix + "/" + n.Name
 	if prefix == "" && n.Name == "" {
 		p = "/"

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -19,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // Stages runs cloud-config stages: on the running system (root "/") or
@@ -142,7 +142,7 @@ func (m *Mounts) undo(p point, flags int) error {
 // WriteImage writes a system image of size bytes holding root at path,
 // labelled label, and syncs it to disk before returning. path must not
 // exist (see createNew); on error it is removed.
-func WriteImage(path string, root *squashfs.Node, label string, size int64, progress func(done, total int64)) (st ext4.Stats, err error) {
+func WriteImage(path string, root *fstree.Node, label string, size int64, progress func(done, total int64)) (st ext4.Stats, err error) {
 	f, err := createNew(path)
 	if err != nil {
 		return ext4.Stats{}, err

@@ -2,8 +2,8 @@ package deploy
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/release"
 )
 
@@ -19,8 +19,8 @@ const (
 // parsed) that grub can boot. The kernel and initrd are usually symlinks
 // to versioned names; they are followed inside the tree, as grub follows
 // them inside the image.
-func CheckImage(root *squashfs.Node) (map[string]string, error) {
-	data, err := squashfs.ReadFile(root, release.Path)
+func CheckImage(root *fstree.Node) (map[string]string, error) {
+	data, err := fstree.ReadFile(root, release.Path)
 	if err != nil {
 		return nil, fmt.Errorf("the image has no %s (%v): it is not a Kairos image", release.Path, err)
 	}
@@ -29,7 +29,7 @@ func CheckImage(root *squashfs.Node) (map[string]string, error) {
 		return nil, fmt.Errorf("%s: %w", release.Path, err)
 	}
 	for _, p := range []string{KernelPath, InitrdPath} {
-		n, err := squashfs.Lookup(root, p)
+		n, err := fstree.Lookup(root, p)
 		switch {
 		case err != nil:
 			return nil, fmt.Errorf("the image has no %s (%v): grub could not boot it", p, err)

@@ -1,17 +1,16 @@
 package deploy
 
 import (
+	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 func TestCheckImage(t *testing.T) {
 	// files: content, or "->target" for a symlink, or "/" for a directory.
-	image := func(files map[string]string) *squashfs.Node {
+	image := func(files map[string]string) *fstree.Node {
 		t.Helper()
 		root := t.TempDir()
 		for p, c := range files {
@@ -30,7 +29,7 @@ func TestCheckImage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n, err := squashfs.DirSource(root)
+		n, err := fstree.DirSource(root)
 		if err != nil {
 			t.Fatal(err)
 		}

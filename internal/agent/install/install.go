@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"os/exec"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
@@ -103,7 +103,7 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if p.Release, err = deploy.CheckImage(tree.Root); err != nil {
 		return fail(fmt.Errorf("source %s: %w", ref, err))
 	}
-	read := func(path string) ([]byte, error) { return squashfs.ReadFile(tree.Root, path) }
+	read := func(path string) ([]byte, error) { return fstree.ReadFile(tree.Root, path) }
 	if p.Boot, err = disklayout.ReadBoot(read); err != nil {
 		return fail(fmt.Errorf("source %s: %w", ref, err))
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
 	"github.com/kairos-io/kairos/internal/mounttab"
@@ -86,7 +86,7 @@ func (n *Node) Reset(ctx context.Context, o ResetOptions) (err error) {
 		if err := mounts.Mount(recSquash, dir, "squashfs", "loop"); err != nil {
 			return err
 		}
-		tree, err := squashfs.DirSource(dir)
+		tree, err := fstree.DirSource(dir)
 		if err != nil {
 			return err
 		}
@@ -164,7 +164,7 @@ func (n *Node) Reset(ctx context.Context, o ResetOptions) (err error) {
 	return nil
 }
 
-func imageSize(tree *squashfs.Node) (int64, error) {
+func imageSize(tree *fstree.Node) (int64, error) {
 	rootfs, err := ext4.RequiredSize(tree, ext4.Options{Label: disklayout.LabelActive})
 	if err != nil {
 		return 0, err

@@ -5,6 +5,7 @@ package command
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"slices"
 	"strings"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/kairos-io/kairos/internal/artifacts"
 	"github.com/kairos-io/kairos/internal/bytesize"
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
@@ -52,7 +52,7 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 			if src == "" {
 				return fmt.Errorf("--source is required (%s)", strings.Join(rootfs.Kinds, ", "))
 			}
-			epoch, err := squashfs.SourceDateEpoch()
+			epoch, err := fstree.SourceDateEpoch()
 			if err != nil {
 				return err
 			}

@@ -1,14 +1,13 @@
 package ext4
 
 import (
+	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // BenchmarkWrite writes the directory KAIROS_BENCH_ROOTFS (default
@@ -25,7 +24,7 @@ func BenchmarkWrite(b *testing.B) {
 	if _, err := exec.LookPath("mke2fs"); err != nil {
 		b.Fatalf("mke2fs not installed (e2fsprogs): %v", err)
 	}
-	root, err := squashfs.DirSource(src)
+	root, err := fstree.DirSource(src)
 	if err != nil {
 		b.Fatal(err)
 	}

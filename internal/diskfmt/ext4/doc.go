@@ -1,5 +1,5 @@
 // Package ext4 writes ext4 file system images from an in-memory tree
-// (squashfs.Node, as DirSource builds from a directory), without mke2fs,
+// (fstree.Node, as DirSource builds from a directory), without mke2fs,
 // root, mounts or loop devices, and byte-for-byte reproducibly. It makes
 // the ext4 partitions of Kairos raw disk images (COS_STATE, the COS_ACTIVE
 // root image inside it, COS_OEM, COS_RECOVERY, COS_PERSISTENT).

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -16,8 +17,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 func randomBytes(seed uint64, n int) []byte {
@@ -47,46 +46,46 @@ func posixACL(entries ...[3]uint32) []byte {
 
 const none = 0xFFFFFFFF
 
-func file(name string, mode fs.FileMode, data []byte) *squashfs.Node {
-	return &squashfs.Node{Name: name, Mode: mode, Size: int64(len(data)), Open: squashfs.BytesOpener(data), ModTime: 1600000000}
+func file(name string, mode fs.FileMode, data []byte) *fstree.Node {
+	return &fstree.Node{Name: name, Mode: mode, Size: int64(len(data)), Open: fstree.BytesOpener(data), ModTime: 1600000000}
 }
 
-func dir(name string, mode fs.FileMode, children ...*squashfs.Node) *squashfs.Node {
-	return &squashfs.Node{Name: name, Mode: fs.ModeDir | mode, Children: children, ModTime: 1600000001}
+func dir(name string, mode fs.FileMode, children ...*fstree.Node) *fstree.Node {
+	return &fstree.Node{Name: name, Mode: fs.ModeDir | mode, Children: children, ModTime: 1600000001}
 }
 
-func symlink(name, target string) *squashfs.Node {
-	return &squashfs.Node{Name: name, Mode: fs.ModeSymlink | 0o777, Target: target, ModTime: 1600000002}
+func symlink(name, target string) *fstree.Node {
+	return &fstree.Node{Name: name, Mode: fs.ModeSymlink | 0o777, Target: target, ModTime: 1600000002}
 }
 
-func with(n *squashfs.Node, f func(n *squashfs.Node)) *squashfs.Node { f(n); return n }
+func with(n *fstree.Node, f func(n *fstree.Node)) *fstree.Node { f(n); return n }
 
 // testTree has every kind of entry and every corner the writer handles.
-func testTree() *squashfs.Node {
-	many := make([]*squashfs.Node, 5000)
+func testTree() *fstree.Node {
+	many := make([]*fstree.Node, 5000)
 	for i := range many {
 		var data []byte
 		if i%500 == 0 {
 			data = randomBytes(uint64(i), 100+i)
 		}
-		many[i] = with(file(fmt.Sprintf("entry-with-a-longer-name-%05d", i), 0o640, data), func(n *squashfs.Node) {
+		many[i] = with(file(fmt.Sprintf("entry-with-a-longer-name-%05d", i), 0o640, data), func(n *fstree.Node) {
 			n.UID, n.GID = uint32(i), uint32(5000-i)
 		})
 	}
 	mixed := append(append(make([]byte, blockSize), randomBytes(3, 5000)...), make([]byte, 2*blockSize)...)
-	hl := func(name string, id uint64) *squashfs.Node {
-		return with(file(name, 0o644, []byte("shared content\n")), func(n *squashfs.Node) { n.LinkID = id })
+	hl := func(name string, id uint64) *fstree.Node {
+		return with(file(name, 0o644, []byte("shared content\n")), func(n *fstree.Node) { n.LinkID = id })
 	}
-	dev := func(name string, mode fs.FileMode, major, minor uint32) *squashfs.Node {
-		return &squashfs.Node{Name: name, Mode: mode | 0o660, DevMajor: major, DevMinor: minor, GID: 6, ModTime: 1600000003}
+	dev := func(name string, mode fs.FileMode, major, minor uint32) *fstree.Node {
+		return &fstree.Node{Name: name, Mode: mode | 0o660, DevMajor: major, DevMinor: minor, GID: 6, ModTime: 1600000003}
 	}
-	return &squashfs.Node{Mode: fs.ModeDir | 0o755, ModTime: sourceDateEpoch.Unix(), Children: []*squashfs.Node{
+	return &fstree.Node{Mode: fs.ModeDir | 0o755, ModTime: sourceDateEpoch.Unix(), Children: []*fstree.Node{
 		dir("bin", 0o755,
-			with(file("ping", 0o755, randomBytes(1, 70000)), func(n *squashfs.Node) {
+			with(file("ping", 0o755, randomBytes(1, 70000)), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{"security.capability": capNetRaw}
 			}),
-			with(file("su", fs.ModeSetuid|0o755, []byte("#!/bin/false\n")), func(n *squashfs.Node) {}),
-			with(file("wall", fs.ModeSetgid|0o755, []byte("wall")), func(n *squashfs.Node) { n.GID = 5 }),
+			with(file("su", fs.ModeSetuid|0o755, []byte("#!/bin/false\n")), func(n *fstree.Node) {}),
+			with(file("wall", fs.ModeSetgid|0o755, []byte("wall")), func(n *fstree.Node) { n.GID = 5 }),
 			symlink("sh", "bash"),
 		),
 		dir("dev", 0o755,
@@ -97,8 +96,8 @@ func testTree() *squashfs.Node {
 			dev("minor", fs.ModeDevice, 8, 300),
 		),
 		dir("run", 0o755,
-			&squashfs.Node{Name: "fifo", Mode: fs.ModeNamedPipe | 0o600, ModTime: 1600000004},
-			&squashfs.Node{Name: "sock", Mode: fs.ModeSocket | 0o777, ModTime: 1600000005},
+			&fstree.Node{Name: "fifo", Mode: fs.ModeNamedPipe | 0o600, ModTime: 1600000004},
+			&fstree.Node{Name: "sock", Mode: fs.ModeSocket | 0o777, ModTime: 1600000005},
 		),
 		dir("tmp", fs.ModeSticky|0o777),
 		dir("etc", 0o755,
@@ -112,13 +111,13 @@ func testTree() *squashfs.Node {
 		),
 		dir("data", 0o755, file("random", 0o644, randomBytes(2, 1<<20+123))),
 		dir("hl", 0o755, hl("a", 7), hl("b", 7),
-			with(symlink("s1", "a"), func(n *squashfs.Node) { n.LinkID = 9 }),
-			with(symlink("s2", "a"), func(n *squashfs.Node) { n.LinkID = 9 }),
+			with(symlink("s1", "a"), func(n *fstree.Node) { n.LinkID = 9 }),
+			with(symlink("s2", "a"), func(n *fstree.Node) { n.LinkID = 9 }),
 		),
 		dir("other", 0o755, hl("c", 7)),
 		with(dir("home", 0o755, with(dir("user", 0o700,
-			with(file("big-ids", 0o600, []byte("x")), func(n *squashfs.Node) { n.UID, n.GID = 4000000000, 65536 }),
-		), func(n *squashfs.Node) { n.UID, n.GID = 100000, 200000 })), func(n *squashfs.Node) {}),
+			with(file("big-ids", 0o600, []byte("x")), func(n *fstree.Node) { n.UID, n.GID = 4000000000, 65536 }),
+		), func(n *fstree.Node) { n.UID, n.GID = 100000, 200000 })), func(n *fstree.Node) {}),
 		dir("links", 0o755,
 			symlink("fast59", strings.Repeat("f", fastSymlinkMax)),
 			symlink("slow60", strings.Repeat("s", fastSymlinkMax+1)),
@@ -126,18 +125,18 @@ func testTree() *squashfs.Node {
 			symlink("slow-dir", strings.Repeat("./", 40)+"../data"),
 		),
 		dir("times", 0o755,
-			with(file("pre-1970", 0o644, []byte("old")), func(n *squashfs.Node) { n.ModTime = -1000000 }),
-			with(file("y2038", 0o644, []byte("edge")), func(n *squashfs.Node) { n.ModTime = 1 << 31 }),
-			with(file("y2128", 0o644, []byte("future")), func(n *squashfs.Node) { n.ModTime = 5000000000 }),
+			with(file("pre-1970", 0o644, []byte("old")), func(n *fstree.Node) { n.ModTime = -1000000 }),
+			with(file("y2038", 0o644, []byte("edge")), func(n *fstree.Node) { n.ModTime = 1 << 31 }),
+			with(file("y2128", 0o644, []byte("future")), func(n *fstree.Node) { n.ModTime = 5000000000 }),
 		),
 		dir("xattr", 0o755,
-			with(file("in-inode", 0o644, []byte("i")), func(n *squashfs.Node) {
+			with(file("in-inode", 0o644, []byte("i")), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{"user.a": []byte("1"), "user.é": []byte("8-bit name"), "security.capability": capNetRaw}
 			}),
-			with(file("empty-value", 0o644, nil), func(n *squashfs.Node) {
+			with(file("empty-value", 0o644, nil), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{"user.empty": {}}
 			}),
-			with(file("block", 0o644, []byte("b")), func(n *squashfs.Node) {
+			with(file("block", 0o644, []byte("b")), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{
 					"user.big":               randomBytes(4, 2000),
 					"user.small":             []byte("s"),
@@ -145,17 +144,17 @@ func testTree() *squashfs.Node {
 					"security.selinux":       []byte("system_u:object_r:bin_t:s0\x00"),
 				}
 			}),
-			with(symlink("link", "in-inode"), func(n *squashfs.Node) {
+			with(symlink("link", "in-inode"), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{"trusted.link": []byte("on a symlink")}
 			}),
 			// The VFS hides user.* on symlinks and devices: trusted.*.
-			with(symlink("fast-link-block", "block"), func(n *squashfs.Node) {
+			with(symlink("fast-link-block", "block"), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{"trusted.big": randomBytes(8, 1000)}
 			}),
-			with(&squashfs.Node{Name: "dev-block", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, DevMajor: 10, DevMinor: 200}, func(n *squashfs.Node) {
+			with(&fstree.Node{Name: "dev-block", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, DevMajor: 10, DevMinor: 200}, func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{"security.selinux": bytes.Repeat([]byte("s"), 200)}
 			}),
-			with(dir("acl", 0o750), func(n *squashfs.Node) {
+			with(dir("acl", 0o750), func(n *fstree.Node) {
 				n.Xattrs = map[string][]byte{
 					"system.posix_acl_access": posixACL([3]uint32{aclUserObj, 7, none}, [3]uint32{aclUser, 5, 1000},
 						[3]uint32{aclGroupObj, 5, none}, [3]uint32{aclGroup, 4, 2000}, [3]uint32{aclMask, 5, none}, [3]uint32{aclOther, 0, none}),
@@ -183,7 +182,7 @@ func TestTree(t *testing.T) {
 	checkXattrBlockHash(t, img, "/xattr/block")
 
 	var content int64
-	walk(root, "/", func(_ string, n *squashfs.Node) {
+	walk(root, "/", func(_ string, n *fstree.Node) {
 		if n.Mode.IsRegular() && (n.LinkID == 0 || n.Name != "b" && n.Name != "c") {
 			content += n.Size
 		}
@@ -192,7 +191,7 @@ func TestTree(t *testing.T) {
 		t.Errorf("progress: %d calls, last %v, want total %d", calls, last, content)
 	}
 	files := 0
-	walk(root, "/", func(_ string, n *squashfs.Node) { files++ })
+	walk(root, "/", func(_ string, n *fstree.Node) { files++ })
 	files -= 3 // hl/b, other/c and hl/s2 are names of earlier inodes
 	files++    // lost+found
 	if st.Files != files || st.BlockSize != blockSize || st.Size != int64(st.Blocks)*blockSize {
@@ -241,7 +240,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func randomBytesOf(root *squashfs.Node, path ...string) []byte {
+func randomBytesOf(root *fstree.Node, path ...string) []byte {
 	n := root
 	for _, p := range path {
 		for _, c := range n.Children {
@@ -292,7 +291,7 @@ func TestDirSource(t *testing.T) {
 			if _, err := os.Stat(dir); err != nil {
 				t.Fatalf("%s: %v", dir, err)
 			}
-			root, err := squashfs.DirSource(dir)
+			root, err := fstree.DirSource(dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -491,8 +490,8 @@ func TestEmpty(t *testing.T) {
 func TestLargeFile(t *testing.T) {
 	needTools(t, "e2fsck", "debugfs", "grub-fstest")
 	const size = 4<<30 + 12345
-	root := &squashfs.Node{Mode: fs.ModeDir | 0o755, Children: []*squashfs.Node{
-		{Name: "small", Mode: 0o644, Size: 5, Open: squashfs.BytesOpener([]byte("small"))},
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
+		{Name: "small", Mode: 0o644, Size: 5, Open: fstree.BytesOpener([]byte("small"))},
 		{Name: "big", Mode: 0o644, Size: size, Open: func() (io.ReadCloser, error) { return io.NopCloser(&markerReader{size: size}), nil }},
 	}}
 	img, _ := writeImage(t, root, Options{ModTime: sourceDateEpoch})
@@ -730,8 +729,8 @@ func checkXattrBlockHash(t *testing.T, img, path string) {
 // written, and content that does not match its declared size.
 func TestEdgeCases(t *testing.T) {
 	needTools(t, "e2fsck", "debugfs")
-	root := &squashfs.Node{Mode: fs.ModeDir | 0o755, Children: []*squashfs.Node{
-		with(dir("lost+found", 0o700, file("#1234", 0o644, []byte("recovered"))), func(n *squashfs.Node) { n.UID = 0 }),
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
+		with(dir("lost+found", 0o700, file("#1234", 0o644, []byte("recovered"))), func(n *fstree.Node) { n.UID = 0 }),
 		file("z", 0o644, []byte("z")),
 	}}
 	img, _ := writeImage(t, root, Options{ModTime: sourceDateEpoch})
@@ -741,11 +740,11 @@ func TestEdgeCases(t *testing.T) {
 		t.Errorf("lost+found is inode %d, want %d", ls["lost+found"].ino, lostFoundIno)
 	}
 
-	bad := func(children ...*squashfs.Node) *squashfs.Node {
-		return &squashfs.Node{Mode: fs.ModeDir | 0o755, Children: children}
+	bad := func(children ...*fstree.Node) *fstree.Node {
+		return &fstree.Node{Mode: fs.ModeDir | 0o755, Children: children}
 	}
 	for name, tc := range map[string]struct {
-		root *squashfs.Node
+		root *fstree.Node
 		opt  Options
 		want string
 	}{
@@ -758,16 +757,16 @@ func TestEdgeCases(t *testing.T) {
 		"long symlink":    {bad(symlink("l", strings.Repeat("x", blockSize))), Options{}, "symlink target"},
 		"root not dir":    {file("", 0o644, nil), Options{}, "root is not a directory"},
 		"label":           {nil, Options{Label: "LABEL-LONGER-THAN-16"}, "longer than 16 bytes"},
-		"xattr namespace": {bad(with(file("x", 0o644, nil), func(n *squashfs.Node) { n.Xattrs = map[string][]byte{"os2.x": nil} })), Options{}, "namespace"},
-		"xattr too large": {bad(with(file("x", 0o644, nil), func(n *squashfs.Node) { n.Xattrs = map[string][]byte{"user.x": make([]byte, 5000)} })), Options{}, "more than one"},
-		"device range":    {bad(&squashfs.Node{Name: "d", Mode: fs.ModeDevice, DevMajor: 4096}), Options{}, "out of range"},
-		"irregular":       {bad(&squashfs.Node{Name: "i", Mode: fs.ModeIrregular}), Options{}, "unsupported file type"},
-		"no Open":         {bad(&squashfs.Node{Name: "f", Size: 3}), Options{}, "no Open"},
-		"content short":   {bad(&squashfs.Node{Name: "f", Size: 3, Open: squashfs.BytesOpener([]byte("ab"))}), Options{}, "ends before its declared size"},
-		"content long":    {bad(&squashfs.Node{Name: "f", Size: 3, Open: squashfs.BytesOpener([]byte("abcd"))}), Options{}, "longer than its declared size"},
+		"xattr namespace": {bad(with(file("x", 0o644, nil), func(n *fstree.Node) { n.Xattrs = map[string][]byte{"os2.x": nil} })), Options{}, "namespace"},
+		"xattr too large": {bad(with(file("x", 0o644, nil), func(n *fstree.Node) { n.Xattrs = map[string][]byte{"user.x": make([]byte, 5000)} })), Options{}, "more than one"},
+		"device range":    {bad(&fstree.Node{Name: "d", Mode: fs.ModeDevice, DevMajor: 4096}), Options{}, "out of range"},
+		"irregular":       {bad(&fstree.Node{Name: "i", Mode: fs.ModeIrregular}), Options{}, "unsupported file type"},
+		"no Open":         {bad(&fstree.Node{Name: "f", Size: 3}), Options{}, "no Open"},
+		"content short":   {bad(&fstree.Node{Name: "f", Size: 3, Open: fstree.BytesOpener([]byte("ab"))}), Options{}, "ends before its declared size"},
+		"content long":    {bad(&fstree.Node{Name: "f", Size: 3, Open: fstree.BytesOpener([]byte("abcd"))}), Options{}, "longer than its declared size"},
 		"negative size":   {nil, Options{Size: -1}, "negative"},
 		"beyond 32 bits":  {nil, Options{Size: 17 << 40}, "16 TiB"},
-		"ACL not an ACL":  {bad(with(file("x", 0o644, nil), func(n *squashfs.Node) { n.Xattrs = map[string][]byte{aclAccessName: []byte("junk")} })), Options{}, "ACL version"},
+		"ACL not an ACL":  {bad(with(file("x", 0o644, nil), func(n *fstree.Node) { n.Xattrs = map[string][]byte{aclAccessName: []byte("junk")} })), Options{}, "ACL version"},
 	} {
 		path := filepath.Join(t.TempDir(), "bad.img")
 		_, err := WriteFile(path, tc.root, tc.opt)
@@ -781,11 +780,11 @@ func TestEdgeCases(t *testing.T) {
 
 	// More subdirectories than a link count holds: dir_nlink's link
 	// count of 1.
-	subdirs := make([]*squashfs.Node, maxLinks)
+	subdirs := make([]*fstree.Node, maxLinks)
 	for i := range subdirs {
 		subdirs[i] = dir(fmt.Sprint(i), 0o755)
 	}
-	tr, err := newTree(&squashfs.Node{Mode: fs.ModeDir | 0o755, Children: subdirs}, 0)
+	tr, err := newTree(&fstree.Node{Mode: fs.ModeDir | 0o755, Children: subdirs}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -799,7 +798,7 @@ func TestEdgeCases(t *testing.T) {
 // superblock; the file system is the size asked, less such a group.
 func TestSizes(t *testing.T) {
 	needTools(t, "e2fsck")
-	root := &squashfs.Node{Mode: fs.ModeDir | 0o755, Children: []*squashfs.Node{
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
 		file("f", 0o644, randomBytes(9, 3*blockSize+1)),
 	}}
 	const group = blocksPerGroup * blockSize

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -15,8 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // The judges are e2fsprogs (e2fsck, debugfs, dumpe2fs: the reference
@@ -59,7 +58,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 // writeImage writes root to a new file in a temporary directory.
-func writeImage(t *testing.T, root *squashfs.Node, opt Options) (string, Stats) {
+func writeImage(t *testing.T, root *fstree.Node, opt Options) (string, Stats) {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "fs.img")
 	st, err := WriteFile(img, root, opt)
@@ -183,7 +182,7 @@ func unixMode(m fs.FileMode) uint32 {
 	return mode
 }
 
-func readAll(t *testing.T, n *squashfs.Node) []byte {
+func readAll(t *testing.T, n *fstree.Node) []byte {
 	t.Helper()
 	if n.Size == 0 && n.Open == nil {
 		return nil
@@ -201,7 +200,7 @@ func readAll(t *testing.T, n *squashfs.Node) []byte {
 }
 
 // walk calls fn for every node under n (n included) with its path.
-func walk(n *squashfs.Node, path string, fn func(path string, n *squashfs.Node)) {
+func walk(n *fstree.Node, path string, fn func(path string, n *fstree.Node)) {
 	fn(path, n)
 	for _, c := range n.Children {
 		walk(c, strings.TrimSuffix(path, "/")+"/"+c.Name, fn)
@@ -309,12 +308,12 @@ func parseLs(t *testing.T, s string) map[string]lsEntry {
 // type, mode, owner, size, times, link count, symlink target, device
 // numbers, xattrs and content. Directories with more than maxStat entries
 // are checked through `ls -p` only (names, inode, mode, owner, size).
-func checkWithDebugfs(t *testing.T, img string, root *squashfs.Node) {
+func checkWithDebugfs(t *testing.T, img string, root *fstree.Node) {
 	t.Helper()
 	const maxStat = 100
 	type check struct {
 		path string
-		n    *squashfs.Node
+		n    *fstree.Node
 		cmd  int // index of the stat command
 	}
 	var cmds []string
@@ -323,13 +322,13 @@ func checkWithDebugfs(t *testing.T, img string, root *squashfs.Node) {
 	dumps := map[string]string{}  // path -> dump file
 	xattrs := map[string]string{} // path + "\x00" + name -> file
 	linkCount := map[uint64]int{}
-	walk(root, "/", func(path string, n *squashfs.Node) {
+	walk(root, "/", func(path string, n *fstree.Node) {
 		if n.LinkID != 0 && !n.Mode.IsDir() {
 			linkCount[n.LinkID]++
 		}
 	})
-	var visit func(path string, n *squashfs.Node, stat bool)
-	visit = func(path string, n *squashfs.Node, stat bool) {
+	var visit func(path string, n *fstree.Node, stat bool)
+	visit = func(path string, n *fstree.Node, stat bool) {
 		if stat {
 			checks = append(checks, check{path, n, len(cmds)})
 			cmds = append(cmds, "stat "+quote(path))

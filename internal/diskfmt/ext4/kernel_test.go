@@ -3,6 +3,7 @@ package ext4
 import (
 	"bytes"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"os/exec"
@@ -10,8 +11,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // mountImage loop-mounts img (read-only unless rw) and unmounts it when
@@ -58,15 +57,15 @@ func umount(t *testing.T, dir string) {
 // with DirSource, with the tree written: every entry's type, mode, owner,
 // mtime, size, content, symlink target, device numbers, xattrs, and which
 // names are hardlinks of each other.
-func checkWithKernel(t *testing.T, img string, want *squashfs.Node) {
+func checkWithKernel(t *testing.T, img string, want *fstree.Node) {
 	t.Helper()
 	dir := mountImage(t, img, false)
-	got, err := squashfs.DirSource(dir)
+	got, err := fstree.DirSource(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !hasChild(want.Children, "lost+found") {
-		var kept []*squashfs.Node
+		var kept []*fstree.Node
 		for _, c := range got.Children {
 			if c.Name == "lost+found" {
 				if !c.Mode.IsDir() || c.Mode.Perm() != 0o700 || len(c.Children) != 0 {
@@ -85,7 +84,7 @@ func checkWithKernel(t *testing.T, img string, want *squashfs.Node) {
 	}
 }
 
-func compareNodes(t *testing.T, path string, want, got *squashfs.Node, wantLinks, gotLinks map[uint64][]string) {
+func compareNodes(t *testing.T, path string, want, got *fstree.Node, wantLinks, gotLinks map[uint64][]string) {
 	t.Helper()
 	if want.Mode != got.Mode || want.UID != got.UID || want.GID != got.GID || want.ModTime != got.ModTime {
 		t.Errorf("%s: mode %v uid %d gid %d mtime %d, want %v %d %d %d", path,
@@ -123,7 +122,7 @@ func compareNodes(t *testing.T, path string, want, got *squashfs.Node, wantLinks
 	}
 }
 
-func sameContent(t *testing.T, a, b *squashfs.Node) bool {
+func sameContent(t *testing.T, a, b *fstree.Node) bool {
 	t.Helper()
 	if a.Size == 0 {
 		return true
@@ -164,13 +163,13 @@ func sortedXattrs(m map[string][]byte) []string {
 	return s
 }
 
-func sortedChildren(n *squashfs.Node) []*squashfs.Node {
-	c := append([]*squashfs.Node(nil), n.Children...)
+func sortedChildren(n *fstree.Node) []*fstree.Node {
+	c := append([]*fstree.Node(nil), n.Children...)
 	sort.Slice(c, func(i, j int) bool { return c[i].Name < c[j].Name })
 	return c
 }
 
-func names(c []*squashfs.Node) string {
+func names(c []*fstree.Node) string {
 	s := make([]string, len(c))
 	for i, n := range c {
 		s[i] = n.Name

@@ -3,11 +3,10 @@ package ext4
 import (
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io/fs"
 	"sort"
 	"strings"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 type kind uint8
@@ -31,9 +30,9 @@ type inode struct {
 	ino      uint32
 	seq      int // position in tree.order, the index of its placement
 	kind     kind
-	path     string         // for error messages
-	node     *squashfs.Node // content source of a regular file
-	perm     uint16         // permission, setuid, setgid and sticky bits
+	path     string       // for error messages
+	node     *fstree.Node // content source of a regular file
+	perm     uint16       // permission, setuid, setgid and sticky bits
 	uid, gid uint32
 	mtime    int64
 	size     uint64 // content bytes; directories: blocks * blockSize
@@ -82,10 +81,10 @@ type tree struct {
 // newTree numbers root's entries depth first, children sorted by name
 // (bytewise), from inode 12 on: root is inode 2 and lost+found inode 11,
 // taken from the tree when root has one, else created.
-func newTree(root *squashfs.Node, modTime int64) (*tree, error) {
+func newTree(root *fstree.Node, modTime int64) (*tree, error) {
 	t := &tree{maxIno: firstIno, links: map[uint64]*inode{}, modTime: modTime}
 	if root == nil {
-		root = &squashfs.Node{Mode: fs.ModeDir | 0o755, ModTime: modTime}
+		root = &fstree.Node{Mode: fs.ModeDir | 0o755, ModTime: modTime}
 	}
 	if !root.Mode.IsDir() {
 		return nil, fmt.Errorf("root is not a directory (mode %v)", root.Mode)
@@ -98,7 +97,7 @@ func newTree(root *squashfs.Node, modTime int64) (*tree, error) {
 
 // visit adds n (reached as path) and everything under it; ino is its
 // number if fixed (root, lost+found), else 0. It returns n's inode.
-func (t *tree) visit(n *squashfs.Node, path string, ino, parent uint32) (*inode, error) {
+func (t *tree) visit(n *fstree.Node, path string, ino, parent uint32) (*inode, error) {
 	if n.LinkID != 0 && !n.Mode.IsDir() {
 		if in, ok := t.links[n.LinkID]; ok {
 			if in.links >= maxLinks {
@@ -140,10 +139,10 @@ func (t *tree) visit(n *squashfs.Node, path string, ino, parent uint32) (*inode,
 	return in, nil
 }
 
-func (t *tree) visitChildren(in *inode, n *squashfs.Node) error {
-	children := append([]*squashfs.Node(nil), n.Children...)
+func (t *tree) visitChildren(in *inode, n *fstree.Node) error {
+	children := append([]*fstree.Node(nil), n.Children...)
 	if in.ino == rootIno && !hasChild(children, "lost+found") {
-		children = append(children, &squashfs.Node{Name: "lost+found", Mode: fs.ModeDir | 0o700, ModTime: t.modTime})
+		children = append(children, &fstree.Node{Name: "lost+found", Mode: fs.ModeDir | 0o700, ModTime: t.modTime})
 	}
 	sort.Slice(children, func(i, j int) bool { return children[i].Name < children[j].Name })
 	subdirs := 0
@@ -181,7 +180,7 @@ func (t *tree) visitChildren(in *inode, n *squashfs.Node) error {
 	return nil
 }
 
-func hasChild(children []*squashfs.Node, name string) bool {
+func hasChild(children []*fstree.Node, name string) bool {
 	for _, c := range children {
 		if c != nil && c.Name == name {
 			return true
@@ -203,7 +202,7 @@ func checkName(name string) error {
 }
 
 // newInode converts a node's metadata; children are added by visit.
-func newInode(n *squashfs.Node, path string) (*inode, error) {
+func newInode(n *fstree.Node, path string) (*inode, error) {
 	in := &inode{
 		path:  path,
 		node:  n,

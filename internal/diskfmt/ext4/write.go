@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"time"
-
-	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
 )
 
 // Options controls Write. The zero value is valid: no label, UUID derived
@@ -60,7 +59,7 @@ type Stats struct {
 // these options (Size, Headroom and Progress are ignored): callers use it
 // to size partitions before writing anything. At that size there are no
 // free inodes or blocks left, and a journal has its minimum size.
-func RequiredSize(root *squashfs.Node, opt Options) (int64, error) {
+func RequiredSize(root *fstree.Node, opt Options) (int64, error) {
 	t, err := newTree(root, modTime(opt))
 	if err != nil {
 		return 0, fmt.Errorf("ext4: %w", err)
@@ -84,7 +83,7 @@ func RequiredSize(root *squashfs.Node, opt Options) (int64, error) {
 //
 // Everything is planned before the first write: a Size below RequiredSize
 // fails without writing anything.
-func Write(w io.WriterAt, root *squashfs.Node, opt Options) (Stats, error) {
+func Write(w io.WriterAt, root *fstree.Node, opt Options) (Stats, error) {
 	j, err := prepare(root, opt)
 	if err != nil {
 		return Stats{}, err
@@ -94,7 +93,7 @@ func Write(w io.WriterAt, root *squashfs.Node, opt Options) (Stats, error) {
 
 // WriteFile creates or truncates path to the file system size and writes
 // the file system into it; on error the file is removed.
-func WriteFile(path string, root *squashfs.Node, opt Options) (st Stats, err error) {
+func WriteFile(path string, root *fstree.Node, opt Options) (st Stats, err error) {
 	j, err := prepare(root, opt)
 	if err != nil {
 		return Stats{}, err
@@ -135,7 +134,7 @@ type job struct {
 	progress func(done, total int64)
 }
 
-func prepare(root *squashfs.Node, opt Options) (*job, error) {
+func prepare(root *fstree.Node, opt Options) (*job, error) {
 	j := &job{opt: opt, modTime: modTime(opt), uuid: opt.UUID, progress: opt.Progress}
 	if len(opt.Label) > len(j.label) {
 		return nil, fmt.Errorf("ext4: label %q is longer than %d bytes", opt.Label, len(j.label))

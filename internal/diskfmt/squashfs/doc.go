@@ -49,9 +49,9 @@
 //		Compression: "zstd", ModTime: epoch,
 //	})
 //
-// The input is a tree of Node values; DirSource builds one from a directory
+// The input is a tree of fstree.Node values; DirSource builds one from a directory
 // on disk, and any other source (OCI layers applied in memory, a tar
-// stream) can build one too: Node documents each field.
+// stream) can build one too: fstree.Node documents each field.
 //
 // # Speed and reproducibility
 //

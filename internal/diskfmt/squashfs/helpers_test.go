@@ -3,6 +3,7 @@ package squashfs
 import (
 	"bytes"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io/fs"
 	"math/rand"
 	"os"
@@ -272,7 +273,7 @@ func buildSourceTree(t *testing.T, dir string, bs int) sourceTree {
 }
 
 // writeImage writes root to a new file in dir and returns its path.
-func writeImage(t *testing.T, dir, name string, root *Node, opt Options) (string, Stats) {
+func writeImage(t *testing.T, dir, name string, root *fstree.Node, opt Options) (string, Stats) {
 	t.Helper()
 	path := filepath.Join(dir, name)
 	st, err := WriteFile(path, root, opt)

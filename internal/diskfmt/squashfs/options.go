@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -43,7 +41,7 @@ type Options struct {
 	Workers int
 	// ModTime becomes the superblock's mkfs_time (seconds, unsigned
 	// 32-bit). It is never taken from the clock, so that images are
-	// reproducible: pass SourceDateEpoch() or a fixed time. The zero
+	// reproducible: pass fstree.SourceDateEpoch() or a fixed time. The zero
 	// Time stores 0.
 	ModTime time.Time
 	// NoDuplicates disables duplicate-file detection (every file's data
@@ -126,22 +124,6 @@ func (opt Options) validate() (settings, error) {
 	s.exportable = !opt.NoExport
 	s.progress = opt.Progress
 	return s, nil
-}
-
-// SourceDateEpoch returns the time in the SOURCE_DATE_EPOCH environment
-// variable (https://reproducible-builds.org/specs/source-date-epoch/), for
-// Options.ModTime. It returns the zero Time when the variable is unset or
-// empty, and an error when it is not a decimal number of seconds.
-func SourceDateEpoch() (time.Time, error) {
-	v := strings.TrimSpace(os.Getenv("SOURCE_DATE_EPOCH"))
-	if v == "" {
-		return time.Time{}, nil
-	}
-	sec, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("squashfs: SOURCE_DATE_EPOCH=%q is not a number of seconds: %w", v, err)
-	}
-	return time.Unix(sec, 0).UTC(), nil
 }
 
 // Stats describes what Write stored.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -26,7 +27,7 @@ func TestJudges(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	src := buildSourceTree(t, dir, DefaultBlockSize)
-	root, err := DirSource(src.dir)
+	root, err := fstree.DirSource(src.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestSmallBlocks(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	src := buildSourceTree(t, dir, 4096)
-	root, err := DirSource(src.dir)
+	root, err := fstree.DirSource(src.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestNoFragmentsNoDedupeNoExport(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	src := buildSourceTree(t, dir, 64<<10)
-	root, err := DirSource(src.dir)
+	root, err := fstree.DirSource(src.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,18 +219,18 @@ func TestReproducible(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	src := buildSourceTree(t, dir, 64<<10)
-	write := func(root *Node, workers int) []byte {
+	write := func(root *fstree.Node, workers int) []byte {
 		var buf writeSeeker
 		if _, err := Write(&buf, root, Options{Workers: workers, BlockSize: 64 << 10, ModTime: testTime}); err != nil {
 			t.Fatal(err)
 		}
 		return buf.b
 	}
-	root1, err := DirSource(src.dir)
+	root1, err := fstree.DirSource(src.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root2, err := DirSource(src.dir)
+	root2, err := fstree.DirSource(src.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestReproducible(t *testing.T) {
 	}
 }
 
-func reverseChildren(n *Node) {
+func reverseChildren(n *fstree.Node) {
 	for i, j := 0, len(n.Children)-1; i < j; i, j = i+1, j-1 {
 		n.Children[i], n.Children[j] = n.Children[j], n.Children[i]
 	}
@@ -302,11 +303,11 @@ func TestMemoryTree(t *testing.T) {
 	dir := t.TempDir()
 	const huge = 4<<30 + 5
 	tail := []byte("tail!")
-	root := &Node{Mode: fs.ModeDir | 0o755, ModTime: 1, Children: []*Node{
-		{Name: "hello", Mode: 0o644, Size: 5, Open: BytesOpener([]byte("hello")), LinkID: 7, ModTime: 2,
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, ModTime: 1, Children: []*fstree.Node{
+		{Name: "hello", Mode: 0o644, Size: 5, Open: fstree.BytesOpener([]byte("hello")), LinkID: 7, ModTime: 2,
 			Xattrs: map[string][]byte{"user.a": []byte("1"), "system.posix_acl_access": []byte("acl")}},
-		{Name: "sub", Mode: fs.ModeDir | 0o700, UID: 5, GID: 6, ModTime: -100, Children: []*Node{
-			{Name: "hello-again", Mode: 0o600, Size: 5, Open: BytesOpener([]byte("hello")), LinkID: 7},
+		{Name: "sub", Mode: fs.ModeDir | 0o700, UID: 5, GID: 6, ModTime: -100, Children: []*fstree.Node{
+			{Name: "hello-again", Mode: 0o600, Size: 5, Open: fstree.BytesOpener([]byte("hello")), LinkID: 7},
 			{Name: "huge", Mode: 0o644, Size: huge, ModTime: 1 << 40, Open: func() (io.ReadCloser, error) {
 				return io.NopCloser(io.MultiReader(io.LimitReader(zeroReader{}, huge-int64(len(tail))), bytes.NewReader(tail))), nil
 			}},
@@ -367,11 +368,11 @@ func (zeroReader) Read(p []byte) (int, error) {
 // TestInvalidInput checks that bad trees and options are refused with an
 // error saying why.
 func TestInvalidInput(t *testing.T) {
-	file := func(name string) *Node { return &Node{Name: name, Mode: 0o644} }
-	dirOf := func(c ...*Node) *Node { return &Node{Mode: fs.ModeDir | 0o755, Children: c} }
+	file := func(name string) *fstree.Node { return &fstree.Node{Name: name, Mode: 0o644} }
+	dirOf := func(c ...*fstree.Node) *fstree.Node { return &fstree.Node{Mode: fs.ModeDir | 0o755, Children: c} }
 	cases := []struct {
 		name string
-		root *Node
+		root *fstree.Node
 		opt  Options
 		want string
 	}{
@@ -388,15 +389,15 @@ func TestInvalidInput(t *testing.T) {
 		{"slash in name", dirOf(file("a/b")), Options{}, "'/'"},
 		{"dot name", dirOf(file("..")), Options{}, "invalid name"},
 		{"long name", dirOf(file(strings.Repeat("x", 257))), Options{}, "longer than 256"},
-		{"no opener", dirOf(&Node{Name: "f", Mode: 0o644, Size: 3}), Options{}, "no Open function"},
-		{"hardlinked dir", dirOf(&Node{Name: "d", Mode: fs.ModeDir, LinkID: 1}), Options{}, "cannot be hardlinked"},
-		{"hardlink type mismatch", dirOf(&Node{Name: "a", Mode: 0o644, LinkID: 1}, &Node{Name: "b", Mode: fs.ModeSymlink, Target: "x", LinkID: 1}), Options{}, "different file type"},
-		{"empty symlink", dirOf(&Node{Name: "l", Mode: fs.ModeSymlink}), Options{}, "symlink target length 0"},
-		{"device range", dirOf(&Node{Name: "d", Mode: fs.ModeDevice, DevMajor: 4096}), Options{}, "out of range"},
-		{"bad type", dirOf(&Node{Name: "x", Mode: fs.ModeIrregular}), Options{}, "unsupported file type"},
-		{"short content", dirOf(&Node{Name: "f", Mode: 0o644, Size: 10, Open: BytesOpener([]byte("abc"))}), Options{}, "/f: content shorter than its size 10"},
-		{"long content", dirOf(&Node{Name: "f", Mode: 0o644, Size: 2, Open: BytesOpener([]byte("abc"))}), Options{}, "/f: content longer than its size 2"},
-		{"open error", dirOf(&Node{Name: "f", Mode: 0o644, Size: 2, Open: func() (io.ReadCloser, error) { return nil, fs.ErrPermission }}), Options{}, "opening /f: permission denied"},
+		{"no opener", dirOf(&fstree.Node{Name: "f", Mode: 0o644, Size: 3}), Options{}, "no Open function"},
+		{"hardlinked dir", dirOf(&fstree.Node{Name: "d", Mode: fs.ModeDir, LinkID: 1}), Options{}, "cannot be hardlinked"},
+		{"hardlink type mismatch", dirOf(&fstree.Node{Name: "a", Mode: 0o644, LinkID: 1}, &fstree.Node{Name: "b", Mode: fs.ModeSymlink, Target: "x", LinkID: 1}), Options{}, "different file type"},
+		{"empty symlink", dirOf(&fstree.Node{Name: "l", Mode: fs.ModeSymlink}), Options{}, "symlink target length 0"},
+		{"device range", dirOf(&fstree.Node{Name: "d", Mode: fs.ModeDevice, DevMajor: 4096}), Options{}, "out of range"},
+		{"bad type", dirOf(&fstree.Node{Name: "x", Mode: fs.ModeIrregular}), Options{}, "unsupported file type"},
+		{"short content", dirOf(&fstree.Node{Name: "f", Mode: 0o644, Size: 10, Open: fstree.BytesOpener([]byte("abc"))}), Options{}, "/f: content shorter than its size 10"},
+		{"long content", dirOf(&fstree.Node{Name: "f", Mode: 0o644, Size: 2, Open: fstree.BytesOpener([]byte("abc"))}), Options{}, "/f: content longer than its size 2"},
+		{"open error", dirOf(&fstree.Node{Name: "f", Mode: 0o644, Size: 2, Open: func() (io.ReadCloser, error) { return nil, fs.ErrPermission }}), Options{}, "opening /f: permission denied"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -408,7 +409,7 @@ func TestInvalidInput(t *testing.T) {
 		})
 	}
 	// Errors from DirSource name the path.
-	if _, err := DirSource(filepath.Join(t.TempDir(), "missing")); err == nil || !regexp.MustCompile(`lstat .*missing`).MatchString(err.Error()) {
+	if _, err := fstree.DirSource(filepath.Join(t.TempDir(), "missing")); err == nil || !regexp.MustCompile(`lstat .*missing`).MatchString(err.Error()) {
 		t.Errorf("DirSource of a missing dir: %v", err)
 	}
 }
@@ -416,7 +417,7 @@ func TestInvalidInput(t *testing.T) {
 // BenchmarkWrite measures a small generated tree (4 MiB of text in files
 // of all sizes) with each compressor.
 func BenchmarkWrite(b *testing.B) {
-	var children []*Node
+	var children []*fstree.Node
 	var total int64
 	for i := 0; i < 400; i++ {
 		size := (i * 7919) % 40000
@@ -425,10 +426,10 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		line := []byte(fmt.Sprintf("line %d of some file content\n", i))
 		data := bytes.Repeat(line, size/len(line)+1)[:size]
-		children = append(children, &Node{Name: fmt.Sprintf("f%03d", i), Mode: 0o644, Size: int64(size), Open: BytesOpener(data)})
+		children = append(children, &fstree.Node{Name: fmt.Sprintf("f%03d", i), Mode: 0o644, Size: int64(size), Open: fstree.BytesOpener(data)})
 		total += int64(size)
 	}
-	root := &Node{Mode: fs.ModeDir | 0o755, Children: children}
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: children}
 	for _, comp := range []string{"gzip", "zstd", "xz"} {
 		b.Run(comp, func(b *testing.B) {
 			b.SetBytes(total)
@@ -451,20 +452,20 @@ func TestLargeDirectories(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	const n = 33000
-	var big []*Node
+	var big []*fstree.Node
 	var names []string
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("entry-%05d-with-a-reasonably-long-name", i)
 		names = append(names, name)
-		big = append(big, &Node{Name: name, Mode: 0o644})
+		big = append(big, &fstree.Node{Name: name, Mode: 0o644})
 	}
-	root := &Node{Mode: fs.ModeDir | 0o755, Children: []*Node{
-		{Name: "a", Mode: fs.ModeDir | 0o755, Children: []*Node{
-			{Name: "target", Mode: 0o644, Size: 3, Open: BytesOpener([]byte("abc")), LinkID: 1},
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
+		{Name: "a", Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
+			{Name: "target", Mode: 0o644, Size: 3, Open: fstree.BytesOpener([]byte("abc")), LinkID: 1},
 		}},
 		{Name: "big", Mode: fs.ModeDir | 0o755, Children: big},
-		{Name: "z", Mode: fs.ModeDir | 0o755, Children: []*Node{
-			{Name: "link", Mode: 0o644, Size: 3, Open: BytesOpener([]byte("abc")), LinkID: 1},
+		{Name: "z", Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
+			{Name: "link", Mode: 0o644, Size: 3, Open: fstree.BytesOpener([]byte("abc")), LinkID: 1},
 			{Name: "zfile", Mode: 0o644},
 		}},
 	}}
@@ -510,8 +511,8 @@ func TestLargeDirectories(t *testing.T) {
 // TestWriteAtOffset: an image written after other data (an offset into a
 // disk image) is self-contained: unsquashfs reads it with -o.
 func TestWriteAtOffset(t *testing.T) {
-	root := &Node{Mode: fs.ModeDir | 0o755, Children: []*Node{
-		{Name: "f", Mode: 0o644, Size: 6, Open: BytesOpener([]byte("hello\n"))},
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
+		{Name: "f", Mode: 0o644, Size: 6, Open: fstree.BytesOpener([]byte("hello\n"))},
 	}}
 	buf := &writeSeeker{b: bytes.Repeat([]byte{0xAA}, 8192), off: 8192}
 	st, err := Write(buf, root, Options{})
@@ -534,7 +535,7 @@ func TestWriteAtOffset(t *testing.T) {
 func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	root := &Node{Mode: fs.ModeDir | 0o755, Children: []*Node{
+	root := &fstree.Node{Mode: fs.ModeDir | 0o755, Children: []*fstree.Node{
 		{Name: "f", Mode: 0o644, Size: 3 << 20, Open: func() (io.ReadCloser, error) {
 			return io.NopCloser(io.LimitReader(zeroReader{}, 3<<20)), nil
 		}},
@@ -556,7 +557,7 @@ func TestGrub(t *testing.T) {
 	}
 	dir := t.TempDir()
 	src := buildSourceTree(t, dir, DefaultBlockSize)
-	root, err := DirSource(src.dir)
+	root, err := fstree.DirSource(src.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,9 @@ package squashfs
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"io/fs"
 	"math"
-	"sort"
-	"strings"
 )
 
 // kind is an inode's file type, numbered as squashfs' basic inode types
@@ -34,10 +33,10 @@ const (
 	maxTarget  = 4095       // PATH_MAX - 1: the kernel will not read longer links
 )
 
-// inode is the writer's view of one inode: a Node (or a hardlink group of
+// inode is the writer's view of one inode: a fstree.Node (or a hardlink group of
 // Nodes) with everything the on-disk structures need.
 type inode struct {
-	node    *Node
+	node    *fstree.Node
 	path    string // first path, for error messages
 	kind    kind
 	number  uint32 // 1..inodes, in the order inodes are written
@@ -83,10 +82,10 @@ type tree struct {
 	stats  Stats
 }
 
-// buildTree validates the Node tree, resolves hardlinks, sorts directories,
+// buildTree validates the fstree.Node tree, resolves hardlinks, sorts directories,
 // numbers the inodes, and collects ids and xattrs. Everything it decides
 // depends only on the tree, never on map iteration or scheduling order.
-func buildTree(root *Node) (*tree, error) {
+func buildTree(root *fstree.Node) (*tree, error) {
 	if root == nil {
 		return nil, fmt.Errorf("squashfs: nil root")
 	}
@@ -164,7 +163,7 @@ type treeBuilder struct {
 // visit converts n (at path p) and its subtree, in sorted pre-order, which
 // is also the order file data is laid out in: files of one directory sit
 // together, which helps fragment blocks compress.
-func (b *treeBuilder) visit(n *Node, p string) (*inode, error) {
+func (b *treeBuilder) visit(n *fstree.Node, p string) (*inode, error) {
 	k, err := nodeKind(n.Mode)
 	if err != nil {
 		return nil, fmt.Errorf("squashfs: %s: %w", p, err)
@@ -226,22 +225,15 @@ func (b *treeBuilder) visit(n *Node, p string) (*inode, error) {
 	return ino, nil
 }
 
-func (b *treeBuilder) visitDir(ino *inode, n *Node, p string) error {
-	children := append([]*Node(nil), n.Children...)
+func (b *treeBuilder) visitDir(ino *inode, n *fstree.Node, p string) error {
 	// Bytewise order, as the kernel's lookup stops at the first larger
-	// name (strcmp order); Go compares strings bytewise too.
-	sort.SliceStable(children, func(i, j int) bool { return children[i].Name < children[j].Name })
+	// name (strcmp order).
+	children, err := fstree.Sorted(n, maxNameLen)
+	if err != nil {
+		return fmt.Errorf("squashfs: %s: %w", p, err)
+	}
 	ino.entries = make([]dirEntry, 0, len(children))
-	for i, c := range children {
-		if c == nil {
-			return fmt.Errorf("squashfs: %s: nil child", p)
-		}
-		if err := checkName(c.Name); err != nil {
-			return fmt.Errorf("squashfs: %s: entry %q: %w", p, c.Name, err)
-		}
-		if i > 0 && children[i-1].Name == c.Name {
-			return fmt.Errorf("squashfs: %s: duplicate entry %q", p, c.Name)
-		}
+	for _, c := range children {
 		cp := p + c.Name
 		if c.Mode.IsDir() {
 			cp += "/"
@@ -257,18 +249,6 @@ func (b *treeBuilder) visitDir(ino *inode, n *Node, p string) error {
 	}
 	// A directory's link count is 2 + its subdirectories (mksquashfs).
 	ino.nlink++
-	return nil
-}
-
-func checkName(name string) error {
-	switch {
-	case name == "", name == ".", name == "..":
-		return fmt.Errorf("invalid name")
-	case len(name) > maxNameLen:
-		return fmt.Errorf("name longer than %d bytes", maxNameLen)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("name contains '/' or NUL")
-	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package squashfs
 import (
 	"bufio"
 	"context"
+	"github.com/kairos-io/kairos/internal/fstree"
 
 	"fmt"
 	"io"
@@ -32,13 +33,13 @@ func (o *output) write(b []byte) error {
 //
 // w must be seekable because the superblock, written first, points at
 // tables that are only known at the end; it is filled in last.
-func Write(w io.WriteSeeker, root *Node, opt Options) (Stats, error) {
+func Write(w io.WriteSeeker, root *fstree.Node, opt Options) (Stats, error) {
 	return WriteContext(context.Background(), w, root, opt)
 }
 
 // WriteContext is Write with cancellation: it stops reading and
 // compressing soon after ctx is done and returns ctx's error.
-func WriteContext(ctx context.Context, w io.WriteSeeker, root *Node, opt Options) (Stats, error) {
+func WriteContext(ctx context.Context, w io.WriteSeeker, root *fstree.Node, opt Options) (Stats, error) {
 	s, err := opt.validate()
 	if err != nil {
 		return Stats{}, err
@@ -111,7 +112,7 @@ func WriteContext(ctx context.Context, w io.WriteSeeker, root *Node, opt Options
 
 // WriteFile writes the image to path (created or truncated, mode 0644).
 // On error the partial file is removed.
-func WriteFile(path string, root *Node, opt Options) (st Stats, err error) {
+func WriteFile(path string, root *fstree.Node, opt Options) (st Stats, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return Stats{}, fmt.Errorf("squashfs: %w", err)

@@ -1,4 +1,4 @@
-package squashfs
+package fstree
 
 import (
 	"bytes"
@@ -6,9 +6,11 @@ import (
 	"io/fs"
 )
 
-// Node is one entry of the tree handed to Write: the source interface that
-// both a directory on disk (DirSource) and, later, OCI layers (a tree built
-// in memory from tar headers) produce. Write never modifies it.
+// Node is one entry of a file tree: what a directory on disk (DirSource),
+// OCI layers (a tree built from tar headers) and generated content produce,
+// and what every writer of internal/diskfmt takes. Writers never modify it;
+// each refuses what its format cannot hold (FAT: only directories and
+// regular files; ISO 9660: no devices).
 //
 // The type comes from Mode's type bits, as in io/fs:
 //
@@ -23,18 +25,17 @@ import (
 // Permission bits are Mode.Perm() plus fs.ModeSetuid, fs.ModeSetgid and
 // fs.ModeSticky.
 type Node struct {
-	// Name is the entry name inside its parent: no "/", not "." or "..",
-	// at most 256 bytes (the kernel's SQUASHFS_NAME_LEN). Ignored on the
-	// root.
+	// Name is the entry name inside its parent: no "/", not "." or ".."
+	// (CheckName); formats cap its length (squashfs 256 bytes, ISO 9660
+	// and ext4 255). Ignored on the root.
 	Name     string
 	Mode     fs.FileMode
 	UID, GID uint32
 	// ModTime is the modification time in seconds since the epoch.
-	// Squashfs stores it as unsigned 32 bits; values outside are clamped
-	// (and counted in Stats.ClampedTimes).
+	// Formats with narrower fields clamp it (squashfs: unsigned 32 bits).
 	ModTime int64
-	// Size is the content length of a regular file. Write checks that
-	// Open yields exactly Size bytes, and fails if not (a file that
+	// Size is the content length of a regular file. Writers check that
+	// Open yields exactly Size bytes, and fail if not (a file that
 	// changed while being read).
 	Size int64
 	// Target is a symlink's target, stored verbatim (may dangle).
@@ -43,13 +44,13 @@ type Node struct {
 	// major < 4096, minor < 2^20).
 	DevMajor, DevMinor uint32
 	// Xattrs are extended attributes by full name ("user.x",
-	// "security.capability", "trusted.y"). Squashfs can store only the
-	// user., trusted. and security. namespaces; others (e.g. system.*
-	// POSIX ACLs) are left out and counted in Stats.SkippedXattrs.
+	// "security.capability", "trusted.y"). Formats keep the namespaces
+	// they can store (squashfs: user., trusted., security.).
 	Xattrs map[string][]byte
 	// Open returns a regular file's content. It may be called more than
-	// once (duplicate detection re-reads a file to verify a match), and
-	// from a goroutine other than the caller's. May be nil when Size is 0.
+	// once (squashfs' duplicate detection re-reads a file to verify a
+	// match), and from a goroutine other than the caller's. May be nil
+	// when Size is 0.
 	Open func() (io.ReadCloser, error)
 	// LinkID groups hardlinks: non-directory nodes with the same non-zero
 	// LinkID are one inode (stored once, with a link count). They should
@@ -57,9 +58,19 @@ type Node struct {
 	// in name order) provides the metadata and content, the others only
 	// their name. Zero means not hardlinked.
 	LinkID uint64
-	// Children are a directory's entries, in any order (Write sorts them
-	// by name, bytewise, as squashfs requires). Names must be unique.
+	// Children are a directory's entries, in any order (writers take them
+	// through Sorted, bytewise by name). Names must be unique.
 	Children []*Node
+}
+
+// Dir returns an empty directory with mode perm and the given time.
+func Dir(perm fs.FileMode, mtime int64) *Node {
+	return &Node{Mode: fs.ModeDir | perm, ModTime: mtime}
+}
+
+// File returns a regular file holding data.
+func File(data []byte, perm fs.FileMode, mtime int64) *Node {
+	return &Node{Mode: perm, ModTime: mtime, Size: int64(len(data)), Open: BytesOpener(data)}
 }
 
 // BytesOpener returns an Open function serving data from memory, for trees

@@ -1,4 +1,4 @@
-package squashfs
+package fstree
 
 import (
 	"errors"
@@ -45,7 +45,7 @@ func DirSourceWith(path string, o DirOptions) (*Node, error) {
 		return nil, err
 	}
 	if !root.Mode.IsDir() {
-		return nil, fmt.Errorf("squashfs: source %s is not a directory", path)
+		return nil, fmt.Errorf("fstree: %s is not a directory", path)
 	}
 	return root, nil
 }
@@ -67,7 +67,7 @@ func (d *dirReader) node(path, name string) (*Node, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
-		return nil, fmt.Errorf("squashfs: source: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
+		return nil, fmt.Errorf("fstree: %w", &os.PathError{Op: "lstat", Path: path, Err: err})
 	}
 	n := &Node{
 		Name:    name,
@@ -107,7 +107,7 @@ func (d *dirReader) node(path, name string) (*Node, error) {
 	case unix.S_IFLNK:
 		target, err := os.Readlink(path)
 		if err != nil {
-			return nil, fmt.Errorf("squashfs: source: %w", err)
+			return nil, fmt.Errorf("fstree: %w", err)
 		}
 		n.Target = target
 	case unix.S_IFCHR, unix.S_IFBLK:
@@ -116,12 +116,12 @@ func (d *dirReader) node(path, name string) (*Node, error) {
 	case unix.S_IFDIR:
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("squashfs: source: %w", err)
+			return nil, fmt.Errorf("fstree: %w", err)
 		}
 		names, err := f.Readdirnames(-1)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("squashfs: source: reading directory %s: %w", path, err)
+			return nil, fmt.Errorf("fstree: reading directory %s: %w", path, err)
 		}
 		// Sorted so that hardlink ids (and so error messages) do not
 		// depend on readdir order; Write sorts again regardless.
@@ -150,7 +150,7 @@ func (d *dirReader) xattrs(path string) (map[string][]byte, error) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("squashfs: source: %w", &os.PathError{Op: "llistxattr", Path: path, Err: err})
+			return nil, fmt.Errorf("fstree: %w", &os.PathError{Op: "llistxattr", Path: path, Err: err})
 		}
 		if size == 0 {
 			return nil, nil
@@ -163,7 +163,7 @@ func (d *dirReader) xattrs(path string) (map[string][]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("squashfs: source: %w", &os.PathError{Op: "llistxattr", Path: path, Err: err})
+			return nil, fmt.Errorf("fstree: %w", &os.PathError{Op: "llistxattr", Path: path, Err: err})
 		}
 		names = strings.Split(strings.TrimRight(string(d.buf[:n]), "\x00"), "\x00")
 		break
@@ -178,7 +178,7 @@ func (d *dirReader) xattrs(path string) (map[string][]byte, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("squashfs: source: %w", &os.PathError{Op: "lgetxattr " + name, Path: path, Err: err})
+			return nil, fmt.Errorf("fstree: %w", &os.PathError{Op: "lgetxattr " + name, Path: path, Err: err})
 		}
 		out[name] = val
 	}

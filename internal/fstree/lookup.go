@@ -1,4 +1,4 @@
-package squashfs
+package fstree
 
 import (
 	"fmt"
