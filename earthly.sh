@@ -220,58 +220,11 @@ test)
 	go vet ./...
 	go test -count=1 ./...
 	fuzz_untrusted_parsers
-	log "end-to-end: building the Debian image and ISO"
-	testout="$OUT/e2e"
-	VERSION=v0.0.0-e2e
-	# Fixed, so that TestImageReproducible can rebuild and compare digests.
-	export SOURCE_DATE_EPOCH=1700000000
-	build_tools
-	"$OUT/bin/kairos" build --flavor debian --version "$VERSION" --agent "$OUT/bin/kairos-agent" \
-		--output "$testout" --progress plain --target image --target iso
-	name="kairos-debian-bookworm-core-amd64-generic-$VERSION"
-	frontend_image "$testout"
-	log "end-to-end: ISO, netboot files and disks with kairos artifacts (Go writers, no root needed)"
-	cat > "$testout/iso-config.yaml" <<-'CC'
-	#cloud-config
-	# The raw/qcow2 disk is an installed node: its only login is this user.
-	users:
-	  - name: e2e
-	    passwd: e2e-Disk
-	    groups: [admin]
-	stages:
-	  boot:
-	    - name: e2e marker from the ISO's config.yaml
-	      files:
-	        - path: /run/kairos-iso-config
-	          content: "cloud-config from the ISO"
-	          permissions: 0644
-	  initramfs:
-	    - name: e2e marker of the initramfs stage (installed boots)
-	      files:
-	        - path: /etc/kairos-initramfs-stage
-	          content: "ran before switch-root"
-	          permissions: 0644
-	CC
-	"$OUT/bin/kairos" artifacts iso netboot raw qcow2 --source "oci-archive:$testout/$name.oci.tar" \
-		--output "$testout/artifacts" --cloud-config "$testout/iso-config.yaml"
-	log "end-to-end: checking the artifacts, driving the gateway image, booting in QEMU"
-	mkdir -p "$testout/logs"
-	KAIROS_E2E_ISO="$here/$testout/$name.iso" \
-	KAIROS_E2E_IMAGE="$here/$testout/$name.oci.tar" \
-	KAIROS_E2E_VERSION="$VERSION" \
-	KAIROS_E2E_AGENT_VERSION="$VERSION" \
-	KAIROS_E2E_NETBOOT="$here/$testout/artifacts" \
-	KAIROS_E2E_ARTIFACTS_ISO="$here/$testout/artifacts/$name.iso" \
-	KAIROS_E2E_NETBOOT_NAME="$name" \
-	KAIROS_E2E_RAW="$here/$testout/artifacts/$name.raw" \
-	KAIROS_E2E_QCOW2="$here/$testout/artifacts/$name.qcow2" \
-	KAIROS_E2E_KAIROS="$here/$OUT/bin/kairos" \
-	KAIROS_E2E_AGENT="$here/$OUT/bin/kairos-agent" \
-	KAIROS_E2E_FRONTEND="$here/$testout/kairos-frontend.oci.tar" \
-	KAIROS_E2E_BASE="$("$OUT/bin/kairos" base --flavor debian)" \
-	KAIROS_E2E_BUILDKIT_HOST="${BUILDKIT_HOST:-unix://$CACHE/buildkit/buildkitd.sock}" \
-	KAIROS_E2E_LOGS="$here/$testout/logs" \
-		go test -count=1 -tags e2e -timeout 55m -v ./tests/e2e/
+	# The end-to-end tests build their own fixtures (tests/e2e/fixtures_test.go):
+	# the tools, the Debian image and ISO through BuildKit, the gateway image
+	# and the media; then they drive buildctl/buildx and boot QEMU.
+	log "end-to-end: building the fixtures, driving the gateway image, booting in QEMU"
+	go test -count=1 -tags e2e -timeout 80m -v ./tests/e2e/
 	;;
 esac
 }

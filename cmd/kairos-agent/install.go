@@ -101,13 +101,13 @@ live ISO's "interactive install" entry starts it on tty1; over a serial line
 log in and run it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			disks, err := install.System.Disks()
+			disks, err := install.DevicesOf(host.System).Disks()
 			if err != nil {
 				return err
 			}
 			var free []install.Disk
 			for _, d := range disks {
-				if used, _ := install.System.InUse(d); used == "" {
+				if used, _ := install.DevicesOf(host.System).InUse(d); used == "" {
 					free = append(free, d)
 				}
 			}
@@ -163,7 +163,7 @@ func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source,
 		sources = append(sources, *extra)
 	}
 	in := &install.Installer{
-		Host: install.System, Out: out,
+		Devices: install.DevicesOf(host.System), Out: out,
 		Stages:   stages.Set{Sources: sources},
 		LiveRoot: h.LiveRoot, WorkDir: h.InstallWork, Tmp: h.Getenv("TMPDIR"),
 	}

@@ -45,7 +45,7 @@ live_mode sentinel.`,
 			return mount.Run(mount.Options{Cmdline: cmdline, Sysroot: sysroot, RunDir: h.Run})
 		},
 	}
-	cmd.Flags().StringVar(&sysroot, "sysroot", "/sysroot", "where the new root is assembled")
+	cmd.Flags().StringVar(&sysroot, "sysroot", host.System.Sysroot, "where the new root is assembled")
 	cmd.Flags().BoolVar(&loop, "loop", false, "first step of an installed boot: attach the boot image to a loop device")
 	return cmd
 }

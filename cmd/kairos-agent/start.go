@@ -23,7 +23,7 @@ func startCmd() *cobra.Command {
 		Short: "Bootstrap the node (kairos-agent.service)",
 		Long: `On an installed node, the first boot: with k3s.enabled (or k3s-agent.enabled)
 writes /etc/sysconfig/k3s (K3S_ARGS from k3s.args, and k3s.env) and enables
-and starts the service, then creates ` + firstboot.Sentinel + `; it does nothing
+and starts the service, then creates ` + host.System.Deployed + `; it does nothing
 while that file exists. On an active boot it first clears the boot
 assessment an upgrade armed (the new image came up). On live media booted
 with install-mode and a cloud-config saying install.auto: true, installs
@@ -54,7 +54,7 @@ with install-mode and a cloud-config saying install.auto: true, installs
 				},
 				Deploy: func() error {
 					enable := func(unit string) error { return service.Enable(h, unit) }
-					return firstboot.Node{Root: h.Root, Enable: enable, Log: os.Stdout}.Start(m)
+					return firstboot.Node{Host: h, Enable: enable, Log: os.Stdout}.Start(m)
 				},
 				Warn: logrus.Errorf,
 			}.Run(cmd.Context(), plan)

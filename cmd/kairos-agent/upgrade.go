@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
-	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/node"
 	"github.com/kairos-io/kairos/internal/rootfs"
@@ -31,7 +30,7 @@ file; --allow-insecure-registries for plain HTTP. Refused on live media, for
 a source without /etc/kairos-release or without /boot/vmlinuz and
 /boot/initrd, for an image of another architecture (KAIROS_TARGETARCH), when
 COS_STATE lacks the space (all checked before writing), and at once while
-another install, upgrade or reset runs (` + deploy.LockFile + `). Stages
+another install, upgrade or reset runs (` + host.System.LockFile + `). Stages
 before-upgrade and after-upgrade run around it. An interruption before the
 renames leaves the node as it was; boot assessment is armed before them.`,
 		Args: cobra.NoArgs,

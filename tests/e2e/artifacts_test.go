@@ -11,8 +11,8 @@ import (
 	"github.com/kairos-io/kairos/tests/qemu"
 )
 
-// isoCloudConfigMarker is what the cloud-config that +test passes to
-// `kairos artifacts iso --cloud-config` writes in the boot stage.
+// isoCloudConfigMarker is what the media's cloud-config
+// (testdata/media-config.yaml) writes in the boot stage.
 const isoCloudConfigMarker = "cloud-config from the ISO"
 
 // TestArtifactsISO boots the ISO written by `kairos artifacts iso` (our Go
@@ -20,7 +20,7 @@ const isoCloudConfigMarker = "cloud-config from the ISO"
 // under SeaBIOS: the hybrid MBR/GPT system area is what makes it boot from a
 // disk. Checks the live system and that /config.yaml of the ISO was applied.
 func TestArtifactsISO(t *testing.T) {
-	iso := artifact(t, "KAIROS_E2E_ARTIFACTS_ISO")
+	iso := buildMedia(t).iso
 	verifyChecksum(t, iso)
 	for _, fw := range []qemu.Firmware{qemu.UEFI, qemu.BIOS} {
 		t.Run(string(fw)+"-usb", func(t *testing.T) {

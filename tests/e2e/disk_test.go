@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -24,8 +23,8 @@ import (
 // installed node's life, reboots, recovery, upgrades and reset, is
 // TestAutoInstall's.)
 func TestDisk(t *testing.T) {
-	raw := artifact(t, "KAIROS_E2E_RAW")
-	qc := artifact(t, "KAIROS_E2E_QCOW2")
+	md := buildMedia(t)
+	raw, qc := md.raw, md.qcow2
 	verifyChecksum(t, raw)
 	verifyChecksum(t, qc)
 
@@ -117,7 +116,7 @@ func shell(ctx context.Context, t *testing.T, m *qemu.Machine) func(string) stri
 // inside: boot mode, read-only root image, the partitions at their places.
 func checkInstalled(t *testing.T, sh func(string) string, mode string) {
 	t.Helper()
-	checkInstalledVersion(t, sh, mode, os.Getenv("KAIROS_E2E_VERSION"))
+	checkInstalledVersion(t, sh, mode, e2eVersion)
 }
 
 // checkInstalledVersion is checkInstalled for a node running version.

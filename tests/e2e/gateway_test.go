@@ -60,16 +60,13 @@ func (f *gatewayFixture) artifactName() string {
 // base image's os-release.
 func newGatewayFixture(t *testing.T, version string, detect bool) *gatewayFixture {
 	t.Helper()
-	archive := artifact(t, "KAIROS_E2E_FRONTEND")
-	base := os.Getenv("KAIROS_E2E_BASE")
+	g := buildGateway(t)
+	archive, base := g.archive, g.base
 	layout, dgst, ok := strings.Cut(strings.TrimPrefix(base, "oci-layout://"), "@")
 	if !strings.HasPrefix(base, "oci-layout://") || !ok {
-		t.Fatalf("KAIROS_E2E_BASE=%q: want oci-layout://<dir>@sha256:<digest> (kairos base --flavor debian)", base)
+		t.Fatalf("base image %q: want oci-layout://<dir>@sha256:<digest> (kairos base --flavor debian)", base)
 	}
-	host := os.Getenv("KAIROS_E2E_BUILDKIT_HOST")
-	if host == "" {
-		t.Fatal("KAIROS_E2E_BUILDKIT_HOST is not set: run through ./earthly.sh +test")
-	}
+	host := g.host
 
 	reg := registry.Start(t, registry.DefaultAddr)
 	ref := reg.Addr + "/kairos/frontend:e2e"
@@ -214,7 +211,7 @@ func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 	agent := filepath.Join(t.TempDir(), "kairos-agent")
 	must(t, os.WriteFile(agent, want["usr/bin/kairos-agent"], 0o755))
 	out := run(t, agent, "version")
-	if want := os.Getenv("KAIROS_E2E_AGENT_VERSION"); want != "" && strings.TrimSpace(out) != want {
+	if want := e2eVersion; strings.TrimSpace(out) != want {
 		t.Errorf("kairos-agent version %q, want %q (the agent of the frontend image)", strings.TrimSpace(out), want)
 	}
 	for _, p := range []string{"boot/vmlinuz", "boot/initrd", "usr/lib/kairos/boot/BOOTX64.EFI",

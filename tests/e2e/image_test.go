@@ -27,7 +27,7 @@ import (
 // TestImageArchive checks that +image's OCI archive is readable by skopeo,
 // carries the Kairos labels, and matches its checksum file.
 func TestImageArchive(t *testing.T) {
-	archive := artifact(t, "KAIROS_E2E_IMAGE")
+	archive := buildImage(t).archive
 	out, err := exec.Command("skopeo", "inspect", "oci-archive:"+archive).CombinedOutput()
 	if err != nil {
 		t.Fatalf("skopeo inspect: %v\n%s", err, out)
@@ -44,10 +44,7 @@ func TestImageArchive(t *testing.T) {
 	if info.Architecture != "amd64" || info.Os != "linux" {
 		t.Errorf("platform %s/%s, want linux/amd64", info.Os, info.Architecture)
 	}
-	want := map[string]string{"io.kairos.flavor": "debian", "io.kairos.variant": "core", "io.kairos.targetarch": "amd64"}
-	if v := os.Getenv("KAIROS_E2E_VERSION"); v != "" {
-		want["io.kairos.release"] = v
-	}
+	want := map[string]string{"io.kairos.flavor": "debian", "io.kairos.variant": "core", "io.kairos.targetarch": "amd64", "io.kairos.release": e2eVersion}
 	for k, v := range want {
 		if info.Labels[k] != v {
 			t.Errorf("label %s=%q, want %q", k, info.Labels[k], v)
@@ -131,19 +128,15 @@ func verifyChecksum(t *testing.T, file string) {
 	}
 }
 
-// TestImageReproducible rebuilds +test's image with every step run again
+// TestImageReproducible rebuilds the e2e image with every step run again
 // (--no-cache) and the same SOURCE_DATE_EPOCH: the manifest digest must be
 // the same. On a mismatch it names the files that differ.
 func TestImageReproducible(t *testing.T) {
-	archive := artifact(t, "KAIROS_E2E_IMAGE")
-	kairos := artifact(t, "KAIROS_E2E_KAIROS")
-	agent := artifact(t, "KAIROS_E2E_AGENT")
-	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
-		t.Fatal("SOURCE_DATE_EPOCH is not set: ./earthly.sh +test builds the e2e image with a fixed one")
-	}
+	archive := buildImage(t).archive
+	b := buildTools(t)
 	out := t.TempDir()
-	run(t, kairos, "build", "--flavor", "debian", "--version", os.Getenv("KAIROS_E2E_VERSION"),
-		"--agent", agent, "--output", out, "--progress", "plain", "--target", "image", "--no-cache")
+	run(t, b.kairos, "build", "--flavor", "debian", "--version", e2eVersion,
+		"--agent", b.agent, "--output", out, "--progress", "plain", "--target", "image", "--no-cache")
 	again := filepath.Join(out, filepath.Base(archive))
 	first, second := ociArchive(t, archive), ociArchive(t, again)
 	if first.manifest == second.manifest {

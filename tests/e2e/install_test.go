@@ -83,7 +83,7 @@ func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidat
 // the node from inside: active boot, read-only root, contract labels, the
 // cloud-config's user.
 func TestAutoInstall(t *testing.T) {
-	iso := artifact(t, "KAIROS_E2E_ISO")
+	iso := buildImage(t).iso
 	ctx := context.Background()
 
 	t.Run("uefi", func(t *testing.T) {
@@ -93,7 +93,7 @@ func TestAutoInstall(t *testing.T) {
 		port := freePort(t)
 		m := bootInstalledLocked(ctx, t, qemu.UEFI, disk, ".1", port)
 		sh := shell(ctx, t, m)
-		checkInstalledNode(t, sh, os.Getenv("KAIROS_E2E_VERSION"))
+		checkInstalledNode(t, sh, e2eVersion)
 		checkSSH(t, sh, port, key)
 		// The node's life after the install: upgrades, fallback, recovery,
 		// reset (upgrade_test.go).

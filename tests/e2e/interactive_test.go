@@ -17,7 +17,7 @@ import (
 // created, then removes active.img: grub's entry fails and the fallback
 // (passive) boots instead of hanging.
 func TestInteractiveInstall(t *testing.T) {
-	iso := artifact(t, "KAIROS_E2E_ISO")
+	iso := buildImage(t).iso
 	ctx := context.Background()
 	disk := filepath.Join(t.TempDir(), "node.qcow2")
 	run(t, "qemu-img", "create", "-q", "-f", "qcow2", disk, "16G")

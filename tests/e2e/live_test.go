@@ -15,22 +15,10 @@ import (
 
 // artifact returns the path in env var name, failing (never skipping) when
 // the variable or the file is missing.
-func artifact(t *testing.T, name string) string {
-	t.Helper()
-	p := os.Getenv(name)
-	if p == "" {
-		t.Fatalf("%s is not set: run the end-to-end tests through ./earthly.sh +test, which builds the artifacts", name)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("%s=%s: %v", name, p, err)
-	}
-	return p
-}
-
 func logPath(t *testing.T) string {
-	dir := os.Getenv("KAIROS_E2E_LOGS")
-	if dir == "" {
-		dir = t.TempDir()
+	dir := filepath.Join(outDir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".serial.log")
 }
@@ -49,14 +37,14 @@ func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 	if rel["KAIROS_FLAVOR"] != "debian" {
 		t.Errorf("KAIROS_FLAVOR=%q, want debian", rel["KAIROS_FLAVOR"])
 	}
-	if want := os.Getenv("KAIROS_E2E_VERSION"); want != "" && rel["KAIROS_VERSION"] != want {
-		t.Errorf("KAIROS_VERSION=%q, want %q", rel["KAIROS_VERSION"], want)
+	if rel["KAIROS_VERSION"] != e2eVersion {
+		t.Errorf("KAIROS_VERSION=%q, want %q", rel["KAIROS_VERSION"], e2eVersion)
 	}
 
 	if v := run("kairos-agent version"); v == "" {
 		t.Errorf("kairos-agent version printed nothing")
-	} else if want := os.Getenv("KAIROS_E2E_VERSION"); want != "" && v != want {
-		t.Errorf("kairos-agent version = %q, want %q", v, want)
+	} else if v != e2eVersion {
+		t.Errorf("kairos-agent version = %q, want %q", v, e2eVersion)
 	}
 
 	if fs := run("findmnt -n -o FSTYPE /"); fs != "overlay" {

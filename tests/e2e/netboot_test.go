@@ -23,8 +23,8 @@ import (
 // script; the kernel and initrd come over HTTP, and dracut's livenet fetches
 // the squashfs. It then checks the live system from inside.
 func TestNetboot(t *testing.T) {
-	dir := artifact(t, "KAIROS_E2E_NETBOOT")
-	name := os.Getenv("KAIROS_E2E_NETBOOT_NAME")
+	md := buildMedia(t)
+	dir, name := md.dir, md.name
 	for _, suffix := range []string{"-kernel", "-initrd", ".squashfs", ".ipxe"} {
 		verifyChecksum(t, filepath.Join(dir, name+suffix))
 	}

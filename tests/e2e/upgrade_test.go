@@ -61,7 +61,7 @@ type lifecycleNode struct {
 //
 // A missing active.img falling back to passive is TestInteractiveInstall's.
 func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machine, sh func(string) string) {
-	v1 := os.Getenv("KAIROS_E2E_VERSION")
+	v1 := e2eVersion
 	reboot := func(m *qemu.Machine) {
 		t.Helper()
 		m.Send("sudo systemctl reboot\n")

@@ -9,16 +9,12 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/agent/host"
 )
 
-// LockFile is the lock install, upgrade and reset take. It lives in /run
-// (memory), not on COS_STATE: an install has no COS_STATE yet, and a lock
-// that outlived a reboot would need cleaning up. Not in /run/lock, which
-// every user may write: a user's file there would hold the lock (or be a
-// link root opens).
-const LockFile = "/run/kairos/agent.lock"
-
-// Lock takes the exclusive lock at path (LockFile when empty) for the
+// Lock takes the exclusive lock at path (host.System.LockFile when empty:
+// where it lives and why is said there) for the
 // whole of an install, upgrade or reset, and returns its release.
 //
 // A second one is refused at once, naming the process that holds it,
@@ -33,7 +29,7 @@ const LockFile = "/run/kairos/agent.lock"
 // old one).
 func Lock(path string) (release func() error, err error) {
 	if path == "" {
-		path = LockFile
+		path = host.System.LockFile
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)

@@ -12,11 +12,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
-
-// Sentinel marks a deployed node.
-const Sentinel = "/usr/local/.kairos/deployed"
 
 // Services are the cloud-config blocks that deploy a service, with the
 // k3s mode each runs.
@@ -24,18 +22,18 @@ var Services = []struct{ Key, Unit string }{{"k3s", "k3s"}, {"k3s-agent", "k3s-a
 
 // Node is the installed system start works on.
 type Node struct {
-	Root string // "/" on a node
+	Host *host.Host // host.System on a node: its root and the sentinel, Host.Deployed
 	// Enable enables and starts a service (systemctl or rc-update).
 	Enable func(unit string) error
 	Log    io.Writer
 }
 
-func (n Node) path(p string) string { return filepath.Join(n.Root, p) }
+func (n Node) path(p string) string { return filepath.Join(n.Host.Root, p) }
 
 // Start deploys what the config asks for, unless already deployed.
 func (n Node) Start(m cloudconfig.Merged) error {
-	if _, err := os.Stat(n.path(Sentinel)); err == nil {
-		fmt.Fprintf(n.Log, "kairos-agent start: already deployed (remove %s to deploy again)\n", Sentinel)
+	if _, err := os.Stat(n.Host.Deployed); err == nil {
+		fmt.Fprintf(n.Log, "kairos-agent start: already deployed (remove %s to deploy again)\n", n.Host.Deployed)
 		return nil
 	}
 	for _, s := range Services {
@@ -63,13 +61,13 @@ func (n Node) Start(m cloudconfig.Merged) error {
 			return fmt.Errorf("enabling %s: %w", s.Unit, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(n.path(Sentinel)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(n.Host.Deployed), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(n.path(Sentinel), nil, 0o644); err != nil {
+	if err := os.WriteFile(n.Host.Deployed, nil, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(n.Log, "kairos-agent start: deployed (%s)\n", Sentinel)
+	fmt.Fprintf(n.Log, "kairos-agent start: deployed (%s)\n", n.Host.Deployed)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package firstboot
 
 import (
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestStartDeploysOnce(t *testing.T) {
 		"k3s-agent": map[string]any{"enabled": false},
 	}}
 	var enabled []string
-	n := Node{Root: root, Log: io.Discard, Enable: func(u string) error { enabled = append(enabled, u); return nil }}
+	n := Node{Host: host.New(root), Log: io.Discard, Enable: func(u string) error { enabled = append(enabled, u); return nil }}
 	if err := n.Start(m); err != nil {
 		t.Fatal(err)
 	}
@@ -36,26 +37,26 @@ func TestStartDeploysOnce(t *testing.T) {
 	if len(enabled) != 1 || enabled[0] != "k3s" {
 		t.Errorf("enabled %v", enabled)
 	}
-	if _, err := os.Stat(filepath.Join(root, Sentinel)); err != nil {
+	if _, err := os.Stat(n.Host.Deployed); err != nil {
 		t.Fatal("no sentinel")
 	}
 	// Deployed: a second start does nothing; without the sentinel it runs again.
 	if err := n.Start(m); err != nil || len(enabled) != 1 {
 		t.Errorf("second start: %v, enabled %v", err, enabled)
 	}
-	os.Remove(filepath.Join(root, Sentinel))
+	os.Remove(n.Host.Deployed)
 	if err := n.Start(m); err != nil || len(enabled) != 2 {
 		t.Errorf("start after removing the sentinel: %v, enabled %v", err, enabled)
 	}
 }
 
 func TestStartWithoutK3sBinary(t *testing.T) {
-	n := Node{Root: t.TempDir(), Log: io.Discard, Enable: func(string) error { return nil }}
+	n := Node{Host: host.New(t.TempDir()), Log: io.Discard, Enable: func(string) error { return nil }}
 	err := n.Start(cloudconfig.Merged{Values: map[string]any{"k3s": map[string]any{"enabled": true}}})
 	if err == nil {
 		t.Fatal("k3s enabled on an image without k3s accepted")
 	}
-	if _, serr := os.Stat(filepath.Join(n.Root, Sentinel)); serr == nil {
+	if _, serr := os.Stat(n.Host.Deployed); serr == nil {
 		t.Error("sentinel written although nothing was deployed")
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/kairos-io/kairos/internal/cloudconfig"
+	"github.com/kairos-io/kairos/internal/release"
 )
 
 // Host is the node's file system layout and tools. Every path is the one
@@ -25,24 +28,31 @@ type Host struct {
 
 	Cmdline       string // the kernel command line, /proc/cmdline
 	Mounts        string // /proc/self/mounts
+	Sys           string // /sys
+	Dev           string // /dev
 	ByLabel       string // udev's /dev/disk/by-label
 	ConsoleActive string // the active system consoles, /sys/class/tty/console/active
 	SystemdRun    string // /run/systemd/system, present when systemd is PID 1
 
-	RunCos        string // the boot-mode sentinels, /run/cos
+	RunCos        string // the boot-mode sentinels (<mode>_mode files the mounter writes), /run/cos
 	OEM           string // COS_OEM, /oem
 	StateDir      string // where the initramfs mounts COS_STATE, /run/initramfs/cos-state
 	UsrLocal      string // COS_PERSISTENT, /usr/local
 	Release       string // /etc/kairos-release
 	DatasourceDir string // configs fetched at boot, /run/kairos/datasource
-	LockFile      string // the install/upgrade/reset lock, /run/kairos/agent.lock
-	Deployed      string // start's sentinel, /usr/local/.kairos/deployed
-	Spool         string // pulled images are spooled here, /usr/local/.kairos/tmp
-	NodeWorkDir   string // upgrade and reset mount partitions here, /run/kairos/node
-	InstallWork   string // install's work directory, /run/kairos/install
-	LiveRoot      string // the live medium's root file system, /run/rootfsbase
-	Sysroot       string // where the initramfs assembles the root, /sysroot
-	Run           string // /run, shared by the initramfs and the booted system
+	// LockFile is the lock install, upgrade and reset take,
+	// /run/kairos/agent.lock: in /run (memory), not on COS_STATE, as an
+	// install has no COS_STATE yet and a lock that outlived a reboot would
+	// need cleaning up; not in /run/lock, which every user may write (a
+	// user's file there would hold the lock, or be a link root opens).
+	LockFile    string
+	Deployed    string // start's sentinel (remove it to deploy again), /usr/local/.kairos/deployed
+	Spool       string // pulled images are spooled here, /usr/local/.kairos/tmp
+	NodeWorkDir string // upgrade and reset mount partitions here, /run/kairos/node
+	InstallWork string // install's work directory, /run/kairos/install
+	LiveRoot    string // the live medium's root file system, /run/rootfsbase
+	Sysroot     string // where the initramfs assembles the root, /sysroot
+	Run         string // /run, shared by the initramfs and the booted system
 
 	// Getenv reads the agent's environment (TMPDIR); os.Getenv by default.
 	Getenv func(string) string
@@ -62,16 +72,14 @@ var System = New("/")
 // New describes a node whose file system is rooted at root: "/" for the
 // real one, a temporary directory in tests. Its tools are the real ones;
 // tests replace Command.
-//
-// The paths are literals rather than the owning packages' constants
-// (state.SentinelDir, release.Path, ...) so that those packages can take a
-// Host without an import cycle; host_test checks that they agree.
 func New(root string) *Host {
 	in := func(p string) string { return filepath.Join(root, p) }
 	return &Host{
 		Root:          root,
 		Cmdline:       in("/proc/cmdline"),
 		Mounts:        in("/proc/self/mounts"),
+		Sys:           in("/sys"),
+		Dev:           in("/dev"),
 		ByLabel:       in("/dev/disk/by-label"),
 		ConsoleActive: in("/sys/class/tty/console/active"),
 		SystemdRun:    in("/run/systemd/system"),
@@ -79,8 +87,8 @@ func New(root string) *Host {
 		OEM:           in("/oem"),
 		StateDir:      in("/run/initramfs/cos-state"),
 		UsrLocal:      in("/usr/local"),
-		Release:       in("/etc/kairos-release"),
-		DatasourceDir: in("/run/kairos/datasource"),
+		Release:       in(release.Path),
+		DatasourceDir: in(cloudconfig.DatasourceDir),
 		LockFile:      in("/run/kairos/agent.lock"),
 		Deployed:      in("/usr/local/.kairos/deployed"),
 		Spool:         in("/usr/local/.kairos/tmp"),

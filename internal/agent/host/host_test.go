@@ -8,33 +8,32 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kairos-io/kairos/internal/agent/deploy"
-	"github.com/kairos-io/kairos/internal/agent/firstboot"
 	"github.com/kairos-io/kairos/internal/agent/host"
-	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/release"
 )
 
-// The real host's paths are the node's, and agree with the constants the
-// other packages document them by.
+// The real host's paths are the node's (the contract's), and agree with
+// the constants of the packages that own a name (release, cloudconfig).
 func TestSystemPaths(t *testing.T) {
 	h := host.System
 	for _, c := range []struct{ got, want string }{
 		{h.Root, "/"},
 		{h.Cmdline, "/proc/cmdline"},
 		{h.Mounts, "/proc/self/mounts"},
+		{h.Sys, "/sys"},
+		{h.Dev, "/dev"},
 		{h.ByLabel, "/dev/disk/by-label"},
 		{h.ConsoleActive, "/sys/class/tty/console/active"},
 		{h.SystemdRun, "/run/systemd/system"},
-		{h.RunCos, state.SentinelDir},
+		{h.RunCos, "/run/cos"},
 		{h.OEM, "/oem"},
 		{h.StateDir, "/run/initramfs/cos-state"},
 		{h.UsrLocal, "/usr/local"},
 		{h.Release, release.Path},
 		{h.DatasourceDir, cloudconfig.DatasourceDir},
-		{h.LockFile, deploy.LockFile},
-		{h.Deployed, firstboot.Sentinel},
+		{h.LockFile, "/run/kairos/agent.lock"},
+		{h.Deployed, "/usr/local/.kairos/deployed"},
 		{h.Spool, "/usr/local/.kairos/tmp"},
 		{h.NodeWorkDir, "/run/kairos/node"},
 		{h.InstallWork, "/run/kairos/install"},

@@ -12,18 +12,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/mounttab"
 )
 
-// Host is where the installer looks at the machine's disks: the real
-// /sys, /dev and /proc on a node, other roots in tests.
-type Host struct {
+// Devices is the installer's view of a host's block devices: its /sys,
+// /dev and mount table.
+type Devices struct {
 	Sys, Dev, Mounts string
 }
 
-// System is the running machine.
-var System = Host{Sys: "/sys", Dev: "/dev", Mounts: "/proc/self/mounts"}
+// DevicesOf is h's view of its block devices.
+func DevicesOf(h *host.Host) Devices {
+	return Devices{Sys: h.Sys, Dev: h.Dev, Mounts: h.Mounts}
+}
 
 // Disk is a whole block device.
 type Disk struct {
@@ -33,7 +36,7 @@ type Disk struct {
 }
 
 // disk describes the block device at path (a whole disk, not a partition).
-func (h Host) disk(path string) (Disk, error) {
+func (h Devices) disk(path string) (Disk, error) {
 	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return Disk{}, fmt.Errorf("device %s: %w", path, err)
@@ -56,7 +59,7 @@ func (h Host) disk(path string) (Disk, error) {
 	return Disk{Name: name, Path: resolved, Size: size}, nil
 }
 
-func (h Host) size(name string) (int64, error) {
+func (h Devices) size(name string) (int64, error) {
 	data, err := os.ReadFile(filepath.Join(h.Sys, "class/block", name, "size"))
 	if err != nil {
 		return 0, err
@@ -70,7 +73,7 @@ func (h Host) size(name string) (int64, error) {
 
 // Disks lists the whole disks an install can target: no loop, RAM, CD-ROM
 // or device-mapper devices, sorted by name.
-func (h Host) Disks() ([]Disk, error) {
+func (h Devices) Disks() ([]Disk, error) {
 	entries, err := os.ReadDir(filepath.Join(h.Sys, "block"))
 	if err != nil {
 		return nil, err
@@ -94,7 +97,7 @@ func (h Host) Disks() ([]Disk, error) {
 
 // parentDisk is the whole disk of a block device name (itself when it is
 // one).
-func (h Host) parentDisk(name string) string {
+func (h Devices) parentDisk(name string) string {
 	if _, err := os.Stat(filepath.Join(h.Sys, "class/block", name, "partition")); err != nil {
 		return name
 	}
@@ -107,7 +110,7 @@ func (h Host) parentDisk(name string) string {
 
 // InUse says where a disk's file systems are mounted ("" when nowhere), so
 // the boot medium and mounted disks are never written.
-func (h Host) InUse(d Disk) (string, error) {
+func (h Devices) InUse(d Disk) (string, error) {
 	table, err := mounttab.Read(h.Mounts)
 	if err != nil {
 		return "", err
@@ -130,7 +133,7 @@ func (h Host) InUse(d Disk) (string, error) {
 
 // Resolve picks the target: the named disk, or for "auto"/"" the first
 // disk not in use that can hold need bytes.
-func (h Host) Resolve(device string, need int64) (Disk, error) {
+func (h Devices) Resolve(device string, need int64) (Disk, error) {
 	if device != "" && device != "auto" {
 		return h.disk(device)
 	}
@@ -162,7 +165,7 @@ func orNone(s []string) string {
 
 // partitionPath is the device node of partition n of d once the kernel
 // knows it (vda3, nvme0n1p3, loop0p3), waiting for udev to create it.
-func (h Host) partitionPath(d Disk, n int, wait time.Duration) (string, error) {
+func (h Devices) partitionPath(d Disk, n int, wait time.Duration) (string, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		matches, _ := filepath.Glob(filepath.Join(h.Sys, "class/block", d.Name, d.Name+"*", "partition"))
@@ -185,7 +188,7 @@ func (h Host) partitionPath(d Disk, n int, wait time.Duration) (string, error) {
 // announcePartitions makes the kernel know the new table: BLKRRPART, and
 // where the kernel does not parse it (kernels without GPT support, some
 // loop devices) each partition added with BLKPG as partx(8) does.
-func (h Host) announcePartitions(f *os.File, d Disk, parts []disklayout.Part) error {
+func (h Devices) announcePartitions(f *os.File, d Disk, parts []disklayout.Part) error {
 	fd := int(f.Fd())
 	if err := unix.IoctlSetInt(fd, unix.BLKRRPART, 0); err != nil {
 		return fmt.Errorf("re-reading the partition table: %w", err)

@@ -33,7 +33,7 @@ type Stages = deploy.Stages
 
 // Installer holds what an install needs from the machine.
 type Installer struct {
-	Host Host
+	Devices Devices // DevicesOf(host.System) on a node
 	// Out gets the progress lines.
 	Out io.Writer
 	// Stages runs the install stages; nil runs none.
@@ -46,7 +46,7 @@ type Installer struct {
 	// Tmp holds what a registry or archive source is spooled to.
 	Tmp string
 	// LockFile serialises install, upgrade and reset; empty means
-	// deploy.LockFile.
+	// host.System.LockFile.
 	LockFile string
 }
 
@@ -120,10 +120,10 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if p.Disk, err = in.Host.Resolve(o.Device, need); err != nil {
+	if p.Disk, err = in.Devices.Resolve(o.Device, need); err != nil {
 		return fail(err)
 	}
-	if used, err := in.Host.InUse(p.Disk); err != nil {
+	if used, err := in.Devices.InUse(p.Disk); err != nil {
 		return fail(err)
 	} else if used != "" {
 		return fail(fmt.Errorf("%s is in use (mounted at %s): it is the boot medium or holds mounted file systems; choose another disk", p.Disk.Path, used))
@@ -180,7 +180,7 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	}()
 	dirs := map[string]string{}
 	for _, name := range []string{disklayout.PartOEM, disklayout.PartState, disklayout.PartRecovery} {
-		dev, err := in.Host.partitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
+		dev, err := in.Devices.partitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -281,7 +281,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 		return err
 	}
 	// The kernel reads the new table; udev makes the nodes.
-	if err := in.Host.announcePartitions(f, p.Disk, p.Layout.Parts); err != nil {
+	if err := in.Devices.announcePartitions(f, p.Disk, p.Layout.Parts); err != nil {
 		return err
 	}
 	f.Close()
@@ -292,7 +292,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 		if part.Name == disklayout.PartEFI || part.Name == disklayout.PartBIOS {
 			continue
 		}
-		dev, err := in.Host.partitionPath(p.Disk, i+1, 10*time.Second)
+		dev, err := in.Devices.partitionPath(p.Disk, i+1, 10*time.Second)
 		if err != nil {
 			return err
 		}

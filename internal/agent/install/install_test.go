@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,7 +106,7 @@ func TestInstallToDisk(t *testing.T) {
 	tree := imageTree(t)
 	var out bytes.Buffer
 	st := &fakeStages{}
-	in := &Installer{Host: System, Out: &out, Stages: st, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
+	in := &Installer{Devices: DevicesOf(host.System), Out: &out, Stages: st, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
 	cfg := []byte("#cloud-config\ninstall:\n  device: " + dev + "\nusers:\n  - name: tester\n    passwd: x\n")
 	plan, err := in.Plan(context.Background(), Options{Device: dev, Config: cfg, GrubEnv: map[string]string{"extra_cmdline": "quiet"}})
 	if err != nil {
@@ -217,7 +218,7 @@ func TestInstallRefusals(t *testing.T) {
 	need(t, "losetup", "mkfs.ext4")
 	tree := imageTree(t)
 	ctx := context.Background()
-	in := &Installer{Host: System, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
+	in := &Installer{Devices: DevicesOf(host.System), LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
 
 	small := loopDisk(t, 1<<30)
 	_, err := in.Plan(ctx, Options{Device: small})

@@ -2,6 +2,7 @@ package install
 
 import (
 	"context"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ func TestInstallFromRegistry(t *testing.T) {
 	registry.PushDir(t, tree, reg.Addr+"/kairos/test:v9.9.9")
 
 	dev := loopDisk(t, 3<<30)
-	in := &Installer{Host: System, WorkDir: t.TempDir(), LiveRoot: filepath.Join(t.TempDir(), "none"), Tmp: t.TempDir(), LockFile: lockFile(t)}
+	in := &Installer{Devices: DevicesOf(host.System), WorkDir: t.TempDir(), LiveRoot: filepath.Join(t.TempDir(), "none"), Tmp: t.TempDir(), LockFile: lockFile(t)}
 	src := "oci:" + reg.Addr + "/kairos/test:v9.9.9"
 	missing := "oci:" + reg.Addr + "/kairos/missing:v1"
 	if _, err := in.Plan(context.Background(), Options{Device: dev, Source: missing, AllowInsecure: true}); err == nil || !strings.Contains(err.Error(), "kairos/missing:v1: pulling") {

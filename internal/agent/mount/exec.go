@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"io"
 	"os"
 	"os/exec"
@@ -20,12 +21,10 @@ import (
 // error on the console, never a hang.
 const deviceTimeout = 60 * time.Second
 
-// byLabel is where udev links file systems by label.
-const byLabel = "/dev/disk/by-label"
-
 // Loop runs before the root is mounted (kairos-loop.service in the
 // initramfs): it mounts the partition holding the boot image read-only at
-// StateDir and attaches the image to a read-only loop device, whose file
+// host.System.StateDir (COS_STATE, or COS_RECOVERY for recovery boots)
+// and attaches the image to a read-only loop device, whose file
 // system label (COS_ACTIVE, COS_PASSIVE, COS_SYSTEM) is the root= device
 // the initramfs then mounts at /sysroot.
 func Loop(cmdline string, log io.Writer) error {
@@ -37,15 +36,16 @@ func Loop(cmdline string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+	stateDir := host.System.StateDir
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return err
 	}
-	if !mounted(StateDir) {
-		if err := run(log, "mount", "-o", "ro", dev, StateDir); err != nil {
-			return fmt.Errorf("mounting %s (%s) at %s: %w", b.Partition, dev, StateDir, err)
+	if !mounted(stateDir) {
+		if err := run(log, "mount", "-o", "ro", dev, stateDir); err != nil {
+			return fmt.Errorf("mounting %s (%s) at %s: %w", b.Partition, dev, stateDir, err)
 		}
 	}
-	img := filepath.Join(StateDir, b.Image)
+	img := filepath.Join(stateDir, b.Image)
 	if _, err := os.Stat(img); err != nil {
 		return fmt.Errorf("the boot image %s is missing on %s: %w", b.Image, b.Partition, err)
 	}
@@ -157,7 +157,7 @@ func apply(s Step, log io.Writer) error {
 
 // waitLabel waits for udev's by-label link of a file system.
 func waitLabel(label string, timeout time.Duration) (string, error) {
-	link := filepath.Join(byLabel, label)
+	link := filepath.Join(host.System.ByLabel, label)
 	deadline := time.Now().Add(timeout)
 	for {
 		if dev, err := filepath.EvalSymlinks(link); err == nil {

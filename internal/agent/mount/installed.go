@@ -10,9 +10,6 @@ import (
 
 // Installed-system layout of the contract.
 const (
-	// StateDir is where the partition holding the boot image is mounted
-	// read-only (COS_STATE, or COS_RECOVERY for recovery boots).
-	StateDir = "/run/initramfs/cos-state"
 	// OverlayDir is the tmpfs behind the ephemeral paths.
 	OverlayDir = "/run/overlay"
 	// StateBindDir is where COS_PERSISTENT keeps the persistent paths.

@@ -63,17 +63,12 @@ type Node struct {
 	// arm64); empty means the agent's own.
 	Arch string
 	// LockFile serialises install, upgrade and reset; empty means
-	// deploy.LockFile.
+	// host.System.LockFile.
 	LockFile string
 
 	verb string // the command, in progress lines
 	// rename is os.Rename; tests stop an upgrade between its renames.
 	rename func(oldpath, newpath string) error
-}
-
-// ByLabel finds partitions through udev's /dev/disk/by-label.
-func ByLabel(label string) (string, error) {
-	return LabelIn("/dev/disk/by-label")(label)
 }
 
 // LabelIn finds partitions through the udev by-label directory dir (a

@@ -18,9 +18,6 @@ const (
 	UnknownBoot  BootMode = "unknown"
 )
 
-// SentinelDir holds the <mode>_mode files the mounter writes.
-const SentinelDir = "/run/cos"
-
 // DetectBootMode reads the boot mode from kernel command line tokens.
 func DetectBootMode(cmdline string) BootMode {
 	fields := strings.Fields(cmdline)
