@@ -10,16 +10,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
-
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/release"
 )
 

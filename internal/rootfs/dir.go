@@ -2,9 +2,9 @@ package rootfs
 
 import (
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"path/filepath"
 
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/mounttab"
 )
 

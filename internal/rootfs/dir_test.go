@@ -2,12 +2,13 @@ package rootfs
 
 import (
 	"context"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // A dir: source that is a running system's root (suc-upgrade's container)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // OCI whiteouts (image-spec layer.md): ".wh.<name>" deletes <name> from the

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // The fuzz input is a list of operations whose names are drawn from small

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,6 +30,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // Tree is an opened source: its root, and what must be released after the

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/tests/registry"
 )
 

@@ -13,9 +13,10 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/moby/buildkit/client"
+
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/tests/registry"
-	"github.com/moby/buildkit/client"
 )
 
 // gatewayFixture is what the gateway tests share: the frontend image pushed

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"io/fs"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // Stages runs cloud-config stages: on the running system (root "/") or

@@ -2,8 +2,8 @@ package deploy
 
 import (
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/release"
 )
 

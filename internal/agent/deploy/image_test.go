@@ -1,11 +1,12 @@
 package deploy
 
 import (
-	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 func TestCheckImage(t *testing.T) {

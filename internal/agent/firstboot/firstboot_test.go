@@ -1,12 +1,12 @@
 package firstboot
 
 import (
-	"github.com/kairos-io/kairos/internal/agent/host"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 

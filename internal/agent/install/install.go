@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
 	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
 

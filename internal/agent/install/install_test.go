@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"github.com/kairos-io/kairos/internal/agent/host"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/disklayout"
 )
 

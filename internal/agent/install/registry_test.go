@@ -2,12 +2,12 @@ package install
 
 import (
 	"context"
-	"github.com/kairos-io/kairos/internal/agent/host"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/tests/registry"
 )
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/agent/host"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/mounttab"
 	"github.com/kairos-io/kairos/internal/stages"

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
 	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/grubenv"
 	"github.com/kairos-io/kairos/internal/mounttab"
 )

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/install"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/grubenv"

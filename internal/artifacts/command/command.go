@@ -5,7 +5,6 @@ package command
 
 import (
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/artifacts"
 	"github.com/kairos-io/kairos/internal/bytesize"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
