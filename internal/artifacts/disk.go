@@ -2,17 +2,15 @@ package artifacts
 
 import (
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
 	"github.com/kairos-io/kairos/internal/diskfmt/qcow2"
 	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // The disk image is the installed disk of the contract, planned by
@@ -99,10 +97,20 @@ func (w *run) buildDisk(path string) error {
 	}
 	// The ext4 partitions' trees: the layout's files and the images, the
 	// same tree with their own labels, each spooled then copied in.
+	// Directories on the way are root-owned, 0755.
+	mtime := epoch.Unix()
 	trees := map[string]*fstree.Node{}
+	add := func(part, path string, n *fstree.Node) error {
+		if trees[part] == nil {
+			trees[part] = fstree.Dir(0o755, mtime)
+		}
+		return trees[part].Add(path, n, 0o755, mtime)
+	}
 	for _, f := range files {
 		if f.Part != disklayout.PartEFI {
-			addFile(trees, f.Part, f.Path, &fstree.Node{Mode: f.Mode, ModTime: epoch.Unix(), Size: int64(len(f.Data)), Open: fstree.BytesOpener(f.Data)}, epoch)
+			if err := add(f.Part, f.Path, fstree.File(f.Data, f.Mode, mtime)); err != nil {
+				return err
+			}
 		}
 	}
 	images := map[string]string{}
@@ -113,7 +121,9 @@ func (w *run) buildDisk(path string) error {
 		}
 		images[img.File] = tmp
 		open := func() (io.ReadCloser, error) { return os.Open(tmp) } // when written
-		addFile(trees, img.Part, disklayout.ImageDir+"/"+img.File, &fstree.Node{Mode: 0o644, ModTime: epoch.Unix(), Size: imgSize, Open: open}, epoch)
+		if err := add(img.Part, disklayout.ImageDir+"/"+img.File, &fstree.Node{Mode: 0o644, ModTime: mtime, Size: imgSize, Open: open}); err != nil {
+			return err
+		}
 	}
 
 	// The file systems must hold their trees: planned with these sizes,
@@ -183,25 +193,4 @@ func (w *run) epoch() time.Time {
 // efiLoader is the image's removable-media UEFI loader.
 func (w *run) efiLoader() (string, []byte, error) {
 	return disklayout.EFILoader(func(p string) ([]byte, error) { return fstree.ReadFile(w.root, p) })
-}
-
-// addFile puts n at path (slash separated) in the tree of partition part,
-// making the tree and the directories on the way (root-owned, 0755).
-func addFile(trees map[string]*fstree.Node, part, path string, n *fstree.Node, epoch time.Time) {
-	dir := trees[part]
-	if dir == nil {
-		dir = &fstree.Node{Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()}
-		trees[part] = dir
-	}
-	names := strings.Split(path, "/")
-	for _, name := range names[:len(names)-1] {
-		i := slices.IndexFunc(dir.Children, func(c *fstree.Node) bool { return c.Name == name })
-		if i < 0 {
-			dir.Children = append(dir.Children, &fstree.Node{Name: name, Mode: os.ModeDir | 0o755, ModTime: epoch.Unix()})
-			i = len(dir.Children) - 1
-		}
-		dir = dir.Children[i]
-	}
-	n.Name = names[len(names)-1]
-	dir.Children = append(dir.Children, n)
 }

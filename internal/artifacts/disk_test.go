@@ -4,17 +4,21 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kairos-io/kairos/internal/diskfmt/ext4/ext4test"
+	"github.com/kairos-io/kairos/internal/diskfmt/fat/fattest"
+	"github.com/kairos-io/kairos/internal/diskfmt/gpt/gpttest"
+	"github.com/kairos-io/kairos/internal/diskfmt/qcow2/qcow2test"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/overlay"
 )
 
@@ -57,35 +61,6 @@ func diskImage(t *testing.T) *fstree.Node {
 	return root
 }
 
-// partition is one line of `sgdisk -p`.
-type partition struct {
-	num         int
-	start, size int64 // bytes
-	name        string
-}
-
-var sgdiskLine = regexp.MustCompile(`^\s*(\d+)\s+(\d+)\s+(\d+)\s+\S+ \S+\s+(\S+)\s+(\S+)\s*$`)
-
-func sgdiskPartitions(t *testing.T, disk string) []partition {
-	t.Helper()
-	out, err := exec.Command("sgdisk", "-p", disk).CombinedOutput()
-	if err != nil {
-		t.Fatalf("sgdisk -p: %v\n%s", err, out)
-	}
-	var parts []partition
-	for _, line := range strings.Split(string(out), "\n") {
-		m := sgdiskLine.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		num, _ := strconv.Atoi(m[1])
-		first, _ := strconv.ParseInt(m[2], 10, 64)
-		last, _ := strconv.ParseInt(m[3], 10, 64)
-		parts = append(parts, partition{num: num, start: first * 512, size: (last - first + 1) * 512, name: m[5]})
-	}
-	return parts
-}
-
 // TestDisk checks the raw and qcow2 disks with the reference tools: the
 // partition table (sgdisk), labels and file system types (blkid), every
 // file system (fsck.vfat, e2fsck), the files the boot path relies on
@@ -118,42 +93,42 @@ func TestDisk(t *testing.T) {
 		t.Errorf("default disk size %d is not whole GiB", st.Size())
 	}
 
-	if out, err := exec.Command("sgdisk", "-v", raw).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
-		t.Errorf("sgdisk -v: %v\n%s", err, out)
-	}
-	parts := sgdiskPartitions(t, raw)
 	want := []struct{ name, label, fs string }{
 		{"efi", "COS_GRUB", "vfat"}, {"bios", "", ""}, {"oem", "COS_OEM", "ext4"}, {"recovery", "COS_RECOVERY", "ext4"},
 		{"state", "COS_STATE", "ext4"}, {"persistent", "COS_PERSISTENT", "ext4"},
 	}
-	if len(parts) != len(want) {
-		t.Fatalf("sgdisk sees %d partitions, want %d: %+v", len(parts), len(want), parts)
+	// sgdisk finds no problems; the partitions in order, the first at
+	// 1 MiB, the second a BIOS boot partition.
+	var wantTable gpttest.Table
+	for _, w := range want {
+		wantTable.Partitions = append(wantTable.Partitions, gpttest.Partition{Name: w.name})
 	}
-	if parts[0].start != 1<<20 {
-		t.Errorf("first partition at %d, want 1 MiB", parts[0].start)
+	wantTable.Partitions[0].First = 1 << 20 / 512
+	wantTable.Partitions[1].Type = "21686148-6449-6E6F-744E-656564454649"
+	if err := gpttest.Verify(raw, wantTable); err != nil {
+		t.Fatal(err)
 	}
-	byLabel := map[string]partition{}
+	table, err := gpttest.Read(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := table.Partitions
+	byLabel := map[string]gpttest.Partition{}
 	for i, w := range want {
 		p := parts[i]
-		if p.name != w.name {
-			t.Errorf("partition %d is named %q, want %q", p.num, p.name, w.name)
-		}
 		if w.label == "" {
 			continue
 		}
-		blk, err := exec.Command("blkid", "-p", "-o", "export", "-O", fmt.Sprint(p.start), raw).CombinedOutput()
+		blk, err := exec.Command("blkid", "-p", "-o", "export", "-O", fmt.Sprint(p.First*512), raw).CombinedOutput()
 		if err != nil || !strings.Contains(string(blk), "LABEL="+w.label+"\n") || !strings.Contains(string(blk), "TYPE="+w.fs+"\n") {
-			t.Errorf("blkid of partition %d (%s): %v\n%s", p.num, w.name, err, blk)
+			t.Errorf("blkid of partition %d (%s): %v\n%s", p.Number, w.name, err, blk)
 		}
 		byLabel[w.label] = p
 	}
 
 	// BIOS: the MBR boot code points at the core image in the bios_grub
 	// partition, and the core's blocklist at its own second sector.
-	if out, _ := exec.Command("sgdisk", "-i", "2", raw).CombinedOutput(); !strings.Contains(string(out), "21686148-6449-6E6F-744E-656564454649") {
-		t.Errorf("partition 2 is not a BIOS boot partition:\n%s", out)
-	}
-	bios := parts[1].start
+	bios := parts[1].First * 512
 	mbr, core := readAt(t, raw, 0, 512), readAt(t, raw, bios, 1024)
 	if got := binary.LittleEndian.Uint64(mbr[0x5c:]); int64(got) != bios/512 || mbr[0] != 0xeb {
 		t.Errorf("MBR boot code loads sector %d (first byte %#x), want the bios partition at %d", got, mbr[0], bios/512)
@@ -167,26 +142,25 @@ func TestDisk(t *testing.T) {
 
 	// Every file system is clean.
 	esp := extract(t, raw, byLabel["COS_GRUB"])
-	if out, err := exec.Command("fsck.vfat", "-n", esp).CombinedOutput(); err != nil {
-		t.Errorf("fsck.vfat COS_GRUB: %v\n%s", err, out)
+	if _, err := fattest.Fsck(esp); err != nil {
+		t.Errorf("COS_GRUB: %v", err)
 	}
-	if dir, err := exec.Command("mdir", "-i", esp, "-/", "-b", "::").CombinedOutput(); err != nil ||
-		!strings.Contains(string(dir), "::/EFI/BOOT/BOOTX64.EFI") || !strings.Contains(string(dir), "::/EFI/BOOT/grub.cfg") {
+	if dir, err := fattest.List(esp); err != nil || !slices.Contains(dir, "::/EFI/BOOT/BOOTX64.EFI") || !slices.Contains(dir, "::/EFI/BOOT/grub.cfg") {
 		t.Errorf("ESP listing: %v\n%s", err, dir)
 	}
-	fsAt := func(label string) string { return fmt.Sprintf("%s?offset=%d", raw, byLabel[label].start) }
+	fsAt := func(label string) string { return fmt.Sprintf("%s?offset=%d", raw, byLabel[label].First*512) }
 	for _, label := range []string{"COS_OEM", "COS_RECOVERY", "COS_STATE", "COS_PERSISTENT"} {
-		if out, err := exec.Command("e2fsck", "-fn", fsAt(label)).CombinedOutput(); err != nil {
-			t.Errorf("e2fsck %s: %v\n%s", label, err, out)
+		if err := ext4test.Fsck(fsAt(label)); err != nil {
+			t.Errorf("%s: %v", label, err)
 		}
 	}
 
 	// The files the boot path and the agent rely on.
 	cat := func(label, path string) string {
 		t.Helper()
-		out, err := exec.Command("debugfs", "-R", "cat "+path, fsAt(label)).Output()
+		out, err := ext4test.ReadFile(fsAt(label), path)
 		if err != nil {
-			t.Errorf("debugfs cat %s on %s: %v", path, label, err)
+			t.Errorf("%s: %v", label, err)
 		}
 		return string(out)
 	}
@@ -202,38 +176,33 @@ func TestDisk(t *testing.T) {
 	tmp := t.TempDir()
 	for label, env := range map[string]string{"COS_OEM": "/grubenv", "COS_STATE": "/boot_assessment"} {
 		dst := filepath.Join(tmp, filepath.Base(env))
-		if out, err := exec.Command("debugfs", "-R", "dump "+env+" "+dst, fsAt(label)).CombinedOutput(); err != nil {
-			t.Fatalf("dump %s: %v\n%s", env, err, out)
+		if err := ext4test.Dump(fsAt(label), env, dst); err != nil {
+			t.Fatal(err)
 		}
 		if out, err := exec.Command("grub-editenv", dst, "list").CombinedOutput(); err != nil {
 			t.Errorf("grub-editenv %s on %s: %v\n%s", env, label, err, out)
 		}
 	}
-	if ls, err := exec.Command("debugfs", "-R", "ls -p /cOS", fsAt("COS_RECOVERY")).Output(); err != nil || !strings.Contains(string(ls), "/recovery.img/") {
+	if ls, err := ext4test.Debugfs(fsAt("COS_RECOVERY"), "ls -p /cOS"); err != nil || !strings.Contains(ls[0], "/recovery.img/") {
 		t.Errorf("COS_RECOVERY /cOS: %v\n%s", err, ls)
 	}
 	for _, img := range []struct{ file, label, part string }{{"active.img", "COS_ACTIVE", "COS_STATE"}, {"passive.img", "COS_PASSIVE", "COS_STATE"}, {"recovery.img", "COS_SYSTEM", "COS_RECOVERY"}} {
 		dst := filepath.Join(tmp, img.file)
-		if out, err := exec.Command("debugfs", "-R", "dump /cOS/"+img.file+" "+dst, fsAt(img.part)).CombinedOutput(); err != nil {
-			t.Fatalf("dump %s: %v\n%s", img.file, err, out)
+		if err := ext4test.Dump(fsAt(img.part), "/cOS/"+img.file, dst); err != nil {
+			t.Fatal(err)
 		}
-		if out, err := exec.Command("e2fsck", "-fn", dst).CombinedOutput(); err != nil {
-			t.Errorf("e2fsck %s: %v\n%s", img.file, err, out)
+		// The image's tree, /boot/vmlinuz-6.1.0 (KERNEL) included.
+		if err := ext4test.Verify(dst, diskImage(t)); err != nil {
+			t.Errorf("%s: %v", img.file, err)
 		}
 		if blk, _ := exec.Command("blkid", "-p", "-o", "export", dst).CombinedOutput(); !strings.Contains(string(blk), "LABEL="+img.label+"\n") {
 			t.Errorf("%s is not labeled %s:\n%s", img.file, img.label, blk)
 		}
-		if k, err := exec.Command("debugfs", "-R", "cat /boot/vmlinuz-6.1.0", dst).Output(); err != nil || string(k) != "KERNEL" {
-			t.Errorf("%s /boot/vmlinuz-6.1.0 = %q, %v", img.file, k, err)
-		}
 	}
 
 	qc := filepath.Join(out, "kairos-test-v1.qcow2")
-	if out, err := exec.Command("qemu-img", "check", qc).CombinedOutput(); err != nil {
-		t.Errorf("qemu-img check: %v\n%s", err, out)
-	}
-	if out, err := exec.Command("qemu-img", "compare", "-f", "raw", "-F", "qcow2", raw, qc).CombinedOutput(); err != nil {
-		t.Errorf("qemu-img compare raw qcow2: %v\n%s", err, out)
+	if err := qcow2test.Verify(qc, raw); err != nil {
+		t.Error(err)
 	}
 	if qst, err := os.Stat(qc); err != nil || qst.Size() > st.Size()/4 {
 		t.Errorf("qcow2 of %d bytes for a %d-byte disk: zero clusters stored? (%v)", qst.Size(), st.Size(), err)
@@ -256,20 +225,20 @@ func readAt(t *testing.T, path string, off int64, n int) []byte {
 
 // extract copies a partition to a file of its own (fsck.vfat has no offset
 // option).
-func extract(t *testing.T, disk string, p partition) string {
+func extract(t *testing.T, disk string, p gpttest.Partition) string {
 	t.Helper()
 	src, err := os.Open(disk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	dst := filepath.Join(t.TempDir(), fmt.Sprintf("part%d.img", p.num))
+	dst := filepath.Join(t.TempDir(), fmt.Sprintf("part%d.img", p.Number))
 	f, err := os.Create(dst)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := io.Copy(f, io.NewSectionReader(src, p.start, p.size)); err != nil {
+	if _, err := io.Copy(f, io.NewSectionReader(src, p.First*512, (p.Last-p.First+1)*512)); err != nil {
 		t.Fatal(err)
 	}
 	return dst

@@ -2,7 +2,7 @@ package artifacts
 
 import (
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -10,6 +10,7 @@ import (
 	"github.com/kairos-io/kairos/internal/diskfmt/fat"
 	"github.com/kairos-io/kairos/internal/diskfmt/iso9660"
 	"github.com/kairos-io/kairos/internal/disklayout"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/overlay"
 )
 
@@ -29,8 +30,7 @@ const (
 func (w *run) iso() error {
 	final := filepath.Join(w.dir, w.name+".iso")
 	epoch := w.epoch()
-	fileMeta := iso9660.Meta{Mode: 0o644, ModTime: epoch}
-	dirMeta := iso9660.Meta{Mode: 0o755, ModTime: epoch}
+	mtime := epoch.Unix()
 
 	efiName, efi, err := w.efiLoader()
 	if err != nil {
@@ -53,16 +53,16 @@ func (w *run) iso() error {
 	if err != nil {
 		return err
 	}
-	sqFile, err := iso9660.HostFile(sq, fileMeta)
+	sqFile, err := hostFile(sq, mtime)
 	if err != nil {
 		return err
 	}
 
-	root := iso9660.NewDir(dirMeta)
+	root := fstree.Dir(0o755, mtime)
 	add := func(p string, data []byte) error {
-		return root.AddPath(p, iso9660.BytesFile(data, fileMeta), dirMeta)
+		return root.Add(p, fstree.File(data, 0o644, mtime), 0o755, mtime)
 	}
-	if err := root.AddPath("rootfs.squashfs", sqFile, dirMeta); err != nil {
+	if err := root.Add("rootfs.squashfs", sqFile, 0o755, mtime); err != nil {
 		return err
 	}
 	if err := add("boot/kernel", kernel); err != nil {
@@ -73,18 +73,18 @@ func (w *run) iso() error {
 	}
 	// GRUB looks for its config next to itself: for UEFI that is the ESP
 	// or the ISO file system depending on the firmware, so both carry it.
-	esp := &fat.Dir{}
+	esp := fstree.Dir(0o755, mtime)
 	for _, m := range menus {
 		if err := add(m.Path, m.Data); err != nil {
 			return err
 		}
 		if m.Path == "EFI/BOOT/grub.cfg" {
-			if err := esp.AddFile(m.Path, m.Data); err != nil {
+			if err := esp.Add(m.Path, fstree.File(m.Data, 0o644, mtime), 0o755, mtime); err != nil {
 				return err
 			}
 		}
 	}
-	if err := esp.AddFile("EFI/BOOT/"+efiName, efi); err != nil {
+	if err := esp.Add("EFI/BOOT/"+efiName, fstree.File(efi, 0o644, mtime), 0o755, mtime); err != nil {
 		return err
 	}
 	if len(w.p.CloudConfig) > 0 {
@@ -103,11 +103,11 @@ func (w *run) iso() error {
 	if err := writeFAT(espFile, espSize, esp, epoch); err != nil {
 		return fmt.Errorf("EFI system partition: %w", err)
 	}
-	espNode, err := iso9660.HostFile(espFile, fileMeta)
+	espNode, err := hostFile(espFile, mtime)
 	if err != nil {
 		return err
 	}
-	if err := root.AddPath(isoESPPath, espNode, dirMeta); err != nil {
+	if err := root.Add(isoESPPath, espNode, 0o755, mtime); err != nil {
 		return err
 	}
 
@@ -135,7 +135,19 @@ func (w *run) iso() error {
 	return w.write(final, func(partial string) error { return iso9660.WriteFile(partial, img) })
 }
 
-func writeFAT(path string, size int64, root *fat.Dir, epoch time.Time) error {
+// hostFile is the file at p as an 0644 file of the tree, read when written.
+func hostFile(p string, mtime int64) (*fstree.Node, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	return &fstree.Node{Mode: 0o644, ModTime: mtime, Size: st.Size(), Open: func() (io.ReadCloser, error) { return os.Open(p) }}, nil
+}
+
+func writeFAT(path string, size int64, root *fstree.Node, epoch time.Time) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err

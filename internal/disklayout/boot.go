@@ -10,6 +10,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/diskfmt/fat"
 	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
+	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/grubenv"
 )
 
@@ -129,12 +130,13 @@ func (b *Boot) Files(grubEnv map[string]string, config []byte) ([]File, error) {
 // WriteESP writes the COS_GRUB file system of files on partition p to w
 // (at offset 0); FAT keeps no modes.
 func WriteESP(w io.WriterAt, p *Part, files []File, modTime time.Time) error {
-	esp := &fat.Dir{}
+	mtime := modTime.Unix()
+	esp := fstree.Dir(0o755, mtime)
 	for _, f := range files {
 		if f.Part != PartEFI {
 			continue
 		}
-		if err := esp.AddFile(f.Path, f.Data); err != nil {
+		if err := esp.Add(f.Path, fstree.File(f.Data, f.Mode, mtime), 0o755, mtime); err != nil {
 			return err
 		}
 	}

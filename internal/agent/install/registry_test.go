@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kairos-io/kairos/internal/agent/host"
+	"github.com/kairos-io/kairos/internal/diskfmt/ext4/ext4test"
 	"github.com/kairos-io/kairos/tests/registry"
 )
 
@@ -38,7 +39,7 @@ func TestInstallFromRegistry(t *testing.T) {
 	state := t.TempDir()
 	sh(t, "mount", "-o", "ro", dev+"p5", state)
 	defer sh(t, "umount", state)
-	if got := sh(t, "debugfs", "-R", "cat /etc/from-registry", filepath.Join(state, "cOS/active.img")); !strings.Contains(got, "pulled") {
-		t.Errorf("active.img is not the registry image: %q", got)
+	if got, err := ext4test.ReadFile(filepath.Join(state, "cOS/active.img"), "/etc/from-registry"); !strings.Contains(string(got), "pulled") {
+		t.Errorf("active.img is not the registry image: %q (%v)", got, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/install"
 	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/diskfmt/ext4/ext4test"
 	"github.com/kairos-io/kairos/internal/grubenv"
 )
 
@@ -89,8 +90,11 @@ func version(t *testing.T, part, img string) string {
 	if _, err := os.Stat(p); err != nil {
 		return "missing"
 	}
-	rel := sh(t, "debugfs", "-R", "cat /etc/kairos-release", p)
-	_, v, _ := strings.Cut(rel, "KAIROS_VERSION=\"")
+	rel, err := ext4test.ReadFile(p, "/etc/kairos-release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, v, _ := strings.Cut(string(rel), "KAIROS_VERSION=\"")
 	v, _, _ = strings.Cut(v, "\"")
 	return v + " " + strings.TrimSpace(sh(t, "blkid", "-o", "value", "-s", "LABEL", p))
 }
@@ -117,10 +121,12 @@ func bootable(t *testing.T, part, img string) {
 	sh(t, "mount", "-o", "ro", part, dir)
 	defer sh(t, "umount", dir)
 	p := filepath.Join(dir, "cOS", img)
-	sh(t, "e2fsck", "-fn", p)
+	if err := ext4test.Fsck(p); err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []string{"/boot/vmlinuz", "/boot/initrd"} {
-		if out := sh(t, "debugfs", "-R", "stat "+f, p); !strings.Contains(out, "Type: regular") {
-			t.Errorf("%s: %s is not a regular file:\n%s", img, f, out)
+		if _, err := ext4test.ReadFile(p, f); err != nil {
+			t.Errorf("%s: %v", img, err)
 		}
 	}
 }

@@ -1,13 +1,14 @@
 package ext4
 
 import (
-	"github.com/kairos-io/kairos/internal/fstree"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // BenchmarkWrite writes the directory KAIROS_BENCH_ROOTFS (default

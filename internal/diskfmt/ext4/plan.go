@@ -3,10 +3,11 @@ package ext4
 import (
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io/fs"
-	"sort"
+	"slices"
 	"strings"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 type kind uint8
@@ -140,22 +141,17 @@ func (t *tree) visit(n *fstree.Node, path string, ino, parent uint32) (*inode, e
 }
 
 func (t *tree) visitChildren(in *inode, n *fstree.Node) error {
-	children := append([]*fstree.Node(nil), n.Children...)
-	if in.ino == rootIno && !hasChild(children, "lost+found") {
-		children = append(children, &fstree.Node{Name: "lost+found", Mode: fs.ModeDir | 0o700, ModTime: t.modTime})
+	children, err := fstree.Sorted(n, maxNameLen)
+	if err != nil {
+		return fmt.Errorf("%s: %w", in.path, err)
 	}
-	sort.Slice(children, func(i, j int) bool { return children[i].Name < children[j].Name })
+	if in.ino == rootIno && n.Child("lost+found") == nil {
+		lf := &fstree.Node{Name: "lost+found", Mode: fs.ModeDir | 0o700, ModTime: t.modTime}
+		i, _ := slices.BinarySearchFunc(children, lf.Name, func(c *fstree.Node, name string) int { return strings.Compare(c.Name, name) })
+		children = slices.Insert(children, i, lf)
+	}
 	subdirs := 0
-	for i, c := range children {
-		if c == nil {
-			return fmt.Errorf("%s: nil entry", in.path)
-		}
-		if err := checkName(c.Name); err != nil {
-			return fmt.Errorf("%s: %w", in.path, err)
-		}
-		if i > 0 && children[i-1].Name == c.Name {
-			return fmt.Errorf("%s: duplicate entry %q", in.path, c.Name)
-		}
+	for _, c := range children {
 		path := strings.TrimSuffix(in.path, "/") + "/" + c.Name
 		var ino uint32
 		if in.ino == rootIno && c.Name == "lost+found" {
@@ -176,27 +172,6 @@ func (t *tree) visitChildren(in *inode, n *fstree.Node) error {
 	in.links = 2 + uint32(subdirs)
 	if in.links > maxLinks {
 		in.links = 1 // dir_nlink: "too many to count"
-	}
-	return nil
-}
-
-func hasChild(children []*fstree.Node, name string) bool {
-	for _, c := range children {
-		if c != nil && c.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-func checkName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("invalid entry name %q", name)
-	case len(name) > maxNameLen:
-		return fmt.Errorf("entry name %q is longer than %d bytes", name, maxNameLen)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("entry name %q contains '/' or NUL", name)
 	}
 	return nil
 }

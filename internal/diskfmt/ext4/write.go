@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io"
 	"os"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // Options controls Write. The zero value is valid: no label, UUID derived

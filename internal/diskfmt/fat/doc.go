@@ -18,8 +18,8 @@
 //   - shortname.go:  deterministic 8.3 names ("grub.cfg" -> GRUB.CFG,
 //     "Long Name.txt" -> LONGNA~1.TXT, BOOTX64.EFI unchanged, no LFN);
 //   - geometry.go:   FAT variant, cluster size, where each region lives;
-//   - plan.go:       cluster allocation of the tree and directory contents;
-//   - tree.go:       the input tree (Dir, Entry, File), pure data.
+//   - plan.go:       cluster allocation of the tree (an fstree.Node of
+//     directories and regular files) and directory contents.
 //
 // Reproducibility: entries are sorted by name, clusters allocated in one
 // deterministic pass (every file and directory contiguous), timestamps

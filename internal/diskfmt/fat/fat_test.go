@@ -4,14 +4,17 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/diskfmt/fat/fattest"
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // espTree is an EFI System Partition with everything that stresses the
@@ -20,7 +23,7 @@ import (
 // names of exactly one and two LFN entries, a 200-character name, a deep
 // path, an empty file and directory, and a directory of 300 long-named
 // files that spans many clusters.
-func espTree(t *testing.T, bootSize int) (*Dir, map[string][]byte) {
+func espTree(t *testing.T, bootSize int) (*fstree.Node, map[string][]byte) {
 	t.Helper()
 	files := map[string][]byte{
 		"EFI/BOOT/BOOTX64.EFI":                           randomBytes(1, bootSize),
@@ -40,13 +43,13 @@ func espTree(t *testing.T, bootSize int) (*Dir, map[string][]byte) {
 	for i := range 300 {
 		files[fmt.Sprintf("many/config-file-number-%03d.yaml", i)] = fmt.Appendf(nil, "id: %d\n", i)
 	}
-	root := &Dir{}
+	root := fstree.Dir(0o755, 0)
 	for p, data := range files {
-		if err := root.AddFile(p, data); err != nil {
+		if err := root.Add(p, fstree.File(data, 0o644, 0), 0o755, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := root.Mkdir("empty dir"); err != nil {
+	if _, err := root.Mkdir("empty dir", 0o755, 0); err != nil {
 		t.Fatal(err)
 	}
 	return root, files
@@ -77,8 +80,9 @@ func TestESPWithReferenceTools(t *testing.T) {
 				t.Errorf("fsck.vfat: want %d-byte clusters:\n%s", tc.clusterSize, report)
 			}
 
-			if got, want := listing(t, img), expectedListing(root); !slices.Equal(got, want) {
-				t.Fatalf("mdir -/ lists\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			// mdir lists the tree, mcopy extracts every file.
+			if err := fattest.Verify(img, root); err != nil {
+				t.Fatal(err)
 			}
 			// mdir shows the generated 8.3 aliases next to the long names.
 			dirList := run(t, "mdir", "-i", img, "::/")
@@ -102,7 +106,6 @@ func TestESPWithReferenceTools(t *testing.T) {
 			if got != string(files["EFI/BOOT/BOOTX64.EFI"]) {
 				t.Fatalf("mcopy ::/EFI/BOOT/BOOTX64.EFI: %d bytes differ from the source", len(got))
 			}
-			extractAll(t, img, files)
 
 			info := run(t, "minfo", "-i", img, "::")
 			for _, want := range []string{
@@ -133,7 +136,7 @@ func TestESPWithReferenceTools(t *testing.T) {
 // The same tree gives the same bytes, however it was assembled.
 func TestDeterministic(t *testing.T) {
 	dir := t.TempDir()
-	sum := func(name string, root *Dir) [32]byte {
+	sum := func(name string, root *fstree.Node) [32]byte {
 		img := filepath.Join(dir, name)
 		writeImage(t, img, 64<<20, "COS_GRUB", root, Options{ModTime: sourceDateEpoch})
 		b, err := os.ReadFile(img)
@@ -144,7 +147,7 @@ func TestDeterministic(t *testing.T) {
 	}
 	a, _ := espTree(t, 1<<20)
 	b, _ := espTree(t, 1<<20) // built from a map: another insertion order
-	slices.Reverse(b.Entries)
+	slices.Reverse(b.Children)
 	if sum("a.img", a) != sum("b.img", b) {
 		t.Fatal("two writes of the same tree differ")
 	}
@@ -161,8 +164,8 @@ func TestTimestamps(t *testing.T) {
 		{time.Date(2024, 2, 29, 13, 37, 59, 0, time.FixedZone("CET", 3600)), "2024-02-29  12:37"},
 	} {
 		img := filepath.Join(t.TempDir(), "t.img")
-		root := &Dir{}
-		_ = root.AddFile("f.txt", []byte("x"))
+		root := fstree.Dir(0o755, 0)
+		_ = root.Add("f.txt", fstree.File([]byte("x"), 0o644, 0), 0o755, 0)
 		writeImage(t, img, 4<<20, "", root, Options{ModTime: tc.mod})
 		if out := run(t, "mdir", "-i", img, "::/"); !strings.Contains(out, tc.want) {
 			t.Errorf("ModTime %v: mdir does not show %q:\n%s", tc.mod, tc.want, out)
@@ -191,8 +194,8 @@ func TestGeometry(t *testing.T) {
 		{3<<20 + 7*512, Options{}, "FAT16", 512}, // not a multiple of the track size
 	} {
 		img := filepath.Join(t.TempDir(), "g.img")
-		root := &Dir{}
-		_ = root.AddFile("EFI/BOOT/BOOTX64.EFI", randomBytes(3, 5000))
+		root := fstree.Dir(0o755, 0)
+		_ = root.Add("EFI/BOOT/BOOTX64.EFI", fstree.File(randomBytes(3, 5000), 0o644, 0), 0o755, 0)
 		writeImage(t, img, tc.size, "GEOM", root, tc.opt)
 		report := fsckClean(t, img)
 		info := run(t, "minfo", "-i", img, "::")
@@ -204,8 +207,8 @@ func TestGeometry(t *testing.T) {
 }
 
 func TestTooSmall(t *testing.T) {
-	root := &Dir{}
-	_ = root.AddFile("EFI/BOOT/BOOTX64.EFI", make([]byte, 5<<20))
+	root := fstree.Dir(0o755, 0)
+	_ = root.Add("EFI/BOOT/BOOTX64.EFI", fstree.File(make([]byte, 5<<20), 0o644, 0), 0o755, 0)
 	err := Write(discard{}, 4<<20, "COS_GRUB", root, Options{})
 	// 5 MiB of file plus the EFI and BOOT directories; the FAT16 root has its own region.
 	want := "fat: tree does not fit: it needs 5.00 MiB (10242 clusters of 512 bytes), the 4 MiB FAT16 file system has 3.95 MiB (8095 clusters)"
@@ -224,65 +227,88 @@ func TestTooSmall(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	many := &Dir{}
+	many := fstree.Dir(0o755, 0)
 	for i := range 600 {
-		_ = many.AddFile(fmt.Sprintf("F%d", i), nil)
+		_ = many.Add(fmt.Sprintf("F%d", i), fstree.File(nil, 0o644, 0), 0o755, 0)
+	}
+	dir := func(children ...*fstree.Node) *fstree.Node {
+		d := fstree.Dir(0o755, 0)
+		d.Children = children
+		return d
 	}
 	for _, tc := range []struct {
 		name  string
 		label string
-		root  *Dir
+		root  *fstree.Node
 		want  string
 	}{
-		{"colon", "", &Dir{Entries: []Entry{{Name: "a:b", File: &File{}}}}, `contains ':'`},
-		{"trailing dot", "", &Dir{Entries: []Entry{{Name: "name.", File: &File{}}}}, "ends with a dot"},
-		{"case duplicates", "", &Dir{Entries: []Entry{{Name: "Grub.cfg", File: &File{}}, {Name: "GRUB.CFG", File: &File{}}}}, "case-insensitive"},
-		{"neither file nor dir", "", &Dir{Entries: []Entry{{Name: "x"}}}, "exactly one of File and Dir"},
+		{"colon", "", dir(&fstree.Node{Name: "a:b"}), `contains ':'`},
+		{"trailing dot", "", dir(&fstree.Node{Name: "name."}), "ends with a dot"},
+		{"case duplicates", "", dir(&fstree.Node{Name: "Grub.cfg"}, &fstree.Node{Name: "GRUB.CFG"}), "case-insensitive"},
+		{"neither file nor dir", "", dir(&fstree.Node{Name: "x", Mode: fs.ModeSymlink, Target: "y"}), "not a regular file or directory"},
 		{"FAT16 root full", "", many, "the FAT16 root holds 512"},
 		{"long label", "TOO LONG LABEL", nil, "at most 11 characters"},
 		{"label dot", "A.B", nil, `'.' is not allowed`},
-		{"short content", "", &Dir{Entries: []Entry{{Name: "f", File: &File{Size: 10, Open: opener("12345")}}}}, "ends before its declared size of 10"},
-		{"long content", "", &Dir{Entries: []Entry{{Name: "f", File: &File{Size: 3, Open: opener("12345")}}}}, "longer than its declared size of 3"},
+		{"short content", "", dir(&fstree.Node{Name: "f", Size: 10, Open: opener("12345")}), "ends before its declared size of 10"},
+		{"long content", "", dir(&fstree.Node{Name: "f", Size: 3, Open: opener("12345")}), "longer than its declared size of 3"},
 	} {
 		err := Write(&memImage{}, 4<<20, tc.label, tc.root, Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	root := &Dir{}
-	_ = root.AddFile("a/b", nil)
-	if err := root.AddFile("a/b/c", nil); err == nil || !strings.Contains(err.Error(), "is a file") {
+	root := fstree.Dir(0o755, 0)
+	_ = root.Add("a/b", fstree.File(nil, 0o644, 0), 0o755, 0)
+	if err := root.Add("a/b/c", fstree.File(nil, 0o644, 0), 0o755, 0); err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("file as directory: error %v", err)
 	}
-	if err := root.AddFile("A/B", nil); err == nil || !strings.Contains(err.Error(), "already exists") {
+	// fstree names are case-sensitive, FAT's are not: Write refuses what
+	// fstree keeps apart.
+	_ = root.Add("A/B", fstree.File(nil, 0o644, 0), 0o755, 0)
+	if err := Write(&memImage{}, 4<<20, "", root, Options{}); err == nil || !strings.Contains(err.Error(), "case-insensitive") {
 		t.Errorf("existing file: error %v", err)
 	}
 }
 
-func TestFromFS(t *testing.T) {
+// TestDirSource writes a staging directory read by fstree.DirSource.
+func TestDirSource(t *testing.T) {
 	needTool(t, "fsck.vfat", "mcopy")
-	fsys := fstest.MapFS{
-		"esp/EFI/BOOT/BOOTX64.EFI": {Data: randomBytes(4, 70000)},
-		"esp/EFI/BOOT/grub.cfg":    {Data: []byte("configfile /grub.cfg\n")},
-		"esp/loader/entries":       {Mode: 0o755 | os.ModeDir},
+	src := t.TempDir()
+	files := map[string][]byte{
+		"EFI/BOOT/BOOTX64.EFI": randomBytes(4, 70000),
+		"EFI/BOOT/grub.cfg":    []byte("configfile /grub.cfg\n"),
 	}
-	root, err := FromFS(fsys, "esp")
+	for p, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(src, "loader/entries"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := fstree.DirSource(src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(t.TempDir(), "fromfs.img")
 	writeImage(t, img, 8<<20, "EFI", root, Options{})
-	fsckClean(t, img)
-	extractAll(t, img, map[string][]byte{
-		"EFI/BOOT/BOOTX64.EFI": fsys["esp/EFI/BOOT/BOOTX64.EFI"].Data,
-		"EFI/BOOT/grub.cfg":    fsys["esp/EFI/BOOT/grub.cfg"].Data,
-	})
-	if got, want := listing(t, img), expectedListing(root); !slices.Equal(got, want) || !slices.Contains(got, "::/loader/entries/") {
-		t.Errorf("mdir lists %v, want %v", got, want)
+	if err := fattest.Verify(img, root); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fattest.List(img); err != nil || !slices.Contains(got, "::/loader/entries/") {
+		t.Errorf("mdir lists %v (%v), want ::/loader/entries/ in it", got, err)
 	}
 
-	fsys["esp/link"] = &fstest.MapFile{Mode: os.ModeSymlink, Data: []byte("EFI")}
-	if _, err := FromFS(fsys, "esp"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if err := os.Symlink("EFI", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if root, err = fstree.DirSource(src); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&memImage{}, 8<<20, "EFI", root, Options{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("symlink: error %v", err)
 	}
 }

@@ -2,9 +2,12 @@ package fat
 
 import (
 	"fmt"
-	"slices"
+	"io"
+	"io/fs"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // maxDirEntries is the FAT limit on entries per directory (a 2 MiB directory).
@@ -15,9 +18,9 @@ type node struct {
 	name     string // long name; "" for the root
 	path     string // for error messages
 	short    [11]byte
-	lfn      bool // the name needs long-name entries
-	file     *File
-	children []*node // directories only, sorted by name
+	lfn      bool                          // the name needs long-name entries
+	open     func() (io.ReadCloser, error) // a file's content
+	children []*node                       // directories only, sorted by name
 	isDir    bool
 	size     int64  // file bytes, or directory entries * 32
 	first    uint32 // first cluster; 0 for an empty file and the FAT16 root
@@ -35,9 +38,12 @@ type plan struct {
 	used  int64 // clusters allocated
 }
 
-func newPlan(g geometry, root *Dir, label bool) (*plan, error) {
+func newPlan(g geometry, root *fstree.Node, label bool) (*plan, error) {
 	if root == nil {
-		root = &Dir{}
+		root = &fstree.Node{Mode: fs.ModeDir}
+	}
+	if !root.Mode.IsDir() {
+		return nil, fmt.Errorf("the root is not a directory")
 	}
 	p := &plan{g: g, label: label}
 	var err error
@@ -96,10 +102,14 @@ func newPlan(g geometry, root *Dir, label bool) (*plan, error) {
 }
 
 // buildNode validates a directory and gives its entries their short names.
-func buildNode(d *Dir, name, path string) (*node, error) {
+// Only directories and regular files are allowed; node metadata (modes,
+// owners, times) is not recorded (every entry gets Options.ModTime).
+func buildNode(d *fstree.Node, name, path string) (*node, error) {
 	n := &node{name: name, path: path, isDir: true}
-	entries := slices.Clone(d.Entries)
-	slices.SortFunc(entries, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	entries, err := fstree.Sorted(d, 0) // by name, bytewise
+	if err != nil {
+		return nil, fmt.Errorf("%s/: %w", path, err)
+	}
 	seen := make(map[string]string, len(entries))
 	for _, e := range entries {
 		p := path + "/" + e.Name
@@ -111,8 +121,8 @@ func buildNode(d *Dir, name, path string) (*node, error) {
 			return nil, fmt.Errorf("%s/: entries %q and %q have the same name to FAT, whose names are case-insensitive", path, prev, e.Name)
 		}
 		seen[folded] = e.Name
-		if (e.File == nil) == (e.Dir == nil) {
-			return nil, fmt.Errorf("%s: an entry needs exactly one of File and Dir", p)
+		if t := e.Mode.Type(); t != fs.ModeDir && !t.IsRegular() {
+			return nil, fmt.Errorf("%s: %v is not a regular file or directory, which is all FAT holds", p, t)
 		}
 	}
 
@@ -128,15 +138,18 @@ func buildNode(d *Dir, name, path string) (*node, error) {
 	for i, e := range entries {
 		p := path + "/" + e.Name
 		var c *node
-		if e.Dir != nil {
+		if e.Mode.IsDir() {
 			var err error
-			if c, err = buildNode(e.Dir, e.Name, p); err != nil {
+			if c, err = buildNode(e, e.Name, p); err != nil {
 				return nil, err
 			}
 		} else {
-			c = &node{name: e.Name, path: p, file: e.File, size: e.File.size()}
+			c = &node{name: e.Name, path: p, open: e.Open, size: e.Size}
 			if c.size < 0 || c.size > 0xFFFFFFFF {
 				return nil, fmt.Errorf("%s: size %d is outside FAT's 0 to 4 GiB - 1", p, c.size)
+			}
+			if c.open == nil && c.size != 0 {
+				return nil, fmt.Errorf("%s: a file of %d bytes has no Open function", p, c.size)
 			}
 		}
 		if exact[i] {

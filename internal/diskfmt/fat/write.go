@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // Options tune the file system. The zero value chooses everything
@@ -30,15 +32,19 @@ type Options struct {
 	HiddenSectors uint32
 }
 
-// Write creates a FAT file system of size bytes on w holding the tree root,
-// with volume label label (up to 11 characters of the 8.3 set, upper-cased;
-// "" for none).
+// Write creates a FAT file system of size bytes on w holding the tree root
+// (nil: empty), with volume label label (up to 11 characters of the 8.3
+// set, upper-cased; "" for none). The tree may hold only directories and
+// regular files; names are compared case-insensitively, as FAT does, so two
+// names of a directory differing only in case are an error. Entries are
+// written in fstree.Sorted order; their modes, owners and times are not
+// recorded.
 //
 // Everything is planned first: a tree that does not fit fails before
 // anything is written. Metadata, directories and file clusters are written
 // in full; free clusters are not written at all, so on a new (sparse) file
 // of size bytes the result is identical byte for byte on every run.
-func Write(w io.WriterAt, size int64, label string, root *Dir, opt Options) error {
+func Write(w io.WriterAt, size int64, label string, root *fstree.Node, opt Options) error {
 	g, err := newGeometry(size, opt)
 	if err != nil {
 		return fmt.Errorf("fat: %w", err)
@@ -130,7 +136,7 @@ func (p *plan) writeFile(w io.WriterAt, n *node) error {
 	if n.size == 0 {
 		return nil
 	}
-	rc, err := n.file.open()
+	rc, err := n.open()
 	if err != nil {
 		return fmt.Errorf("%s: %w", n.path, err)
 	}

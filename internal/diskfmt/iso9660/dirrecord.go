@@ -57,7 +57,7 @@ func dirSize(recs []record) int64 {
 }
 
 // appendRecord serializes one record (ECMA-119 9.1).
-func appendRecord(b []byte, r *record, defTime time.Time) []byte {
+func appendRecord(b []byte, r *record) []byte {
 	l := r.length()
 	start := len(b)
 	b = append(b, make([]byte, baseLen(r.ident))...)
@@ -67,7 +67,7 @@ func appendRecord(b []byte, r *record, defTime time.Time) []byte {
 	lba, size, flags := r.target.extentOf(r.joliet)
 	putBoth32(rec[2:], lba)
 	putBoth32(rec[10:], size)
-	putDirDate(rec[18:], r.target.mtime(defTime))
+	putDirDate(rec[18:], time.Unix(r.target.mtime, 0))
 	rec[25] = flags
 	rec[26], rec[27] = 0, 0 // not interleaved
 	putBoth16(rec[28:], 1)  // volume sequence number
@@ -81,14 +81,14 @@ func appendRecord(b []byte, r *record, defTime time.Time) []byte {
 }
 
 // dirBytes serializes a directory's records into its extent.
-func dirBytes(recs []record, size int64, defTime time.Time) []byte {
+func dirBytes(recs []record, size int64) []byte {
 	b := make([]byte, 0, size)
 	for i := range recs {
 		l := recs[i].length()
 		if len(b)%BlockSize+l > BlockSize {
 			b = append(b, make([]byte, BlockSize-len(b)%BlockSize)...)
 		}
-		b = appendRecord(b, &recs[i], defTime)
+		b = appendRecord(b, &recs[i])
 	}
 	return append(b, make([]byte, int(size)-len(b))...)
 }

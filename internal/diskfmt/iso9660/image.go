@@ -1,16 +1,11 @@
 package iso9660
 
 import (
-	"bytes"
-	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // Image describes an ISO 9660 image as pure data. Write turns it into bytes.
@@ -21,12 +16,17 @@ type Image struct {
 	// uses. The Joliet descriptor gets it too, cut to 16 characters.
 	VolumeID string
 	// ModTime is the volume creation and modification time (from
-	// SOURCE_DATE_EPOCH) and the time of every entry whose ModTime is zero.
-	// It must be set: nothing in this package reads the clock.
+	// SOURCE_DATE_EPOCH), and the boot catalog's. It must be set: nothing
+	// in this package reads the clock.
 	ModTime time.Time
 
-	// Root is the tree. Its own Meta gives the root directory's metadata.
-	Root *Dir
+	// Root is the tree, a directory. Rock Ridge records each entry's
+	// permissions (with setuid, setgid, sticky), owner and ModTime (whole
+	// seconds); directories, regular files and symlinks (targets of at most
+	// 1023 bytes: the most libisofs reads back; Joliet has none) are
+	// written, hardlinks (LinkID) as copies, xattrs not at all; devices,
+	// FIFOs and sockets are refused. Names are at most 255 bytes.
+	Root *fstree.Node
 
 	// Joliet adds the Joliet tree, for Windows and other readers without
 	// Rock Ridge. Rock Ridge is always written.
@@ -102,165 +102,6 @@ type EFIBoot struct {
 // package gpt, which encodes the system area's GPT, stores it mixed-endian
 // as UEFI prescribes.
 type GUID = gpt.GUID
-
-// Meta is what Rock Ridge records of an entry: POSIX permissions, owner and
-// modification time.
-type Meta struct {
-	// Mode holds the permission bits and fs.ModeSetuid, fs.ModeSetgid,
-	// fs.ModeSticky; the file type bits are ignored (the node type decides).
-	Mode fs.FileMode
-	UID  uint32
-	GID  uint32
-	// ModTime is written as modification, access and attribute change
-	// time. Zero means Image.ModTime.
-	ModTime time.Time
-}
-
-// Node is an entry of the tree: *Dir, *File or *Symlink.
-type Node interface {
-	meta() *Meta
-}
-
-// Dir is a directory. Entries maps names (one path component, any bytes
-// but "/" and NUL, at most 255) to nodes; the order of the map does not
-// matter, entries are sorted when written.
-type Dir struct {
-	Meta
-	Entries map[string]Node
-}
-
-// File is a regular file of Size bytes whose content Open returns. Open is
-// called once per Write, while the file's data is written, and must return
-// exactly Size bytes.
-type File struct {
-	Meta
-	Size int64
-	Open func() (io.ReadCloser, error)
-}
-
-// Symlink is a symbolic link to Target (absolute or relative, at most 1023
-// bytes: the most libisofs reads back). Joliet has no symlinks: they only
-// show in the Rock Ridge tree.
-type Symlink struct {
-	Meta
-	Target string
-}
-
-func (d *Dir) meta() *Meta     { return &d.Meta }
-func (f *File) meta() *Meta    { return &f.Meta }
-func (s *Symlink) meta() *Meta { return &s.Meta }
-
-// NewDir returns an empty directory.
-func NewDir(m Meta) *Dir { return &Dir{Meta: m, Entries: map[string]Node{}} }
-
-// BytesFile returns a file whose content is b.
-func BytesFile(b []byte, m Meta) *File {
-	return &File{Meta: m, Size: int64(len(b)), Open: func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b)), nil
-	}}
-}
-
-// HostFile returns a file whose content is read from the host file at p
-// when the image is written. Its size is taken now; Meta is given, not read
-// from the host, so that the caller decides what the image records.
-func HostFile(p string, m Meta) (*File, error) {
-	st, err := os.Stat(p)
-	if err != nil {
-		return nil, fmt.Errorf("iso9660: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("iso9660: %s is not a regular file", p)
-	}
-	return &File{Meta: m, Size: st.Size(), Open: openHost(p)}, nil
-}
-
-// Add puts n in d under name.
-func (d *Dir) Add(name string, n Node) error {
-	if err := checkName(name); err != nil {
-		return fmt.Errorf("iso9660: %w", err)
-	}
-	if n == nil {
-		return fmt.Errorf("iso9660: %q: nil node", name)
-	}
-	if d.Entries == nil {
-		d.Entries = map[string]Node{}
-	}
-	if _, ok := d.Entries[name]; ok {
-		return fmt.Errorf("iso9660: %q already exists", name)
-	}
-	d.Entries[name] = n
-	return nil
-}
-
-// AddPath puts n at the slash-separated path p below d, creating missing
-// parent directories with dirMeta.
-func (d *Dir) AddPath(p string, n Node, dirMeta Meta) error {
-	parts, err := splitPath(p)
-	if err != nil {
-		return fmt.Errorf("iso9660: %w", err)
-	}
-	cur := d
-	for i, part := range parts[:len(parts)-1] {
-		next, ok := cur.Entries[part]
-		if !ok {
-			nd := NewDir(dirMeta)
-			if err := cur.Add(part, nd); err != nil {
-				return err
-			}
-			cur = nd
-			continue
-		}
-		nd, ok := next.(*Dir)
-		if !ok {
-			return fmt.Errorf("iso9660: %s: %s is not a directory", p, path.Join(parts[:i+1]...))
-		}
-		cur = nd
-	}
-	if err := cur.Add(parts[len(parts)-1], n); err != nil {
-		return fmt.Errorf("%w (adding %s)", err, p)
-	}
-	return nil
-}
-
-// Lookup returns the node at the slash-separated path p below d.
-func (d *Dir) Lookup(p string) (Node, error) {
-	parts, err := splitPath(p)
-	if err != nil {
-		return nil, fmt.Errorf("iso9660: %w", err)
-	}
-	var cur Node = d
-	for i, part := range parts {
-		dir, ok := cur.(*Dir)
-		if !ok {
-			return nil, fmt.Errorf("iso9660: %s: %s is not a directory", p, path.Join(parts[:i]...))
-		}
-		if cur, ok = dir.Entries[part]; !ok {
-			return nil, fmt.Errorf("iso9660: %s: %w", p, fs.ErrNotExist)
-		}
-	}
-	return cur, nil
-}
-
-func splitPath(p string) ([]string, error) {
-	clean := strings.Trim(path.Clean("/"+p), "/")
-	if clean == "" {
-		return nil, fmt.Errorf("path %q names the root", p)
-	}
-	return strings.Split(clean, "/"), nil
-}
-
-// checkName enforces what Rock Ridge NM and POSIX readers can hold.
-func checkName(name string) error {
-	switch {
-	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("invalid name %q", name)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("name %q contains '/' or NUL", name)
-	case len(name) > maxNameLen:
-		return fmt.Errorf("name %q is %d bytes, at most %d fit (NAME_MAX)", name, len(name), maxNameLen)
-	}
-	return nil
-}
 
 // maxNameLen is NAME_MAX of the readers (Linux): Rock Ridge itself could
 // chain NM entries further.

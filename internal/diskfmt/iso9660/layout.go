@@ -5,21 +5,26 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
-// node is an entry of the tree as laid out: the Image's Node plus names,
-// records and block addresses of both directory trees.
+// node is an entry of the tree as laid out: the Image's fstree.Node plus
+// names, records and block addresses of both directory trees.
 type node struct {
-	name   string // Rock Ridge name; "" for the root
-	path   string // for error messages
-	parent *node  // the root's parent is itself
-	meta   Meta
+	name   string      // Rock Ridge name; "" for the root
+	path   string      // for error messages
+	parent *node       // the root's parent is itself
+	mode   fs.FileMode // permissions, setuid, setgid, sticky
+	uid    uint32
+	gid    uint32
+	mtime  int64 // seconds: the 7-byte dates hold no fraction
 	dir    bool
 	link   string // symlink target, if a symlink
 	isLink bool
@@ -47,13 +52,6 @@ type node struct {
 	jolRecs   []record
 	jolSize   int64
 	jolExtent uint32
-}
-
-func (n *node) mtime(def time.Time) time.Time {
-	if n.meta.ModTime.IsZero() {
-		return def
-	}
-	return n.meta.ModTime
 }
 
 // extentOf is what a directory record of n says: location, data length,
@@ -188,35 +186,38 @@ func validate(img *Image) error {
 }
 
 // buildTree copies the Image tree into nodes, children sorted by name.
-func buildTree(root *Dir) (*node, error) {
-	n := &node{dir: true, meta: root.Meta, path: "/"}
-	n.parent = n
+func buildTree(root *fstree.Node) (*node, error) {
+	if !root.Mode.IsDir() {
+		return nil, fmt.Errorf("iso9660: the root is not a directory")
+	}
+	n := newNode(root, "/")
+	n.name, n.parent, n.dir = "", n, true // a root's Name is ignored
 	return n, fillNode(n, root)
 }
 
-func fillNode(n *node, d *Dir) error {
-	names := make([]string, 0, len(d.Entries))
-	for name := range d.Entries {
-		names = append(names, name)
+// newNode is n's metadata: what Rock Ridge PX and TF record.
+func newNode(n *fstree.Node, p string) *node {
+	return &node{name: n.Name, path: p, mode: n.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky),
+		uid: n.UID, gid: n.GID, mtime: n.ModTime}
+}
+
+func fillNode(n *node, d *fstree.Node) error {
+	children, err := fstree.Sorted(d, maxNameLen)
+	if err != nil {
+		return fmt.Errorf("iso9660: %s: %w", n.path, err)
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		p := strings.TrimSuffix(n.path, "/") + "/" + name
-		if err := checkName(name); err != nil {
-			return fmt.Errorf("iso9660: %s: %w", p, err)
-		}
-		c := &node{name: name, path: p, parent: n}
-		switch e := d.Entries[name].(type) {
-		case *Dir:
-			if e == nil {
-				return fmt.Errorf("iso9660: %s: nil directory", p)
-			}
-			c.dir, c.meta = true, e.Meta
+	for _, e := range children {
+		p := strings.TrimSuffix(n.path, "/") + "/" + e.Name
+		c := newNode(e, p)
+		c.parent = n
+		switch t := e.Mode.Type(); {
+		case t == fs.ModeDir:
+			c.dir = true
 			if err := fillNode(c, e); err != nil {
 				return err
 			}
-		case *File:
-			if e == nil || e.Open == nil {
+		case t.IsRegular():
+			if e.Open == nil && e.Size != 0 {
 				return fmt.Errorf("iso9660: %s: file has no Open function", p)
 			}
 			if e.Size < 0 {
@@ -225,14 +226,11 @@ func fillNode(n *node, d *Dir) error {
 			if e.Size > math.MaxUint32 {
 				return fmt.Errorf("iso9660: %s: %d bytes: files of 4 GiB or more need multi-extent files, which this writer does not write", p, e.Size)
 			}
-			c.meta, c.size, c.open = e.Meta, e.Size, e.Open
-		case *Symlink:
-			if e == nil {
-				return fmt.Errorf("iso9660: %s: nil symlink", p)
-			}
-			c.meta, c.isLink, c.link = e.Meta, true, e.Target
+			c.size, c.open = e.Size, e.Open
+		case t == fs.ModeSymlink:
+			c.isLink, c.link = true, e.Target
 		default:
-			return fmt.Errorf("iso9660: %s: unsupported node type %T", p, e)
+			return fmt.Errorf("iso9660: %s: file type %v is not supported (only directories, regular files and symlinks)", p, t)
 		}
 		n.children = append(n.children, c)
 	}
@@ -241,11 +239,8 @@ func fillNode(n *node, d *Dir) error {
 
 // lookup finds a node by slash-separated path.
 func (l *layout) lookup(p string) (*node, error) {
-	parts, err := splitPath(p)
-	if err != nil {
-		return nil, err
-	}
 	n := l.root
+	parts := fstree.SplitPath(p)
 	for _, part := range parts {
 		var next *node
 		for _, c := range n.children {
@@ -271,20 +266,21 @@ func (l *layout) attachBoot() error {
 		}
 		return nil
 	}
-	l.catalog = &node{name: "boot.catalog", path: "(boot catalog)", size: catalogSize}
+	l.catalog = &node{name: "boot.catalog", path: "(boot catalog)", size: catalogSize, mtime: img.ModTime.Unix()}
 	if img.CatalogPath != "" {
-		parts, err := splitPath(img.CatalogPath)
-		if err != nil {
-			return fmt.Errorf("iso9660: CatalogPath: %w", err)
+		parts := fstree.SplitPath(img.CatalogPath)
+		if len(parts) == 0 {
+			return fmt.Errorf("iso9660: CatalogPath: path %q names the root", img.CatalogPath)
 		}
 		parent := l.root
+		var err error
 		if len(parts) > 1 {
 			if parent, err = l.lookup(strings.Join(parts[:len(parts)-1], "/")); err != nil || !parent.dir {
 				return fmt.Errorf("iso9660: CatalogPath %q: the parent directory must be in the tree", img.CatalogPath)
 			}
 		}
 		name := parts[len(parts)-1]
-		if err := checkName(name); err != nil {
+		if err := fstree.CheckName(name, maxNameLen); err != nil {
 			return fmt.Errorf("iso9660: CatalogPath %q: %w", img.CatalogPath, err)
 		}
 		for _, c := range parent.children {
@@ -295,7 +291,7 @@ func (l *layout) attachBoot() error {
 		// The catalog shows as a read-only file owned by root, dated with
 		// the volume, as xorriso shows it.
 		l.catalog.name, l.catalog.path, l.catalog.parent = name, img.CatalogPath, parent
-		l.catalog.meta = Meta{Mode: 0o444, ModTime: img.ModTime}
+		l.catalog.mode = 0o444
 		i, _ := slices.BinarySearchFunc(parent.children, name, func(c *node, n string) int { return strings.Compare(c.name, n) })
 		parent.children = slices.Insert(parent.children, i, l.catalog)
 	}
@@ -357,6 +353,9 @@ func (l *layout) attachBoot() error {
 }
 
 func readAll(n *node) ([]byte, error) {
+	if n.open == nil {
+		return []byte{}, nil // empty
+	}
 	r, err := n.open()
 	if err != nil {
 		return nil, err
@@ -431,23 +430,22 @@ func (l *layout) buildISOTree() error {
 
 // isoRecords builds the records of directory d: ".", "..", the entries.
 func (l *layout) isoRecords(d *node) ([]record, error) {
-	def := l.img.ModTime
 	dot := [][]byte{}
 	if d == l.root {
 		dot = append(dot, spEntry())
 	}
-	dot = append(dot, l.px(d), tfEntry(d.mtime(def)))
+	dot = append(dot, l.px(d), tfEntry(d.mtime))
 	if d == l.root {
 		dot = append(dot, erEntry())
 	}
 	recs := []record{
 		{ident: identDot, target: d, su: splitSystemUse(dot, maxRecordLen-baseLen(identDot))},
 		{ident: identDotDot, target: d.parent, su: splitSystemUse(
-			[][]byte{l.px(d.parent), tfEntry(d.parent.mtime(def))}, maxRecordLen-baseLen(identDotDot))},
+			[][]byte{l.px(d.parent), tfEntry(d.parent.mtime)}, maxRecordLen-baseLen(identDotDot))},
 	}
 	for _, c := range d.isoKids {
 		ident := c.isoName.ident()
-		su := [][]byte{l.px(c), tfEntry(c.mtime(def))}
+		su := [][]byte{l.px(c), tfEntry(c.mtime)}
 		su = append(su, nmEntries(c.name)...)
 		if c.isLink {
 			sl, err := slEntries(c.link)
@@ -469,7 +467,7 @@ func (l *layout) px(n *node) []byte {
 	case n.isLink:
 		typ = sIFLNK
 	}
-	return pxEntry(posixMode(n.meta.Mode, typ), n.nlink, n.meta.UID, n.meta.GID)
+	return pxEntry(posixMode(n.mode, typ), n.nlink, n.uid, n.gid)
 }
 
 // pathTableOrder numbers the directories breadth first and builds the
@@ -622,7 +620,7 @@ func (l *layout) derivedGUID() GUID {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00", l.img.VolumeID, l.img.ModTime.UTC().Format(time.RFC3339Nano))
 	for _, d := range l.isoTree.dirs {
-		h.Write(dirBytes(d.isoRecs, d.isoSize, l.img.ModTime))
+		h.Write(dirBytes(d.isoRecs, d.isoSize))
 	}
 	return gpt.NewSHA1GUID(gpt.NamespaceURL, "kairos-iso9660:"+hex.EncodeToString(h.Sum(nil)))
 }

@@ -82,7 +82,7 @@ func pxEntry(mode uint32, nlink, uid, gid uint32) []byte {
 	return b
 }
 
-// posixMode converts Meta.Mode and the node type to st_mode bits.
+// posixMode converts a node's permission bits and its type to st_mode bits.
 func posixMode(m fs.FileMode, typ uint32) uint32 {
 	v := uint32(m.Perm()) | typ
 	if m&fs.ModeSetuid != 0 {
@@ -100,7 +100,8 @@ func posixMode(m fs.FileMode, typ uint32) uint32 {
 // tfEntry records modification, access and attribute change time (RRIP
 // 4.1.6, flags MODIFY|ACCESS|ATTRIBUTES, 7-byte form), all the same: the
 // image holds one time per entry so that rebuilds are identical.
-func tfEntry(t time.Time) []byte {
+func tfEntry(sec int64) []byte {
+	t := time.Unix(sec, 0)
 	b := suspHeader("TF", lenTF)
 	b[4] = 0x02 | 0x04 | 0x08
 	for i := range 3 {

@@ -58,7 +58,7 @@ func volumeDescriptor(l *layout, joliet bool) []byte {
 	binary.BigEndian.PutUint32(b[148:], t.ptM)
 	// 156: the root directory record, without System Use (9.1, 8.4.18).
 	root := record{ident: identDot, target: l.root, joliet: joliet}
-	copy(b[156:190], appendRecord(nil, &root, l.img.ModTime))
+	copy(b[156:190], appendRecord(nil, &root))
 	fill(b[190:318], "")               // volume set identifier
 	fill(b[318:446], "")               // publisher
 	fill(b[446:574], "")               // data preparer

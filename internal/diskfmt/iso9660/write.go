@@ -85,9 +85,8 @@ func (l *layout) write(sw *seqWriter) error {
 		}
 	}
 
-	def := l.img.ModTime
 	for _, d := range l.isoTree.dirs {
-		if err := sw.writeAt("directory "+d.path, int64(d.extent), dirBytes(d.isoRecs, d.isoSize, def)); err != nil {
+		if err := sw.writeAt("directory "+d.path, int64(d.extent), dirBytes(d.isoRecs, d.isoSize)); err != nil {
 			return err
 		}
 	}
@@ -106,7 +105,7 @@ func (l *layout) write(sw *seqWriter) error {
 		}
 	}
 	for _, d := range l.jolietTree.dirs {
-		if err := sw.writeAt("Joliet directory "+d.path, int64(d.jolExtent), dirBytes(d.jolRecs, d.jolSize, def)); err != nil {
+		if err := sw.writeAt("Joliet directory "+d.path, int64(d.jolExtent), dirBytes(d.jolRecs, d.jolSize)); err != nil {
 			return err
 		}
 	}

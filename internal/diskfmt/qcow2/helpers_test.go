@@ -1,13 +1,10 @@
 package qcow2
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sort"
 	"testing"
 )
 
@@ -100,56 +97,4 @@ func run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 	return string(out)
-}
-
-// sameContent compares two files byte for byte without reading the holes
-// they share: outside the union of their data extents both read as zeros by
-// definition, inside it every byte is compared.
-func sameContent(t testing.TB, a, b string) {
-	t.Helper()
-	fa, err := os.Open(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fb.Close()
-	sa, _ := fa.Stat()
-	sb, _ := fb.Stat()
-	if sa.Size() != sb.Size() {
-		t.Fatalf("%s is %d bytes, %s is %d bytes", filepath.Base(a), sa.Size(), filepath.Base(b), sb.Size())
-	}
-	exts := append(dataExtents(fa, sa.Size()), dataExtents(fb, sb.Size())...)
-	sort.Slice(exts, func(i, j int) bool { return exts[i].start < exts[j].start })
-	var merged []extent
-	for _, e := range exts {
-		if n := len(merged); n > 0 && e.start <= merged[n-1].end {
-			merged[n-1].end = max(merged[n-1].end, e.end)
-			continue
-		}
-		merged = append(merged, e)
-	}
-	ba := make([]byte, 4<<20)
-	bb := make([]byte, 4<<20)
-	for _, e := range merged {
-		for off := e.start; off < e.end; off += int64(len(ba)) {
-			n := min(int64(len(ba)), e.end-off)
-			if err := readFull(fa, ba[:n], off); err != nil {
-				t.Fatal(err)
-			}
-			if err := readFull(fb, bb[:n], off); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(ba[:n], bb[:n]) {
-				for i := range ba[:n] {
-					if ba[i] != bb[i] {
-						t.Fatalf("%s and %s differ at byte %d", filepath.Base(a), filepath.Base(b), off+int64(i))
-					}
-				}
-			}
-		}
-	}
 }

@@ -2,9 +2,10 @@ package squashfs
 
 import (
 	"fmt"
-	"github.com/kairos-io/kairos/internal/fstree"
 	"io/fs"
 	"math"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // kind is an inode's file type, numbered as squashfs' basic inode types

@@ -3,11 +3,11 @@ package squashfs
 import (
 	"bufio"
 	"context"
-	"github.com/kairos-io/kairos/internal/fstree"
-
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/kairos-io/kairos/internal/fstree"
 )
 
 // output tracks the position in the image (relative to its start) while
