@@ -77,11 +77,12 @@ func manualInstallCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if problems := cloudconfig.Validate(args[0], data); len(problems) > 0 {
-				for _, p := range problems {
-					fmt.Fprintln(os.Stderr, p)
-				}
-				return fmt.Errorf("%s: %d problem(s): nothing was written", args[0], len(problems))
+			diags := cloudconfig.Validate(args[0], data)
+			for _, d := range diags {
+				fmt.Fprintln(os.Stderr, d)
+			}
+			if n := diags.Errors(false); n > 0 {
+				return fmt.Errorf("%s: %d error(s): nothing was written", args[0], n)
 			}
 			return installWithFile(cmd.Context(), args[0], data, f)
 		},
@@ -133,11 +134,11 @@ func installWithFile(ctx context.Context, name string, data []byte, f installFla
 	}
 	m := loadConfig()
 	cloudconfig.Merge(m.Values, doc)
-	cfgStages, err := stages.Parse(data)
+	src, err := stages.ParseSource(name, data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
-	return runInstall(ctx, m, &stages.Source{Path: name, Config: cfgStages}, data, f)
+	return runInstall(ctx, m, &src, data, f)
 }
 
 func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source, userCfg []byte, f installFlags) error {

@@ -44,5 +44,9 @@ func loadConfig() cloudconfig.Merged {
 	for _, err := range m.Skipped {
 		logrus.Warnf("cloud-config skipped: %v", err)
 	}
+	// debug: true in a config turns on the agent's debug log, as upstream.
+	if m.Config().Debug {
+		logrus.SetLevel(logrus.DebugLevel)
+	}
 	return m
 }

@@ -10,13 +10,20 @@ import (
 )
 
 func validateCmd() *cobra.Command {
-	return &cobra.Command{
+	var strict bool
+	cmd := &cobra.Command{
 		Use:   "validate <file>...",
-		Short: "Check cloud-config files against the Kairos keys",
-		Long: `Check cloud-config files: the #cloud-config header, YAML syntax, and every
-key and value shape (users, install, upgrade, reset, k3s, k3s-agent, p2p,
-stages...). Each problem is printed as file:line:column; the exit status is 1
-when there is any. Boot itself never fails on unknown keys: they are ignored.`,
+		Short: "Check cloud-config and stage files exactly as the node reads them",
+		Long: `Check cloud-config and stage files with the reader boot uses: YAML syntax,
+and the type and value of every key the node reads (users, install, reset,
+upgrade, k3s, p2p, bundles, stages and their steps, cloud-init's write_files,
+runcmd...). Each finding is printed as file:line:column.
+
+Errors (a wrong type or value) make boot skip the whole file, so the exit
+status is 1 when there is any. Keys nothing reads are warnings (exit 0):
+bundles and providers add keys of their own; --strict makes them errors.
+A file without a #cloud-config header is a stage file: only its name and
+stages run.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			n := 0
@@ -25,10 +32,11 @@ when there is any. Boot itself never fails on unknown keys: they are ignored.`,
 				if err != nil {
 					return err
 				}
-				for _, p := range cloudconfig.Validate(f, data) {
-					fmt.Fprintln(cmd.OutOrStdout(), p)
-					n++
+				diags := cloudconfig.Validate(f, data)
+				for _, d := range diags {
+					fmt.Fprintln(cmd.OutOrStdout(), d)
 				}
+				n += diags.Errors(strict)
 			}
 			if n > 0 {
 				return fmt.Errorf("%d problem(s) found", n)
@@ -36,4 +44,6 @@ when there is any. Boot itself never fails on unknown keys: they are ignored.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&strict, "strict", false, "warnings (keys nothing reads) are errors too")
+	return cmd
 }

@@ -1,10 +1,8 @@
 package cloudconfig
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 
@@ -26,7 +24,8 @@ type Merged struct {
 }
 
 // Load reads and merges the cloud-configs below root ("/" on a node).
-// Files without a cloud-config header are not configs and are left out.
+// Files without a cloud-config header are stage files, not configs, and
+// are left out; a file with errors (Parse) is skipped and reported.
 func Load(root string) Merged {
 	m := Merged{Values: map[string]any{}}
 	for _, dir := range SourceDirs {
@@ -38,15 +37,16 @@ func Load(root string) Merged {
 				m.Skipped = append(m.Skipped, err)
 				continue
 			}
-			first, _, _ := strings.Cut(string(data), "\n")
-			if !slices.Contains(Headers, strings.TrimSpace(first)) {
+			if !HasHeader(data) {
 				continue
 			}
-			var doc map[string]any
-			if err := yaml.Unmarshal(data, &doc); err != nil {
-				m.Skipped = append(m.Skipped, fmt.Errorf("%s: %w", f, err))
+			parsed, diags := Parse(f, data)
+			if err := diags.Err(); err != nil {
+				// As the stages do: a file with errors is not half-used.
+				m.Skipped = append(m.Skipped, err)
 				continue
 			}
+			doc := parsed.Tree
 			Merge(m.Values, doc)
 			m.Files = append(m.Files, f)
 		}
@@ -93,4 +93,19 @@ func (m Merged) Get(key string) (any, bool) {
 		}
 	}
 	return cur, true
+}
+
+// Config is the merged configuration as the language's types, read by the
+// same decoder as every file: each file was checked when loaded, so a
+// value that still does not fit (two files' halves merged) is left at its
+// zero value rather than guessed.
+func (m Merged) Config() *Config {
+	c := &Config{}
+	var n yaml.Node
+	if err := n.Encode(m.Values); err != nil {
+		return c
+	}
+	d := &decoder{file: "the merged config"}
+	d.decode(&n, reflectOf(c), "")
+	return c
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
 // holdLockEnv makes the test binary a helper that holds lckpwdf's lock on
@@ -377,7 +379,7 @@ func TestUsersConcurrentInProcess(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = (Runner{Root: root}).applyUsers(context.Background(), Users{{Name: fmt.Sprintf("c%d", i), Groups: []string{"wheel"}}})
+				errs[i] = (Runner{Root: root}).applyUsers(context.Background(), cloudconfig.Users{{Name: fmt.Sprintf("c%d", i), Groups: []string{"wheel"}}})
 			}()
 		}
 		wg.Wait()

@@ -6,10 +6,10 @@ import (
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
-// FuzzConfig feeds arbitrary documents to both readers of a cloud-config,
-// the validator (`kairos-agent validate`) and the boot-time parser: a
-// cloud-config comes from a URL, a CIDATA volume or a user, so neither may
-// crash or hang on any input; each answers with problems or an error.
+// FuzzConfig feeds arbitrary documents to `kairos-agent validate` and to
+// what boot loads: a cloud-config comes from a URL, a CIDATA volume or a
+// user, so neither may crash or hang on any input, and both must give the
+// same verdict (boot refuses exactly the files validate finds errors in).
 func FuzzConfig(f *testing.F) {
 	for _, seed := range []string{
 		"#cloud-config\nusers:\n  - name: u\n    passwd: p\n    groups: [admin]\n",
@@ -26,7 +26,10 @@ func FuzzConfig(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cloudconfig.Validate("fuzz.yaml", data)
-		Parse(data)
+		diags := cloudconfig.Validate("fuzz.yaml", data)
+		_, err := ParseSource("fuzz.yaml", data)
+		if (diags.Err() != nil) != (err != nil) {
+			t.Fatalf("validate says %v, boot says %v", diags.Err(), err)
+		}
 	})
 }

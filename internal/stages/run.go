@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/safefile"
 )
 
@@ -21,42 +25,60 @@ type Runner struct {
 	Root string
 	// Exec runs a shell command; nil means /bin/sh -c.
 	Exec func(ctx context.Context, command string) error
+	// Keys fetches SSH keys given as github:<user>, gitlab:<user> or an
+	// https URL; the zero value uses the public services.
+	Keys KeyFetcher
+	// System is what the only_* and node conditions compare with; the
+	// zero value reads it from Root (os-release) and the running kernel.
+	System *SystemInfo
+	// HTTP fetches downloads; nil is http.DefaultClient.
+	HTTP *http.Client
+	// Kernel takes sysctl settings and modules; nil is the running kernel
+	// when Root is "/", none otherwise.
+	Kernel Kernel
 }
 
-// RunStage runs <stage>.before, <stage> and <stage>.after from every source,
-// in source order. A failing step is logged and counted; the rest still run,
-// so one broken step cannot leave a node half-booted.
+// RunStage runs <stage>.before, <stage> and <stage>.after from every source:
+// within each, the steps of all sources in file order, `after` moving a
+// step behind the ones it names. A failing step is logged and counted;
+// the rest still run, so one broken step cannot leave a node half-booted.
 func (r Runner) RunStage(ctx context.Context, sources []Source, stage string) error {
 	var failed []string
+	si := r.systemInfo()
 	for _, name := range []string{stage + ".before", stage, stage + ".after"} {
-		for _, src := range sources {
-			if name == UsersStage && len(src.Config.Users) > 0 {
+		if name == UsersStage {
+			for _, src := range sources {
+				if !src.Header || len(src.Config.Users) == 0 {
+					continue
+				}
 				logrus.Infof("%s: users", src.Path)
 				if err := r.applyUsers(ctx, src.Config.Users); err != nil {
 					failed = append(failed, src.Path+": users")
 					logrus.Errorf("%s: users: %v", src.Path, err)
 				}
 			}
-			for i, step := range src.Config.Stages[name] {
-				label := fmt.Sprintf("%s: stages.%s[%d]", src.Path, name, i)
-				if step.Name != "" {
-					label += " (" + step.Name + ")"
-				}
-				run, err := r.condition(ctx, step.If)
-				if err != nil {
-					failed = append(failed, label)
-					logrus.Errorf("%s: if: %v", label, err)
-					continue
-				}
-				if !run {
-					logrus.Debugf("%s: skipped, condition %q is false", label, step.If)
-					continue
-				}
-				logrus.Infof("%s", label)
-				if err := r.runStep(ctx, step); err != nil {
-					failed = append(failed, label)
-					logrus.Errorf("%s: %v", label, err)
-				}
+		}
+		ops, errs := order(sources, name)
+		for _, err := range errs {
+			logrus.Errorf("%v", err)
+			failed = append(failed, err.Error())
+		}
+		for _, o := range ops {
+			label := o.label()
+			why, err := r.skip(ctx, o.step, si)
+			if err != nil {
+				failed = append(failed, label)
+				logrus.Errorf("%s: %v", label, err)
+				continue
+			}
+			if why != "" {
+				logrus.Debugf("%s: skipped: %s", label, why)
+				continue
+			}
+			logrus.Infof("%s", label)
+			if err := r.runStep(ctx, o.step); err != nil {
+				failed = append(failed, label)
+				logrus.Errorf("%s: %v", label, err)
 			}
 		}
 	}
@@ -99,7 +121,21 @@ func (r Runner) root() string {
 	return r.Root
 }
 
-func (r Runner) runStep(ctx context.Context, s Step) error {
+// runStep runs a step's parts in upstream's order: dns, downloads,
+// directories, files, commands, hostname, sysctl, users, authorized_keys,
+// modules, timesyncd, systemctl, environment, systemd_firstboot. The first
+// part that fails ends the step.
+func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
+	if len(s.DNS.Nameservers)+len(s.DNS.Search)+len(s.DNS.Options) > 0 {
+		if err := r.writeDNS(s.DNS); err != nil {
+			return fmt.Errorf("dns: %w", err)
+		}
+	}
+	for _, d := range s.Downloads {
+		if err := r.download(ctx, d); err != nil {
+			return fmt.Errorf("download %s: %w", d.Path, err)
+		}
+	}
 	for _, d := range s.Directories {
 		mode := os.FileMode(d.Permissions)
 		if mode == 0 {
@@ -115,29 +151,46 @@ func (r Runner) runStep(ctx context.Context, s Step) error {
 			return fmt.Errorf("file %s: %w", f.Path, err)
 		}
 	}
+	for _, c := range s.Commands {
+		if err := r.exec(ctx, c); err != nil {
+			return fmt.Errorf("command %q: %w", c, err)
+		}
+	}
 	if s.Hostname != "" {
-		if err := safefile.WriteFile(r.root(), "/etc/hostname", []byte(s.Hostname+"\n"), 0o644, -1, -1); err != nil {
+		if err := r.hostname(ctx, s.Hostname); err != nil {
 			return fmt.Errorf("hostname: %w", err)
 		}
-		if r.root() == "/" {
-			if err := r.exec(ctx, "hostname "+shellWord(s.Hostname)); err != nil {
-				return fmt.Errorf("hostname: %w", err)
-			}
-		}
+	}
+	if err := r.sysctl(s.Sysctl); err != nil {
+		return err
 	}
 	if len(s.Users) > 0 {
 		if err := r.applyUsers(ctx, s.Users); err != nil {
 			return fmt.Errorf("users: %w", err)
 		}
 	}
-	if len(s.DNS.Nameservers)+len(s.DNS.Search)+len(s.DNS.Options) > 0 {
-		if err := r.writeDNS(s.DNS); err != nil {
-			return fmt.Errorf("dns: %w", err)
+	// One user's keys failing (a source offline) does not keep the
+	// others' from being written.
+	var keyErrs []error
+	for _, user := range slices.Sorted(maps.Keys(s.AuthorizedKeys)) {
+		if err := r.authorizeKeys(ctx, user, s.AuthorizedKeys[user]); err != nil {
+			keyErrs = append(keyErrs, err)
 		}
 	}
-	if len(s.Environment) > 0 {
-		if err := r.writeEnvironment(s); err != nil {
-			return fmt.Errorf("environment: %w", err)
+	if err := errors.Join(keyErrs...); err != nil {
+		return fmt.Errorf("authorized_keys: %w", err)
+	}
+	if err := r.modules(ctx, s.Modules); err != nil {
+		return err
+	}
+	if len(s.Timesyncd) > 0 {
+		if err := r.timesyncd(s.Timesyncd); err != nil {
+			return fmt.Errorf("timesyncd: %w", err)
+		}
+	}
+	for _, o := range s.Systemctl.Overrides {
+		if err := r.override(o); err != nil {
+			return fmt.Errorf("systemctl override of %s: %w", o.Service, err)
 		}
 	}
 	for _, op := range []struct {
@@ -151,24 +204,45 @@ func (r Runner) runStep(ctx context.Context, s Step) error {
 			}
 		}
 	}
-	for _, c := range s.Commands {
-		if err := r.exec(ctx, c); err != nil {
-			return fmt.Errorf("command %q: %w", c, err)
+	if len(s.Environment) > 0 {
+		if err := r.writeEnvironment(s); err != nil {
+			return fmt.Errorf("environment: %w", err)
 		}
+	}
+	if err := r.firstboot(ctx, s.SystemdFirstboot); err != nil {
+		return fmt.Errorf("systemd_firstboot: %w", err)
 	}
 	return nil
 }
 
-func (r Runner) writeFile(f File) error {
-	mode := os.FileMode(f.Permissions)
-	if mode == 0 {
-		mode = 0o644
+// hostname sets the host name: /etc/hostname, the 127.0.1.1 line of
+// /etc/hosts, and the running kernel's (on the running system).
+func (r Runner) hostname(ctx context.Context, name string) error {
+	if err := safefile.WriteFile(r.root(), "/etc/hostname", []byte(name+"\n"), 0o644, -1, -1); err != nil {
+		return err
 	}
-	uid, gid := owner(f.Owner, f.Group)
-	return safefile.WriteFile(r.root(), f.Path, []byte(f.Content), mode, uid, gid)
+	hosts, err := safefile.ReadFile(r.root(), "/etc/hosts")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(hosts), "\n"), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "127.0.1.1" || l == "" && len(hosts) == 0 {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	lines = append(lines, "127.0.1.1 "+name)
+	if err := safefile.WriteFile(r.root(), "/etc/hosts", []byte(strings.Join(lines, "\n")+"\n"), 0o644, -1, -1); err != nil {
+		return err
+	}
+	if r.live() {
+		return r.exec(ctx, "hostname "+shellWord(name))
+	}
+	return nil
 }
 
-func (r Runner) writeEnvironment(s Step) error {
+func (r Runner) writeEnvironment(s cloudconfig.Step) error {
 	target := s.EnvironmentFile
 	if target == "" {
 		target = "/etc/environment"
@@ -231,7 +305,8 @@ type Set struct {
 func (s Set) Has(stage string) bool {
 	for _, src := range s.Sources {
 		for _, name := range []string{stage + ".before", stage, stage + ".after"} {
-			if len(src.Config.Stages[name]) > 0 || (name == UsersStage && len(src.Config.Users) > 0) {
+			if len(src.Config.Stages[name]) > 0 || (name == UsersStage && src.Header && len(src.Config.Users) > 0) ||
+				(name == CloudInitStage && src.Header && src.Config.CloudInitStep() != nil) {
 				return true
 			}
 		}

@@ -9,70 +9,14 @@ import (
 	"os"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
-	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
-	"gopkg.in/yaml.v3"
 
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/safefile"
 )
-
-// User is an account a cloud-config asks for. Passwd is a crypt(3) hash
-// ("$6$...", see isCryptHash), or a plain password that is hashed before it
-// is stored.
-type User struct {
-	Name              string   `yaml:"name"`
-	Passwd            string   `yaml:"passwd"`
-	Groups            []string `yaml:"groups"`
-	SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys"`
-	Homedir           string   `yaml:"homedir"`
-	Shell             string   `yaml:"shell"`
-	UID               string   `yaml:"uid"`
-	LockPasswd        bool     `yaml:"lock_passwd"`
-}
-
-// Users is a list of users; YAML may give a list of users with names (the
-// cloud-config's top-level users) or a mapping of name to user (stages).
-type Users []User
-
-func (u *Users) UnmarshalYAML(n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.SequenceNode:
-		var l []User
-		if err := n.Decode(&l); err != nil {
-			return err
-		}
-		*u = l
-	case yaml.MappingNode:
-		var m map[string]User
-		if err := n.Decode(&m); err != nil {
-			return err
-		}
-		names := make([]string, 0, len(m))
-		for k := range m {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			usr := m[k]
-			if usr.Name == "" {
-				usr.Name = k
-			}
-			*u = append(*u, usr)
-		}
-	default:
-		return fmt.Errorf("line %d: users: a list or a mapping of users is expected", n.Line)
-	}
-	for _, usr := range *u {
-		if usr.Name == "" || strings.ContainsAny(usr.Name, ":\n/ ") {
-			return fmt.Errorf("line %d: users: %q is not a valid user name", n.Line, usr.Name)
-		}
-	}
-	return nil
-}
 
 // table is one account file below a root (/etc/passwd, group, shadow or
 // gshadow) as rows of colon-separated fields, edited as text so the same
@@ -307,39 +251,86 @@ func (a *accounts) write(root string) error {
 
 // freeID is the first id from 1000 that no row uses (field 2).
 func freeID(t *table) int {
-	used := map[int]bool{}
-	for _, r := range t.rows {
-		if len(r) > 2 {
-			if id, err := strconv.Atoi(r[2]); err == nil {
-				used[id] = true
-			}
-		}
-	}
 	id := 1000
-	for used[id] {
+	for idUsed(t, id) {
 		id++
 	}
 	return id
 }
 
+// idUsed says whether a row of t has id (field 2).
+func idUsed(t *table, id int) bool {
+	return slices.ContainsFunc(t.rows, func(r []string) bool {
+		if len(r) < 3 {
+			return false
+		}
+		n, err := strconv.Atoi(r[2])
+		return err == nil && n == id
+	})
+}
+
+// System ids are taken from the top of the range down, as useradd -r and
+// groupadd -r do with login.defs' defaults (SYS_UID_MIN 101, SYS_UID_MAX
+// 999): the ids distributions' packages take from the bottom stay free.
+const (
+	sysIDMin = 101
+	sysIDMax = 999
+)
+
+// freeSystemID is the highest id of the system range that no row of t uses.
+func freeSystemID(t *table) (int, error) {
+	for id := sysIDMax; id >= sysIDMin; id-- {
+		if !idUsed(t, id) {
+			return id, nil
+		}
+	}
+	return 0, fmt.Errorf("no free id left in %d-%d in %s", sysIDMin, sysIDMax, t.path)
+}
+
+// freeGroupID is a free gid for a new group of a user: the human range,
+// or the system one for a system user.
+func freeGroupID(a *accounts, system bool) (int, error) {
+	if system {
+		return freeSystemID(a.group)
+	}
+	return freeID(a.group), nil
+}
+
+// groupID is the gid of the group name, and whether there is one.
+func (a *accounts) groupID(name string) (int, bool, error) {
+	g := a.group.find(name)
+	if g == nil {
+		return 0, false, nil
+	}
+	if len(g) < 3 {
+		return 0, true, fmt.Errorf("malformed /etc/group entry %s", name)
+	}
+	n, err := strconv.Atoi(g[2])
+	if err != nil {
+		return 0, true, fmt.Errorf("malformed /etc/group entry %s", name)
+	}
+	return n, true, nil
+}
+
 // account is what a user's home and keys are made from, once the account
 // files hold the user.
 type account struct {
-	user     User
+	user     cloudconfig.User
 	uid, gid int
 	home     string
 }
 
-func (r Runner) applyUsers(ctx context.Context, users Users) error {
+func (r Runner) applyUsers(ctx context.Context, users cloudconfig.Users) error {
 	made, errs, err := r.updateAccounts(ctx, users)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
 	// Homes and keys are made after the lock is released: they are the
-	// users' files, not the account tables, and a home is made only for an
-	// account the tables hold.
+	// users' files, not the account tables, a home is made only for an
+	// account the tables hold, and keys fetched from the network must not
+	// keep useradd or passwd waiting.
 	for _, acct := range made {
-		if err := r.makeHome(acct); err != nil {
+		if err := r.makeHome(ctx, acct); err != nil {
 			errs = append(errs, fmt.Errorf("user %s: %w", acct.user.Name, err))
 		}
 	}
@@ -351,7 +342,7 @@ func (r Runner) applyUsers(ctx context.Context, users Users) error {
 // written back. It gives the accounts made or updated, the users that
 // failed, and an error when the files could not be locked, read or
 // written (then no home is to be made).
-func (r Runner) updateAccounts(ctx context.Context, users Users) ([]account, []error, error) {
+func (r Runner) updateAccounts(ctx context.Context, users cloudconfig.Users) ([]account, []error, error) {
 	unlock, err := lockAccounts(ctx, r.root())
 	if err != nil {
 		return nil, nil, err
@@ -382,45 +373,23 @@ func (r Runner) updateAccounts(ctx context.Context, users Users) ([]account, []e
 }
 
 // applyUser makes or updates the user in the tables (in memory).
-func (r Runner) applyUser(a *accounts, u User) (account, error) {
+//
+// A user that is not there is made as useradd would make it, from every
+// field given. A user that is there gets the password (when one is given,
+// or lock_passwd) and the groups listed; its uid, gid, gecos, home and
+// shell are left as they are: the account may have been changed on the
+// node since, and moving a home or an id would leave the user's files
+// behind.
+func (r Runner) applyUser(a *accounts, u cloudconfig.User) (account, error) {
+	if err := checkUser(u); err != nil {
+		return account{}, err
+	}
 	pw := a.passwd.find(u.Name)
 	if pw == nil {
-		uid := freeID(a.passwd)
-		if u.UID != "" {
-			n, err := strconv.Atoi(u.UID)
-			if err != nil || n < 0 {
-				return account{}, fmt.Errorf("uid %q is not a number", u.UID)
-			}
-			uid = n
+		var err error
+		if pw, err = r.addUser(a, u); err != nil {
+			return account{}, err
 		}
-		gid := uid
-		if g := a.group.find(u.Name); g != nil {
-			if len(g) < 3 {
-				return account{}, fmt.Errorf("malformed /etc/group entry %s", u.Name)
-			}
-			n, err := strconv.Atoi(g[2])
-			if err != nil {
-				return account{}, fmt.Errorf("malformed /etc/group entry %s", u.Name)
-			}
-			gid = n
-		} else {
-			if slices.ContainsFunc(a.group.rows, func(g []string) bool { return len(g) > 2 && g[2] == strconv.Itoa(gid) }) {
-				gid = freeID(a.group)
-			}
-			a.addGroup(u.Name, gid)
-		}
-		home := u.Homedir
-		if home == "" {
-			home = "/home/" + u.Name
-		}
-		shell := u.Shell
-		if shell == "" {
-			shell = "/bin/sh"
-			if _, err := safefile.Lstat(r.root(), "/bin/bash"); err == nil {
-				shell = "/bin/bash"
-			}
-		}
-		pw = a.passwd.add([]string{u.Name, "x", strconv.Itoa(uid), strconv.Itoa(gid), u.Name, home, shell})
 	}
 	if len(pw) != 7 {
 		return account{}, fmt.Errorf("malformed /etc/passwd entry")
@@ -464,49 +433,179 @@ func (r Runner) applyUser(a *accounts, u User) (account, error) {
 	return account{user: u, uid: uid, gid: gid, home: pw[5]}, nil
 }
 
-// makeHome makes the user's home, when missing, and writes the SSH keys.
-func (r Runner) makeHome(acct account) error {
+// checkUser refuses fields an account file cannot hold: a colon or a line
+// break would split or add a row of /etc/passwd or /etc/group.
+func checkUser(u cloudconfig.User) error {
+	if err := cloudconfig.CheckUserName(u.Name); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, value string }{{"gecos", u.Gecos}, {"homedir", u.Homedir}, {"shell", u.Shell}} {
+		if strings.ContainsAny(f.value, ":\n\r") {
+			return fmt.Errorf("%s %q: a colon or line break cannot be in /etc/passwd", f.name, f.value)
+		}
+	}
+	if u.Homedir != "" && !path.IsAbs(u.Homedir) {
+		return fmt.Errorf("homedir %q is not an absolute path", u.Homedir)
+	}
+	groups := u.Groups
+	if u.PrimaryGroup != "" {
+		groups = append([]string{u.PrimaryGroup}, groups...)
+	}
+	for _, g := range groups {
+		if err := cloudconfig.CheckUserName(g); err != nil {
+			return fmt.Errorf("group: %w", err)
+		}
+	}
+	return nil
+}
+
+// addUser puts a new user in /etc/passwd and gives its row:
+//
+//   - uid: the one given, else the first free from 1000, or for a system
+//     user the highest free below 1000 (as useradd -r);
+//   - primary group: see primaryGroup;
+//   - gecos the one given, else the name; home /home/<name> unless given;
+//     shell bash when the root has it, else sh, unless given.
+//
+// no_log_init is met already: no lastlog or faillog entry is written.
+func (r Runner) addUser(a *accounts, u cloudconfig.User) ([]string, error) {
+	var uid int
+	switch {
+	case u.UID != "":
+		n, err := strconv.Atoi(u.UID)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("uid %q is not a number", u.UID)
+		}
+		uid = n
+	case u.System:
+		n, err := freeSystemID(a.passwd)
+		if err != nil {
+			return nil, err
+		}
+		uid = n
+	default:
+		uid = freeID(a.passwd)
+	}
+	gid, err := primaryGroup(a, u, uid)
+	if err != nil {
+		return nil, err
+	}
+	gecos := u.Gecos
+	if gecos == "" {
+		gecos = u.Name
+	}
+	home := u.Homedir
+	if home == "" {
+		home = "/home/" + u.Name
+	}
+	shell := u.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+		if _, err := safefile.Lstat(r.root(), "/bin/bash"); err == nil {
+			shell = "/bin/bash"
+		}
+	}
+	return a.passwd.add([]string{u.Name, "x", strconv.Itoa(uid), strconv.Itoa(gid), gecos, home, shell}), nil
+}
+
+// primaryGroup is the gid of a new user's primary group, made when missing:
+//
+//   - primary_group: that group (made with the gid given, else a free one);
+//     no group of the user's own is made;
+//   - gid alone: that gid; the user's own group gets it unless a group has
+//     it already or no_user_group is set;
+//   - no_user_group: the group "users" (gid 100 when made, as on every
+//     distribution);
+//   - else the user's own group, named after it: the one there, or a new
+//     one with the uid as gid when that is free, else a free gid.
+func primaryGroup(a *accounts, u cloudconfig.User, uid int) (int, error) {
+	given := -1
+	if u.GID != "" {
+		n, err := strconv.Atoi(u.GID)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("gid %q is not a number", u.GID)
+		}
+		given = n
+	}
+	if u.PrimaryGroup != "" {
+		gid, found, err := a.groupID(u.PrimaryGroup)
+		switch {
+		case err != nil:
+			return 0, err
+		case found && given >= 0 && gid != given:
+			return 0, fmt.Errorf("primary_group %s has gid %d, not the gid %d given", u.PrimaryGroup, gid, given)
+		case found:
+			return gid, nil
+		}
+		gid = given
+		if gid < 0 {
+			if gid, err = freeGroupID(a, u.System); err != nil {
+				return 0, err
+			}
+		}
+		a.addGroup(u.PrimaryGroup, gid)
+		return gid, nil
+	}
+	if given >= 0 {
+		if !u.NoUserGroup && a.group.find(u.Name) == nil && !idUsed(a.group, given) {
+			a.addGroup(u.Name, given)
+		}
+		return given, nil
+	}
+	if u.NoUserGroup {
+		gid, found, err := a.groupID("users")
+		if err != nil || found {
+			return gid, err
+		}
+		gid = 100
+		if idUsed(a.group, gid) {
+			if gid, err = freeSystemID(a.group); err != nil {
+				return 0, err
+			}
+		}
+		a.addGroup("users", gid)
+		return gid, nil
+	}
+	gid, found, err := a.groupID(u.Name)
+	if err != nil || found {
+		return gid, err
+	}
+	gid = uid
+	if idUsed(a.group, gid) {
+		if gid, err = freeGroupID(a, u.System); err != nil {
+			return 0, err
+		}
+	}
+	a.addGroup(u.Name, gid)
+	return gid, nil
+}
+
+// makeHome makes the user's home, when missing and not no_create_home, and
+// adds the user's SSH keys to it (see addKeys).
+func (r Runner) makeHome(ctx context.Context, acct account) error {
 	u := acct.user
 	uid, gid := owner(acct.uid, acct.gid)
 	home := acct.home
 	if _, err := safefile.Lstat(r.root(), home); errors.Is(err, fs.ErrNotExist) {
+		if u.NoCreateHome {
+			if len(u.SSHAuthorizedKeys) > 0 {
+				return fmt.Errorf("ssh keys: home %s does not exist (no_create_home)", home)
+			}
+			return nil
+		}
 		if err := safefile.Dir(r.root(), home, 0o750, uid, gid); err != nil {
 			return fmt.Errorf("home: %w", err)
 		}
 	} else if err != nil {
 		return fmt.Errorf("home: %w", err)
 	}
-	var keys []string
-	for _, k := range u.SSHAuthorizedKeys {
-		if strings.HasPrefix(k, "github:") || strings.HasPrefix(k, "gitlab:") {
-			logrus.Warnf("user %s: ssh key %q: fetching keys from %s is not supported, skipped", u.Name, k, strings.SplitN(k, ":", 2)[0])
-			continue
-		}
-		keys = append(keys, strings.TrimSpace(k))
+	if len(u.SSHAuthorizedKeys) == 0 {
+		return nil
 	}
-	if len(keys) > 0 {
-		// sshd wants both the user's and closed to others.
-		ssh := path.Join(home, ".ssh")
-		if err := safefile.Dir(r.root(), ssh, 0o700, uid, gid); err != nil {
-			return fmt.Errorf("ssh keys: %w", err)
-		}
-		if err := safefile.WriteFile(r.root(), path.Join(ssh, "authorized_keys"), []byte(strings.Join(keys, "\n")+"\n"), 0o600, uid, gid); err != nil {
-			return fmt.Errorf("ssh keys: %w", err)
-		}
-	}
-	return nil
+	return r.addKeys(ctx, home, uid, gid, u.SSHAuthorizedKeys)
 }
 
-// DNS is the resolver configuration a step writes.
-type DNS struct {
-	Nameservers []string `yaml:"nameservers"`
-	Search      []string `yaml:"search"`
-	Options     []string `yaml:"options"`
-	// Path is /etc/resolv.conf unless set.
-	Path string `yaml:"path"`
-}
-
-func (r Runner) writeDNS(d DNS) error {
+func (r Runner) writeDNS(d cloudconfig.DNS) error {
 	var b strings.Builder
 	b.WriteString("# Written by kairos-agent from the cloud-config's dns step.\n")
 	for _, ns := range d.Nameservers {

@@ -7,18 +7,25 @@ package firstboot
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
-// Services are the cloud-config blocks that deploy a service, with the
-// k3s mode each runs.
-var Services = []struct{ Key, Unit string }{{"k3s", "k3s"}, {"k3s-agent", "k3s-agent"}}
+// Services are the cloud-config blocks that deploy a service: k3s runs
+// the server, k3s-agent the agent.
+var Services = []struct {
+	Key, Unit string
+	Block     func(c *cloudconfig.Config) cloudconfig.Kubernetes
+}{
+	{"k3s", "k3s", func(c *cloudconfig.Config) cloudconfig.Kubernetes { return c.K3s }},
+	{"k3s-agent", "k3s-agent", func(c *cloudconfig.Config) cloudconfig.Kubernetes { return c.K3sAgnt }},
+}
 
 // Node is the installed system start works on.
 type Node struct {
@@ -36,19 +43,16 @@ func (n Node) Start(m cloudconfig.Merged) error {
 		fmt.Fprintf(n.Log, "kairos-agent start: already deployed (remove %s to deploy again)\n", n.Host.Deployed)
 		return nil
 	}
+	c := m.Config()
 	for _, s := range Services {
-		block, _ := m.Get(s.Key)
-		cfg, _ := block.(map[string]any)
-		if !truthy(cfg["enabled"]) {
+		k := s.Block(c)
+		if !k.Enabled {
 			continue
 		}
 		if _, err := os.Stat(n.path("/usr/bin/k3s")); err != nil {
 			return fmt.Errorf("%s.enabled is set but this image has no /usr/bin/k3s: use a standard-variant image", s.Key)
 		}
-		data, err := Sysconfig(cfg)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.Key, err)
-		}
+		data := Sysconfig(k, nil, nil)
 		file := n.path("/etc/sysconfig/" + s.Unit)
 		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 			return err
@@ -71,46 +75,31 @@ func (n Node) Start(m cloudconfig.Merged) error {
 	return nil
 }
 
-// Sysconfig renders a k3s block: K3S_ARGS from args, then env, in the
+// Sysconfig renders a k3s block: K3S_ARGS, then the environment, in the
 // quoting both systemd's EnvironmentFile and a POSIX shell (OpenRC) read.
-func Sysconfig(cfg map[string]any) ([]byte, error) {
-	var args []string
-	switch a := cfg["args"].(type) {
-	case nil:
-	case []any:
-		for _, v := range a {
-			args = append(args, fmt.Sprint(v))
-		}
-	default:
-		return nil, fmt.Errorf("args: a list of arguments is expected, not %v", a)
+// The block's args and env add to what Kairos itself passes (defaults:
+// none yet, the mesh will add its own), or replace it with replace_args
+// and replace_env, as upstream.
+func Sysconfig(k cloudconfig.Kubernetes, defaultArgs []string, defaultEnv map[string]string) []byte {
+	args := append(slices.Clone(defaultArgs), k.Args...)
+	if k.ReplaceArgs {
+		args = k.Args
 	}
+	env := maps.Clone(defaultEnv)
+	if env == nil || k.ReplaceEnv {
+		env = map[string]string{}
+	}
+	maps.Copy(env, k.Env)
 	var b strings.Builder
 	b.WriteString("# Written by kairos-agent start from the cloud-config.\n")
 	b.WriteString("K3S_ARGS=" + quote(strings.Join(args, " ")) + "\n")
-	if env, ok := cfg["env"].(map[string]any); ok {
-		keys := make([]string, 0, len(env))
-		for k := range env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			b.WriteString(k + "=" + quote(fmt.Sprint(env[k])) + "\n")
-		}
+	for _, key := range slices.Sorted(maps.Keys(env)) {
+		b.WriteString(key + "=" + quote(env[key]) + "\n")
 	}
-	return []byte(b.String()), nil
+	return []byte(b.String())
 }
 
 func quote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`")
 	return `"` + r.Replace(s) + `"`
-}
-
-func truthy(v any) bool {
-	switch b := v.(type) {
-	case bool:
-		return b
-	case string:
-		return b == "true" || b == "yes" || b == "on"
-	}
-	return false
 }

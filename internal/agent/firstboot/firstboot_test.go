@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kairos-io/kairos/internal/agent/host"
@@ -58,5 +59,22 @@ func TestStartWithoutK3sBinary(t *testing.T) {
 	}
 	if _, serr := os.Stat(n.Host.Deployed); serr == nil {
 		t.Error("sentinel written although nothing was deployed")
+	}
+}
+
+// The block as upstream's docs write it: one argument as a scalar, and
+// replace_args/replace_env over Kairos' own.
+func TestSysconfigShapes(t *testing.T) {
+	m := cloudconfig.Merged{Values: map[string]any{"k3s": map[string]any{"enabled": "true", "args": "--disable=traefik"}}}
+	if got := string(Sysconfig(m.Config().K3s, nil, nil)); !strings.Contains(got, `K3S_ARGS="--disable=traefik"`) {
+		t.Errorf("scalar args:\n%s", got)
+	}
+	k := cloudconfig.Kubernetes{Args: []string{"--a"}, Env: map[string]string{"X": "1"}}
+	if got := string(Sysconfig(k, []string{"--kairos"}, map[string]string{"K": "v"})); !strings.Contains(got, `K3S_ARGS="--kairos --a"`) || !strings.Contains(got, `K="v"`) || !strings.Contains(got, `X="1"`) {
+		t.Errorf("appended:\n%s", got)
+	}
+	k.ReplaceArgs, k.ReplaceEnv = true, true
+	if got := string(Sysconfig(k, []string{"--kairos"}, map[string]string{"K": "v"})); !strings.Contains(got, `K3S_ARGS="--a"`) || strings.Contains(got, `K="v"`) {
+		t.Errorf("replaced:\n%s", got)
 	}
 }

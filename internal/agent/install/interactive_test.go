@@ -52,11 +52,11 @@ func TestInteractiveConfigHashesPassword(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := stages.Parse(data)
+	src, err := stages.ParseSource("90_custom.yaml", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (stages.Runner{Root: root}).RunStage(context.Background(), []stages.Source{{Path: "90_custom.yaml", Config: cfg}}, stages.UsersStage); err != nil {
+	if err := (stages.Runner{Root: root}).RunStage(context.Background(), []stages.Source{src}, stages.UsersStage); err != nil {
 		t.Fatal(err)
 	}
 	shadow, _ := os.ReadFile(filepath.Join(root, "etc/shadow"))

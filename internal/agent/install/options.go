@@ -8,6 +8,7 @@ package install
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -40,93 +41,32 @@ type Options struct {
 
 // FromConfig reads the install section of a merged cloud-config.
 func FromConfig(m cloudconfig.Merged) (Options, error) {
-	o := Options{Partitions: disklayout.Sizes{}, GrubEnv: map[string]string{}}
-	get := func(k string) (any, bool) { return m.Get("install." + k) }
-	if v, ok := get("device"); ok {
-		o.Device = fmt.Sprint(v)
-	}
-	if v, ok := get("source"); ok {
-		o.Source = fmt.Sprint(v)
-	}
-	var err error
-	if o.Reboot, err = boolKey(get, "reboot"); err != nil {
-		return o, err
-	}
-	if o.Poweroff, err = boolKey(get, "poweroff"); err != nil {
-		return o, err
-	}
-	if v, ok := get("partitions"); ok {
-		parts, ok := v.(map[string]any)
-		if !ok {
-			return o, fmt.Errorf("install.partitions: a mapping of partition names is expected")
+	in := m.Config().Install
+	o := Options{Device: in.Device, Source: in.Source, Reboot: in.Reboot, Poweroff: in.Poweroff,
+		Partitions: disklayout.Sizes{}, GrubEnv: map[string]string{}}
+	for name, p := range in.Partitions {
+		size, err := partitionSize(p.Size)
+		if err != nil {
+			return o, fmt.Errorf("install.partitions.%s.size: %w", name, err)
 		}
-		for name, p := range parts {
-			pm, ok := p.(map[string]any)
-			if !ok {
-				return o, fmt.Errorf("install.partitions.%s: a mapping with size is expected", name)
-			}
-			size, err := partitionSize(pm["size"])
-			if err != nil {
-				return o, fmt.Errorf("install.partitions.%s.size: %w", name, err)
-			}
-			o.Partitions[name] = size
-		}
+		o.Partitions[name] = size
 	}
-	if v, ok := get("grub_options"); ok {
-		opts, ok := v.(map[string]any)
-		if !ok {
-			return o, fmt.Errorf("install.grub_options: a mapping of grub variables is expected")
-		}
-		for k, val := range opts {
-			o.GrubEnv[k] = fmt.Sprint(val)
-		}
-	}
+	maps.Copy(o.GrubEnv, in.GrubOptions)
 	return o, nil
 }
 
 // Auto says whether the config asks for an unattended install.
-func Auto(m cloudconfig.Merged) bool {
-	v, _ := m.Get("install.auto")
-	b, _ := asBool(v)
-	return b
-}
+func Auto(m cloudconfig.Merged) bool { return m.Config().Install.Auto }
 
-func boolKey(get func(string) (any, bool), k string) (bool, error) {
-	v, ok := get(k)
-	if !ok {
-		return false, nil
-	}
-	b, ok := asBool(v)
-	if !ok {
-		return false, fmt.Errorf("install.%s: %v is not true or false", k, v)
-	}
-	return b, nil
-}
-
-func asBool(v any) (bool, bool) {
-	switch b := v.(type) {
-	case bool:
-		return b, true
-	case string:
-		p, err := strconv.ParseBool(strings.TrimSpace(b))
-		return p, err == nil
-	}
-	return false, false
-}
-
-// partitionSize reads a size: a bare number is MiB, as upstream; strings
-// take units ("512MiB", "4G").
-func partitionSize(v any) (int64, error) {
-	switch s := v.(type) {
-	case int:
-		return int64(s) * disklayout.MiB, nil
-	case string:
-		if n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
-			return n * disklayout.MiB, nil
-		}
-		return bytesize.Parse(s)
-	case nil:
+// partitionSize reads a size: a bare number is MiB, as upstream; units
+// are taken too ("512MiB", "4G").
+func partitionSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
 		return 0, fmt.Errorf("missing")
 	}
-	return 0, fmt.Errorf("%v is not a size", v)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n * disklayout.MiB, nil
+	}
+	return bytesize.Parse(s)
 }

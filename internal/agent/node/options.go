@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/kairos-io/kairos/internal/agent/host"
@@ -19,31 +18,19 @@ func New(h *host.Host, cmdline string, st stages.Set, out io.Writer) *Node {
 	}
 }
 
-// isTrue and isFalse read a cloud-config switch the way the reset and
-// upgrade sections always have: only the literal spellings count, so that
-// an absent or odd value leaves the flag's choice alone.
-func isTrue(m cloudconfig.Merged, key string) bool {
-	v, ok := m.Get(key)
-	return ok && fmt.Sprint(v) == "true"
-}
-
-func isFalse(m cloudconfig.Merged, key string) bool {
-	v, ok := m.Get(key)
-	return ok && fmt.Sprint(v) == "false"
-}
-
 // ResetFromConfig adds the reset section of the cloud-config to what the
 // flags asked for: the config can only widen a reset (reset-oem, reboot)
 // or keep the persistent partition (reset-persistent: false), never undo
 // a flag.
 func ResetFromConfig(m cloudconfig.Merged, o ResetOptions, reboot bool) (ResetOptions, bool) {
-	if isTrue(m, "reset.reset-oem") {
+	r := m.Config().Reset
+	if r.ResetOEM {
 		o.ResetOEM = true
 	}
-	if isFalse(m, "reset.reset-persistent") {
+	if r.ResetPersistent != nil && !*r.ResetPersistent {
 		o.KeepPersistent = true
 	}
-	if isTrue(m, "reset.reboot") {
+	if r.Reboot {
 		reboot = true
 	}
 	return o, reboot
@@ -53,15 +40,14 @@ func ResetFromConfig(m cloudconfig.Merged, o ResetOptions, reboot bool) (ResetOp
 // the flags asked for: --source wins over upgrade.source; recovery and
 // reboot are on when either says so.
 func UpgradeFromConfig(m cloudconfig.Merged, o UpgradeOptions, reboot bool) (UpgradeOptions, bool) {
+	u := m.Config().Upgrade
 	if o.Source == "" {
-		if v, ok := m.Get("upgrade.source"); ok {
-			o.Source = fmt.Sprint(v)
-		}
+		o.Source = u.Source
 	}
-	if isTrue(m, "upgrade.recovery") {
+	if u.Recovery {
 		o.Recovery = true
 	}
-	if isTrue(m, "upgrade.reboot") {
+	if u.Reboot {
 		reboot = true
 	}
 	return o, reboot

@@ -34,7 +34,10 @@ func TestResetFromConfig(t *testing.T) {
 		{name: "reset persistent", m: cfg("reset", map[string]any{"reset-persistent": true})},
 		{name: "reboot", m: cfg("reset", map[string]any{"reboot": true}), wantReboot: true},
 		{name: "reboot false keeps flag", m: cfg("reset", map[string]any{"reboot": false}), flagReboot: true, wantReboot: true},
-		{name: "odd value ignored", m: cfg("reset", map[string]any{"reset-oem": "yes", "reboot": 1})},
+		// The language's booleans: yes/on count; a value that is none is
+		// left alone (its file is refused when loaded).
+		{name: "yes is true", m: cfg("reset", map[string]any{"reset-oem": "yes"}), want: ResetOptions{ResetOEM: true}},
+		{name: "odd value ignored", m: cfg("reset", map[string]any{"reboot": 1})},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o, reboot := ResetFromConfig(c.m, c.flags, c.flagReboot)

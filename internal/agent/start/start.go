@@ -75,8 +75,8 @@ func Decide(mode state.BootMode, cmdline string, installAuto bool) Plan {
 // auto (the first disk big enough that is not the boot medium) when the
 // config leaves it out.
 func AutoDevice(m cloudconfig.Merged) string {
-	if v, ok := m.Get("install.device"); ok && fmt.Sprint(v) != "" {
-		return fmt.Sprint(v)
+	if d := m.Config().Install.Device; d != "" {
+		return d
 	}
 	return "auto"
 }

@@ -1,0 +1,111 @@
+package cloudconfig
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/Masterminds/sprig/v3"
+)
+
+// TemplateData is what a config is rendered with before it is parsed, as
+// upstream: `hostname: node-{{ trunc 4 .MachineID }}` names each node
+// after its machine id.
+type TemplateData struct {
+	MachineID string
+	// UUID and Random are fresh for each rendering (upstream's hostname
+	// data): a random UUID and 32 random characters of [0-9a-z].
+	UUID, Random string
+	// Values is the system, in upstream's key names: node.hostname,
+	// node.machineid, os.name, os.vendor, os.version, os.release,
+	// os.architecture, kernel.architecture.
+	Values map[string]any
+}
+
+// SystemData describes the system below root ("/" on a node; the new root
+// in the initramfs): its machine id and os-release, the running kernel.
+func SystemData(root string) TemplateData {
+	id := ""
+	for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			id = string(bytes.TrimSpace(b))
+			break
+		}
+	}
+	osr := map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(root, "/etc/os-release")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				if u, err := strconv.Unquote(v); err == nil {
+					v = u
+				}
+				osr[k] = v
+			}
+		}
+	}
+	host, _ := os.Hostname()
+	return TemplateData{
+		MachineID: id,
+		UUID:      randomUUID(),
+		Random:    randomString(32),
+		Values: map[string]any{
+			"node": map[string]any{"hostname": host, "machineid": id},
+			"os": map[string]any{"name": osr["NAME"], "vendor": osr["ID"], "version": osr["VERSION_ID"],
+				"release": osr["VERSION_CODENAME"], "architecture": runtime.GOARCH},
+			"kernel": map[string]any{"architecture": runtime.GOARCH},
+		},
+	}
+}
+
+var templateLine = regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`)
+
+// Render renders a config file's text with data (text/template and the
+// sprig functions). A file without "{{" is returned as is. Errors carry
+// the line (and column) of the template.
+func Render(file string, text []byte, data TemplateData) ([]byte, *Diagnostic) {
+	if !bytes.Contains(text, []byte("{{")) {
+		return text, nil
+	}
+	t, err := template.New(filepath.Base(file)).Funcs(sprig.TxtFuncMap()).Option("missingkey=zero").Parse(string(text))
+	var out bytes.Buffer
+	if err == nil {
+		err = t.Execute(&out, data)
+	}
+	if err != nil {
+		d := &Diagnostic{File: file, Line: 1, Col: 1, Msg: "template: " + err.Error()}
+		if m := templateLine.FindStringSubmatch(err.Error()); m != nil {
+			d.Line, _ = strconv.Atoi(m[1])
+			if m[2] != "" {
+				d.Col, _ = strconv.Atoi(m[2])
+			}
+			d.Msg = "template: " + m[3]
+		}
+		return nil, d
+	}
+	return out.Bytes(), nil
+}
+
+func randomUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func randomString(n int) string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
