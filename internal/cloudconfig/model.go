@@ -468,8 +468,8 @@ type Install struct {
 	GrubEntryName   string               `yaml:"grub-entry-name" alias:"grub_entry_name" unsupported:""`
 	Partitions      map[string]Partition `yaml:"partitions"`
 	GrubOptions     map[string]string    `yaml:"grub_options"`
-	BindMounts      []string             `yaml:"bind_mounts" unsupported:""`
-	EphemeralMounts []string             `yaml:"ephemeral_mounts" unsupported:""`
+	BindMounts      []string             `yaml:"bind_mounts"`
+	EphemeralMounts []string             `yaml:"ephemeral_mounts"`
 	Bundles         []Bundle             `yaml:"bundles" unsupported:""`
 	Env             []string             `yaml:"env" unsupported:""`
 	EncryptedParts  []string             `yaml:"encrypted_partitions" unsupported:""`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/mounttab"
 	"github.com/kairos-io/kairos/internal/stages"
 )
@@ -57,20 +58,35 @@ func Loop(cmdline string, log io.Writer) error {
 }
 
 // Sysroot runs in the initramfs after the root image is mounted at
-// sysroot (dracut pre-pivot): the rest of the contract's mount order, the
-// boot mode sentinel and /etc/fstab.
+// sysroot (dracut pre-pivot): COS_OEM, the rootfs stage (which may change
+// the layout, as upstream: cos-layout.env), the rest of the contract's
+// mount order with the node's layout, the boot mode sentinel, /etc/fstab,
+// then the initramfs stage.
 func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	b, err := ParseBootImage(cmdline)
 	if err != nil {
 		return err
 	}
-	for _, s := range SysrootPlan(b, sysroot) {
+	ctx := context.Background()
+	mount := func(s Step) error {
 		if err := apply(s, log); err != nil {
 			if s.Optional && errors.Is(err, errSkip) {
 				fmt.Fprintf(log, "kairos: skipped %s: %v\n", s, err)
-				continue
+				return nil
 			}
 			return fmt.Errorf("mounting %s: %w", s, err)
+		}
+		return nil
+	}
+	plan := SysrootPlan(b, sysroot, Layout{})
+	if err := mount(plan[0]); err != nil { // COS_OEM: the configs
+		return err
+	}
+	sources := runStage(ctx, sysroot, "rootfs", log)
+	layout := nodeLayout(cmdline, sysroot, runDir, sources, log)
+	for _, s := range SysrootPlan(b, sysroot, layout)[1:] {
+		if err := mount(s); err != nil {
+			return err
 		}
 	}
 	if err := os.WriteFile(filepath.Join(sysroot, "etc/fstab"), []byte(Fstab(b)), 0o644); err != nil {
@@ -86,8 +102,32 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 		}
 		fmt.Fprintf(log, "kairos: the upgraded image did not boot: running passive (/run/cos/%s)\n", state.UpgradeFailureSentinel)
 	}
-	RunEarlyStages(context.Background(), sysroot, log)
+	// /usr/local is mounted now: its cloud-configs join.
+	runStage(ctx, sysroot, "initramfs", log)
 	return nil
+}
+
+// nodeLayout reads the layout the rootfs stage wrote (below sysroot, and
+// in the initramfs's own /run), the configs' install.bind_mounts and
+// ephemeral_mounts, and the kernel command line.
+func nodeLayout(cmdline, sysroot, runDir string, sources []stages.Source, log io.Writer) Layout {
+	var env [][]byte
+	for _, p := range []string{filepath.Join(sysroot, LayoutEnv), filepath.Join(runDir, strings.TrimPrefix(LayoutEnv, "/run"))} {
+		if data, err := os.ReadFile(p); err == nil {
+			env = append(env, data)
+		}
+	}
+	var cfgs []*cloudconfig.Config
+	for _, s := range sources {
+		if s.Header {
+			cfgs = append(cfgs, s.Config)
+		}
+	}
+	l, errs := ReadLayout(cmdline, env, cfgs)
+	for _, err := range errs {
+		fmt.Fprintf(log, "kairos: layout: %v\n", err)
+	}
+	return l
 }
 
 // EarlyStages run in the initramfs on the assembled root, before
@@ -98,16 +138,23 @@ var EarlyStages = []string{"rootfs", "initramfs"}
 // sysroot: files and directories land below it, commands run chrooted into
 // it. Failures are reported and never stop the boot.
 func RunEarlyStages(ctx context.Context, sysroot string, log io.Writer) {
+	for _, st := range EarlyStages {
+		runStage(ctx, sysroot, st, log)
+	}
+}
+
+// runStage loads the configs below sysroot and runs one stage there; it
+// returns the configs read.
+func runStage(ctx context.Context, sysroot, stage string, log io.Writer) []stages.Source {
 	sources, errs := stages.Load(sysroot, stages.DefaultDirs)
 	for _, err := range errs {
 		fmt.Fprintf(log, "kairos: cloud-config skipped: %v\n", err)
 	}
 	set := stages.Set{Sources: sources, Log: log}
-	for _, st := range EarlyStages {
-		if err := set.Run(ctx, st, sysroot); err != nil {
-			fmt.Fprintf(log, "kairos: %v\n", err)
-		}
+	if err := set.Run(ctx, stage, sysroot); err != nil {
+		fmt.Fprintf(log, "kairos: %v\n", err)
 	}
+	return sources
 }
 
 var errSkip = errors.New("not present")
@@ -137,8 +184,14 @@ func apply(s Step, log io.Writer) error {
 			if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
 				return fmt.Errorf("%w: %v", errSkip, err)
 			}
-			// First boot: the persistent copy starts as the image's content.
-			if err := run(log, "cp", "-a", s.SeedFrom, src); err != nil {
+			// First boot: the persistent copy starts as the image's
+			// content, or empty for a path the image lacks (a node's
+			// own bind_mounts).
+			if _, err := os.Stat(s.SeedFrom); err == nil {
+				if err := run(log, "cp", "-a", s.SeedFrom, src); err != nil {
+					return err
+				}
+			} else if err := os.Mkdir(src, 0o755); err != nil {
 				return err
 			}
 		}

@@ -3,6 +3,7 @@ package mount
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/kairos-io/kairos/internal/agent/state"
@@ -28,12 +29,16 @@ const (
 var EphemeralPaths = []string{"/etc", "/var", "/srv"}
 
 // PersistentPaths are bind-mounted from COS_PERSISTENT: they survive
-// reboots and upgrades.
+// reboots and upgrades. Upstream's default list (11_persistency.yaml), and
+// what the agent and Kubernetes keep besides; a path the image lacks and
+// the read-only root cannot get is skipped.
 var PersistentPaths = []string{
 	"/etc/ssh", "/etc/rancher", "/etc/sysconfig", "/etc/systemd", "/etc/kubernetes", "/etc/cni",
-	"/etc/iscsi", "/etc/modprobe.d", "/etc/ssl/certs", "/home", "/opt", "/root", "/usr/libexec",
-	"/var/log", "/var/lib/rancher", "/var/lib/kubelet", "/var/lib/containerd", "/var/lib/cni",
-	"/var/lib/etcd", "/var/lib/longhorn", "/var/lib/kairos", "/var/lib/dbus",
+	"/etc/iscsi", "/etc/modprobe.d", "/etc/runlevels", "/etc/ssl/certs", "/home", "/opt", "/root",
+	"/snap", "/usr/libexec", "/usr/share/pki/trust", "/usr/share/pki/trust/anchors",
+	"/var/log", "/var/snap", "/var/lib/rancher", "/var/lib/kubelet", "/var/lib/containerd",
+	"/var/lib/cni", "/var/lib/etcd", "/var/lib/longhorn", "/var/lib/kairos", "/var/lib/dbus",
+	"/var/lib/snapd", "/var/lib/wicked", "/var/lib/ca-certificates", "/var/lib/extensions",
 }
 
 // BootImage is what the kernel command line says to boot: the image file
@@ -96,14 +101,20 @@ func (s Step) String() string {
 
 // SysrootPlan is the contract's mount order after the root image is
 // mounted read-only at sysroot: COS_OEM at /oem, the tmpfs overlays,
-// COS_PERSISTENT at /usr/local, the persistent bind paths.
-func SysrootPlan(b BootImage, sysroot string) []Step {
+// COS_PERSISTENT at /usr/local, the persistent bind paths; l adds paths
+// and sets the overlay's size. Sysroot mounts OEM first and runs the
+// rootfs stage, which may write the layout, before the rest.
+func SysrootPlan(b BootImage, sysroot string, l Layout) []Step {
 	in := func(p string) string { return filepath.Join(sysroot, p) }
+	size := overlaySizeRatio
+	if l.OverlaySize != "" {
+		size = l.OverlaySize
+	}
 	steps := []Step{
 		{Label: b.OEMLabel, Target: in("/oem"), FSType: "ext4", Options: "rw,noatime", Optional: true},
-		{Source: "tmpfs", Target: OverlayDir, FSType: "tmpfs", Options: "mode=0755,size=" + overlaySizeRatio, Mkdir: []string{OverlayDir}},
+		{Source: "tmpfs", Target: OverlayDir, FSType: "tmpfs", Options: "mode=0755,size=" + size, Mkdir: []string{OverlayDir}},
 	}
-	for _, p := range EphemeralPaths {
+	for _, p := range union(EphemeralPaths, l.EphemeralPaths) {
 		name := strings.Trim(strings.ReplaceAll(p, "/", "-"), "-")
 		upper, work := filepath.Join(OverlayDir, name, "upper"), filepath.Join(OverlayDir, name, "work")
 		steps = append(steps, Step{
@@ -113,7 +124,7 @@ func SysrootPlan(b BootImage, sysroot string) []Step {
 		})
 	}
 	steps = append(steps, Step{Label: persistentLabel, Target: in("/usr/local"), FSType: "ext4", Options: "rw,noatime", Optional: true})
-	for _, p := range PersistentPaths {
+	for _, p := range union(PersistentPaths, l.PersistentPaths) {
 		src := in(filepath.Join(StateBindDir, strings.Trim(strings.ReplaceAll(p, "/", "-"), "-")+".bind"))
 		steps = append(steps, Step{Source: src, Target: in(p), FSType: "none", Options: "bind", SeedFrom: in(p), Optional: true})
 	}
@@ -129,4 +140,15 @@ func Fstab(b BootImage) string {
 	fmt.Fprintf(&s, "LABEL=%s\t/oem\text4\trw,noatime,nofail\t0 0\n", b.OEMLabel)
 	fmt.Fprintf(&s, "LABEL=%s\t/usr/local\text4\trw,noatime,nofail\t0 0\n", persistentLabel)
 	return s.String()
+}
+
+// union is a followed by what b adds.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, p := range b {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

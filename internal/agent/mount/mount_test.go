@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
 func TestLiveBootWritesSentinelOnly(t *testing.T) {
@@ -48,7 +50,7 @@ func TestParseBootImage(t *testing.T) {
 // /usr/local/.state.
 func TestSysrootPlanOrder(t *testing.T) {
 	b, _ := ParseBootImage("root=LABEL=COS_ACTIVE cos-img/filename=/cOS/active.img")
-	steps := SysrootPlan(b, "/sysroot")
+	steps := SysrootPlan(b, "/sysroot", Layout{})
 	var got []string
 	for _, s := range steps[:6] {
 		got = append(got, s.Target)
@@ -89,5 +91,71 @@ func TestEarlyStagesWriteBelowSysroot(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(sysroot, "var/lib/early")); err != nil || !st.IsDir() {
 		t.Errorf("rootfs.after directory: %v", err)
+	}
+}
+
+// The node's layout, as upstream lets it be changed: cos-layout.env from
+// the rootfs stage, install.bind_mounts/ephemeral_mounts, rd.cos.overlay.
+func TestReadLayout(t *testing.T) {
+	env := []byte(`# written by a rootfs step
+PERSISTENT_STATE_PATHS="/etc/corpus /var/lib/corpus"
+RW_PATHS='/var/cache/extra'
+OVERLAY=tmpfs:40%
+PERSISTENT_STATE_BIND="true"
+VOLUMES="LABEL=X:/x"
+CUSTOM_BIND_MOUNTS=relative/path
+`)
+	cfg := &cloudconfig.Config{Install: cloudconfig.Install{BindMounts: []string{"/var/lib/longhorn", "/etc/corpus"}, EphemeralMounts: []string{"/var/tmp/x"}}}
+	l, errs := ReadLayout("root=LABEL=COS_ACTIVE rd.cos.overlay=tmpfs:1024", [][]byte{env}, []*cloudconfig.Config{cfg})
+	if got := strings.Join(l.PersistentPaths, " "); got != "/var/lib/longhorn /etc/corpus /var/lib/corpus" {
+		t.Errorf("persistent %q", got)
+	}
+	if got := strings.Join(l.EphemeralPaths, " "); got != "/var/tmp/x /var/cache/extra" {
+		t.Errorf("ephemeral %q", got)
+	}
+	if l.OverlaySize != "40%" { // the file wins over the command line
+		t.Errorf("overlay size %q", l.OverlaySize)
+	}
+	if len(errs) != 2 || !strings.Contains(errs[0].Error(), "VOLUMES") || !strings.Contains(errs[1].Error(), `"relative/path"`) {
+		t.Errorf("errors %v", errs)
+	}
+	if l, _ := ReadLayout("rd.cos.overlay=tmpfs:1024", nil, nil); l.OverlaySize != "1024m" {
+		t.Errorf("MiB size %q", l.OverlaySize)
+	}
+	if _, errs := ReadLayout("rd.cos.overlay=LABEL=OVL", nil, nil); len(errs) != 1 {
+		t.Errorf("block overlay accepted: %v", errs)
+	}
+
+	b, _ := ParseBootImage("root=LABEL=COS_ACTIVE cos-img/filename=/cOS/active.img")
+	steps := SysrootPlan(b, "/sysroot", Layout{PersistentPaths: []string{"/var/lib/corpus", "/etc/ssh"}, EphemeralPaths: []string{"/var/cache/extra"}, OverlaySize: "40%"})
+	var targets []string
+	for _, s := range steps {
+		targets = append(targets, s.Target)
+	}
+	all := strings.Join(targets, " ")
+	if !strings.Contains(steps[1].Options, "size=40%") || !strings.Contains(all, "/sysroot/var/cache/extra") ||
+		!strings.HasSuffix(all, "/sysroot/var/lib/corpus") || strings.Count(all, "/sysroot/etc/ssh ") != 1 {
+		t.Errorf("plan with layout: %s (tmpfs %q)", all, steps[1].Options)
+	}
+}
+
+// The corpus' layout config, on a sysroot: its rootfs stage writes the
+// layout file, and the layout the mounter then reads has its paths.
+func TestLayoutFromRootfsStage(t *testing.T) {
+	sysroot, run := t.TempDir(), t.TempDir()
+	data, err := os.ReadFile("../../../tests/testdata/cloud-configs/08_layout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(sysroot, "oem"), 0o755)
+	if err := os.WriteFile(filepath.Join(sysroot, "oem", "90_custom.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	sources := runStage(context.Background(), sysroot, "rootfs", &log)
+	l := nodeLayout("rd.cos.overlay=tmpfs:10%", sysroot, run, sources, &log)
+	if got := strings.Join(l.PersistentPaths, " "); got != "/var/lib/longhorn /etc/corpus /var/lib/corpus" || l.OverlaySize != "30%" ||
+		strings.Join(l.EphemeralPaths, " ") != "/var/cache/corpus" {
+		t.Errorf("layout %+v (log: %s)", l, log.String())
 	}
 }
