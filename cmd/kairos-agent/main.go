@@ -40,7 +40,8 @@ func tool(name string) error {
 // loadConfig is the node's merged cloud-config; files that cannot be read
 // are reported and left out, as boot goes on without them.
 func loadConfig() cloudconfig.Merged {
-	m := cloudconfig.Load(host.System.Root)
+	cmdline, _ := host.System.KernelCmdline()
+	m := cloudconfig.LoadNode(host.System.Root, cmdline)
 	for _, err := range m.Skipped {
 		logrus.Warnf("cloud-config skipped: %v", err)
 	}

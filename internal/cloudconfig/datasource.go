@@ -65,6 +65,88 @@ func (d Datasources) Fetch(ctx context.Context) ([]string, error) {
 	} else if ok {
 		written = append(written, filepath.Join(dir, cidataFile))
 	}
+	// A config's own config_url chains: what it names is fetched and
+	// merged after it (the remote wins, as upstream), and so on.
+	chained, err := d.followConfigURLs(ctx, dir, written)
+	written = append(written, chained...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return written, errors.Join(errs...)
+}
+
+// MaxConfigURLDepth bounds a chain of config_url: a config naming a
+// config naming a config... A chain that comes back to a URL it fetched
+// is a loop, refused.
+const MaxConfigURLDepth = 5
+
+// followConfigURLs fetches the config_url of the node's own configs and
+// of the fetched ones, transitively. Each link is stored after the file
+// that named it: <file>_<n>.yaml in the datasource directory, which is
+// read last, so a remote config wins over the one that names it.
+func (d Datasources) followConfigURLs(ctx context.Context, dir string, fetched []string) ([]string, error) {
+	type link struct {
+		file, url string
+		depth     int
+		seen      []string
+	}
+	var queue []link
+	add := func(file string, depth int, seen []string) {
+		data, err := os.ReadFile(file)
+		if err != nil || !HasHeader(data) {
+			return
+		}
+		parsed, diags := Parse(file, data)
+		if diags.Err() != nil || parsed.Config.ConfigURL == "" {
+			return
+		}
+		queue = append(queue, link{file: file, url: parsed.Config.ConfigURL, depth: depth, seen: seen})
+	}
+	for _, sd := range SourceDirs {
+		if sd == DatasourceDir {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(d.Root, sd, "*.y*ml"))
+		slices.Sort(files)
+		for _, f := range files {
+			add(f, 1, nil)
+		}
+	}
+	for _, f := range fetched {
+		// The command line's URL was fetched already: a chain starts there.
+		seen := []string{}
+		if filepath.Base(f) == urlFile {
+			seen = append(seen, ConfigURL(d.Cmdline))
+		}
+		add(f, 1, seen)
+	}
+	var written []string
+	var errs []error
+	n := 0
+	for len(queue) > 0 {
+		l := queue[0]
+		queue = queue[1:]
+		switch {
+		case slices.Contains(l.seen, l.url):
+			errs = append(errs, fmt.Errorf("config_url %s in %s: a loop (already fetched in this chain), not followed", l.url, l.file))
+			continue
+		case l.depth > MaxConfigURLDepth:
+			errs = append(errs, fmt.Errorf("config_url %s in %s: more than %d configs chained, not followed", l.url, l.file, MaxConfigURLDepth))
+			continue
+		}
+		n++
+		base := strings.TrimSuffix(filepath.Base(l.file), filepath.Ext(l.file))
+		if filepath.Dir(l.file) != dir {
+			base = "30_" + base // a node's own file: its chain after the datasources
+		}
+		dst := filepath.Join(dir, fmt.Sprintf("%s_%d.yaml", base, l.depth))
+		if err := d.fetchURL(ctx, l.url, dst); err != nil {
+			errs = append(errs, fmt.Errorf("config_url %s in %s: %w", l.url, l.file, err))
+			continue
+		}
+		written = append(written, dst)
+		add(dst, l.depth+1, append(slices.Clone(l.seen), l.url))
+	}
 	return written, errors.Join(errs...)
 }
 

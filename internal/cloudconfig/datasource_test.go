@@ -107,3 +107,39 @@ func TestConfigURLSizeLimit(t *testing.T) {
 		t.Errorf("the config at the limit: %v, %v", st, err)
 	}
 }
+
+// config_url inside a config chains: the node's own file names a config,
+// which names another; each lands after the one naming it (the remote
+// wins); a chain coming back to a URL it fetched is refused.
+func TestConfigURLChain(t *testing.T) {
+	var srvURL string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/a.yaml":
+			w.Write([]byte("#cloud-config\nhostname: from-a\nconfig_url: " + srvURL + "/b.yaml\n"))
+		case "/b.yaml":
+			w.Write([]byte("#cloud-config\nhostname: from-b\nconfig_url: " + srvURL + "/a.yaml\nk3s: {enabled: true}\n"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	srvURL = srv.URL
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "oem"), 0o755)
+	os.WriteFile(filepath.Join(root, "oem", "90_custom.yaml"), []byte("#cloud-config\nhostname: local\nconfig_url: "+srv.URL+"/a.yaml\n"), 0o644)
+	files, err := Datasources{Root: root, ByLabel: t.TempDir()}.Fetch(context.Background())
+	if len(files) != 2 || err == nil || !strings.Contains(err.Error(), "loop") {
+		t.Fatalf("files %v, err %v", files, err)
+	}
+	if filepath.Base(files[0]) != "30_90_custom_1.yaml" || filepath.Base(files[1]) != "30_90_custom_1_2.yaml" {
+		t.Errorf("names %v", files)
+	}
+	m := Load(root)
+	if h, _ := m.Get("hostname"); h != "from-b" {
+		t.Errorf("hostname %v: the end of the chain wins", h)
+	}
+	if !m.Config().K3s.Enabled {
+		t.Error("k3s from the chain lost")
+	}
+}

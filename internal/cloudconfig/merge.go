@@ -23,6 +23,21 @@ type Merged struct {
 	Skipped []error
 }
 
+// LoadNode is the node's configuration: its files (Load), then the keys
+// its kernel command line carries (FromCmdline), which win.
+func LoadNode(root, cmdline string) Merged {
+	m := Load(root)
+	if values := FromCmdline(cmdline); len(values) > 0 {
+		if checked, err := checkCmdline(values); err != nil {
+			m.Skipped = append(m.Skipped, err)
+		} else {
+			Merge(m.Values, checked)
+			m.Files = append(m.Files, CmdlineFile)
+		}
+	}
+	return m
+}
+
 // Load reads and merges the cloud-configs below root ("/" on a node).
 // Files without a cloud-config header are stage files, not configs, and
 // are left out; a file with errors (Parse) is skipped and reported.

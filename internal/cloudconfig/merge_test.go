@@ -3,6 +3,7 @@ package cloudconfig
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,26 @@ func TestLoadMergesInContractOrder(t *testing.T) {
 	}
 	if _, ok := m.Get("k3s.nope"); ok {
 		t.Error("Get of a missing key succeeded")
+	}
+}
+
+// The kernel command line's dotted keys, as upstream: merged after the
+// files (they win); the kernel's own words are left alone; a value of the
+// wrong type drops the command line's config, reported.
+func TestLoadNodeCmdline(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "oem"), 0o755)
+	os.WriteFile(filepath.Join(root, "oem", "90_custom.yaml"), []byte("#cloud-config\ninstall:\n  device: /dev/sda\n  auto: false\n"), 0o644)
+	m := LoadNode(root, `BOOT_IMAGE=/vmlinuz root=LABEL=COS_ACTIVE quiet install.device=/dev/vda install.auto=true "kairos.config=k3s.args=--disable=traefik" console=ttyS0`)
+	c := m.Config()
+	if c.Install.Device != "/dev/vda" || !c.Install.Auto || len(c.K3s.Args) != 1 || c.K3s.Args[0] != "--disable=traefik" {
+		t.Errorf("config %+v %+v", c.Install, c.K3s)
+	}
+	if _, ok := m.Values["root"]; ok || len(m.Skipped) > 0 {
+		t.Errorf("kernel words taken: %v, skipped %v", m.Values, m.Skipped)
+	}
+	m = LoadNode(root, "install.auto=maybe")
+	if len(m.Skipped) != 1 || !strings.Contains(m.Skipped[0].Error(), "install.auto") || m.Config().Install.Device != "/dev/sda" {
+		t.Errorf("bad value: skipped %v, device %q", m.Skipped, m.Config().Install.Device)
 	}
 }

@@ -26,13 +26,15 @@ type Config struct {
 	K3sAgnt Kubernetes `yaml:"k3s-agent"`
 	P2P     P2P        `yaml:"p2p" unsupported:"the P2P mesh is not in this agent yet"`
 
-	Bundles             []Bundle          `yaml:"bundles" unsupported:""`
-	FailOnBundlesErrors bool              `yaml:"fail_on_bundles_errors" unsupported:""`
-	ConfigURL           string            `yaml:"config_url" unsupported:"the kernel command line's config_url is read"`
-	Options             map[string]any    `yaml:"options" unsupported:""`
-	Env                 []string          `yaml:"env" unsupported:""`
-	GrubOptions         map[string]string `yaml:"grub_options" unsupported:"install.grub_options is read"`
-	Debug               bool              `yaml:"debug"`
+	Bundles             []Bundle `yaml:"bundles" unsupported:""`
+	FailOnBundlesErrors bool     `yaml:"fail_on_bundles_errors" unsupported:""`
+	// ConfigURL names a config the datasource command fetches at boot and
+	// merges after this one (chains followed, loops refused).
+	ConfigURL   string            `yaml:"config_url"`
+	Options     map[string]any    `yaml:"options" unsupported:""`
+	Env         []string          `yaml:"env" unsupported:""`
+	GrubOptions map[string]string `yaml:"grub_options" unsupported:"install.grub_options is read"`
+	Debug       bool              `yaml:"debug"`
 	// Strict makes a failing stage step fail the stage run (run-stage's
 	// --strict), instead of being logged while the other steps go on.
 	Strict         bool     `yaml:"strict" unsupported:""`
