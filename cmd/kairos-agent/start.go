@@ -7,6 +7,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/kairos-io/kairos/internal/agent/bundle"
 	"github.com/kairos-io/kairos/internal/agent/firstboot"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/install"
@@ -22,7 +23,8 @@ func startCmd() *cobra.Command {
 		Use:   "start",
 		Short: "Bootstrap the node (kairos-agent.service)",
 		Long: `On an installed node, the first boot: with k3s.enabled (or k3s-agent.enabled)
-writes /etc/sysconfig/k3s (K3S_ARGS from k3s.args, and k3s.env) and enables
+installs the config's bundles (install.bundles, then bundles; see
+'install-bundle --help'), writes /etc/sysconfig/k3s (K3S_ARGS from k3s.args, and k3s.env) and enables
 and starts the service, then creates ` + host.System.Deployed + `; it does nothing
 while that file exists. On an active boot it first clears the boot
 assessment an upgrade armed (the new image came up). On live media booted
@@ -54,7 +56,8 @@ with install-mode and a cloud-config saying install.auto: true, installs
 				},
 				Deploy: func() error {
 					enable := func(unit string) error { return service.Enable(h, unit) }
-					return firstboot.Node{Host: h, Enable: enable, Log: os.Stdout}.Start(m)
+					bundles := bundle.Installer{Out: os.Stdout}
+					return firstboot.Node{Host: h, Enable: enable, Bundle: bundles.Install, Log: os.Stdout}.Start(cmd.Context(), m)
 				},
 				Warn: logrus.Errorf,
 			}.Run(cmd.Context(), plan)

@@ -26,8 +26,8 @@ type Config struct {
 	K3sAgnt Kubernetes `yaml:"k3s-agent"`
 	P2P     P2P        `yaml:"p2p" unsupported:"the P2P mesh is not in this agent yet"`
 
-	Bundles             []Bundle `yaml:"bundles" unsupported:""`
-	FailOnBundlesErrors bool     `yaml:"fail_on_bundles_errors" unsupported:""`
+	Bundles             []Bundle `yaml:"bundles"`
+	FailOnBundlesErrors bool     `yaml:"fail_on_bundles_errors"`
 	// ConfigURL names a config the datasource command fetches at boot and
 	// merges after this one (chains followed, loops refused).
 	ConfigURL   string            `yaml:"config_url"`
@@ -472,7 +472,7 @@ type Install struct {
 	GrubOptions     map[string]string    `yaml:"grub_options"`
 	BindMounts      []string             `yaml:"bind_mounts"`
 	EphemeralMounts []string             `yaml:"ephemeral_mounts"`
-	Bundles         []Bundle             `yaml:"bundles" unsupported:""`
+	Bundles         []Bundle             `yaml:"bundles"`
 	Env             []string             `yaml:"env" unsupported:""`
 	EncryptedParts  []string             `yaml:"encrypted_partitions" unsupported:""`
 }
@@ -560,11 +560,31 @@ func (p *P2P) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	}
 }
 
-// Bundle is an image that adds to the system: `targets: [run://<image>]`.
+// Bundle is an image that adds to the system: `targets: [run://<image>]`
+// runs the image's run.sh, `container://<image>` copies its files in;
+// local_file takes the image from a `docker save` or OCI archive on the
+// node (airgap).
 type Bundle struct {
 	Targets    []string `yaml:"targets"`
-	Repository string   `yaml:"repository"`
-	RootfsPath string   `yaml:"rootfs_path"`
-	DBPath     string   `yaml:"db_path"`
 	LocalFile  bool     `yaml:"local_file"`
+	Repository string   `yaml:"repository" unsupported:"luet repositories"`
+	RootfsPath string   `yaml:"rootfs_path" unsupported:""`
+	DBPath     string   `yaml:"db_path" unsupported:"luet's database"`
+}
+
+// BundleSchemes are the target kinds the agent installs.
+var BundleSchemes = []string{"run://", "container://", "docker://"}
+
+func (b *Bundle) decodeYAML(d *decoder, n *yaml.Node, path string) {
+	type plain Bundle
+	d.decode(n, reflectOf((*plain)(b)), path)
+	for i, t := range b.Targets {
+		scheme, ref, ok := strings.Cut(t, "://")
+		switch {
+		case !ok || ref == "":
+			d.errorf(child(n, "targets"), "%s.targets[%d]: %q is not a bundle target (%s<image>)", name(path), i, t, strings.Join(BundleSchemes, "<image>, "))
+		case !slices.Contains(BundleSchemes, scheme+"://"):
+			d.errorf(child(n, "targets"), "%s.targets[%d]: %s:// bundles (luet packages) are not supported by this agent: use run:// or container://", name(path), i, scheme)
+		}
+	}
 }

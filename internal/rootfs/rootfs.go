@@ -30,6 +30,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kairos-io/kairos/internal/fstree"
 )
@@ -50,7 +51,7 @@ func (t *Tree) Close() error {
 }
 
 // Kinds lists the accepted source prefixes, for error messages and --help.
-var Kinds = []string{"dir:<rootfs>", "oci:<layout>[:<tag>]", "oci-archive:<tar>[:<tag>]", "docker-image://<ref>"}
+var Kinds = []string{"dir:<rootfs>", "oci:<layout>[:<tag>]", "oci-archive:<tar>[:<tag>]", "docker-archive:<tar>", "docker-image://<ref>"}
 
 // Open resolves a source reference. tmp is where the spool file goes ("" =
 // the system default); platform picks the image of a multi-platform index
@@ -108,6 +109,17 @@ func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
 		inner := t.close
 		t.close = func() error { return errors.Join(inner(), os.RemoveAll(dir)) }
 		return t, nil
+	case kind == "docker-archive":
+		// `docker save` output: one image (the first of the archive).
+		img, err := tarball.ImageFromPath(rest, nil)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		desc, err := ownDescriptor(img)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", ref, err)
+		}
+		return flattenVerified(ref, img, desc, tmp)
 	case strings.HasPrefix(ref, "docker-image://"):
 		r, err := name.ParseReference(strings.TrimPrefix(ref, "docker-image://"), NameOptions(o.Insecure)...)
 		if err != nil {

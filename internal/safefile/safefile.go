@@ -29,6 +29,7 @@
 package safefile
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -78,6 +79,12 @@ func Dir(root, name string, perm os.FileMode, uid, gid int) error {
 // file or the new one, and the rename replaces whatever entry name was
 // (a link, a hard link to another file) without writing through it.
 func WriteFile(root, name string, data []byte, perm os.FileMode, uid, gid int) error {
+	return WriteFrom(root, name, bytes.NewReader(data), perm, uid, gid)
+}
+
+// WriteFrom is WriteFile with the content read from r, for files too big
+// to hold in memory (a bundle's binaries).
+func WriteFrom(root, name string, r io.Reader, perm os.FileMode, uid, gid int) error {
 	dir, base, err := split(name)
 	if err != nil {
 		return err
@@ -94,7 +101,7 @@ func WriteFile(root, name string, data []byte, perm os.FileMode, uid, gid int) e
 	if err != nil {
 		return &os.PathError{Op: "create", Path: name, Err: err}
 	}
-	err = fill(f, data, perm, uid, gid)
+	err = fill(f, r, perm, uid, gid)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -108,14 +115,41 @@ func WriteFile(root, name string, data []byte, perm os.FileMode, uid, gid int) e
 	return nil
 }
 
-func fill(f *os.File, data []byte, perm os.FileMode, uid, gid int) error {
-	if _, err := f.Write(data); err != nil {
+func fill(f *os.File, r io.Reader, perm os.FileMode, uid, gid int) error {
+	if _, err := io.Copy(f, r); err != nil {
 		return err
 	}
 	if err := setOwnerMode(f, perm, uid, gid); err != nil {
 		return err
 	}
 	return f.Sync()
+}
+
+// Symlink replaces name (below root) with a symbolic link to target,
+// creating missing parent directories with mode 0755: the link is made
+// under a random name and renamed into place, so nothing at name is
+// written through.
+func Symlink(root, name, target string) error {
+	dir, base, err := split(name)
+	if err != nil {
+		return err
+	}
+	w, err := walk(root, name, dir, true)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	var b [8]byte
+	rand.Read(b[:])
+	tmp := "." + base[:min(len(base), 200)] + ".kairos-" + hex.EncodeToString(b[:])
+	if err := unix.Symlinkat(target, w.dir(), tmp); err != nil {
+		return &os.PathError{Op: "symlink", Path: name, Err: err}
+	}
+	if err := unix.Renameat(w.dir(), tmp, w.dir(), base); err != nil {
+		unix.Unlinkat(w.dir(), tmp, 0)
+		return &os.PathError{Op: "symlink", Path: name, Err: err}
+	}
+	return nil
 }
 
 // setOwnerMode works on the descriptor, never a name: what it changes is

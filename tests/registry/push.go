@@ -26,7 +26,13 @@ func PushDir(t testing.TB, dir, ref string) {
 		if err != nil || p == dir {
 			return err
 		}
-		hdr, err := tar.FileInfoHeader(fi, "")
+		link := ""
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		hdr, err := tar.FileInfoHeader(fi, link)
 		if err != nil {
 			return err
 		}

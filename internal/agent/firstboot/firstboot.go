@@ -1,10 +1,12 @@
-// Package firstboot is `kairos-agent start` on an installed node: it turns
-// the cloud-config's k3s and k3s-agent blocks into the services' sysconfig
-// files and enables them, once; the sentinel /usr/local/.kairos/deployed
-// (on COS_PERSISTENT) records that, and removing it makes it run again.
+// Package firstboot is `kairos-agent start` on an installed node: it
+// installs the config's bundles (install.bundles, then bundles), then turns
+// the k3s and k3s-agent blocks into the services' sysconfig files and
+// enables them, once; the sentinel /usr/local/.kairos/deployed (on
+// COS_PERSISTENT) records that, and removing it makes it run again.
 package firstboot
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -32,18 +34,31 @@ type Node struct {
 	Host *host.Host // host.System on a node: its root and the sentinel, Host.Deployed
 	// Enable enables and starts a service (systemctl or rc-update).
 	Enable func(unit string) error
+	// Bundle installs one bundle (bundle.Installer.Install on a node).
+	Bundle func(ctx context.Context, b cloudconfig.Bundle) error
 	Log    io.Writer
 }
 
 func (n Node) path(p string) string { return filepath.Join(n.Host.Root, p) }
 
 // Start deploys what the config asks for, unless already deployed.
-func (n Node) Start(m cloudconfig.Merged) error {
+func (n Node) Start(ctx context.Context, m cloudconfig.Merged) error {
 	if _, err := os.Stat(n.Host.Deployed); err == nil {
 		fmt.Fprintf(n.Log, "kairos-agent start: already deployed (remove %s to deploy again)\n", n.Host.Deployed)
 		return nil
 	}
 	c := m.Config()
+	// Bundles first, as upstream: a bundle may bring what the services
+	// need. A failed bundle is reported and the rest go on, unless
+	// fail_on_bundles_errors: then start fails and runs again next boot.
+	for _, b := range append(slices.Clone(c.Install.Bundles), c.Bundles...) {
+		if err := n.Bundle(ctx, b); err != nil {
+			if c.FailOnBundlesErrors {
+				return fmt.Errorf("%w (fail_on_bundles_errors: nothing more is deployed; start runs again at the next boot)", err)
+			}
+			fmt.Fprintf(n.Log, "kairos-agent start: %v (going on: fail_on_bundles_errors is not set)\n", err)
+		}
+	}
 	for _, s := range Services {
 		k := s.Block(c)
 		if !k.Enabled {

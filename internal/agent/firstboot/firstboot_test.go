@@ -1,6 +1,8 @@
 package firstboot
 
 import (
+	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -22,7 +24,7 @@ func TestStartDeploysOnce(t *testing.T) {
 	}}
 	var enabled []string
 	n := Node{Host: host.New(root), Log: io.Discard, Enable: func(u string) error { enabled = append(enabled, u); return nil }}
-	if err := n.Start(m); err != nil {
+	if err := n.Start(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(filepath.Join(root, "etc/sysconfig/k3s"))
@@ -42,18 +44,18 @@ func TestStartDeploysOnce(t *testing.T) {
 		t.Fatal("no sentinel")
 	}
 	// Deployed: a second start does nothing; without the sentinel it runs again.
-	if err := n.Start(m); err != nil || len(enabled) != 1 {
+	if err := n.Start(context.Background(), m); err != nil || len(enabled) != 1 {
 		t.Errorf("second start: %v, enabled %v", err, enabled)
 	}
 	os.Remove(n.Host.Deployed)
-	if err := n.Start(m); err != nil || len(enabled) != 2 {
+	if err := n.Start(context.Background(), m); err != nil || len(enabled) != 2 {
 		t.Errorf("start after removing the sentinel: %v, enabled %v", err, enabled)
 	}
 }
 
 func TestStartWithoutK3sBinary(t *testing.T) {
 	n := Node{Host: host.New(t.TempDir()), Log: io.Discard, Enable: func(string) error { return nil }}
-	err := n.Start(cloudconfig.Merged{Values: map[string]any{"k3s": map[string]any{"enabled": true}}})
+	err := n.Start(context.Background(), cloudconfig.Merged{Values: map[string]any{"k3s": map[string]any{"enabled": true}}})
 	if err == nil {
 		t.Fatal("k3s enabled on an image without k3s accepted")
 	}
@@ -76,5 +78,41 @@ func TestSysconfigShapes(t *testing.T) {
 	k.ReplaceArgs, k.ReplaceEnv = true, true
 	if got := string(Sysconfig(k, []string{"--kairos"}, map[string]string{"K": "v"})); !strings.Contains(got, `K3S_ARGS="--a"`) || strings.Contains(got, `K="v"`) {
 		t.Errorf("replaced:\n%s", got)
+	}
+}
+
+// Bundles install before the services, install.bundles first; a failure
+// is reported and the rest goes on, unless fail_on_bundles_errors.
+func TestStartBundles(t *testing.T) {
+	var got []string
+	n := Node{Host: host.New(t.TempDir()), Log: io.Discard, Enable: func(string) error { return nil },
+		Bundle: func(_ context.Context, b cloudconfig.Bundle) error {
+			got = append(got, b.Targets...)
+			if b.Targets[0] == "run://bad" {
+				return errors.New("bad bundle")
+			}
+			return nil
+		}}
+	values := map[string]any{
+		"install": map[string]any{"bundles": []any{map[string]any{"targets": []any{"run://first"}}}},
+		"bundles": []any{map[string]any{"targets": "run://bad"}, map[string]any{"targets": []any{"run://third"}}},
+	}
+	if err := n.Start(context.Background(), cloudconfig.Merged{Values: values}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "run://first run://bad run://third" {
+		t.Errorf("bundles %v", got)
+	}
+	if _, err := os.Stat(n.Host.Deployed); err != nil {
+		t.Error("not deployed")
+	}
+	os.Remove(n.Host.Deployed)
+	got = nil
+	values["fail_on_bundles_errors"] = true
+	if err := n.Start(context.Background(), cloudconfig.Merged{Values: values}); err == nil || !strings.Contains(err.Error(), "bad bundle") {
+		t.Errorf("fail_on_bundles_errors: %v", err)
+	}
+	if _, err := os.Stat(n.Host.Deployed); err == nil {
+		t.Error("deployed although a bundle failed")
 	}
 }
