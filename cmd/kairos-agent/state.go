@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
@@ -13,34 +14,44 @@ func stateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state [get <key>]",
 		Short: "Show how this node booted and what it runs",
-		Long: `Without arguments prints every value; 'state get <key>' prints one.
-Keys: boot (active_boot, passive_boot, recovery_boot, livecd_boot),
-upgrade_failure (true when an upgraded image failed to boot and grub fell
-back to passive),
-kairos.version, kairos.flavor, kairos.flavor_release, kairos.variant, and for
-each partition of the installed layout that is present (efi, oem, recovery,
-state, persistent): <name>.device and <name>.mountpoint.`,
+		Long: `Without arguments prints the node's state as YAML, in upstream's keys;
+'state get <key>' prints one value (a dotted path: boot, kairos.version,
+persistent.mount_point; a mapping prints as YAML).
+
+  uuid             the machine's UUID (firmware, else the machine id)
+  boot             active_boot, passive_boot, recovery_boot, livecd_boot
+  upgrade_failure  true when an upgraded image failed to boot and grub
+                   fell back to passive
+  kairos           version, flavor, flavor_release, variant, init
+                   (systemd, openrc), secureboot
+  persistent, oem, state, recovery, efi
+                   found, name (the device), label, filesystemlabel,
+                   mount_point, mounted, read_only, type, size_bytes, uuid`,
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			values, err := state.Collect(host.System)
 			if err != nil {
 				return err
 			}
-			if len(args) == 2 && args[0] == "get" {
-				v, ok := values[args[1]]
-				if !ok {
-					return fmt.Errorf("unknown state key %q", args[1])
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), v)
-				return nil
-			}
-			if len(args) > 0 {
+			if len(args) > 0 && (len(args) != 2 || args[0] != "get") {
 				return fmt.Errorf("usage: kairos-agent state [get <key>]")
 			}
-			for _, k := range state.ReportKeys(values) {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", k, values[k])
+			var out any = values
+			if len(args) == 2 {
+				if out, err = state.Get(values, args[1]); err != nil {
+					return err
+				}
+				if _, isMap := out.(map[string]any); !isMap {
+					fmt.Fprintln(cmd.OutOrStdout(), out)
+					return nil
+				}
 			}
-			return nil
+			data, err := yaml.Marshal(out)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(data)
+			return err
 		},
 	}
 	return cmd

@@ -143,7 +143,7 @@ func checkInstalledVersion(t *testing.T, sh func(string) string, mode, version s
 			t.Errorf("%s is %q, want %s mounted", path, got, label)
 		}
 	}
-	for key, want := range map[string]string{"oem.mountpoint": "/oem", "persistent.mountpoint": "/usr/local"} {
+	for key, want := range map[string]string{"oem.mount_point": "/oem", "persistent.mount_point": "/usr/local", "persistent.found": "true"} {
 		if got := sh("kairos-agent state get " + key); got != want {
 			t.Errorf("kairos-agent state get %s = %q, want %q", key, got, want)
 		}

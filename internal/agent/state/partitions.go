@@ -1,8 +1,13 @@
 package state
 
 import (
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/mounttab"
 )
 
@@ -16,28 +21,49 @@ var Partitions = []struct{ Name, Label string }{
 	{"persistent", "COS_PERSISTENT"},
 }
 
-// PartitionValues reports each partition found by label: "<name>.device"
-// (the block device) and "<name>.mountpoint" (where it is mounted, empty
-// when it is not). byLabelDir is /dev/disk/by-label, mounts is
-// /proc/self/mounts.
-func PartitionValues(byLabelDir, mounts string) map[string]string {
-	mounted := map[string]string{}
-	table, _ := mounttab.Read(mounts) // no table: nothing is mounted
+// PartitionStates describes each partition of the layout, in upstream's
+// keys: found (its label exists), name (the block device), label (the
+// partition's GPT name), filesystemlabel, mount_point and mounted (its
+// first mount: later ones are binds of its directories), read_only, type
+// (the file system), size_bytes and uuid (the file system's).
+func PartitionStates(h *host.Host) map[string]map[string]any {
+	first := map[string]mounttab.Mount{}
+	table, _ := mounttab.Read(h.Mounts) // no table: nothing is mounted
 	for _, m := range table {
-		// The first mount of a device is where the layout put it;
-		// later ones are binds of its subdirectories.
-		if _, seen := mounted[m.Source]; !seen {
-			mounted[m.Source] = m.Target
+		if _, seen := first[m.Source]; !seen {
+			first[m.Source] = m
 		}
 	}
-	values := map[string]string{}
+	byDir := func(dir string) map[string]string { // device -> name in /dev/disk/<dir>
+		out := map[string]string{}
+		entries, _ := os.ReadDir(filepath.Join(filepath.Dir(h.ByLabel), dir))
+		for _, e := range entries {
+			if dev, err := filepath.EvalSymlinks(filepath.Join(filepath.Dir(h.ByLabel), dir, e.Name())); err == nil {
+				out[dev] = e.Name()
+			}
+		}
+		return out
+	}
+	uuids, partlabels := byDir("by-uuid"), byDir("by-partlabel")
+	out := map[string]map[string]any{}
 	for _, p := range Partitions {
-		dev, err := filepath.EvalSymlinks(filepath.Join(byLabelDir, p.Label))
+		s := map[string]any{"found": false, "name": "", "label": "", "filesystemlabel": p.Label, "mount_point": "",
+			"mounted": false, "read_only": false, "type": "", "size_bytes": int64(0), "uuid": ""}
+		out[p.Name] = s
+		dev, err := filepath.EvalSymlinks(filepath.Join(h.ByLabel, p.Label))
 		if err != nil {
 			continue
 		}
-		values[p.Name+".device"] = dev
-		values[p.Name+".mountpoint"] = mounted[dev]
+		s["found"], s["name"], s["uuid"], s["label"] = true, dev, uuids[dev], partlabels[dev]
+		if b, err := os.ReadFile(filepath.Join(h.Sys, "class/block", filepath.Base(dev), "size")); err == nil {
+			if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+				s["size_bytes"] = n * 512
+			}
+		}
+		if m, ok := first[dev]; ok {
+			s["mount_point"], s["mounted"], s["type"] = m.Target, true, m.FSType
+			s["read_only"] = slices.Contains(m.Options, "ro")
+		}
 	}
-	return values
+	return out
 }

@@ -1,9 +1,9 @@
 package state
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -16,20 +16,17 @@ func TestCollect(t *testing.T) {
 		cmdline string
 		release string // "" for no release file
 		labels  []string
-		want    map[string]string
-		keys    []string
+		want    map[string]string // dotted path -> value as printed
 		err     string
 	}{
 		{name: "live without release", cmdline: "root=live:CDLABEL=COS_LIVE",
-			want: map[string]string{"boot": "livecd_boot", "upgrade_failure": "false", "kairos.version": ""},
-			keys: []string{"boot", "upgrade_failure", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant"}},
+			want: map[string]string{"boot": "livecd_boot", "upgrade_failure": "false", "kairos.version": "", "persistent.found": "false"}},
 		{name: "passive after a failed upgrade", cmdline: "root=LABEL=COS_PASSIVE upgrade_failure",
 			release: "KAIROS_VERSION=\"v3.1.0\"\nKAIROS_FLAVOR=debian\nKAIROS_FLAVOR_RELEASE=12\nKAIROS_VARIANT=core\n",
 			labels:  []string{"COS_STATE", "COS_OEM"},
 			want: map[string]string{"boot": "passive_boot", "upgrade_failure": "true", "kairos.version": "v3.1.0",
-				"kairos.flavor": "debian", "kairos.flavor_release": "12", "kairos.variant": "core", "state.mountpoint": "/run/initramfs/cos-state"},
-			keys: []string{"boot", "upgrade_failure", "kairos.version", "kairos.flavor", "kairos.flavor_release", "kairos.variant",
-				"oem.device", "oem.mountpoint", "state.device", "state.mountpoint"}},
+				"kairos.flavor": "debian", "kairos.flavor_release": "12", "kairos.variant": "core", ".state.mount_point": "/run/initramfs/cos-state",
+				"oem.found": "true", "recovery.found": "false"}},
 		{name: "bad release file", cmdline: "root=LABEL=COS_ACTIVE", release: "KAIROS_VERSION=\"unterminated\n", err: "/etc/kairos-release"},
 		{name: "no command line", err: "kernel command line"},
 	} {
@@ -74,12 +71,13 @@ func TestCollect(t *testing.T) {
 				t.Fatal(err)
 			}
 			for k, w := range c.want {
-				if values[k] != w {
-					t.Errorf("%s = %q, want %q", k, values[k], w)
+				v, err := Get(values, k)
+				if err != nil || fmt.Sprint(v) != w {
+					t.Errorf("%s = %v (%v), want %q", k, v, err, w)
 				}
 			}
-			if got := ReportKeys(values); !slices.Equal(got, c.keys) {
-				t.Errorf("keys %q, want %q", got, c.keys)
+			if _, err := Get(values, "persistent.nope"); err == nil {
+				t.Error("unknown key accepted")
 			}
 		})
 	}
