@@ -134,6 +134,7 @@ func installWithFile(ctx context.Context, name string, data []byte, f installFla
 	}
 	m := loadConfig()
 	cloudconfig.Merge(m.Values, doc)
+	cloudconfig.Merge(m.Raw, doc)
 	src, err := stages.ParseSource(name, data)
 	if err != nil {
 		return err

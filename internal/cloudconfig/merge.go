@@ -15,7 +15,15 @@ var SourceDirs = []string{"/run/initramfs/live", "/etc/kairos", "/usr/local/clou
 
 // Merged is the node's configuration: every cloud-config source deep-merged.
 type Merged struct {
+	// Values are the merged configs as rendered for this system (their
+	// templates filled in): what the agent acts on.
 	Values map[string]any
+	// Raw are the merged configs before rendering, where a file's YAML
+	// holds its templates whole: what an install copies to the installed
+	// node, which renders them with its own data (its machine id) at
+	// each boot. A file whose templates are not YAML by themselves is
+	// taken rendered.
+	Raw map[string]any
 	// Files are the sources read, in order.
 	Files []string
 	// Skipped are files that could not be used, with the reason; boot goes
@@ -33,6 +41,8 @@ func LoadNode(root, cmdline string) Merged {
 		} else {
 			Merge(m.Values, checked)
 			m.Files = append(m.Files, CmdlineFile)
+			// Not in Raw: the command line is this boot's, not the
+			// installed node's.
 		}
 	}
 	return m
@@ -42,7 +52,7 @@ func LoadNode(root, cmdline string) Merged {
 // Files without a cloud-config header are stage files, not configs, and
 // are left out; a file with errors (Parse) is skipped and reported.
 func Load(root string) Merged {
-	m := Merged{Values: map[string]any{}}
+	m := Merged{Values: map[string]any{}, Raw: map[string]any{}}
 	for _, dir := range SourceDirs {
 		files, _ := filepath.Glob(filepath.Join(root, dir, "*.y*ml"))
 		sort.Strings(files)
@@ -61,8 +71,12 @@ func Load(root string) Merged {
 				m.Skipped = append(m.Skipped, err)
 				continue
 			}
-			doc := parsed.Tree
-			Merge(m.Values, doc)
+			Merge(m.Values, parsed.Tree)
+			var raw map[string]any
+			if yaml.Unmarshal(data, &raw) != nil {
+				raw = parsed.Tree
+			}
+			Merge(m.Raw, raw)
 			m.Files = append(m.Files, f)
 		}
 	}

@@ -60,3 +60,18 @@ func TestLoadNodeCmdline(t *testing.T) {
 		t.Errorf("bad value: skipped %v, device %q", m.Skipped, m.Config().Install.Device)
 	}
 }
+
+// Templates are rendered for this system in Values, and kept whole in Raw
+// (what an install copies to the node, which renders them itself).
+func TestLoadKeepsTemplatesRaw(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "oem"), 0o755)
+	os.WriteFile(filepath.Join(root, "oem", "90_custom.yaml"), []byte("#cloud-config\nhostname: node-{{ trunc 4 .MachineID }}\n"), 0o644)
+	m := Load(root)
+	if h := m.Values["hostname"]; h == nil || strings.Contains(h.(string), "{{") {
+		t.Errorf("rendered hostname %v", h)
+	}
+	if h := m.Raw["hostname"]; h != "node-{{ trunc 4 .MachineID }}" {
+		t.Errorf("raw hostname %v", h)
+	}
+}

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"regexp"
 	"strconv"
@@ -28,7 +30,9 @@ import (
 // zero value fetches from the public services with the default bounds.
 type KeyFetcher struct {
 	// GitHub and GitLab are the base URLs github:<user> and gitlab:<user>
-	// are fetched below; "" is https://github.com and https://gitlab.com.
+	// are fetched below; "" is $KAIROS_GITHUB_URL and $KAIROS_GITLAB_URL
+	// (a mirror, or a test's server), else https://github.com and
+	// https://gitlab.com.
 	GitHub, GitLab string
 	// Client makes the requests; nil is http.DefaultClient's settings.
 	// Redirects are followed only to https URLs, whatever the client.
@@ -52,6 +56,13 @@ const (
 	// hold for it to be merged into: it is the user's file, and reading a
 	// huge one would hold the boot.
 	maxAuthorizedKeys = 1 << 20
+)
+
+// The environment variables that move github: and gitlab: elsewhere (an
+// https mirror): set on the agent's service, e.g. by a drop-in.
+const (
+	GitHubURLEnv = "KAIROS_GITHUB_URL"
+	GitLabURLEnv = "KAIROS_GITLAB_URL"
 )
 
 // keyHostUser is a GitHub or GitLab user name (GitLab allows dots and
@@ -100,12 +111,12 @@ func (f KeyFetcher) source(entry string) (string, error) {
 	case strings.HasPrefix(entry, "github:"):
 		base, name = f.GitHub, strings.TrimPrefix(entry, "github:")
 		if base == "" {
-			base = "https://github.com"
+			base = cmp.Or(os.Getenv(GitHubURLEnv), "https://github.com")
 		}
 	case strings.HasPrefix(entry, "gitlab:"):
 		base, name = f.GitLab, strings.TrimPrefix(entry, "gitlab:")
 		if base == "" {
-			base = "https://gitlab.com"
+			base = cmp.Or(os.Getenv(GitLabURLEnv), "https://gitlab.com")
 		}
 	case urlScheme.MatchString(entry):
 		u, err := url.Parse(entry)

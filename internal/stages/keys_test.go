@@ -282,3 +282,19 @@ func TestAuthorizeKeysModeRestored(t *testing.T) {
 		t.Errorf("mode %v owner %d; want 0600 u's", st.Mode(), st.Sys().(*syscall.Stat_t).Uid)
 	}
 }
+
+// $KAIROS_GITHUB_URL moves github: to a mirror (an e2e test's server).
+func TestKeysMirrorFromEnvironment(t *testing.T) {
+	k := testKey(t, "mirrored")
+	srv := keyServer(t, map[string]string{"/alice.keys": k + "\n"})
+	t.Setenv(GitHubURLEnv, srv.URL)
+	root := keysRoot(t)
+	userDir(t, root, "/home/u/.ssh")
+	r := Runner{Root: root, Keys: KeyFetcher{Client: srv.Client()}}
+	if err := r.authorizeKeys(context.Background(), "u", []string{"github:alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := authorizedKeys(t, root); got != k+"\n" {
+		t.Errorf("authorized_keys %q", got)
+	}
+}

@@ -36,12 +36,18 @@ func (f Overrides) Apply(o Options) (Options, error) {
 }
 
 // UserConfig is what an install copies to /oem/90_custom.yaml: the merged
-// user configs, nothing when there are none.
+// user configs with their templates unrendered (the installed node renders
+// them at each boot, with its own machine id), nothing when there are
+// none.
 func UserConfig(m cloudconfig.Merged) ([]byte, error) {
-	if len(m.Values) == 0 {
+	values := m.Raw
+	if values == nil { // a Merged made by hand
+		values = m.Values
+	}
+	if len(values) == 0 {
 		return nil, nil
 	}
-	out, err := yaml.Marshal(m.Values)
+	out, err := yaml.Marshal(values)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the cloud-config for the installed node: %w", err)
 	}
