@@ -45,7 +45,8 @@ func runReset(cmd *cobra.Command, o node.ResetOptions, unattended, reboot bool) 
 	if err != nil {
 		return err
 	}
-	o, reboot = node.ResetFromConfig(loadConfig(), o, reboot)
+	m := loadConfig()
+	o, reboot = node.ResetFromConfig(m, o, reboot)
 	if !unattended {
 		fmt.Fprint(cmd.OutOrStdout(), "Reset: active and passive become the recovery image and persistent data is erased. Continue? (y/n) [n]: ")
 		var answer string
@@ -61,6 +62,9 @@ func runReset(cmd *cobra.Command, o node.ResetOptions, unattended, reboot bool) 
 	}
 	if reboot {
 		return tool("reboot")
+	}
+	if m.Config().Reset.Poweroff {
+		return tool("poweroff")
 	}
 	return nil
 }

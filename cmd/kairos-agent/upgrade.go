@@ -40,7 +40,8 @@ renames leaves the node as it was; boot assessment is armed before them.`,
 			if err != nil {
 				return err
 			}
-			o, reboot = node.UpgradeFromConfig(loadConfig(), o, reboot)
+			m := loadConfig()
+			o, reboot = node.UpgradeFromConfig(m, o, reboot)
 			sources, _ := stages.Load(h.Root, stages.DefaultDirs)
 			n := node.New(h, cmdline, stages.Set{Sources: sources}, os.Stdout)
 			n.Tmp = node.SpoolDir(h)
@@ -49,6 +50,9 @@ renames leaves the node as it was; boot assessment is armed before them.`,
 			}
 			if reboot {
 				return tool("reboot")
+			}
+			if m.Config().Upgrade.Poweroff {
+				return tool("poweroff")
 			}
 			return nil
 		},

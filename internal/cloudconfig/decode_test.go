@@ -127,3 +127,22 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// The schema is the model's: every key the decoder carries out, none it
+// refuses.
+func TestJSONSchema(t *testing.T) {
+	s := JSONSchema("https://kairos.io/v1/cloud-config.json")
+	props := s["properties"].(map[string]any)
+	for _, k := range []string{"users", "stages", "install", "k3s", "bundles", "write_files", "runcmd", "hostname"} {
+		if _, ok := props[k]; !ok {
+			t.Errorf("schema lacks %s", k)
+		}
+	}
+	if _, ok := props["p2p"]; ok {
+		t.Error("schema has p2p, which the agent refuses")
+	}
+	step := props["stages"].(map[string]any)["additionalProperties"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)
+	if step["files"] == nil || step["layout"] != nil {
+		t.Errorf("step properties: files %v, layout %v", step["files"], step["layout"])
+	}
+}

@@ -37,8 +37,8 @@ type Config struct {
 	Debug       bool              `yaml:"debug"`
 	// Strict makes a failing stage step fail the stage run (run-stage's
 	// --strict), instead of being logged while the other steps go on.
-	Strict         bool     `yaml:"strict" unsupported:""`
-	CloudInitPaths []string `yaml:"cloud-init-paths" unsupported:""`
+	Strict         bool     `yaml:"strict"`
+	CloudInitPaths []string `yaml:"cloud-init-paths"`
 
 	// cloud-init's keys, run in the boot stage as one step (CloudInitStep).
 	WriteFiles        []WriteFile `yaml:"write_files"`
@@ -496,7 +496,7 @@ type Reset struct {
 	ResetPersistent *bool `yaml:"reset-persistent" alias:"reset_persistent"`
 	ResetOEM        bool  `yaml:"reset-oem" alias:"reset_oem"`
 	Reboot          bool  `yaml:"reboot"`
-	Poweroff        bool  `yaml:"poweroff" unsupported:""`
+	Poweroff        bool  `yaml:"poweroff"`
 }
 
 // Upgrade is `upgrade:`.
@@ -504,7 +504,7 @@ type Upgrade struct {
 	Source   string `yaml:"source"`
 	Recovery bool   `yaml:"recovery"`
 	Reboot   bool   `yaml:"reboot"`
-	Poweroff bool   `yaml:"poweroff" unsupported:""`
+	Poweroff bool   `yaml:"poweroff"`
 }
 
 // Kubernetes is `k3s:` and `k3s-agent:`.
