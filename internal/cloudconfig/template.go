@@ -9,10 +9,11 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
+
+	"github.com/kairos-io/kairos/internal/release"
 )
 
 // TemplateData is what a config is rendered with before it is parsed, as
@@ -41,14 +42,7 @@ func SystemData(root string) TemplateData {
 	}
 	osr := map[string]string{}
 	if b, err := os.ReadFile(filepath.Join(root, "/etc/os-release")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, "="); ok {
-				if u, err := strconv.Unquote(v); err == nil {
-					v = u
-				}
-				osr[k] = v
-			}
-		}
+		osr, _ = release.Parse(b) // a malformed file: no os data
 	}
 	host, _ := os.Hostname()
 	return TemplateData{

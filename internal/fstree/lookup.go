@@ -18,6 +18,12 @@ func ReadFile(root *Node, p string) ([]byte, error) {
 	if !n.Mode.IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", p)
 	}
+	return Content(n)
+}
+
+// Content reads a regular file node's content (nothing when it has no
+// Open, an empty file).
+func Content(n *Node) ([]byte, error) {
 	if n.Open == nil {
 		return nil, nil
 	}

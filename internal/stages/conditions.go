@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 
 	"github.com/kairos-io/kairos/internal/cloudconfig"
+	"github.com/kairos-io/kairos/internal/release"
 )
 
 // SystemInfo is what a step's only_* and node conditions compare with.
@@ -29,22 +29,8 @@ func ReadSystemInfo(root string) SystemInfo {
 	si := SystemInfo{Arch: runtime.GOARCH}
 	si.Hostname, _ = os.Hostname()
 	if b, err := os.ReadFile(filepath.Join(root, "/etc/os-release")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				continue
-			}
-			if u, err := strconv.Unquote(v); err == nil {
-				v = u
-			}
-			switch k {
-			case "NAME":
-				si.OSName = v
-			case "ID":
-				si.OSID = v
-			case "VERSION_ID":
-				si.OSVersion = v
-			}
+		if osr, err := release.Parse(b); err == nil {
+			si.OSName, si.OSID, si.OSVersion = osr["NAME"], osr["ID"], osr["VERSION_ID"]
 		}
 	}
 	has := func(paths ...string) bool {

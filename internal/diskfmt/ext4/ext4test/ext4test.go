@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -471,7 +470,7 @@ func verifyDebugfs(img string, root *fstree.Node) error {
 			if err != nil {
 				return err
 			}
-			want, err := content(n)
+			want, err := fstree.Content(n)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.path, err)
 			}
@@ -586,17 +585,6 @@ func unixMode(m fs.FileMode) uint32 {
 	return mode
 }
 
-func content(n *fstree.Node) ([]byte, error) {
-	if n.Size == 0 && n.Open == nil {
-		return nil, nil
-	}
-	rc, err := n.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(rc)
-}
 
 // normalizeACL zeroes the ids of an ACL's owner, owning group, mask and
 // other entries: libext2fs returns them as 0 where the kernel returns -1,
