@@ -232,8 +232,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 }
 
 // eachKey calls fn for each key of a mapping, with YAML merge keys
-// (`<<: *defaults`) expanded first so that the mapping's own keys win.
+// (`<<: *defaults`) expanded as YAML means them: a key the mapping has
+// itself wins over a merged one, and an earlier merged mapping over a
+// later one; each key is given once. (yaml.v3 has already refused merges
+// that refer to themselves: Parse decodes the tree with it first.)
 func (d *decoder) eachKey(n *yaml.Node, fn func(k, v *yaml.Node)) {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Value != "<<" || k.Tag != "!!merge" {
+			seen[k.Value] = true
+		}
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Value != "<<" || k.Tag != "!!merge" {
@@ -254,7 +263,12 @@ func (d *decoder) eachKey(n *yaml.Node, fn func(k, v *yaml.Node)) {
 				d.errorf(m, "a merge key (<<) takes a mapping, got %s", describe(m))
 				continue
 			}
-			d.eachKey(m, fn)
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				if mk := m.Content[j]; !seen[mk.Value] && (mk.Value != "<<" || mk.Tag != "!!merge") {
+					seen[mk.Value] = true
+					fn(mk, m.Content[j+1])
+				}
+			}
 		}
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {

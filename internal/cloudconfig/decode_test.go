@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The shapes operators write, copied from upstream's docs, read as they
@@ -144,5 +145,37 @@ func TestJSONSchema(t *testing.T) {
 	step := props["stages"].(map[string]any)["additionalProperties"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)
 	if step["files"] == nil || step["layout"] != nil {
 		t.Errorf("step properties: files %v, layout %v", step["files"], step["layout"])
+	}
+}
+
+// Hostile YAML: aliases that refer to themselves, expansion bombs and a
+// second document are errors, never a crash, a hang or a silent drop.
+func TestDecodeHostileYAML(t *testing.T) {
+	fan := "#cloud-config\nx: &u [" + strings.Repeat("a,", 300) + "a]\ny: &v [" + strings.Repeat("*u,", 300) + "*u]\nstages: {boot: [" + strings.Repeat("{commands: *v},", 300) + "{}]}\n"
+	for name, c := range map[string]struct{ doc, want string }{
+		"self merge": {"#cloud-config\ninstall: &a\n  device: /dev/sda\n  <<: *a\n", ""},
+		"self alias": {"#cloud-config\na: &a [*a]\n", ""},
+		"fan-out":    {fan, "excessive aliasing"},
+		"two docs":   {"#cloud-config\nhostname: a\n---\nusers: [{name: bob}]\n", "second YAML document"},
+	} {
+		start := time.Now()
+		_, diags := Parse("f", []byte(c.doc))
+		if diags.Err() == nil || !strings.Contains(diags.Err().Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", name, diags.Err(), c.want)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("%s took %s", name, time.Since(start))
+		}
+	}
+}
+
+// A mapping's own keys win over merged ones, as YAML (and the tree the
+// install copies) reads them.
+func TestMergeKeyOverride(t *testing.T) {
+	doc := "#cloud-config\nd: &d\n  runcmd: [echo default]\n  hostname: from-default\nbase: &b {device: /dev/sda, auto: true}\n<<: *d\nruncmd: [echo mine]\ninstall:\n  <<: *b\n  device: /dev/vda\n"
+	p, _ := Parse("f", []byte(doc))
+	c := p.Config
+	if len(c.RunCmd) != 1 || c.RunCmd[0] != "echo mine" || c.Hostname != "from-default" || c.Install.Device != "/dev/vda" || !c.Install.Auto {
+		t.Errorf("runcmd %q hostname %q install %+v", c.RunCmd, c.Hostname, c.Install)
 	}
 }

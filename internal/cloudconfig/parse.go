@@ -3,7 +3,9 @@ package cloudconfig
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strings"
@@ -71,11 +73,24 @@ func ParseWith(file string, data []byte, td *TemplateData) (*Parsed, Diagnostics
 		}
 		data = rendered
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	notYAML := func(err error) (*Parsed, Diagnostics) {
 		line := 1
 		fmt.Sscanf(err.Error(), "yaml: line %d:", &line)
 		return p, Diagnostics{{File: file, Line: line, Col: 1, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return notYAML(err)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		// A second document would be dropped unseen: refused instead.
+		line := next.Line
+		if err != nil {
+			return notYAML(err)
+		}
+		return p, Diagnostics{{File: file, Line: line, Col: 1, Msg: "a second YAML document (after ---): a config file holds one"}}
 	}
 	d := &decoder{file: file}
 	if len(doc.Content) > 0 {
@@ -84,12 +99,16 @@ func ParseWith(file string, data []byte, td *TemplateData) (*Parsed, Diagnostics
 			d.errorf(root, "the document: want a mapping of keys, got %s", describe(root))
 			return p, d.diags
 		}
+		// yaml.v3's own decoding first: it refuses aliases that refer to
+		// themselves and documents that expand far beyond their size, so
+		// the language's decoder only ever walks a bounded tree.
+		if err := doc.Decode(&p.Tree); err != nil {
+			d.errorf(root, "%v", strings.TrimPrefix(err.Error(), "yaml: "))
+			return p, d.diags
+		}
 		d.decode(root, reflect.ValueOf(p.Config).Elem(), "")
 		if !p.Header {
 			d.stageFileKeys(root)
-		}
-		if err := doc.Decode(&p.Tree); err != nil {
-			d.errorf(root, "%v", err)
 		}
 	}
 	slices.SortStableFunc(d.diags, func(a, b Diagnostic) int { return a.Line - b.Line })

@@ -234,14 +234,19 @@ func TestOrderAfter(t *testing.T) {
 		return strings.Join(n, " ")
 	}
 	// The system's file runs first, but its step "late" waits for the
-	// user's "early" (a later file): after drops the wait for the step
-	// before it.
+	// user's "early" (a later file), and runs as soon as it has; the steps
+	// after "late" do not wait.
 	ops, errs := order([]Source{
 		src("/system/oem/00.yaml", "sys", step("a"), step("late", "user.early"), step("b")),
-		src("/oem/90.yaml", "user", step("early", "sys.a")),
+		src("/oem/90.yaml", "user", step("early"), step("c")),
 	}, "boot")
-	if len(errs) > 0 || names(ops) != "sys.a user.early sys.late sys.b" {
+	if len(errs) > 0 || names(ops) != "sys.a sys.b user.early sys.late user.c" {
 		t.Errorf("order %q, errors %v", names(ops), errs)
+	}
+	// A step naming one further down in its own file.
+	ops, errs = order([]Source{src("/oem/x.yaml", "x", step("second", "x.first"), step("third"), step("first"))}, "boot")
+	if len(errs) > 0 || names(ops) != "x.third x.first x.second" {
+		t.Errorf("forward after: %q %v", names(ops), errs)
 	}
 	// Unnamed steps are named by index; a file without name: by its path.
 	ops, _ = order([]Source{src("/oem/x.yaml", "", step(""), step(""))}, "boot")
@@ -253,7 +258,7 @@ func TestOrderAfter(t *testing.T) {
 		t.Errorf("unknown after: %q %v", names(ops), errs)
 	}
 	ops, errs = order([]Source{src("/oem/x.yaml", "x", step("a", "x.b"), step("b", "x.a"), step("c"))}, "boot")
-	if len(ops) != 0 || len(errs) != 3 || !strings.Contains(errs[0].Error(), "cycle") {
+	if names(ops) != "x.c" || len(errs) != 2 || !strings.Contains(errs[0].Error(), "cycle") {
 		t.Errorf("cycle: ran %q, errors %v", names(ops), errs)
 	}
 }

@@ -64,7 +64,8 @@ func (r Runner) writeFile(f cloudconfig.File) error {
 	if err != nil {
 		return err
 	}
-	return safefile.WriteFile(r.root(), f.Path, data, mode, uid, gid)
+	root, name := r.at(f.Path)
+	return safefile.WriteFile(root, name, data, mode, uid, gid)
 }
 
 // resolveOwner is the uid and gid for owner/group, or for owner_string
@@ -155,5 +156,6 @@ func (r Runner) download(ctx context.Context, d cloudconfig.Download) error {
 	if err != nil {
 		return err
 	}
-	return safefile.WriteFile(r.root(), d.Path, data, mode, uid, gid)
+	root, name := r.at(d.Path)
+	return safefile.WriteFile(root, name, data, mode, uid, gid)
 }

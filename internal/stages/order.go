@@ -32,10 +32,11 @@ func (o op) label() string {
 }
 
 // order lists the steps of one stage name across sources in the order
-// they run: each step after the one before it (files in order, steps in
-// file order), except a step with `after`, which runs after the steps it
-// names instead. Names that no step of this stage has are reported and
-// ignored; steps caught in a cycle are reported and not run.
+// they run: the files' order, except that a step with `after` waits until
+// the steps it names have run (then runs at once), while the steps after
+// it go on; so `after` may name a step further down or in a later file.
+// Names that no step of this stage has are reported and ignored; steps
+// waiting on each other (a cycle) are reported and do not run.
 func order(sources []Source, stage string) ([]op, []error) {
 	var ops []op
 	byName := map[string]int{}
@@ -65,12 +66,6 @@ func order(sources []Source, stage string) ([]op, []error) {
 	var errs []error
 	deps := make([][]int, len(ops))
 	for i, o := range ops {
-		if len(o.step.After) == 0 {
-			if i > 0 {
-				deps[i] = []int{i - 1}
-			}
-			continue
-		}
 		for _, a := range o.step.After {
 			j, ok := byName[a.Name]
 			if !ok {
@@ -82,35 +77,44 @@ func order(sources []Source, stage string) ([]op, []error) {
 			}
 		}
 	}
-	// Kahn's algorithm, taking the first ready step in file order each
-	// time: without `after` the order is the files' order.
 	done := make([]bool, len(ops))
 	var out []op
-	for len(out) < len(ops) {
-		next := -1
-		for i := range ops {
-			if done[i] {
-				continue
-			}
-			ready := true
-			for _, j := range deps[i] {
-				ready = ready && done[j]
-			}
-			if ready {
-				next = i
-				break
+	ready := func(i int) bool {
+		for _, j := range deps[i] {
+			if !done[j] {
+				return false
 			}
 		}
-		if next < 0 {
-			for i := range ops {
-				if !done[i] {
-					errs = append(errs, fmt.Errorf("%s: after: waits for itself through other steps (a cycle): not run", ops[i].label()))
+		return true
+	}
+	var waiting []int
+	run := func(i int) {
+		done[i] = true
+		out = append(out, ops[i])
+	}
+	for i := range ops {
+		if !ready(i) {
+			waiting = append(waiting, i)
+			continue
+		}
+		run(i)
+		// Steps that waited for this one (or for one of them) run now,
+		// in file order.
+		for progress := true; progress; {
+			progress = false
+			for k, w := range waiting {
+				if w >= 0 && ready(w) {
+					run(w)
+					waiting[k] = -1
+					progress = true
 				}
 			}
-			break
 		}
-		done[next] = true
-		out = append(out, ops[next])
+	}
+	for _, w := range waiting {
+		if w >= 0 {
+			errs = append(errs, fmt.Errorf("%s: after: waits for itself through other steps (a cycle): not run", ops[w].label()))
+		}
 	}
 	return out, errs
 }

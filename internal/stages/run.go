@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -36,6 +35,9 @@ type Runner struct {
 	// Kernel takes sysctl settings and modules; nil is the running kernel
 	// when Root is "/", none otherwise.
 	Kernel Kernel
+	// RunDir, when set, is where the steps' /run paths go instead of
+	// below Root (see at).
+	RunDir string
 }
 
 // RunStage runs <stage>.before, <stage> and <stage>.after from every source:
@@ -142,7 +144,8 @@ func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
 			mode = 0o755
 		}
 		uid, gid := owner(d.Owner, d.Group)
-		if err := safefile.Dir(r.root(), d.Path, mode, uid, gid); err != nil {
+		root, name := r.at(d.Path)
+		if err := safefile.Dir(root, name, mode, uid, gid); err != nil {
 			return fmt.Errorf("directory %s: %w", d.Path, err)
 		}
 	}
@@ -242,43 +245,56 @@ func (r Runner) hostname(ctx context.Context, name string) error {
 	return nil
 }
 
+// writeEnvironment sets the step's variables in its environment file
+// (/etc/environment by default): a variable already there is replaced in
+// place, others are appended; every other line (comments too) is kept, and
+// an existing file keeps its mode (a 0600 file of secrets stays 0600).
 func (r Runner) writeEnvironment(s cloudconfig.Step) error {
 	target := s.EnvironmentFile
 	if target == "" {
 		target = "/etc/environment"
 	}
-	existing, err := safefile.ReadFile(r.root(), target)
+	root, name := r.at(target)
+	existing, err := safefile.ReadFile(root, name)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	values := map[string]string{}
-	var order []string
-	for _, line := range strings.Split(string(existing), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.HasPrefix(strings.TrimSpace(line), "#") {
-			continue
+	mode := os.FileMode(0o644)
+	if st, err := safefile.Lstat(root, name); err == nil {
+		mode = os.FileMode(st.Mode & 0o7777)
+	}
+	set := map[string]bool{}
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(existing), "\n"), "\n") {
+		k, _, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(k), "export "))
+		if v, mine := s.Environment[k]; ok && mine && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			if set[k] {
+				continue // a second definition: the first line holds it now
+			}
+			line, set[k] = k+"="+v, true
 		}
-		if _, seen := values[k]; !seen {
-			order = append(order, k)
+		if line != "" || len(lines) > 0 {
+			lines = append(lines, line)
 		}
-		values[k] = v
 	}
-	keys := make([]string, 0, len(s.Environment))
-	for k := range s.Environment {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, seen := values[k]; !seen {
-			order = append(order, k)
+	for _, k := range slices.Sorted(maps.Keys(s.Environment)) {
+		if !set[k] {
+			lines = append(lines, k+"="+s.Environment[k])
 		}
-		values[k] = s.Environment[k]
 	}
-	var b strings.Builder
-	for _, k := range order {
-		fmt.Fprintf(&b, "%s=%s\n", k, values[k])
+	return safefile.WriteFile(root, name, []byte(strings.Join(lines, "\n")+"\n"), mode, -1, -1)
+}
+
+// at is where a step's path p is written: below Root, except /run when
+// RunDir stands for it (the initramfs's own /run, which becomes the
+// system's: a rootfs-stage step writes /run/cos/cos-layout.env there
+// while the new root is still read-only).
+func (r Runner) at(p string) (root, name string) {
+	if r.RunDir != "" && (p == "/run" || strings.HasPrefix(p, "/run/")) {
+		return r.RunDir, "/" + strings.TrimPrefix(strings.TrimPrefix(p, "/run"), "/")
 	}
-	return safefile.WriteFile(r.root(), target, []byte(b.String()), 0o644, -1, -1)
+	return r.root(), p
 }
 
 func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -299,6 +315,12 @@ type Set struct {
 	Sources []Source
 	// Log gets the output of chrooted commands; nil is stdout.
 	Log io.Writer
+	// Live says the root is the node's own new root, booting (the
+	// initramfs): sysctl and modules then change the running kernel.
+	Live bool
+	// RunDir is where the steps' /run paths go while the root's /run is
+	// not the system's yet (the initramfs's /run); "" is below the root.
+	RunDir string
 }
 
 // Has says whether any source has steps for stage (or its .before/.after).
@@ -317,7 +339,7 @@ func (s Set) Has(stage string) bool {
 // Run runs stage with files below root and commands chrooted into it
 // (root "/" runs them directly).
 func (s Set) Run(ctx context.Context, stage, root string) error {
-	r := Runner{Root: root}
+	r := Runner{Root: root, RunDir: s.RunDir}
 	if root != "/" && root != "" {
 		log := s.Log
 		if log == nil {
@@ -328,6 +350,9 @@ func (s Set) Run(ctx context.Context, stage, root string) error {
 			cmd.Stdout, cmd.Stderr = log, log
 			return cmd.Run()
 		}
+	}
+	if s.Live {
+		r.Kernel = RunningKernel(r)
 	}
 	return r.RunStage(ctx, s.Sources, stage)
 }

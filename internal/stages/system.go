@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/safefile"
@@ -25,9 +29,19 @@ type Kernel interface {
 // runningKernel writes /proc/sys and runs modprobe.
 type runningKernel struct{ r Runner }
 
+// Sysctl writes the value in place: procfs takes no new files or renames.
+// The key was checked by the config's decoder (dotted names, no "/").
 func (k runningKernel) Sysctl(key, value string) error {
 	p := path.Join("/proc/sys", strings.ReplaceAll(key, ".", "/"))
-	return safefile.WriteFile("/", p, []byte(value), 0o644, -1, -1)
+	f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (k runningKernel) LoadModule(ctx context.Context, name string) error {
@@ -35,23 +49,31 @@ func (k runningKernel) LoadModule(ctx context.Context, name string) error {
 }
 
 // kernel is the Kernel the steps change: r.Kernel, else the running one
-// when the root is the running system's. In an image being built there is
-// none: the settings would change the build machine, and they are for the
-// node's boot anyway (the step runs again there).
+// when the root is the running system's. Elsewhere (an install's chroot)
+// there is none: the settings would change the installer's kernel, not
+// the node's; they apply at the node's own stages.
 func (r Runner) kernel() Kernel {
 	switch {
 	case r.Kernel != nil:
 		return r.Kernel
 	case r.live():
-		return runningKernel{r}
+		return RunningKernel(r)
 	}
 	return nil
 }
+
+// RunningKernel is the kernel the system runs: sysctl writes its
+// /proc/sys, modules load with modprobe through r (chrooted into the new
+// root in the initramfs, where its modules are).
+func RunningKernel(r Runner) Kernel { return runningKernel{r} }
 
 // sysctl sets each key (dots are /proc/sys's slashes).
 func (r Runner) sysctl(settings map[string]string) error {
 	k := r.kernel()
 	if k == nil {
+		if len(settings) > 0 {
+			logrus.Warnf("sysctl: not applied here (not the node's running system): it applies in the node's own stages")
+		}
 		return nil
 	}
 	for _, key := range slices.Sorted(maps.Keys(settings)) {
@@ -66,6 +88,9 @@ func (r Runner) sysctl(settings map[string]string) error {
 func (r Runner) modules(ctx context.Context, mods []string) error {
 	k := r.kernel()
 	if k == nil {
+		if len(mods) > 0 {
+			logrus.Warnf("modules: not loaded here (not the node's running system): they load in the node's own stages")
+		}
 		return nil
 	}
 	for _, m := range mods {

@@ -623,5 +623,6 @@ func (r Runner) writeDNS(d cloudconfig.DNS) error {
 	}
 	// resolv.conf is often a symlink to a resolver's runtime file: the
 	// step replaces it with the file asked for (safefile renames over it).
-	return safefile.WriteFile(r.root(), p, []byte(b.String()), 0o644, -1, -1)
+	root, name := r.at(p)
+	return safefile.WriteFile(root, name, []byte(b.String()), 0o644, -1, -1)
 }

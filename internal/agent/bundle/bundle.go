@@ -29,8 +29,8 @@ import (
 
 // Installer installs bundles on a root.
 type Installer struct {
-	// Root is where container:// bundles' files go and run.sh runs
-	// chrooted when it is not "/" ("" is "/").
+	// Root is where container:// bundles' files go ("" is "/"); run://
+	// bundles run on the running system only.
 	Root string
 	// Tmp holds unpacked bundles while they install ("" is the system's).
 	Tmp string
@@ -64,6 +64,10 @@ func (in Installer) InstallTarget(ctx context.Context, target string, localFile 
 	case "run", "container", "docker":
 	default:
 		return fmt.Errorf("%s:// bundles (luet packages) are not supported by this agent: use run:// or container://", scheme)
+	}
+	if scheme == "run" && in.root() != "/" {
+		// run.sh installs into the system it runs on: the node itself.
+		return fmt.Errorf("run:// bundles install on the running system: a root path (%s) is for container:// bundles", in.Root)
 	}
 	source := "docker-image://" + ref
 	if localFile {
@@ -117,28 +121,11 @@ func (in Installer) root() string {
 	return in.Root
 }
 
-// runScript runs the bundle's run.sh in its directory. On a root other
-// than "/", the directory is bind-mounted into it and the script runs
-// chrooted, so it installs into that root.
+// runScript runs the bundle's run.sh in its directory, on this system.
 func (in Installer) runScript(ctx context.Context, dir, target string) error {
-	var cmd *exec.Cmd
-	if in.root() == "/" {
-		cmd = exec.CommandContext(ctx, "/bin/sh", "run.sh")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CONTAINERDIR="+dir, "BUNDLE_TARGET="+target)
-	} else {
-		inner := "/run/kairos-bundle"
-		mnt := filepath.Join(in.root(), inner)
-		if err := os.MkdirAll(mnt, 0o700); err != nil {
-			return err
-		}
-		if out, err := exec.Command("mount", "--bind", dir, mnt).CombinedOutput(); err != nil {
-			return fmt.Errorf("mount --bind %s %s: %v: %s", dir, mnt, err, out)
-		}
-		defer exec.Command("umount", mnt).Run()
-		cmd = exec.CommandContext(ctx, "chroot", in.root(), "/bin/sh", "-c", "cd "+inner+" && exec /bin/sh run.sh")
-		cmd.Env = append(os.Environ(), "CONTAINERDIR="+inner, "BUNDLE_TARGET="+target)
-	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "run.sh")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CONTAINERDIR="+dir, "BUNDLE_TARGET="+target)
 	cmd.Stdout, cmd.Stderr = in.out(), in.out()
 	fmt.Fprintf(in.out(), "kairos-agent: bundle %s: running run.sh\n", target)
 	if err := cmd.Run(); err != nil {
@@ -210,7 +197,11 @@ func writeNew(p string, n *fstree.Node) error {
 }
 
 // copyInto copies the tree's directories, files and links into the root
-// through safefile: a link a user planted on the way is never followed.
+// through safefile: a link a user planted on the way is never followed. A
+// directory the root has already keeps its own mode and owner (a bundle
+// built on a distro image carries /tmp, /usr...: they must not change the
+// node's); files keep their setuid, setgid and sticky bits. Extended
+// attributes (file capabilities) are not copied.
 func (in Installer) copyInto(root *fstree.Node) error {
 	var walk func(n *fstree.Node, p string) error
 	walk = func(n *fstree.Node, p string) error {
@@ -223,7 +214,10 @@ func (in Installer) copyInto(root *fstree.Node) error {
 			var err error
 			switch {
 			case c.Mode.IsDir():
-				if err = safefile.Dir(in.root(), cp, c.Mode.Perm(), int(c.UID), int(c.GID)); err == nil {
+				if _, lerr := safefile.Lstat(in.root(), cp); lerr != nil {
+					err = safefile.Dir(in.root(), cp, modeBits(c.Mode), int(c.UID), int(c.GID))
+				}
+				if err == nil {
 					err = walk(c, cp)
 				}
 			case c.Mode.IsRegular():
@@ -250,7 +244,13 @@ func copyFile(root, p string, n *fstree.Node) error {
 		defer rc.Close()
 		r = rc
 	}
-	return safefile.WriteFrom(root, p, r, n.Mode.Perm(), int(n.UID), int(n.GID))
+	return safefile.WriteFrom(root, p, r, modeBits(n.Mode), int(n.UID), int(n.GID))
+}
+
+// modeBits are the permission bits of a node, setuid, setgid and sticky
+// included (the type bits are the node's kind).
+func modeBits(m fs.FileMode) fs.FileMode {
+	return m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 }
 
 // isOCIArchive tells an OCI archive (oci-layout at its root) from `docker

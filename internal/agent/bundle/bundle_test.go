@@ -30,6 +30,8 @@ echo "$BUNDLE_TARGET" > "$BUNDLE_TEST_OUT/target"
 	os.MkdirAll(filepath.Join(dir, "usr/local/bin"), 0o755)
 	os.WriteFile(filepath.Join(dir, "usr/local/bin/tool"), []byte("#!/bin/sh\necho tool\n"), 0o755)
 	os.Symlink("tool", filepath.Join(dir, "usr/local/bin/tool-link"))
+	os.WriteFile(filepath.Join(dir, "usr/local/bin/suid"), []byte("x"), 0o755)
+	os.Chmod(filepath.Join(dir, "usr/local/bin/suid"), 0o755|os.ModeSetuid)
 	return dir
 }
 
@@ -58,6 +60,10 @@ func TestInstallBundles(t *testing.T) {
 
 	root := t.TempDir()
 	in.Root = root
+	// The node's own directory keeps its mode: the bundle's usr/local is
+	// 0755, the node's 0700 here.
+	os.MkdirAll(filepath.Join(root, "usr/local"), 0o700)
+	os.Chmod(filepath.Join(root, "usr/local"), 0o700)
 	if err := in.InstallTarget(ctx, "container://"+ref, false); err != nil {
 		t.Fatalf("container://: %v", err)
 	}
@@ -69,6 +75,12 @@ func TestInstallBundles(t *testing.T) {
 	}
 	if l, _ := os.Readlink(filepath.Join(root, "usr/local/bin/tool-link")); l != "tool" {
 		t.Errorf("link %q", l)
+	}
+	if st, _ := os.Stat(filepath.Join(root, "usr/local")); st.Mode().Perm() != 0o700 {
+		t.Errorf("the node's /usr/local became %v", st.Mode().Perm())
+	}
+	if st, _ := os.Stat(filepath.Join(root, "usr/local/bin/suid")); st == nil || st.Mode()&os.ModeSetuid == 0 {
+		t.Errorf("setuid bit lost: %v", st)
 	}
 
 	// Airgap: the image saved next to the node.

@@ -82,7 +82,7 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	if err := mount(plan[0]); err != nil { // COS_OEM: the configs
 		return err
 	}
-	sources := runStage(ctx, sysroot, "rootfs", log)
+	sources := runStage(ctx, sysroot, runDir, "rootfs", log)
 	layout := nodeLayout(cmdline, sysroot, runDir, sources, log)
 	for _, s := range SysrootPlan(b, sysroot, layout)[1:] {
 		if err := mount(s); err != nil {
@@ -103,7 +103,7 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 		fmt.Fprintf(log, "kairos: the upgraded image did not boot: running passive (/run/cos/%s)\n", state.UpgradeFailureSentinel)
 	}
 	// /usr/local is mounted now: its cloud-configs join.
-	runStage(ctx, sysroot, "initramfs", log)
+	runStage(ctx, sysroot, runDir, "initramfs", log)
 	return nil
 }
 
@@ -112,7 +112,7 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 // ephemeral_mounts, and the kernel command line.
 func nodeLayout(cmdline, sysroot, runDir string, sources []stages.Source, log io.Writer) Layout {
 	var env [][]byte
-	for _, p := range []string{filepath.Join(sysroot, LayoutEnv), filepath.Join(runDir, strings.TrimPrefix(LayoutEnv, "/run"))} {
+	for _, p := range []string{filepath.Join(runDir, strings.TrimPrefix(LayoutEnv, "/run")), filepath.Join(sysroot, LayoutEnv)} {
 		if data, err := os.ReadFile(p); err == nil {
 			env = append(env, data)
 		}
@@ -139,18 +139,20 @@ var EarlyStages = []string{"rootfs", "initramfs"}
 // it. Failures are reported and never stop the boot.
 func RunEarlyStages(ctx context.Context, sysroot string, log io.Writer) {
 	for _, st := range EarlyStages {
-		runStage(ctx, sysroot, st, log)
+		runStage(ctx, sysroot, "", st, log)
 	}
 }
 
-// runStage loads the configs below sysroot and runs one stage there; it
-// returns the configs read.
-func runStage(ctx context.Context, sysroot, stage string, log io.Writer) []stages.Source {
+// runStage loads the configs below sysroot and runs one stage there, on
+// the booting node: its kernel is the running one, and the steps' /run
+// is runDir (the initramfs's, the system's after switch-root; "" keeps it
+// below sysroot). It returns the configs read.
+func runStage(ctx context.Context, sysroot, runDir, stage string, log io.Writer) []stages.Source {
 	sources, errs := stages.Load(sysroot, stages.DefaultDirs)
 	for _, err := range errs {
 		fmt.Fprintf(log, "kairos: cloud-config skipped: %v\n", err)
 	}
-	set := stages.Set{Sources: sources, Log: log}
+	set := stages.Set{Sources: sources, Log: log, Live: true, RunDir: runDir}
 	if err := set.Run(ctx, stage, sysroot); err != nil {
 		fmt.Fprintf(log, "kairos: %v\n", err)
 	}

@@ -152,7 +152,14 @@ func TestLayoutFromRootfsStage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log strings.Builder
-	sources := runStage(context.Background(), sysroot, "rootfs", &log)
+	sources := runStage(context.Background(), sysroot, run, "rootfs", &log)
+	// The file went to the initramfs's /run (the new root is read-only).
+	if _, err := os.Stat(filepath.Join(run, "cos/cos-layout.env")); err != nil {
+		t.Errorf("layout file not in the run directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(sysroot, "run/cos/cos-layout.env")); err == nil {
+		t.Error("layout file written below the (read-only) new root")
+	}
 	l := nodeLayout("rd.cos.overlay=tmpfs:10%", sysroot, run, sources, &log)
 	if got := strings.Join(l.PersistentPaths, " "); got != "/var/lib/longhorn /etc/corpus /var/lib/corpus" || l.OverlaySize != "30%" ||
 		strings.Join(l.EphemeralPaths, " ") != "/var/cache/corpus" {

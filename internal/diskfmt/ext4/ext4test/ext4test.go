@@ -585,7 +585,6 @@ func unixMode(m fs.FileMode) uint32 {
 	return mode
 }
 
-
 // normalizeACL zeroes the ids of an ACL's owner, owning group, mask and
 // other entries: libext2fs returns them as 0 where the kernel returns -1,
 // and neither is stored on disk.
