@@ -15,8 +15,9 @@ func runStageCmd() *cobra.Command {
 		Use:   "run-stage <stage>",
 		Short: "Run one cloud-config stage (<stage>.before, <stage>, <stage>.after)",
 		Long: `Run the steps of a stage from every cloud-config, in order: image defaults
-(/system/oem), then /oem, /usr/local/cloud-config, /run/initramfs/live, the
-datasources' configs and the directories of the configs' cloud-init-paths.
+(/system/oem), then /run/initramfs/live, /etc/kairos, /usr/local/cloud-config,
+/oem, the datasources' configs and the directories of the configs'
+cloud-init-paths.
 Any stage name runs: rootfs, initramfs, boot, fs, network, reconcile, the
 install, upgrade and reset hooks, or your own
 (provider-kairos.bootstrap.after.k3s-ready). A failing step is reported and

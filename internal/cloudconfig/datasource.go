@@ -54,7 +54,7 @@ func (d Datasources) Fetch(ctx context.Context) ([]string, error) {
 	var errs []error
 	if url := ConfigURL(d.Cmdline); url != "" {
 		if err := d.fetchURL(ctx, url, filepath.Join(dir, urlFile)); err != nil {
-			errs = append(errs, fmt.Errorf("config_url %s: %w", url, err))
+			errs = append(errs, fmt.Errorf("config_url %s: %w", Redact(url), err))
 		} else {
 			written = append(written, filepath.Join(dir, urlFile))
 		}
@@ -128,20 +128,27 @@ func (d Datasources) followConfigURLs(ctx context.Context, dir string, fetched [
 		queue = queue[1:]
 		switch {
 		case slices.Contains(l.seen, l.url):
-			errs = append(errs, fmt.Errorf("config_url %s in %s: a loop (already fetched in this chain), not followed", l.url, l.file))
+			errs = append(errs, fmt.Errorf("config_url %s in %s: a loop (already fetched in this chain), not followed", Redact(l.url), l.file))
 			continue
 		case l.depth > MaxConfigURLDepth:
-			errs = append(errs, fmt.Errorf("config_url %s in %s: more than %d configs chained, not followed", l.url, l.file, MaxConfigURLDepth))
+			errs = append(errs, fmt.Errorf("config_url %s in %s: more than %d configs chained, not followed", Redact(l.url), l.file, MaxConfigURLDepth))
 			continue
 		}
 		n++
 		base := strings.TrimSuffix(filepath.Base(l.file), filepath.Ext(l.file))
 		if filepath.Dir(l.file) != dir {
-			base = "30_" + base // a node's own file: its chain after the datasources
+			// A node's own file: its chain after the datasources, named
+			// after its directory too (/oem/90.yaml and
+			// /usr/local/cloud-config/90.yaml are two chains).
+			for i, sd := range SourceDirs {
+				if filepath.Dir(l.file) == filepath.Join(d.Root, sd) {
+					base = fmt.Sprintf("30_%d_%s", i, base)
+				}
+			}
 		}
 		dst := filepath.Join(dir, fmt.Sprintf("%s_%d.yaml", base, l.depth))
 		if err := d.fetchURL(ctx, l.url, dst); err != nil {
-			errs = append(errs, fmt.Errorf("config_url %s in %s: %w", l.url, l.file, err))
+			errs = append(errs, fmt.Errorf("config_url %s in %s: %w", Redact(l.url), l.file, err))
 			continue
 		}
 		written = append(written, dst)
@@ -166,7 +173,7 @@ func ConfigURL(cmdline string) string {
 func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 	client := d.Client
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		client = &http.Client{Timeout: 30 * time.Second, CheckRedirect: NoDowngrade}
 	}
 	var last error
 	for attempt := range 10 {
@@ -204,7 +211,7 @@ func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 		if len(data) > MaxConfigURLSize {
 			return fmt.Errorf("the body is larger than the %d MiB a cloud-config may be: not used", MaxConfigURLSize>>20)
 		}
-		return writeConfig(dst, data, url)
+		return writeConfig(dst, data, Redact(url))
 	}
 	return last
 }

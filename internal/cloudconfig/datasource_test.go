@@ -132,7 +132,7 @@ func TestConfigURLChain(t *testing.T) {
 	if len(files) != 2 || err == nil || !strings.Contains(err.Error(), "loop") {
 		t.Fatalf("files %v, err %v", files, err)
 	}
-	if filepath.Base(files[0]) != "30_90_custom_1.yaml" || filepath.Base(files[1]) != "30_90_custom_1_2.yaml" {
+	if filepath.Base(files[0]) != "30_4_90_custom_1.yaml" || filepath.Base(files[1]) != "30_4_90_custom_1_2.yaml" {
 		t.Errorf("names %v", files)
 	}
 	m := Load(root)
@@ -141,5 +141,21 @@ func TestConfigURLChain(t *testing.T) {
 	}
 	if !m.Config().K3s.Enabled {
 		t.Error("k3s from the chain lost")
+	}
+}
+
+// Credentials in a config URL stay out of messages; https never
+// redirects to http.
+func TestURLRedactAndNoDowngrade(t *testing.T) {
+	if got := Redact("https://user:secret@example.com/c.yaml?token=abc"); strings.Contains(got, "secret") || strings.Contains(got, "abc") {
+		t.Errorf("redacted %q", got)
+	}
+	https, _ := http.NewRequest("GET", "https://example.com/a", nil)
+	plain, _ := http.NewRequest("GET", "http://example.com/b", nil)
+	if NoDowngrade(plain, []*http.Request{https}) == nil {
+		t.Error("https -> http redirect allowed")
+	}
+	if NoDowngrade(https, []*http.Request{plain}) != nil {
+		t.Error("http -> https redirect refused")
 	}
 }

@@ -110,6 +110,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"users: [{name: 'a:b'}]", `error: users: "a:b" is not a valid user name`},
 		{"stages: [a]", "1:9: error: stages: want a mapping, got a list"},
 		{"- a", "1:1: error: the document: want a mapping of keys, got a list"},
+		// What the node could not carry out is refused by validate too.
+		{"users: [{name: a, shell: 'x:y'}]", `users: user a: shell "x:y" holds ':'`},
+		{"users: [{name: a, homedir: home/a}]", `homedir "home/a" is not absolute`},
+		{"users: [{name: a, uid: abc}]", `uid "abc" is not a number`},
+		{"users: [{name: a, groups: ['a b']}]", `group "a b" is not a valid user name`},
+		{"stages: {boot: [{authorized_keys: {'': [k]}}]}", `authorized_keys: "" is not a valid user name`},
+		{"hostname: \"a\\n1.2.3.4 github.com\"", "is not a host name"},
+		{"install: {bind_mounts: [relative]}", `install.bind_mounts: "relative" is not an absolute, clean path`},
+		{"k3s: {env: {'X=$(reboot);Y': '1'}}", `is not a variable name`},
+		{"stages: {boot: [{after: [~]}]}", "a step name is required"},
 		// Known upstream, not carried out here yet: refused, not ignored.
 		{"install: {no-format: true}", "1:11: error: install.no-format: not supported by this agent yet"},
 		{"stages: {boot: [{layout: {expand_partition: {size: 0}}}]}", "1:18: error: stages.boot[0].layout: not supported by this agent yet"},
@@ -177,5 +187,26 @@ func TestMergeKeyOverride(t *testing.T) {
 	c := p.Config
 	if len(c.RunCmd) != 1 || c.RunCmd[0] != "echo mine" || c.Hostname != "from-default" || c.Install.Device != "/dev/vda" || !c.Install.Auto {
 		t.Errorf("runcmd %q hostname %q install %+v", c.RunCmd, c.Hostname, c.Install)
+	}
+}
+
+// Templates: a typo is an error, not "<no value>"; loops and repeats are
+// bounded.
+func TestTemplateBounds(t *testing.T) {
+	td := &TemplateData{MachineID: "abcdef", Values: map[string]any{"node": map[string]any{"hostname": "h"}}}
+	for doc, want := range map[string]string{
+		"#cloud-config\nhostname: n-{{ .Values.node.hostnme }}\n":                            "hostnme",
+		"#cloud-config\nhostname: n-{{ range until 100000000 }}x{{ end }}\n":                  "at most 10000",
+		"#cloud-config\nhostname: n-{{ repeat 100000000 \"x\" }}\n":                           "more than",
+		"#cloud-config\nhostname: n-{{ range until 9999 }}{{ repeat 1000 \"x\" }}{{ end }}\n": "renders to more than",
+	} {
+		_, diags := ParseWith("f", []byte(doc), td)
+		if diags.Err() == nil || !strings.Contains(diags.Err().Error(), want) {
+			t.Errorf("%q: %v, want %q", doc, diags.Err(), want)
+		}
+	}
+	p, diags := ParseWith("f", []byte("#cloud-config\nhostname: n-{{ trunc 4 .MachineID }}-{{ .Values.node.hostname }}\n"), td)
+	if diags.Err() != nil || p.Config.Hostname != "n-abcd-h" {
+		t.Errorf("hostname %q, %v", p.Config.Hostname, diags.Err())
 	}
 }

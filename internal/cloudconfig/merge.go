@@ -9,9 +9,12 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// SourceDirs are read in the contract's order; a later file wins over an
-// earlier one, and within a directory files are read sorted by name.
-var SourceDirs = []string{"/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem", DatasourceDir}
+// SourceDirs are where a node's configs are, in the contract's order: the
+// image's defaults (/system/oem), then the user's; a later file wins over
+// an earlier one, and within a directory files are read sorted by name.
+// The merged config and the stages read the same list, so a key is never
+// read in one place and ignored in the other.
+var SourceDirs = []string{"/system/oem", "/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem", DatasourceDir}
 
 // Merged is the node's configuration: every cloud-config source deep-merged.
 type Merged struct {
@@ -84,20 +87,17 @@ func Load(root string) Merged {
 }
 
 // Merge folds src into dst: mappings merge key by key, stage lists are
-// appended (every file's steps run), anything else is replaced.
+// appended (every file's steps run; a stage given as one step is a list of
+// it), anything else is replaced. What dst takes from src is a copy: two
+// merged configs never share a mapping.
 func Merge(dst, src map[string]any) {
 	for k, v := range src {
+		v = deepCopy(v)
 		if sm, ok := v.(map[string]any); ok {
 			if dm, ok := dst[k].(map[string]any); ok {
 				if k == "stages" {
 					for st, steps := range sm {
-						if old, ok := dm[st].([]any); ok {
-							if add, ok := steps.([]any); ok {
-								dm[st] = append(old, add...)
-								continue
-							}
-						}
-						dm[st] = steps
+						dm[st] = append(asList(dm[st]), asList(steps)...)
 					}
 					continue
 				}
@@ -107,6 +107,35 @@ func Merge(dst, src map[string]any) {
 		}
 		dst[k] = v
 	}
+}
+
+// asList is a stage's steps: a list, or one step.
+func asList(v any) []any {
+	switch s := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		return s
+	}
+	return []any{v}
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = deepCopy(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepCopy(e)
+		}
+		return out
+	}
+	return v
 }
 
 // Get returns the value at a dotted key ("k3s.enabled").

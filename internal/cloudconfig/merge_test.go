@@ -75,3 +75,23 @@ func TestLoadKeepsTemplatesRaw(t *testing.T) {
 		t.Errorf("raw hostname %v", h)
 	}
 }
+
+// Merged configs share nothing (the command line's keys never reach Raw
+// through a shared mapping), and a stage written as one step adds up too.
+func TestMergeCopiesAndStageShapes(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "oem"), 0o755)
+	os.WriteFile(filepath.Join(root, "oem", "80.yaml"), []byte("#cloud-config\ninstall:\n  device: /dev/sda\nstages:\n  boot: {commands: [a]}\n"), 0o644)
+	// Its template is not YAML by itself: Raw takes its rendered tree.
+	os.WriteFile(filepath.Join(root, "oem", "90.yaml"), []byte("#cloud-config\n{{ if true }}stages:\n  boot: [{commands: [b]}]{{ end }}\n"), 0o644)
+	m := LoadNode(root, "install.device=/dev/vdb install.reboot=true")
+	if m.Config().Install.Device != "/dev/vdb" {
+		t.Errorf("command line lost: %v", m.Values)
+	}
+	if in := m.Raw["install"].(map[string]any); in["device"] != "/dev/sda" || in["reboot"] != nil {
+		t.Errorf("command line reached Raw: %v", in)
+	}
+	if steps := m.Config().Stages["boot"]; len(steps) != 2 || steps[0].Commands[0] != "a" || steps[1].Commands[0] != "b" {
+		t.Errorf("boot steps %+v", steps)
+	}
+}

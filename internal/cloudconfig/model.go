@@ -2,6 +2,7 @@ package cloudconfig
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -130,6 +131,18 @@ func (s *Step) decodeYAML(d *decoder, n *yaml.Node, path string) {
 			d.errorf(n, "%s.directories[%d]: path %q is not absolute", name(path), i, dir.Path)
 		}
 	}
+	for u := range s.AuthorizedKeys {
+		if err := CheckUserName(u); err != nil {
+			d.errorf(child(n, "authorized_keys"), "%s: %v", join(path, "authorized_keys"), err)
+		}
+	}
+	for i, a := range s.After {
+		if a.Name == "" || a.Name == "~" {
+			d.errorf(child(n, "after"), "%s.after[%d]: a step name is required", name(path), i)
+		}
+	}
+	checkEnv(d, child(n, "environment"), join(path, "environment"), s.Environment)
+	checkHostname(d, n, path, s.Hostname)
 }
 
 // After names a step this one waits for: "<config name>.<step name>".
@@ -334,9 +347,64 @@ func (u *Users) decodeYAML(d *decoder, n *yaml.Node, path string) {
 		*u = append(*u, l...)
 	}
 	for _, usr := range *u {
-		if err := CheckUserName(usr.Name); err != nil {
+		if err := checkUser(usr); err != nil {
 			d.errorf(n, "%s: %v", name(path), err)
 		}
+	}
+}
+
+// checkUser refuses what the account files cannot hold or the node could
+// not carry out, so that validate says it rather than the boot.
+func checkUser(u User) error {
+	if err := CheckUserName(u.Name); err != nil {
+		return err
+	}
+	for _, g := range append(slices.Clone(u.Groups), u.PrimaryGroup) {
+		if g == u.PrimaryGroup && g == "" {
+			continue
+		}
+		if err := CheckUserName(g); err != nil {
+			return fmt.Errorf("user %s: group %w", u.Name, err)
+		}
+	}
+	for field, v := range map[string]string{"gecos": u.Gecos, "homedir": u.Homedir, "shell": u.Shell} {
+		if strings.ContainsAny(v, ":\n") {
+			return fmt.Errorf("user %s: %s %q holds ':' or a line break", u.Name, field, v)
+		}
+	}
+	if u.Homedir != "" && !strings.HasPrefix(u.Homedir, "/") {
+		return fmt.Errorf("user %s: homedir %q is not absolute", u.Name, u.Homedir)
+	}
+	for field, v := range map[string]string{"uid": u.UID, "gid": u.GID} {
+		if v != "" && !numeric.MatchString(v) {
+			return fmt.Errorf("user %s: %s %q is not a number", u.Name, field, v)
+		}
+	}
+	return nil
+}
+
+var (
+	numeric  = regexp.MustCompile(`^[0-9]+$`)
+	envName  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	hostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+)
+
+// checkEnv refuses variables a shell or an EnvironmentFile would read
+// otherwise than written.
+func checkEnv(d *decoder, n *yaml.Node, path string, env map[string]string) {
+	for k, v := range env {
+		if !envName.MatchString(k) {
+			d.errorf(n, "%s: %q is not a variable name", name(path), k)
+		}
+		if strings.ContainsAny(v, "\n\x00") {
+			d.errorf(n, "%s.%s: the value holds a line break", name(path), k)
+		}
+	}
+}
+
+func checkHostname(d *decoder, n *yaml.Node, path, h string) {
+	if h != "" && !hostname.MatchString(h) {
+		d.errorf(child(n, "hostname"), "%s: %q is not a host name (letters, digits, '-' and '.')", join(path, "hostname"), h)
 	}
 }
 
@@ -483,6 +551,16 @@ func (i *Install) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	if i.Reboot && i.Poweroff {
 		d.errorf(child(n, "poweroff"), "%s: reboot and poweroff are both set: choose one", name(path))
 	}
+	for _, l := range []struct {
+		key   string
+		paths []string
+	}{{"bind_mounts", i.BindMounts}, {"ephemeral_mounts", i.EphemeralMounts}} {
+		for _, p := range l.paths {
+			if clean := filepath.Clean(p); !filepath.IsAbs(p) || clean == "/" || clean != strings.TrimSuffix(p, "/") {
+				d.errorf(child(n, l.key), "%s: %q is not an absolute, clean path", join(path, l.key), p)
+			}
+		}
+	}
 	parts := child(n, "partitions")
 	for j := 0; j+1 < len(parts.Content) && parts != n; j += 2 {
 		if k := parts.Content[j]; !slices.Contains([]string{"oem", "recovery", "state", "persistent"}, k.Value) {
@@ -505,6 +583,12 @@ type Upgrade struct {
 	Recovery bool   `yaml:"recovery"`
 	Reboot   bool   `yaml:"reboot"`
 	Poweroff bool   `yaml:"poweroff"`
+}
+
+func (k *Kubernetes) decodeYAML(d *decoder, n *yaml.Node, path string) {
+	type plain Kubernetes
+	d.decode(n, reflectOf((*plain)(k)), path)
+	checkEnv(d, child(n, "env"), join(path, "env"), k.Env)
 }
 
 // Kubernetes is `k3s:` and `k3s-agent:`.

@@ -107,6 +107,7 @@ func ParseWith(file string, data []byte, td *TemplateData) (*Parsed, Diagnostics
 			return p, d.diags
 		}
 		d.decode(root, reflect.ValueOf(p.Config).Elem(), "")
+		checkHostname(d, root, "", p.Config.Hostname)
 		if !p.Header {
 			d.stageFileKeys(root)
 		}

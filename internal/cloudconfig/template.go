@@ -67,10 +67,10 @@ func Render(file string, text []byte, data TemplateData) ([]byte, *Diagnostic) {
 	if !bytes.Contains(text, []byte("{{")) {
 		return text, nil
 	}
-	t, err := template.New(filepath.Base(file)).Funcs(sprig.TxtFuncMap()).Option("missingkey=zero").Parse(string(text))
-	var out bytes.Buffer
+	t, err := template.New(filepath.Base(file)).Funcs(funcs()).Option("missingkey=error").Parse(string(text))
+	out := &limitedBuffer{max: maxRendered}
 	if err == nil {
-		err = t.Execute(&out, data)
+		err = t.Execute(out, data)
 	}
 	if err != nil {
 		d := &Diagnostic{File: file, Line: 1, Col: 1, Msg: "template: " + err.Error()}
@@ -84,6 +84,59 @@ func Render(file string, text []byte, data TemplateData) ([]byte, *Diagnostic) {
 		return nil, d
 	}
 	return out.Bytes(), nil
+}
+
+// maxRendered bounds what a config may render to (its own limit, as
+// fetched configs have theirs): a template is code from the config's
+// author, and a loop must not fill the node's memory.
+const maxRendered = 4 << 20
+
+// maxItems bounds the lists sprig's generators make.
+const maxItems = 10000
+
+// funcs are sprig's, with the generators bounded.
+func funcs() template.FuncMap {
+	f := sprig.TxtFuncMap()
+	bounded := func(n int) error {
+		if n > maxItems {
+			return fmt.Errorf("%d items: at most %d", n, maxItems)
+		}
+		return nil
+	}
+	until, untilStep, repeat := f["until"].(func(int) []int), f["untilStep"].(func(int, int, int) []int), f["repeat"].(func(int, string) string)
+	f["until"] = func(n int) ([]int, error) {
+		if err := bounded(n); err != nil {
+			return nil, err
+		}
+		return until(n), nil
+	}
+	f["untilStep"] = func(start, stop, step int) ([]int, error) {
+		if step == 0 || (stop-start)/step > maxItems {
+			return nil, fmt.Errorf("untilStep %d %d %d: more than %d items", start, stop, step, maxItems)
+		}
+		return untilStep(start, stop, step), nil
+	}
+	f["repeat"] = func(n int, s string) (string, error) {
+		if n < 0 || n*len(s) > maxRendered {
+			return "", fmt.Errorf("repeat: more than %d bytes", maxRendered)
+		}
+		return repeat(n, s), nil
+	}
+	f["seq"] = func(params ...int) (string, error) { return "", fmt.Errorf("seq is not available in configs") }
+	return f
+}
+
+// limitedBuffer fails writes past max bytes.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("the config renders to more than %d MiB", b.max>>20)
+	}
+	return b.Buffer.Write(p)
 }
 
 func randomUUID() string {

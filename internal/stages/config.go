@@ -26,7 +26,7 @@ type Source struct {
 
 // DefaultDirs are read in this order; within a directory files run sorted by
 // name. Image defaults come first, user configs after, as upstream.
-var DefaultDirs = []string{"/system/oem", "/oem", "/usr/local/cloud-config", "/run/initramfs/live", cloudconfig.DatasourceDir}
+var DefaultDirs = cloudconfig.SourceDirs
 
 // Load reads every *.yaml/*.yml file in dirs (below root, for tests) with
 // cloudconfig.Parse, the reader `kairos-agent validate` runs. A file with

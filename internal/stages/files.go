@@ -131,7 +131,7 @@ func (r Runner) download(ctx context.Context, d cloudconfig.Download) error {
 	}
 	client := r.HTTP
 	if client == nil {
-		client = http.DefaultClient
+		client = &http.Client{CheckRedirect: cloudconfig.NoDowngrade}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -139,14 +139,14 @@ func (r Runner) download(ctx context.Context, d cloudconfig.Download) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %s", d.URL, resp.Status)
+		return fmt.Errorf("%s: %s", cloudconfig.Redact(d.URL), resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDownload+1))
 	if err != nil {
-		return fmt.Errorf("%s: %w", d.URL, err)
+		return fmt.Errorf("%s: %w", cloudconfig.Redact(d.URL), err)
 	}
 	if len(data) > maxDownload {
-		return fmt.Errorf("%s: larger than %d MiB", d.URL, maxDownload>>20)
+		return fmt.Errorf("%s: larger than %d MiB", cloudconfig.Redact(d.URL), maxDownload>>20)
 	}
 	mode := os.FileMode(d.Permissions)
 	if mode == 0 {
