@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -32,6 +34,9 @@ the others still run; the command then succeeds, as upstream, unless
 				logrus.Errorf("cloud-config skipped: %v", err)
 			}
 			err := stages.Runner{Root: host.System.Root}.RunStage(cmd.Context(), sources, args[0])
+			if err == nil && len(errs) > 0 {
+				err = fmt.Errorf("%d config file(s) skipped", len(errs))
+			}
 			if err != nil && !strict && !c.Strict {
 				logrus.Warnf("%v (not failing: not strict)", err)
 				return nil

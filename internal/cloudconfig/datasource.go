@@ -245,9 +245,22 @@ func (d Datasources) fetchCIDATA(dst string) (bool, error) {
 		return false, fmt.Errorf("mounting %s: %w", dev, err)
 	}
 	defer unmount(mnt)
-	data, err := os.ReadFile(filepath.Join(mnt, "user-data"))
+	// The volume is anyone's: user-data is read as a regular file only
+	// (not a link to /dev/zero) and no more than a config may be.
+	f, err := os.OpenFile(filepath.Join(mnt, "user-data"), os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", dev, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return false, fmt.Errorf("%s: user-data is not a regular file", dev)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigURLSize+1))
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", dev, err)
+	}
+	if len(data) > MaxConfigURLSize {
+		return false, fmt.Errorf("%s: user-data is larger than the %d MiB a cloud-config may be", dev, MaxConfigURLSize>>20)
 	}
 	return true, writeConfig(dst, data, dev+":/user-data")
 }
@@ -256,7 +269,7 @@ func (d Datasources) fetchCIDATA(dst string) (bool, error) {
 func mountReadOnly(dev, dir string) error {
 	var errs []error
 	for _, fs := range []string{"iso9660", "vfat", "ext4"} {
-		err := unix.Mount(dev, dir, fs, unix.MS_RDONLY, "")
+		err := unix.Mount(dev, dir, fs, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID|unix.MS_NOEXEC, "")
 		if err == nil {
 			return nil
 		}

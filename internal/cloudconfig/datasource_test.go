@@ -34,10 +34,14 @@ func TestDatasourcesURLThenCIDATA(t *testing.T) {
 	d := Datasources{
 		Root: root, ByLabel: byLabel,
 		Cmdline: "console=ttyS0 kairos.config_url=" + srv.URL + "/config.yaml quiet",
-		// The volume is a directory here: "mounting" links its file in.
+		// The volume is a directory here: "mounting" copies its file in.
 		Mount: func(dev, dir string) error {
 			mounted = append(mounted, dev)
-			return os.Symlink(filepath.Join(dev, "user-data"), filepath.Join(dir, "user-data"))
+			data, err := os.ReadFile(filepath.Join(dev, "user-data"))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "user-data"), data, 0o644)
 		},
 		Unmount: func(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) },
 	}
@@ -157,5 +161,19 @@ func TestURLRedactAndNoDowngrade(t *testing.T) {
 	}
 	if NoDowngrade(https, []*http.Request{plain}) != nil {
 		t.Error("http -> https redirect refused")
+	}
+}
+
+// A CIDATA volume is anyone's: its user-data may not be a link (to
+// /dev/zero, to a file of the node).
+func TestCIDATALinkRefused(t *testing.T) {
+	byLabel := t.TempDir()
+	os.Symlink(t.TempDir(), filepath.Join(byLabel, "CIDATA"))
+	d := Datasources{Root: t.TempDir(), ByLabel: byLabel,
+		Mount:   func(dev, dir string) error { return os.Symlink("/dev/zero", filepath.Join(dir, "user-data")) },
+		Unmount: func(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) },
+	}
+	if _, err := d.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("linked user-data: %v", err)
 	}
 }

@@ -24,6 +24,9 @@ type op struct {
 }
 
 func (o op) label() string {
+	if o.index < 0 {
+		return fmt.Sprintf("%s: cloud-init keys (write_files, runcmd, hostname...)", o.src.Path)
+	}
 	l := fmt.Sprintf("%s: stages.%s[%d]", o.src.Path, o.stage, o.index)
 	if o.step.Name != "" {
 		l += " (" + o.step.Name + ")"
@@ -45,13 +48,16 @@ func order(sources []Source, stage string) ([]op, []error) {
 		if cfgName == "" {
 			cfgName = src.Path
 		}
-		steps := src.Config.Stages[stage]
 		if stage == CloudInitStage && src.Header {
 			if ci := src.Config.CloudInitStep(); ci != nil {
-				steps = append([]cloudconfig.Step{*ci}, steps...)
+				// Before the file's own steps, which keep their
+				// indexes (and so their default names).
+				o := op{src: src, stage: stage, index: -1, step: *ci, name: cfgName + "." + ci.Name}
+				byName[o.name] = len(ops)
+				ops = append(ops, o)
 			}
 		}
-		for i, st := range steps {
+		for i, st := range src.Config.Stages[stage] {
 			stepName := st.Name
 			if stepName == "" {
 				stepName = strconv.Itoa(i)

@@ -48,16 +48,14 @@ func (r Runner) RunStage(ctx context.Context, sources []Source, stage string) er
 	var failed []string
 	si := r.systemInfo()
 	for _, name := range []string{stage + ".before", stage, stage + ".after"} {
-		if name == UsersStage {
-			for _, src := range sources {
-				if !src.Header || len(src.Config.Users) == 0 {
-					continue
-				}
-				logrus.Infof("%s: users", src.Path)
-				if err := r.applyUsers(ctx, src.Config.Users); err != nil {
-					failed = append(failed, src.Path+": users")
-					logrus.Errorf("%s: users: %v", src.Path, err)
-				}
+		for _, src := range sources {
+			if !src.Header || len(src.Config.Users) == 0 || name != usersStageOf(src) {
+				continue
+			}
+			logrus.Infof("%s: users", src.Path)
+			if err := r.applyUsers(ctx, src.Config.Users); err != nil {
+				failed = append(failed, src.Path+": users")
+				logrus.Errorf("%s: users: %v", src.Path, err)
 			}
 		}
 		ops, errs := order(sources, name)
@@ -121,6 +119,17 @@ func (r Runner) root() string {
 		return "/"
 	}
 	return r.Root
+}
+
+// usersStageOf is where a config's top-level users are made: the
+// initramfs stage, so the system starts with them, except for the
+// datasources' configs, fetched after switch-root: theirs come in the boot
+// stage (as upstream makes every config's).
+func usersStageOf(src Source) string {
+	if strings.Contains(src.Path, cloudconfig.DatasourceDir+"/") {
+		return CloudInitStage
+	}
+	return UsersStage
 }
 
 // runStep runs a step's parts in upstream's order: dns, downloads,
@@ -327,7 +336,7 @@ type Set struct {
 func (s Set) Has(stage string) bool {
 	for _, src := range s.Sources {
 		for _, name := range []string{stage + ".before", stage, stage + ".after"} {
-			if len(src.Config.Stages[name]) > 0 || (name == UsersStage && src.Header && len(src.Config.Users) > 0) ||
+			if len(src.Config.Stages[name]) > 0 || (name == usersStageOf(src) && src.Header && len(src.Config.Users) > 0) ||
 				(name == CloudInitStage && src.Header && src.Config.CloudInitStep() != nil) {
 				return true
 			}

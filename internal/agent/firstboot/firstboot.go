@@ -17,6 +17,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
+	"github.com/kairos-io/kairos/internal/safefile"
 )
 
 // Services are the cloud-config blocks that deploy a service: k3s runs
@@ -68,11 +69,9 @@ func (n Node) Start(ctx context.Context, m cloudconfig.Merged) error {
 			return fmt.Errorf("%s.enabled is set but this image has no /usr/bin/k3s: use a standard-variant image", s.Key)
 		}
 		data := Sysconfig(k, nil, nil)
-		file := n.path("/etc/sysconfig/" + s.Unit)
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(file, data, 0o600); err != nil {
+		// 0600 whatever an earlier file's mode (it holds the token), and
+		// never through a link.
+		if err := safefile.WriteFile(n.Host.Root, "/etc/sysconfig/"+s.Unit, data, 0o600, -1, -1); err != nil {
 			return err
 		}
 		fmt.Fprintf(n.Log, "kairos-agent start: /etc/sysconfig/%s written; enabling %s\n", s.Unit, s.Unit)
