@@ -211,7 +211,8 @@ case "$target" in
 image | iso | recovery | netboot | raw | qcow2) setup; kairos_build --target "$target" ;;
 all) setup; kairos_build --target image --target all ;;
 frontend) setup; frontend_image "$OUT" ;;
-test)
+test | test-all)
+	[ "$target" = test-all ] && export KAIROS_E2E_ALL=1
 	setup
 	command -v docker >/dev/null 2>&1 || die "the docker client is needed by the buildx end-to-end test (Debian: apt-get install docker.io; no daemon is used)"
 	kairos_setup_buildx "$CACHE"
@@ -224,7 +225,7 @@ test)
 	# the tools, the Debian image and ISO through BuildKit, the gateway image
 	# and the media; then they drive buildctl/buildx and boot QEMU.
 	log "end-to-end: building the fixtures, driving the gateway image, booting in QEMU"
-	go test -count=1 -tags e2e -timeout 80m -v ./tests/e2e/
+	go test -count=1 -tags e2e -timeout 85m -v ./tests/e2e/
 	;;
 esac
 }

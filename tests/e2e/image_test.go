@@ -132,6 +132,7 @@ func verifyChecksum(t *testing.T, file string) {
 // (--no-cache) and the same SOURCE_DATE_EPOCH: the manifest digest must be
 // the same. On a mismatch it names the files that differ.
 func TestImageReproducible(t *testing.T) {
+	slow(t)
 	archive := buildImage(t).archive
 	b := buildTools(t)
 	out := t.TempDir()

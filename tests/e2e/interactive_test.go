@@ -17,6 +17,7 @@ import (
 // created, then removes active.img: grub's entry fails and the fallback
 // (passive) boots instead of hanging.
 func TestInteractiveInstall(t *testing.T) {
+	slow(t)
 	iso := buildImage(t).iso
 	ctx := context.Background()
 	disk := filepath.Join(t.TempDir(), "node.qcow2")
