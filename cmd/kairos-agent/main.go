@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -45,9 +46,16 @@ func loadConfig() cloudconfig.Merged {
 	for _, err := range m.Skipped {
 		logrus.Warnf("cloud-config skipped: %v", err)
 	}
+	c := m.Config()
 	// debug: true in a config turns on the agent's debug log, as upstream.
-	if m.Config().Debug {
+	if c.Debug {
 		logrus.SetLevel(logrus.DebugLevel)
+	}
+	// env: the agent's environment for what it runs (proxies for pulls,
+	// the stages' commands), as upstream.
+	for _, kv := range c.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
 	}
 	return m
 }

@@ -195,7 +195,7 @@ func TestMergeKeyOverride(t *testing.T) {
 func TestTemplateBounds(t *testing.T) {
 	td := &TemplateData{MachineID: "abcdef", Values: map[string]any{"node": map[string]any{"hostname": "h"}}}
 	for doc, want := range map[string]string{
-		"#cloud-config\nhostname: n-{{ .Values.node.hostnme }}\n":                            "hostnme",
+		"#cloud-config\nhostname: n-{{ .Values.node.hostnme }}\n":                             "hostnme",
 		"#cloud-config\nhostname: n-{{ range until 100000000 }}x{{ end }}\n":                  "at most 10000",
 		"#cloud-config\nhostname: n-{{ repeat 100000000 \"x\" }}\n":                           "more than",
 		"#cloud-config\nhostname: n-{{ range until 9999 }}{{ repeat 1000 \"x\" }}{{ end }}\n": "renders to more than",
@@ -208,5 +208,12 @@ func TestTemplateBounds(t *testing.T) {
 	p, diags := ParseWith("f", []byte("#cloud-config\nhostname: n-{{ trunc 4 .MachineID }}-{{ .Values.node.hostname }}\n"), td)
 	if diags.Err() != nil || p.Config.Hostname != "n-abcd-h" {
 		t.Errorf("hostname %q, %v", p.Config.Hostname, diags.Err())
+	}
+}
+
+func TestEnvList(t *testing.T) {
+	_, diags := Parse("f", []byte("#cloud-config\nenv: [HTTP_PROXY=http://p:3128, 'bad entry']\n"))
+	if diags.Err() == nil || !strings.Contains(diags.Err().Error(), `"bad entry" is not KEY=VALUE`) {
+		t.Errorf("env: %v", diags.Err())
 	}
 }

@@ -33,8 +33,8 @@ type Config struct {
 	// merges after this one (chains followed, loops refused).
 	ConfigURL   string            `yaml:"config_url"`
 	Options     map[string]any    `yaml:"options" unsupported:""`
-	Env         []string          `yaml:"env" unsupported:""`
-	GrubOptions map[string]string `yaml:"grub_options" unsupported:"install.grub_options is read"`
+	Env         []string          `yaml:"env"`
+	GrubOptions map[string]string `yaml:"grub_options"`
 	Debug       bool              `yaml:"debug"`
 	// Strict makes a failing stage step fail the stage run (run-stage's
 	// --strict), instead of being logged while the other steps go on.
@@ -583,6 +583,16 @@ type Upgrade struct {
 	Recovery bool   `yaml:"recovery"`
 	Reboot   bool   `yaml:"reboot"`
 	Poweroff bool   `yaml:"poweroff"`
+}
+
+// checkEnvList refuses env entries that are not KEY=VALUE.
+func checkEnvList(d *decoder, n *yaml.Node, path string, env []string) {
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !envName.MatchString(k) || strings.ContainsAny(v, "\n\x00") {
+			d.errorf(n, "%s: %q is not KEY=VALUE", name(path), kv)
+		}
+	}
 }
 
 func (k *Kubernetes) decodeYAML(d *decoder, n *yaml.Node, path string) {

@@ -108,6 +108,7 @@ func ParseWith(file string, data []byte, td *TemplateData) (*Parsed, Diagnostics
 		}
 		d.decode(root, reflect.ValueOf(p.Config).Elem(), "")
 		checkHostname(d, root, "", p.Config.Hostname)
+		checkEnvList(d, child(root, "env"), "env", p.Config.Env)
 		if !p.Header {
 			d.stageFileKeys(root)
 		}

@@ -51,6 +51,8 @@ func FromConfig(m cloudconfig.Merged) (Options, error) {
 		}
 		o.Partitions[name] = size
 	}
+	// The top level's grub_options, as upstream, then install's.
+	maps.Copy(o.GrubEnv, m.Config().GrubOptions)
 	maps.Copy(o.GrubEnv, in.GrubOptions)
 	return o, nil
 }
