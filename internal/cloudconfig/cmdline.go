@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"gopkg.in/yaml.v3"
 )
 
 // CmdlineFile names the kernel command line in messages and Merged.Files.
@@ -78,12 +77,8 @@ func splitCmdline(s string) []string {
 // checkCmdline decodes the command line's config as a file would be: its
 // errors (a value of the wrong type) are reported and the part left out.
 func checkCmdline(values map[string]any) (map[string]any, error) {
-	var n yaml.Node
-	if err := n.Encode(values); err != nil {
-		return nil, err
-	}
 	d := &decoder{file: CmdlineFile}
-	d.decode(&n, reflectOf(&Config{}), "")
+	d.decode(toNode(values), reflectOf(&Config{}), "")
 	if err := Diagnostics(d.diags).Err(); err != nil {
 		return nil, fmt.Errorf("%w: the command line's config is not used", err)
 	}

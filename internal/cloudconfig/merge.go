@@ -1,6 +1,7 @@
 package cloudconfig
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,7 +15,10 @@ import (
 // an earlier one, and within a directory files are read sorted by name.
 // The merged config and the stages read the same list, so a key is never
 // read in one place and ignored in the other.
-var SourceDirs = []string{"/system/oem", "/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem", DatasourceDir}
+var SourceDirs = []string{ImageDir, "/run/initramfs/live", "/etc/kairos", "/usr/local/cloud-config", "/oem", DatasourceDir}
+
+// ImageDir holds the image's own default configs.
+const ImageDir = "/system/oem"
 
 // Merged is the node's configuration: every cloud-config source deep-merged.
 type Merged struct {
@@ -75,12 +79,15 @@ func Load(root string) Merged {
 				continue
 			}
 			Merge(m.Values, parsed.Tree)
+			m.Files = append(m.Files, f)
+			if dir == ImageDir {
+				continue // the image's defaults are the image's: not copied
+			}
 			var raw map[string]any
 			if yaml.Unmarshal(data, &raw) != nil {
 				raw = parsed.Tree
 			}
 			Merge(m.Raw, raw)
-			m.Files = append(m.Files, f)
 		}
 	}
 	return m
@@ -159,11 +166,41 @@ func (m Merged) Get(key string) (any, bool) {
 // zero value rather than guessed.
 func (m Merged) Config() *Config {
 	c := &Config{}
-	var n yaml.Node
-	if err := n.Encode(m.Values); err != nil {
-		return c
-	}
 	d := &decoder{file: "the merged config"}
-	d.decode(&n, reflectOf(c), "")
+	d.decode(toNode(m.Values), reflectOf(c), "")
 	return c
+}
+
+// toNode is v (what YAML decodes to: maps, lists, scalars) as a YAML node,
+// built directly: yaml.v3's Node.Encode goes through its own emitter and
+// parser, which fail on some block scalars it writes itself.
+func toNode(v any) *yaml.Node {
+	switch x := v.(type) {
+	case map[string]any:
+		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, toNode(x[k]))
+		}
+		return n
+	case []any:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, e := range x {
+			n.Content = append(n.Content, toNode(e))
+		}
+		return n
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
+	case string:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: x}
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: fmt.Sprint(x)}
+	case float32, float64:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: fmt.Sprint(x)}
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(v)}
 }

@@ -95,3 +95,25 @@ func TestMergeCopiesAndStageShapes(t *testing.T) {
 		t.Errorf("boot steps %+v", steps)
 	}
 }
+
+// The image's defaults count in the node's config but are not copied to
+// an installed node; text yaml.v3 cannot round-trip (the live motd, a
+// block starting with a blank line) does not empty the typed config.
+func TestImageDefaultsAndOddText(t *testing.T) {
+	root := t.TempDir()
+	live, err := os.ReadFile("../../overlay/rootfs/system/oem/10_live.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, s := range map[string]string{"system/oem/10_live.yaml": string(live), "oem/90.yaml": "#cloud-config\ninstall: {auto: true, device: /dev/vda}\n"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+		os.WriteFile(filepath.Join(root, p), []byte(s), 0o644)
+	}
+	m := Load(root)
+	if c := m.Config(); !c.Install.Auto || c.Install.Device != "/dev/vda" || len(c.Stages["boot"]) == 0 {
+		t.Errorf("typed config %+v, boot steps %d", c.Install, len(c.Stages["boot"]))
+	}
+	if _, ok := m.Raw["stages"]; ok {
+		t.Errorf("the image's defaults reached Raw: %v", m.Raw)
+	}
+}

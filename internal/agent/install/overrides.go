@@ -1,6 +1,7 @@
 package install
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"gopkg.in/yaml.v3"
@@ -50,6 +51,16 @@ func UserConfig(m cloudconfig.Merged) ([]byte, error) {
 	out, err := yaml.Marshal(values)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the cloud-config for the installed node: %w", err)
+	}
+	// yaml.v3 writes some block scalars (text starting with a blank line)
+	// that it cannot read back: the node would boot without its config.
+	// JSON is YAML too, and always reads back.
+	var back map[string]any
+	if yaml.Unmarshal(out, &back) != nil {
+		if out, err = json.MarshalIndent(values, "", "  "); err != nil {
+			return nil, fmt.Errorf("encoding the cloud-config for the installed node: %w", err)
+		}
+		out = append(out, '\n')
 	}
 	return append([]byte("#cloud-config\n"), out...), nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
@@ -54,5 +56,25 @@ func TestUserConfig(t *testing.T) {
 		if err != nil || string(got) != c.want {
 			t.Errorf("UserConfig(%v) = %q, %v; want %q", c.values, got, err, c.want)
 		}
+	}
+}
+
+// What yaml.v3 cannot read back goes as JSON (YAML too): the installed
+// node always gets its config.
+func TestUserConfigRoundTrips(t *testing.T) {
+	m := cloudconfig.Merged{Raw: map[string]any{"stages": map[string]any{"boot": []any{map[string]any{
+		"files": []any{map[string]any{"path": "/etc/motd", "content": "\n  indented after a blank line\nmore\n"}}}}},
+		"install": map[string]any{"auto": true}}}
+	data, err := UserConfig(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := yaml.Unmarshal(data, &back); err != nil || !strings.HasPrefix(string(data), "#cloud-config\n") {
+		t.Fatalf("%v:\n%s", err, data)
+	}
+	p, diags := cloudconfig.Parse("90_custom.yaml", data)
+	if diags.Err() != nil || !p.Config.Install.Auto || p.Config.Stages["boot"][0].Files[0].Content != "\n  indented after a blank line\nmore\n" {
+		t.Errorf("%v %+v", diags.Err(), p.Config)
 	}
 }
