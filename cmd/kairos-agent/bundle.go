@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-io/kairos/internal/agent/bundle"
+	"github.com/kairos-io/kairos/internal/agent/host"
+	"github.com/kairos-io/kairos/internal/agent/node"
 )
 
 func installBundleCmd() *cobra.Command {
@@ -28,6 +30,7 @@ OCI archive on this node (airgap): run:///home/kairos/bundle.tar.`,
 				return fmt.Errorf("installing a bundle needs root")
 			}
 			in.Out = os.Stdout
+			in.Tmp = node.SpoolDir(host.System)
 			return in.InstallTarget(cmd.Context(), args[0], localFile)
 		},
 	}

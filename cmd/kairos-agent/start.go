@@ -56,7 +56,9 @@ with install-mode and a cloud-config saying install.auto: true, installs
 				},
 				Deploy: func() error {
 					enable := func(unit string) error { return service.Enable(h, unit) }
-					bundles := bundle.Installer{Out: os.Stdout}
+					// Unpacked on COS_PERSISTENT (the spool upgrades use): /tmp may be the
+					// read-only root's at first boot.
+					bundles := bundle.Installer{Out: os.Stdout, Tmp: node.SpoolDir(h)}
 					return firstboot.Node{Host: h, Enable: enable, Bundle: bundles.Install, Log: os.Stdout}.Start(cmd.Context(), m)
 				},
 				Warn: logrus.Errorf,
