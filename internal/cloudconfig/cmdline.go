@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-
 )
 
 // CmdlineFile names the kernel command line in messages and Merged.Files.
