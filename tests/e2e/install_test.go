@@ -108,11 +108,14 @@ func TestAutoInstall(t *testing.T) {
 		f.buildctl(t, "iso", "type=local,dest="+out)
 		std := filepath.Join(out, f.artifactName()+".iso")
 		verifyChecksum(t, std)
-		disk := autoInstall(ctx, t, qemu.BIOS, std, cidataISO(t, k3sUserData))
+		// Its cloud-config also speaks upstream's language (language_test.go).
+		lang := newLanguageFixture(t)
+		disk := autoInstall(ctx, t, qemu.BIOS, std, cidataISO(t, lang.with(k3sUserData)))
 		m := bootInstalled(ctx, t, qemu.BIOS, disk, ".1")
 		sh := shell(ctx, t, m)
 		checkInstalledNode(t, sh, gatewayVersion)
 		checkK3s(t, sh)
+		checkLanguage(t, sh, lang)
 		stateReset(ctx, t, disk, m, sh)
 	})
 }

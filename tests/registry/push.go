@@ -17,8 +17,9 @@ import (
 )
 
 // PushDir pushes the files of dir as a one-layer image to ref (a plain
-// HTTP registry such as the one Start runs), with go-containerregistry.
-func PushDir(t testing.TB, dir, ref string) {
+// HTTP registry such as the one Start runs), with go-containerregistry;
+// opts reach remote.Write (a StartTLS registry's transport).
+func PushDir(t testing.TB, dir, ref string, opts ...remote.Option) {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -69,7 +70,7 @@ func PushDir(t testing.TB, dir, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(r, img); err != nil {
+	if err := remote.Write(r, img, opts...); err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 }

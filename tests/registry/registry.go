@@ -5,6 +5,8 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,13 +25,36 @@ const DefaultAddr = "127.0.0.1:5000"
 // Registry is a running registry.
 type Registry struct {
 	Addr string // host:port
-	cmd  *exec.Cmd
+	// Client talks to it (trusting its CA, for StartTLS).
+	Client *http.Client
+	cmd    *exec.Cmd
 }
 
 // Start runs docker-registry on addr with its storage in a test temporary
 // directory, waits until it answers, and stops it when the test ends. A
 // missing binary or a busy port fails the test with the reason.
 func Start(t testing.TB, addr string) *Registry {
+	t.Helper()
+	return start(t, addr, "", "")
+}
+
+// StartTLS is Start serving HTTPS with the PEM certificate and key (a
+// test CA's: the guest trusts it, as a node trusts its company's).
+func StartTLS(t testing.TB, addr string, certPEM, keyPEM []byte, roots *x509.CertPool) *Registry {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, addr, cert, key, roots)
+	return r
+}
+
+func start(t testing.TB, addr, cert, key string, roots ...*x509.CertPool) *Registry {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -53,6 +78,12 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "data"), addr)
+	client, scheme := http.DefaultClient, "http"
+	if cert != "" {
+		conf += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots[0]}}}
+		scheme = "https"
+	}
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +96,7 @@ http:
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting docker-registry: %v", err)
 	}
-	r := &Registry{Addr: addr, cmd: cmd}
+	r := &Registry{Addr: addr, cmd: cmd, Client: client}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -74,7 +105,7 @@ http:
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
