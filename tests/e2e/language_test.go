@@ -113,17 +113,15 @@ bundles:
             [Service]
             Environment=KAIROS_GITHUB_URL=https://10.0.2.2:%d
   boot.after:
+    - name: two
+      after: [{name: e2e.one}]
+      commands: [echo two >> /run/e2e-order]
     - name: one
       sysctl:
         vm.max_map_count: "262144"
       modules: [br_netfilter]
       commands: [echo one >> /run/e2e-order]
-    - name: two
-      after: [{name: e2e.one}]
-      commands: [echo two >> /run/e2e-order]
     - name: three
-      after:
-        - name: e2e.one
       commands: [echo three >> /run/e2e-order]
 `, indent(string(caPEM)), keysPort)
 	return languageFixture{userData: userData + "\x00" + stages, key: pub}
