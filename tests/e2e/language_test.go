@@ -65,7 +65,7 @@ func newLanguageFixture(t *testing.T) languageFixture {
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "run.sh"), []byte(`#!/bin/sh
 set -e
-install -m 0755 e2e-bundle-tool /usr/local/bin/e2e-bundle-tool
+install -D -m 0755 e2e-bundle-tool /usr/local/bin/e2e-bundle-tool
 install -m 0644 e2e-bundle.service /etc/systemd/system/e2e-bundle.service
 systemctl daemon-reload
 systemctl enable --now e2e-bundle.service
