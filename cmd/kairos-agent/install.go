@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/install"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
@@ -102,13 +103,13 @@ live ISO's "interactive install" entry starts it on tty1; over a serial line
 log in and run it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			disks, err := install.DevicesOf(host.System).Disks()
+			disks, err := blockdev.Of(host.System).Disks()
 			if err != nil {
 				return err
 			}
-			var free []install.Disk
+			var free []blockdev.Disk
 			for _, d := range disks {
-				if used, _ := install.DevicesOf(host.System).InUse(d); used == "" {
+				if used, _ := blockdev.Of(host.System).InUse(d); used == "" {
 					free = append(free, d)
 				}
 			}
@@ -165,7 +166,7 @@ func runInstall(ctx context.Context, m cloudconfig.Merged, extra *stages.Source,
 		sources = append(sources, *extra)
 	}
 	in := &install.Installer{
-		Devices: install.DevicesOf(host.System), Out: out,
+		Devices: blockdev.Of(host.System), Out: out,
 		Stages:   stages.Set{Sources: sources},
 		LiveRoot: h.LiveRoot, WorkDir: h.InstallWork, Tmp: h.Getenv("TMPDIR"),
 	}

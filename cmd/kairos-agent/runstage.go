@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -33,7 +34,11 @@ the others still run; the command then succeeds, as upstream, unless
 			for _, err := range errs {
 				logrus.Errorf("cloud-config skipped: %v", err)
 			}
-			err := stages.Runner{Root: host.System.Root}.RunStage(cmd.Context(), sources, args[0])
+			r := stages.Runner{Root: host.System.Root}
+			if r.Root == "/" {
+				r.Disks = stages.NodeDisks(os.Stdout)
+			}
+			err := r.RunStage(cmd.Context(), sources, args[0])
 			if err == nil && len(errs) > 0 {
 				err = fmt.Errorf("%d config file(s) skipped", len(errs))
 			}

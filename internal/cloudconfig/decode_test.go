@@ -122,7 +122,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"stages: {boot: [{after: [~]}]}", "a step name is required"},
 		// Known upstream, not carried out here yet: refused, not ignored.
 		{"install: {no-format: true}", "1:11: error: install.no-format: not supported by this agent yet"},
-		{"stages: {boot: [{layout: {expand_partition: {size: 0}}}]}", "1:18: error: stages.boot[0].layout: not supported by this agent yet"},
+		{"stages: {boot: [{layout: {expand_partition: {size: 0}}}]}", "1:26: error: stages.boot[0].layout: device needs a label or a path"},
+		{"stages: {boot: [{git: {url: x}}]}", "1:18: error: stages.boot[0].git: not supported by this agent yet"},
 		{"p2p: {network_token: x}", "1:1: error: p2p: not supported by this agent yet (the P2P mesh is not in this agent yet)"},
 		{"a: [", "not valid YAML"},
 	} {
@@ -153,8 +154,8 @@ func TestJSONSchema(t *testing.T) {
 		t.Error("schema has p2p, which the agent refuses")
 	}
 	step := props["stages"].(map[string]any)["additionalProperties"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)
-	if step["files"] == nil || step["layout"] != nil {
-		t.Errorf("step properties: files %v, layout %v", step["files"], step["layout"])
+	if step["files"] == nil || step["layout"] == nil || step["git"] != nil {
+		t.Errorf("step properties: files %v, layout %v, git %v", step["files"], step["layout"], step["git"])
 	}
 }
 

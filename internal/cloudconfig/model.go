@@ -86,7 +86,7 @@ type Step struct {
 	EnvironmentFile  string            `yaml:"environment_file"`
 	SystemdFirstboot map[string]string `yaml:"systemd_firstboot"`
 	Datasource       Datasource        `yaml:"datasource" unsupported:""`
-	Layout           Layout            `yaml:"layout" unsupported:""`
+	Layout           Layout            `yaml:"layout"`
 	Git              any               `yaml:"git" unsupported:""`
 	Packages         any               `yaml:"packages" unsupported:""`
 	UnpackImages     any               `yaml:"unpack_images" unsupported:""`
@@ -275,6 +275,17 @@ type Layout struct {
 type LayoutDevice struct {
 	Label string `yaml:"label"`
 	Path  string `yaml:"path"`
+}
+
+// IsZero says whether the step has no layout.
+func (l Layout) IsZero() bool { return l.Device == nil && l.Expand == nil && len(l.AddPartitions) == 0 }
+
+func (l *Layout) decodeYAML(d *decoder, n *yaml.Node, path string) {
+	type plain Layout
+	d.decode(n, reflectOf((*plain)(l)), path)
+	if !l.IsZero() && (l.Device == nil || (l.Device.Label == "" && l.Device.Path == "")) {
+		d.errorf(n, "%s: device needs a label or a path (the disk to change)", name(path))
+	}
 }
 
 // Expand grows the last partition to Size MiB; 0 is all the free space.

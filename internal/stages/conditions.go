@@ -94,7 +94,8 @@ func (r Runner) skip(ctx context.Context, s cloudconfig.Step, si SystemInfo) (st
 		return fmt.Sprintf("only_service_manager %s: this system runs %q", m, si.ServiceManager), nil
 	}
 	exists := func(p string) bool {
-		_, err := os.Stat(filepath.Join(r.root(), p))
+		root, name := r.at(p) // /run paths: where this run's /run is
+		_, err := os.Stat(filepath.Join(root, name))
 		return err == nil
 	}
 	f := s.IfFiles

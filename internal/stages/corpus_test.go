@@ -40,6 +40,9 @@ type expectation struct {
 	Commands []string          `yaml:"commands"`
 	Sysctl   map[string]string `yaml:"sysctl"`
 	Modules  []string          `yaml:"modules"`
+	// Layouts are the layout steps handed to the disks, as layoutString
+	// prints them.
+	Layouts []string `yaml:"layouts"`
 }
 
 // recorder stands for the shell and the kernel: a scratch root must not
@@ -48,6 +51,25 @@ type recorder struct {
 	commands []string
 	sysctl   map[string]string
 	modules  []string
+	layouts  []string
+}
+
+// Apply stands for the node's disks (package repart has its own tests on
+// loop devices).
+func (r *recorder) Apply(l cloudconfig.Layout) error {
+	r.layouts = append(r.layouts, layoutString(l))
+	return nil
+}
+
+func layoutString(l cloudconfig.Layout) string {
+	s := fmt.Sprintf("label=%s path=%s", l.Device.Label, l.Device.Path)
+	if l.Expand != nil {
+		s += fmt.Sprintf(" expand=%d", l.Expand.Size)
+	}
+	for _, a := range l.AddPartitions {
+		s += fmt.Sprintf(" add=%s/%s/%d/%s", a.FSLabel, a.PLabel, a.Size, a.FileSystem)
+	}
+	return s
 }
 
 func (r *recorder) exec(_ context.Context, command string) error {
@@ -119,7 +141,7 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("load: %v (%d sources)", errs, len(sources))
 			}
 			rec := &recorder{sysctl: map[string]string{}}
-			r := Runner{Root: root, Exec: rec.exec, Kernel: rec, Keys: fetcher(srv),
+			r := Runner{Root: root, Exec: rec.exec, Kernel: rec, Disks: rec, Keys: fetcher(srv),
 				System: &SystemInfo{OSName: "Debian GNU/Linux", OSID: "debian", OSVersion: "12", Arch: "amd64", Hostname: "corpus-node", ServiceManager: "systemd"}}
 			for _, st := range want.Stages {
 				if err := r.RunStage(context.Background(), sources, st); err != nil {
@@ -195,6 +217,9 @@ func checkEffects(t *testing.T, root string, want expectation, rec *recorder) {
 	}
 	if !slices.Equal(rec.modules, want.Modules) {
 		t.Errorf("modules loaded %q, want %q", rec.modules, want.Modules)
+	}
+	if !slices.Equal(rec.layouts, want.Layouts) {
+		t.Errorf("layouts %q, want %q", rec.layouts, want.Layouts)
 	}
 }
 

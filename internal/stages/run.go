@@ -15,6 +15,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/kairos-io/kairos/internal/agent/host"
+	"github.com/kairos-io/kairos/internal/agent/repart"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/safefile"
 )
@@ -38,6 +40,22 @@ type Runner struct {
 	// RunDir, when set, is where the steps' /run paths go instead of
 	// below Root (see at).
 	RunDir string
+	// Disks carries out layout steps; nil refuses them: a scratch root or
+	// an image being built has no disk of its own.
+	Disks Partitioner
+}
+
+// Partitioner changes the partitions of the node's disks (package
+// repart).
+type Partitioner interface {
+	Apply(cloudconfig.Layout) error
+}
+
+// NodeDisks is the node's own disks, logging to log.
+func NodeDisks(log io.Writer) Partitioner {
+	r := repart.New(host.System)
+	r.Log = log
+	return r
 }
 
 // RunStage runs <stage>.before, <stage> and <stage>.after from every source:
@@ -224,6 +242,14 @@ func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
 	if err := r.firstboot(ctx, s.SystemdFirstboot); err != nil {
 		return fmt.Errorf("systemd_firstboot: %w", err)
 	}
+	if !s.Layout.IsZero() {
+		if r.Disks == nil {
+			return errors.New("layout: this run has no disks to change (not the node's own root)")
+		}
+		if err := r.Disks.Apply(s.Layout); err != nil {
+			return fmt.Errorf("layout: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -362,6 +388,13 @@ func (s Set) Run(ctx context.Context, stage, root string) error {
 	}
 	if s.Live {
 		r.Kernel = RunningKernel(r)
+	}
+	if s.Live || root == "/" {
+		log := s.Log
+		if log == nil {
+			log = os.Stdout
+		}
+		r.Disks = NodeDisks(log)
 	}
 	return r.RunStage(ctx, s.Sources, stage)
 }

@@ -116,3 +116,20 @@ func TestBadFileNamesFileAndLine(t *testing.T) {
 		t.Errorf("a bad file must not hide the good ones: %d sources", len(sources))
 	}
 }
+
+// A layout step in a run without the node's disks (a scratch root, an
+// image being built) fails: it is never skipped in silence.
+func TestLayoutNeedsDisks(t *testing.T) {
+	root := t.TempDir()
+	writeConfig(t, root, "/oem", "a.yaml", `
+stages:
+  rootfs:
+    - name: grow
+      layout: {device: {label: COS_PERSISTENT}, expand_partition: {size: 0}}
+`)
+	sources, _ := Load(root, DefaultDirs)
+	err := (Runner{Root: root}).RunStage(context.Background(), sources, "rootfs")
+	if err == nil || !strings.Contains(err.Error(), "(grow)") {
+		t.Errorf("RunStage: %v", err)
+	}
+}

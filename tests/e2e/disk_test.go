@@ -4,9 +4,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,9 +49,14 @@ func TestDisk(t *testing.T) {
 		t.Error(err)
 	}
 
-	// The node boots a copy-on-write overlay: the artifact stays as written.
+	// The node boots a copy-on-write overlay: the artifact stays as
+	// written. The overlay is 1 GiB bigger, as a disk the image is flashed
+	// onto: COS_PERSISTENT grows into it on the first boot
+	// (/system/oem/00_rootfs.yaml; checkInstalled checks it fills the disk).
+	st, err := os.Stat(raw)
+	must(t, err)
 	node := filepath.Join(t.TempDir(), "node.qcow2")
-	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", qc, node)
+	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", qc, node, strconv.FormatInt(st.Size()+1<<30, 10))
 	ctx := context.Background()
 
 	m, err := qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{node}, LogPath: logPath(t)})
@@ -153,10 +161,38 @@ func checkInstalledVersion(t *testing.T, sh func(string) string, mode, version s
 			t.Errorf("%s is %q, want an overlay (ephemeral)", p, got)
 		}
 	}
+	checkPersistentFills(t, sh)
 	if got := sh("lsblk -n -o LABEL /dev/vda | tr -s '\\n ' ' '"); !strings.Contains(got, "COS_GRUB COS_OEM COS_RECOVERY COS_STATE COS_PERSISTENT") {
 		t.Errorf("disk labels %q", got)
 	}
 	if got := sh(". /etc/kairos-release && echo $KAIROS_VERSION"); got != version {
 		t.Errorf("KAIROS_VERSION %q, want %q", got, version)
+	}
+}
+
+// checkPersistentFills: COS_PERSISTENT and its file system take the rest
+// of the disk (the installer lays it out so; a disk image grows into a
+// bigger disk on its first boot, /system/oem/00_rootfs.yaml), and the
+// backup GPT is at the disk's end.
+func checkPersistentFills(t *testing.T, sh func(string) string) {
+	t.Helper()
+	out := sh(`p=$(readlink -f /dev/disk/by-label/COS_PERSISTENT); p=${p##*/}; d=$(cat /sys/class/block/vda/size); ` +
+		`echo $d $(cat /sys/class/block/$p/start) $(cat /sys/class/block/$p/size) ` +
+		`$(sudo tune2fs -l /dev/$p | awk '/^Block count:/{c=$3} /^Block size:/{s=$3} END{print c*s}') ` +
+		`$(sudo dd if=/dev/vda bs=512 skip=$((d-1)) count=1 2>/dev/null | head -c 8 | tr ' ' _)`)
+	var disk, start, size, fsBytes int64
+	var sig string
+	if _, err := fmt.Sscan(out, &disk, &start, &size, &fsBytes, &sig); err != nil {
+		t.Fatalf("persistent geometry %q: %v", out, err)
+	}
+	t.Logf("disk %d MiB, COS_PERSISTENT %d MiB from %d MiB, its file system %d MiB", disk>>11, size>>11, start>>11, fsBytes>>20)
+	if end := start + size; end < disk-33-2048 {
+		t.Errorf("COS_PERSISTENT ends at sector %d of %d: it does not take the rest of the disk", end, disk)
+	}
+	if fsBytes != size*512 {
+		t.Errorf("COS_PERSISTENT's file system has %d bytes, its partition %d", fsBytes, size*512)
+	}
+	if sig != "EFI_PART" {
+		t.Errorf("the disk's last sector holds %q, not the backup GPT header", sig)
 	}
 }

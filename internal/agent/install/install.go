@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
 	"github.com/kairos-io/kairos/internal/disklayout"
@@ -33,7 +34,7 @@ type Stages = deploy.Stages
 
 // Installer holds what an install needs from the machine.
 type Installer struct {
-	Devices Devices // DevicesOf(host.System) on a node
+	Devices blockdev.Devices // blockdev.Of(host.System) on a node
 	// Out gets the progress lines.
 	Out io.Writer
 	// Stages runs the install stages; nil runs none.
@@ -53,7 +54,7 @@ type Installer struct {
 // Plan is a checked install: everything is known, nothing is written.
 type Plan struct {
 	Options
-	Disk      Disk
+	Disk      blockdev.Disk
 	Layout    *disklayout.Layout
 	Boot      *disklayout.Boot
 	Files     []disklayout.File
@@ -180,7 +181,7 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 	}()
 	dirs := map[string]string{}
 	for _, name := range []string{disklayout.PartOEM, disklayout.PartState, disklayout.PartRecovery} {
-		dev, err := in.Devices.partitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
+		dev, err := in.Devices.PartitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -281,7 +282,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 		return err
 	}
 	// The kernel reads the new table; udev makes the nodes.
-	if err := in.Devices.announcePartitions(f, p.Disk, p.Layout.Parts); err != nil {
+	if err := announcePartitions(in.Devices, f, p.Disk, p.Layout.Parts); err != nil {
 		return err
 	}
 	f.Close()
@@ -292,7 +293,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 		if part.Name == disklayout.PartEFI || part.Name == disklayout.PartBIOS {
 			continue
 		}
-		dev, err := in.Devices.partitionPath(p.Disk, i+1, 10*time.Second)
+		dev, err := in.Devices.PartitionPath(p.Disk, i+1, 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -378,4 +379,22 @@ func (d *memDisk) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("write of %d bytes at %d beyond %d", len(p), off, len(d.buf))
 	}
 	return copy(d.buf[off:], p), nil
+}
+
+// announcePartitions makes the kernel know the new table: BLKRRPART, and
+// where the kernel does not parse it (kernels without GPT support, some
+// loop devices) each partition added with BLKPG as partx(8) does.
+func announcePartitions(h blockdev.Devices, f *os.File, d blockdev.Disk, parts []disklayout.Part) error {
+	if err := blockdev.Reread(f); err != nil {
+		return err
+	}
+	if _, err := h.PartitionPath(d, 1, 2*time.Second); err == nil {
+		return nil
+	}
+	for i, p := range parts {
+		if err := blockdev.AddPartition(f, blockdev.Extent{Number: i + 1, Start: p.Start, Size: p.Size}); err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+	}
+	return nil
 }

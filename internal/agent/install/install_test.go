@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4/ext4test"
@@ -108,7 +109,7 @@ func TestInstallToDisk(t *testing.T) {
 	tree := imageTree(t)
 	var out bytes.Buffer
 	st := &fakeStages{}
-	in := &Installer{Devices: DevicesOf(host.System), Out: &out, Stages: st, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
+	in := &Installer{Devices: blockdev.Of(host.System), Out: &out, Stages: st, LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
 	cfg := []byte("#cloud-config\ninstall:\n  device: " + dev + "\nusers:\n  - name: tester\n    passwd: x\n")
 	plan, err := in.Plan(context.Background(), Options{Device: dev, Config: cfg, GrubEnv: map[string]string{"extra_cmdline": "quiet"}})
 	if err != nil {
@@ -223,7 +224,7 @@ func TestInstallRefusals(t *testing.T) {
 	need(t, "losetup", "mkfs.ext4")
 	tree := imageTree(t)
 	ctx := context.Background()
-	in := &Installer{Devices: DevicesOf(host.System), LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
+	in := &Installer{Devices: blockdev.Of(host.System), LiveRoot: tree, WorkDir: t.TempDir(), LockFile: lockFile(t)}
 
 	small := loopDisk(t, 1<<30)
 	_, err := in.Plan(ctx, Options{Device: small})
@@ -287,14 +288,14 @@ func TestFromConfigAndAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	got, err := Ask(strings.NewReader("/dev/vdb\nops\npw\n\ny\nyes\n"), &out, nil, []Disk{{Path: "/dev/vda", Size: 16 << 30}})
+	got, err := Ask(strings.NewReader("/dev/vdb\nops\npw\n\ny\nyes\n"), &out, nil, []blockdev.Disk{{Path: "/dev/vda", Size: 16 << 30}})
 	if err != nil || got.Device != "/dev/vdb" || got.User != "ops" || got.Password != "pw" || !got.K3s || got.SSHKey != "" {
 		t.Errorf("Ask = %+v, %v", got, err)
 	}
 	if !strings.Contains(out.String(), "/dev/vda            16384 MiB") || !strings.Contains(out.String(), "Disk to install to [/dev/vda]") {
 		t.Errorf("prompts:\n%s", out.String())
 	}
-	if _, err := Ask(strings.NewReader("\n\n\n\nn\nn\n"), &out, nil, []Disk{{Path: "/dev/vda"}}); err == nil || !strings.Contains(err.Error(), "nothing was written") {
+	if _, err := Ask(strings.NewReader("\n\n\n\nn\nn\n"), &out, nil, []blockdev.Disk{{Path: "/dev/vda"}}); err == nil || !strings.Contains(err.Error(), "nothing was written") {
 		t.Errorf("not confirmed: %v", err)
 	}
 	if !strings.HasPrefix(string(data), "#cloud-config\n") || !strings.Contains(string(data), "device: /dev/vda") || !strings.Contains(string(data), "enabled: true") {

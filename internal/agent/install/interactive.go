@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/stages"
 )
 
@@ -55,7 +56,7 @@ func (a Answers) Config() ([]byte, error) {
 // answer, defaults in brackets. tty, when it is a terminal, hides the
 // password as it is typed. The last question confirms erasing the disk;
 // anything but yes stops with an error.
-func Ask(in io.Reader, out io.Writer, tty *os.File, disks []Disk) (Answers, error) {
+func Ask(in io.Reader, out io.Writer, tty *os.File, disks []blockdev.Disk) (Answers, error) {
 	r := bufio.NewReader(in)
 	line := func(prompt, def string) (string, error) {
 		if def != "" {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4/ext4test"
 	"github.com/kairos-io/kairos/tests/registry"
@@ -22,7 +23,7 @@ func TestInstallFromRegistry(t *testing.T) {
 	registry.PushDir(t, tree, reg.Addr+"/kairos/test:v9.9.9")
 
 	dev := loopDisk(t, 3<<30)
-	in := &Installer{Devices: DevicesOf(host.System), WorkDir: t.TempDir(), LiveRoot: filepath.Join(t.TempDir(), "none"), Tmp: t.TempDir(), LockFile: lockFile(t)}
+	in := &Installer{Devices: blockdev.Of(host.System), WorkDir: t.TempDir(), LiveRoot: filepath.Join(t.TempDir(), "none"), Tmp: t.TempDir(), LockFile: lockFile(t)}
 	src := "oci:" + reg.Addr + "/kairos/test:v9.9.9"
 	missing := "oci:" + reg.Addr + "/kairos/missing:v1"
 	if _, err := in.Plan(context.Background(), Options{Device: dev, Source: missing, AllowInsecure: true}); err == nil || !strings.Contains(err.Error(), "kairos/missing:v1: pulling") {

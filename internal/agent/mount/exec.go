@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
@@ -82,6 +84,12 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	if err := mount(plan[0]); err != nil { // COS_OEM: the configs
 		return err
 	}
+	// The sentinel first, as upstream: rootfs-stage conditions such as
+	// `[ ! -f /run/cos/recovery_mode ]` (upstream's "grow persistent")
+	// read it.
+	if err := writeSentinel(runDir, b.Mode); err != nil {
+		return err
+	}
 	sources := runStage(ctx, sysroot, runDir, "rootfs", log)
 	layout := nodeLayout(cmdline, sysroot, runDir, sources, log)
 	for _, s := range SysrootPlan(b, sysroot, layout)[1:] {
@@ -91,9 +99,6 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	}
 	if err := os.WriteFile(filepath.Join(sysroot, "etc/fstab"), []byte(Fstab(b)), 0o644); err != nil {
 		return fmt.Errorf("writing /etc/fstab: %w", err)
-	}
-	if err := writeSentinel(runDir, b.Mode); err != nil {
-		return err
 	}
 	if state.UpgradeFailed(cmdline) {
 		// grub's boot assessment fell back to passive after an upgrade.
@@ -153,6 +158,19 @@ func runStage(ctx context.Context, sysroot, runDir, stage string, log io.Writer)
 		fmt.Fprintf(log, "kairos: cloud-config skipped: %v\n", err)
 	}
 	set := stages.Set{Sources: sources, Log: log, Live: true, RunDir: runDir}
+	// Upstream runs these stages in the initramfs itself; here commands
+	// run chrooted into sysroot, whose /run is the image's empty
+	// directory until switch-root moves the initramfs's /run there. For
+	// the stage, the initramfs's /run is bound on it, so that a command
+	// sees the sentinels and files other steps put in /run.
+	if runDir != "" {
+		run := filepath.Join(sysroot, "run")
+		if err := unix.Mount(runDir, run, "", unix.MS_BIND, ""); err != nil {
+			fmt.Fprintf(log, "kairos: binding %s on %s for the %s stage: %v\n", runDir, run, stage, err)
+		} else {
+			defer unix.Unmount(run, unix.MNT_DETACH)
+		}
+	}
 	if err := set.Run(ctx, stage, sysroot); err != nil {
 		fmt.Fprintf(log, "kairos: %v\n", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/install"
@@ -63,7 +64,7 @@ func installed(t *testing.T) (string, *Node) {
 	// The lock is the test's own: another test run on this machine must
 	// not make this one wait or fail.
 	lock := filepath.Join(t.TempDir(), "kairos-agent.lock")
-	in := &install.Installer{Devices: install.DevicesOf(host.System), LiveRoot: tree(t, "v1"), WorkDir: t.TempDir(), LockFile: lock}
+	in := &install.Installer{Devices: blockdev.Of(host.System), LiveRoot: tree(t, "v1"), WorkDir: t.TempDir(), LockFile: lock}
 	plan, err := in.Plan(context.Background(), install.Options{Device: dev})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,9 @@ install() {
     inst_multiple kairos-agent
     inst_multiple mount umount losetup cp chroot
     inst_multiple -o findmnt blkid
+    # The rootfs stage's layout steps (upstream's "grow COS_PERSISTENT"):
+    # the agent grows and makes file systems with the node's own tools.
+    inst_multiple -o e2fsck resize2fs mkfs.ext2 mkfs.ext3 mkfs.ext4 mkfs.xfs mkfs.vfat mkswap
     inst_hook pre-pivot 50 "$moddir/kairos-mount.sh"
     inst_rules "$moddir/90-kairos-images.rules"
     if dracut_module_included "systemd"; then
