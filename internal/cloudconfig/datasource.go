@@ -218,8 +218,21 @@ func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 
 // fetchCIDATA reads user-data from a volume labelled CIDATA (or cidata).
 func (d Datasources) fetchCIDATA(dst string) (bool, error) {
+	data, from, err := d.readVolume([]string{"CIDATA", "cidata"}, []string{"user-data"})
+	if errors.Is(err, errNoData) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, writeConfig(dst, data, from)
+}
+
+// readVolume reads the first of files from the first volume labelled one
+// of labels, mounted read-only; errNoData when there is none.
+func (d Datasources) readVolume(labels, files []string) ([]byte, string, error) {
 	var dev string
-	for _, l := range []string{"CIDATA", "cidata"} {
+	for _, l := range labels {
 		p := filepath.Join(d.ByLabel, l)
 		if _, err := os.Stat(p); err == nil {
 			dev = p
@@ -227,11 +240,11 @@ func (d Datasources) fetchCIDATA(dst string) (bool, error) {
 		}
 	}
 	if dev == "" {
-		return false, nil
+		return nil, "", errNoData
 	}
 	mnt, err := os.MkdirTemp("", "kairos-cidata-")
 	if err != nil {
-		return false, err
+		return nil, "", err
 	}
 	defer os.Remove(mnt)
 	mount, unmount := d.Mount, d.Unmount
@@ -242,27 +255,33 @@ func (d Datasources) fetchCIDATA(dst string) (bool, error) {
 		unmount = func(dir string) error { return unix.Unmount(dir, 0) }
 	}
 	if err := mount(dev, mnt); err != nil {
-		return false, fmt.Errorf("mounting %s: %w", dev, err)
+		return nil, "", fmt.Errorf("mounting %s: %w", dev, err)
 	}
 	defer unmount(mnt)
-	// The volume is anyone's: user-data is read as a regular file only
+	// The volume is anyone's: user data is read as a regular file only
 	// (not a link to /dev/zero) and no more than a config may be.
-	f, err := os.OpenFile(filepath.Join(mnt, "user-data"), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	var f *os.File
+	var name string
+	for _, name = range files {
+		if f, err = os.OpenFile(filepath.Join(mnt, name), os.O_RDONLY|unix.O_NOFOLLOW, 0); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+	}
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", dev, err)
+		return nil, "", fmt.Errorf("%s: %w", dev, err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return false, fmt.Errorf("%s: user-data is not a regular file", dev)
+		return nil, "", fmt.Errorf("%s: %s is not a regular file", dev, name)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxConfigURLSize+1))
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", dev, err)
+		return nil, "", fmt.Errorf("%s: %w", dev, err)
 	}
 	if len(data) > MaxConfigURLSize {
-		return false, fmt.Errorf("%s: user-data is larger than the %d MiB a cloud-config may be", dev, MaxConfigURLSize>>20)
+		return nil, "", fmt.Errorf("%s: %s is larger than the %d MiB a cloud-config may be", dev, name, MaxConfigURLSize>>20)
 	}
-	return true, writeConfig(dst, data, dev+":/user-data")
+	return data, dev + ":/" + name, nil
 }
 
 // mountReadOnly tries the file systems a CIDATA volume comes in.
@@ -281,9 +300,17 @@ func mountReadOnly(dev, dir string) error {
 // writeConfig stores a fetched config when it is a cloud-config; anything
 // else (a script, an empty file) is reported and not used.
 func writeConfig(dst string, data []byte, from string) error {
+	if err := checkCloudConfig(data, from); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
+}
+
+// checkCloudConfig refuses what does not start with a cloud-config header.
+func checkCloudConfig(data []byte, from string) error {
 	first, _, _ := strings.Cut(string(data), "\n")
 	if !slices.Contains(Headers, strings.TrimSpace(first)) {
 		return fmt.Errorf("%s is not a cloud-config (first line %q; want one of %s)", from, first, strings.Join(Headers, ", "))
 	}
-	return os.WriteFile(dst, data, 0o600)
+	return nil
 }

@@ -124,6 +124,13 @@ func TestDecodeErrors(t *testing.T) {
 		{"install: {no-format: true}", "1:11: error: install.no-format: not supported by this agent yet"},
 		{"stages: {boot: [{layout: {expand_partition: {size: 0}}}]}", "1:26: error: stages.boot[0].layout: device needs a label or a path"},
 		{"stages: {boot: [{git: {url: x}}]}", "1:18: error: stages.boot[0].git: not supported by this agent yet"},
+		{"stages: {boot: [{datasource: {providers: [aws, vmware], path: /oem}}]}", `1:30: warning: stages.boot[0].datasource: provider "vmware" is not known to this agent and is skipped`},
+		{"stages: {boot: [{datasource: {providers: [aws], path: oem}}]}", `error: stages.boot[0].datasource: path "oem" is not absolute`},
+		{"stages: {boot: [{ensure_entities: [{entity: 'kind: printer'}]}]}", `error: stages.boot[0].ensure_entities[0].entity: kind "printer" is not one of user, group, shadow, gshadow`},
+		{"stages: {boot: [{ensure_entities: [{entity: 'kind: user'}]}]}", "a user entity needs its name (username)"},
+		{"stages: {boot: [{delete_entities: [{entity: \"{kind: user, username: 'a:b'}\"}]}]}", `field "a:b" has a ':'`},
+		{"stages: {boot: [{ensure_entities: [{entity: '{kind: user, username: a, uid: x}'}]}]}", "not an entity document"},
+		{"stages: {boot: [{ensure_entities: [{path: etc/passwd, entity: '{kind: user, username: a}'}]}]}", `path "etc/passwd" is not absolute`},
 		{"p2p: {network_token: x}", "1:1: error: p2p: not supported by this agent yet (the P2P mesh is not in this agent yet)"},
 		{"a: [", "not valid YAML"},
 	} {

@@ -46,7 +46,7 @@ type Config struct {
 	RunCmd            Commands    `yaml:"runcmd"`
 	BootCmd           Commands    `yaml:"bootcmd"`
 	SSHAuthorizedKeys []string    `yaml:"ssh_authorized_keys"`
-	Growpart          Growpart    `yaml:"growpart" unsupported:""`
+	Growpart          *Growpart   `yaml:"growpart"`
 }
 
 // Stages maps a stage name (boot, fs.after, kairos-install.pre,
@@ -58,6 +58,9 @@ type Stages map[string][]Step
 // order of the fields.
 type Step struct {
 	Name string `yaml:"name"`
+	// Growpart are the devices of cloud-init's growpart (CloudInitStep),
+	// grown first.
+	Growpart []string `yaml:"-"`
 
 	If                 string  `yaml:"if"`
 	IfFiles            IfFiles `yaml:"if_files"`
@@ -70,11 +73,11 @@ type Step struct {
 
 	DNS              DNS               `yaml:"dns"`
 	Downloads        []Download        `yaml:"downloads"`
-	EnsureEntities   []Entity          `yaml:"ensure_entities" unsupported:""`
+	EnsureEntities   []Entity          `yaml:"ensure_entities"`
 	Directories      []Directory       `yaml:"directories"`
 	Files            []File            `yaml:"files"`
 	Commands         []string          `yaml:"commands"`
-	DeleteEntities   []Entity          `yaml:"delete_entities" unsupported:""`
+	DeleteEntities   []Entity          `yaml:"delete_entities"`
 	Hostname         string            `yaml:"hostname"`
 	Sysctl           map[string]string `yaml:"sysctl"`
 	Users            Users             `yaml:"users"`
@@ -85,7 +88,7 @@ type Step struct {
 	Environment      map[string]string `yaml:"environment"`
 	EnvironmentFile  string            `yaml:"environment_file"`
 	SystemdFirstboot map[string]string `yaml:"systemd_firstboot"`
-	Datasource       Datasource        `yaml:"datasource" unsupported:""`
+	Datasource       Datasource        `yaml:"datasource"`
 	Layout           Layout            `yaml:"layout"`
 	Git              any               `yaml:"git" unsupported:""`
 	Packages         any               `yaml:"packages" unsupported:""`
@@ -224,11 +227,27 @@ type Download struct {
 	Timeout int `yaml:"timeout"`
 }
 
-// Entity is an account entity (a passwd, group or shadow line) given as a
-// YAML document in the entities format: `kind: user`, `username: ...`.
+// Entity is an account entity (a passwd, group, shadow or gshadow line)
+// given as a YAML document in the entities format: `kind: user`,
+// `username: ...`. Path is the file (the kind's /etc file by default).
 type Entity struct {
 	Path   string `yaml:"path"`
 	Entity string `yaml:"entity"`
+}
+
+func (e *Entity) decodeYAML(d *decoder, n *yaml.Node, path string) {
+	type plain Entity
+	d.decode(n, reflectOf((*plain)(e)), path)
+	if e.Path != "" && !strings.HasPrefix(e.Path, "/") {
+		d.errorf(child(n, "path"), "%s: path %q is not absolute", join(path, "path"), e.Path)
+	}
+	if _, err := e.Parse(); err != nil {
+		at := child(n, "entity")
+		if at == nil {
+			at = n
+		}
+		d.errorf(at, "%s: %v", join(path, "entity"), err)
+	}
 }
 
 // DNS is written to resolv.conf.
@@ -257,10 +276,33 @@ type Override struct {
 	Content string `yaml:"content"`
 }
 
-// Datasource fetches user data from providers into Path.
+// Datasource fetches user data from the first of Providers that has any
+// into Path/userdata.yaml.
 type Datasource struct {
 	Providers []string `yaml:"providers"`
 	Path      string   `yaml:"path"`
+}
+
+// IsZero says whether the step has no datasource.
+func (ds Datasource) IsZero() bool { return len(ds.Providers) == 0 && ds.Path == "" }
+
+func (ds *Datasource) decodeYAML(d *decoder, n *yaml.Node, path string) {
+	type plain Datasource
+	d.decode(n, reflectOf((*plain)(ds)), path)
+	if ds.IsZero() {
+		return
+	}
+	if !strings.HasPrefix(ds.Path, "/") {
+		d.errorf(n, "%s: path %q is not absolute (where the user data goes, e.g. /oem)", name(path), ds.Path)
+	}
+	known := DatasourceProviders()
+	for _, p := range ds.Providers {
+		if !slices.Contains(known, p) {
+			// Upstream's lists name providers this agent does not have
+			// (vmware, file): the rest still work.
+			d.warnf(n, "%s: provider %q is not known to this agent and is skipped (known: %s)", name(path), p, strings.Join(known, ", "))
+		}
+	}
 }
 
 // Layout changes the partitions of a disk: grow the last one, add more.
@@ -484,18 +526,39 @@ func (c *Commands) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	}
 }
 
-// Growpart is cloud-init's growpart: grow the last partition of these
-// devices. Not carried out yet: a config that lists devices is refused.
+// Growpart is cloud-init's growpart: the partition holding each device
+// (a mount point or a partition) grows into the free space after it, with
+// its file system. Mode off (or false) turns it off; devices default to
+// "/", which on Kairos is the read-only image: nothing to grow there.
 type Growpart struct {
 	Mode    string   `yaml:"mode"`
 	Devices []string `yaml:"devices"`
 }
 
+// Off says whether growpart is turned off.
+func (g *Growpart) Off() bool { return g == nil || g.Mode == "off" || g.Mode == "false" }
+
+// GrowDevices are the devices to grow ("/" when none are given).
+func (g *Growpart) GrowDevices() []string {
+	if g.Off() {
+		return nil
+	}
+	if len(g.Devices) == 0 {
+		return []string{"/"}
+	}
+	return g.Devices
+}
+
 func (g *Growpart) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	type plain Growpart
 	d.decode(n, reflectOf((*plain)(g)), path)
-	if len(g.Devices) > 0 {
-		d.errorf(n, "%s: growing partitions is not supported by this agent yet", name(path))
+	if !slices.Contains([]string{"", "auto", "growpart", "off", "false"}, g.Mode) {
+		d.errorf(child(n, "mode"), "%s: mode %q is not one of auto, growpart, off", join(path, "mode"), g.Mode)
+	}
+	for _, dev := range g.Devices {
+		if !strings.HasPrefix(dev, "/") {
+			d.errorf(n, "%s: device %q is not a path (a mount point or /dev/...)", join(path, "devices"), dev)
+		}
 	}
 }
 
@@ -504,10 +567,10 @@ func (g *Growpart) decodeYAML(d *decoder, n *yaml.Node, path string) {
 // the hostname, and ssh_authorized_keys given to every user of the file
 // (root when it has none). Nil when the file has none of them.
 func (c *Config) CloudInitStep() *Step {
-	if len(c.WriteFiles)+len(c.BootCmd)+len(c.RunCmd)+len(c.SSHAuthorizedKeys) == 0 && c.Hostname == "" {
+	if len(c.WriteFiles)+len(c.BootCmd)+len(c.RunCmd)+len(c.SSHAuthorizedKeys) == 0 && c.Hostname == "" && c.Growpart.Off() {
 		return nil
 	}
-	s := &Step{Name: "cloud-init", Hostname: c.Hostname, Commands: append(slices.Clone(c.BootCmd), c.RunCmd...)}
+	s := &Step{Name: "cloud-init", Hostname: c.Hostname, Commands: append(slices.Clone(c.BootCmd), c.RunCmd...), Growpart: c.Growpart.GrowDevices()}
 	for _, w := range c.WriteFiles {
 		s.Files = append(s.Files, File{Path: w.Path, Content: w.Content, Encoding: w.Encoding, Permissions: w.Permissions, OwnerString: w.Owner})
 	}

@@ -61,6 +61,11 @@ func (r *recorder) Apply(l cloudconfig.Layout) error {
 	return nil
 }
 
+func (r *recorder) Grow(device string) error {
+	r.layouts = append(r.layouts, "growpart "+device)
+	return nil
+}
+
 func layoutString(l cloudconfig.Layout) string {
 	s := fmt.Sprintf("label=%s path=%s", l.Device.Label, l.Device.Path)
 	if l.Expand != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"strings"
 
@@ -43,12 +44,17 @@ type Runner struct {
 	// Disks carries out layout steps; nil refuses them: a scratch root or
 	// an image being built has no disk of its own.
 	Disks Partitioner
+	// ByLabel is where the datasource step looks for a CIDATA volume
+	// (udev's /dev/disk/by-label on a node); "" looks for none.
+	ByLabel string
 }
 
 // Partitioner changes the partitions of the node's disks (package
 // repart).
 type Partitioner interface {
 	Apply(cloudconfig.Layout) error
+	// Grow is cloud-init's growpart for one device.
+	Grow(device string) error
 }
 
 // NodeDisks is the node's own disks, logging to log.
@@ -155,6 +161,14 @@ func usersStageOf(src Source) string {
 // modules, timesyncd, systemctl, environment, systemd_firstboot. The first
 // part that fails ends the step.
 func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
+	for _, dev := range s.Growpart {
+		if r.Disks == nil {
+			return errors.New("growpart: this run has no disks to change (not the node's own root)")
+		}
+		if err := r.Disks.Grow(dev); err != nil {
+			return fmt.Errorf("growpart %s: %w", dev, err)
+		}
+	}
 	if len(s.DNS.Nameservers)+len(s.DNS.Search)+len(s.DNS.Options) > 0 {
 		if err := r.writeDNS(s.DNS); err != nil {
 			return fmt.Errorf("dns: %w", err)
@@ -164,6 +178,9 @@ func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
 		if err := r.download(ctx, d); err != nil {
 			return fmt.Errorf("download %s: %w", d.Path, err)
 		}
+	}
+	if err := r.entities(ctx, s.EnsureEntities, false); err != nil {
+		return fmt.Errorf("ensure_entities: %w", err)
 	}
 	for _, d := range s.Directories {
 		mode := os.FileMode(d.Permissions)
@@ -185,6 +202,9 @@ func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
 		if err := r.exec(ctx, c); err != nil {
 			return fmt.Errorf("command %q: %w", c, err)
 		}
+	}
+	if err := r.entities(ctx, s.DeleteEntities, true); err != nil {
+		return fmt.Errorf("delete_entities: %w", err)
 	}
 	if s.Hostname != "" {
 		if err := r.hostname(ctx, s.Hostname); err != nil {
@@ -241,6 +261,11 @@ func (r Runner) runStep(ctx context.Context, s cloudconfig.Step) error {
 	}
 	if err := r.firstboot(ctx, s.SystemdFirstboot); err != nil {
 		return fmt.Errorf("systemd_firstboot: %w", err)
+	}
+	if !s.Datasource.IsZero() {
+		if err := r.datasource(ctx, s.Datasource); err != nil {
+			return fmt.Errorf("datasource: %w", err)
+		}
 	}
 	if !s.Layout.IsZero() {
 		if r.Disks == nil {
@@ -395,6 +420,30 @@ func (s Set) Run(ctx context.Context, stage, root string) error {
 			log = os.Stdout
 		}
 		r.Disks = NodeDisks(log)
+		r.ByLabel = host.System.ByLabel
 	}
 	return r.RunStage(ctx, s.Sources, stage)
+}
+
+// datasource writes the user data of the first provider that has any to
+// <path>/userdata.yaml (0600), where the next stages read it.
+func (r Runner) datasource(ctx context.Context, ds cloudconfig.Datasource) error {
+	data, provider, err := cloudconfig.Datasources{ByLabel: r.ByLabel, Client: r.HTTP}.FetchProviders(ctx, ds.Providers)
+	if err != nil {
+		return err
+	}
+	if provider == "" {
+		logrus.Infof("datasource: no user data from %s", strings.Join(ds.Providers, ", "))
+		return nil
+	}
+	root, dir := r.at(ds.Path)
+	if err := safefile.Dir(root, dir, 0o700, -1, -1); err != nil {
+		return err
+	}
+	dst := path.Join(dir, cloudconfig.UserdataFile)
+	if err := safefile.WriteFile(root, dst, data, 0o600, -1, -1); err != nil {
+		return err
+	}
+	logrus.Infof("datasource: user data from %s written to %s", provider, path.Join(ds.Path, cloudconfig.UserdataFile))
+	return nil
 }

@@ -217,13 +217,20 @@ func (a *accounts) completeGshadow() {
 // password and groups are in place. A failed write stops the rest, for
 // the same reason.
 func (a *accounts) write(root string) error {
+	return writeTables(root, a.shadow, a.gshadow, a.group, a.passwd)
+}
+
+// writeTables writes the tables that changed, in the order given, each
+// keeping its file's mode and owner: first every backup (<file>-), then
+// the files. A failed write stops the rest.
+func writeTables(root string, tables ...*table) error {
 	type change struct {
 		t        *table
 		mode     os.FileMode
 		uid, gid int
 	}
 	var changes []change
-	for _, t := range []*table{a.shadow, a.gshadow, a.group, a.passwd} {
+	for _, t := range tables {
 		if t == nil || !t.changed() {
 			continue
 		}

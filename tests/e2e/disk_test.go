@@ -178,7 +178,7 @@ func checkPersistentFills(t *testing.T, sh func(string) string) {
 	t.Helper()
 	out := sh(`p=$(readlink -f /dev/disk/by-label/COS_PERSISTENT); p=${p##*/}; d=$(cat /sys/class/block/vda/size); ` +
 		`echo $d $(cat /sys/class/block/$p/start) $(cat /sys/class/block/$p/size) ` +
-		`$(sudo tune2fs -l /dev/$p | awk '/^Block count:/{c=$3} /^Block size:/{s=$3} END{print c*s}') ` +
+		`$(sudo tune2fs -l /dev/$p | awk '/^Block count:/{c=$3} /^Block size:/{s=$3} END{printf "%.0f", c*s}') ` +
 		`$(sudo dd if=/dev/vda bs=512 skip=$((d-1)) count=1 2>/dev/null | head -c 8 | tr ' ' _)`)
 	var disk, start, size, fsBytes int64
 	var sig string

@@ -133,6 +133,25 @@ func (h Devices) InUse(d Disk) (string, error) {
 	return strings.Join(at, ", "), nil
 }
 
+// SourceOf is what is mounted at dir (the last mount there wins, as
+// the kernel shows it): a device path, or a pseudo source like "overlay".
+func (h Devices) SourceOf(dir string) (string, error) {
+	table, err := mounttab.Read(h.Mounts)
+	if err != nil {
+		return "", err
+	}
+	src := ""
+	for _, m := range table {
+		if m.Target == dir {
+			src = m.Source
+		}
+	}
+	if src == "" {
+		return "", fmt.Errorf("nothing is mounted at %s", dir)
+	}
+	return src, nil
+}
+
 // MountedAt is where the block device at dev is mounted ("" for
 // nowhere): the first mount of it in the mount table.
 func (h Devices) MountedAt(dev string) (string, error) {

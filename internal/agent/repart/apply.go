@@ -241,3 +241,52 @@ func udevUnescape(s string) string {
 	}
 	return b.String()
 }
+
+// Grow is cloud-init's growpart for one device: a mount point stands for
+// the device mounted there. The partition grows into the space after it
+// when it is the last one of its disk (the only one that can have any);
+// a device that is not a partition (Kairos's / is a loop-mounted image)
+// or not the last one has nothing to grow, which is said, not an error.
+func (r *Repart) Grow(device string) error {
+	dev := device
+	if !strings.HasPrefix(device, "/dev/") {
+		src, err := r.Devices.SourceOf(device)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(src, "/dev/") {
+			r.logf("growpart: %s is %s, not a partition: nothing to grow", device, src)
+			return nil
+		}
+		dev = src
+	}
+	part, err := filepath.EvalSymlinks(dev)
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(part)
+	num, err := os.ReadFile(filepath.Join(r.Devices.Sys, "class/block", name, "partition"))
+	if err != nil {
+		r.logf("growpart: %s (%s) is not a partition: nothing to grow", device, part)
+		return nil
+	}
+	d, err := r.Devices.Disk(filepath.Join(r.Devices.Dev, r.Devices.Parent(name)))
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(d.Path)
+	if err != nil {
+		return err
+	}
+	table, err := gpt.Read(f, d.Size)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.Path, err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(num)))
+	if last := lastPartition(table.Partitions); last+1 != n {
+		r.logf("growpart: %s is partition %d of %s, not the last: nothing to grow", device, n, d.Path)
+		return nil
+	}
+	return r.Apply(cloudconfig.Layout{Device: &cloudconfig.LayoutDevice{Path: d.Path}, Expand: &cloudconfig.Expand{}})
+}

@@ -127,6 +127,20 @@ func TestApply(t *testing.T) {
 		t.Errorf("adding COS_DATA again: %v, or the disk changed", err)
 	}
 
+	// cloud-init's growpart: a partition that is not the last has nothing
+	// to grow; the last one grows with its file system.
+	resize(t, img, dev, 232*mib)
+	before = readAll(t, img)
+	if err := r.Grow(p1); err != nil || !bytes.Equal(before, readAll(t, img)) {
+		t.Errorf("growpart of partition 1: %v, or the disk changed", err)
+	}
+	if err := r.Grow(p3); err != nil {
+		t.Fatalf("growpart %s: %v\n%s", p3, err, log.String())
+	}
+	checkTable(t, img, []int64{8, 150, 72})
+	checkExt(t, p3, 72*mib)
+	before = readAll(t, img)
+
 	// What cannot be done is refused before anything is written.
 	for _, l := range []cloudconfig.Layout{
 		{Device: &cloudconfig.LayoutDevice{Label: "../../" + filepath.Base(dev)}, Expand: &cloudconfig.Expand{}},
