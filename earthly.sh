@@ -37,6 +37,8 @@ Arguments (build args of the Earthfile):
   --BASE_IMAGE      base image instead of the flavor's
   --K3S_VERSION     k3s release of the standard variant
   --NETBOOT_URL     +netboot: default base URL written into the iPXE script
+  --IMAGE_REPO      repository the image is published to (KAIROS_IMAGE_REPO):
+                    where \`kairos-agent upgrade\` with no source looks for newer releases
   --FRONTEND_IMAGE  +frontend: reference of the gateway image (default 127.0.0.1:5000/kairos/frontend:<VERSION>)
   --PUSH            +frontend: true to push it
 

@@ -52,6 +52,9 @@ func TestParseOptionsDefaultsAndErrors(t *testing.T) {
 		{"iso", map[string]string{ArgFlavor: "debian", ArgVersion: "v1/2"}, "VERSION"},
 		{"iso", map[string]string{ArgFlavor: "debian", ArgModel: "../../evil"}, "MODEL"},
 		{"netboot", map[string]string{ArgFlavor: "debian", ArgNetbootURL: "http://h/x\nshell"}, "NETBOOT_URL"},
+		{"image", map[string]string{ArgFlavor: "debian", ArgImageRepo: "quay.io/kairos/debian:v1"}, "IMAGE_REPO"},
+		{"image", map[string]string{ArgFlavor: "debian", ArgImageRepo: "quay.io/kairos/debian x"}, "IMAGE_REPO"},
+		{"image", map[string]string{ArgFlavor: "debian", ArgImageRepo: "Quay.io/Kairos"}, "IMAGE_REPO"},
 	} {
 		if _, err := ParseOptions(tc.target, tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseOptions(%q, %v) = %v, want error containing %q", tc.target, tc.args, err, tc.want)
@@ -67,6 +70,18 @@ func TestPlanUnknownFlavorListsValid(t *testing.T) {
 	cat, _ := flavors.Load()
 	if _, err := NewPlan(cat, o, amd64); err == nil || !strings.Contains(err.Error(), "debian") {
 		t.Errorf("want unknown-flavor error listing debian, got %v", err)
+	}
+}
+
+// IMAGE_REPO becomes KAIROS_IMAGE_REPO, next to KAIROS_IMAGE_LABEL (the
+// image's tag), where the agent looks for newer releases.
+func TestImageRepo(t *testing.T) {
+	p := mustPlan(t, "image", map[string]string{ArgFlavor: "debian", ArgVersion: "v1.2.3", ArgImageRepo: "registry.example.com:5000/kairos/debian"})
+	rel := string(p.Release.Render())
+	for _, want := range []string{"KAIROS_IMAGE_REPO=\"registry.example.com:5000/kairos/debian\"\n", "KAIROS_IMAGE_LABEL=\"bookworm-core-amd64-generic-v1.2.3\"\n"} {
+		if !strings.Contains(rel, want) {
+			t.Errorf("kairos-release lacks %q:\n%s", want, rel)
+		}
 	}
 }
 

@@ -22,6 +22,10 @@ const (
 	// ArgNetbootURL is the default base URL written into the iPXE script;
 	// the script's ${base-url} setting overrides it at boot.
 	ArgNetbootURL = "NETBOOT_URL"
+	// ArgImageRepo is the repository the image is published to
+	// (KAIROS_IMAGE_REPO): `kairos-agent upgrade` with no source takes the
+	// newest release of this image there.
+	ArgImageRepo = "IMAGE_REPO"
 )
 
 // Args lists the build args this frontend reads, with their meaning, for
@@ -35,6 +39,7 @@ var Args = []ArgInfo{
 	{ArgModel, "generic", "hardware model"},
 	{ArgK3SVersion, DefaultK3SVersion, "k3s release for the standard variant"},
 	{ArgNetbootURL, "", "default base URL in the netboot iPXE script"},
+	{ArgImageRepo, "", "repository the image is published to (KAIROS_IMAGE_REPO, e.g. registry.example.com/kairos/debian): what `kairos-agent upgrade` with no source looks in"},
 }
 
 // ArgInfo describes one build arg.
@@ -93,6 +98,7 @@ type Options struct {
 	Model         string
 	K3SVersion    string // standard variant only
 	NetbootURL    string
+	ImageRepo     string // KAIROS_IMAGE_REPO
 
 	// From the spec file only.
 	AddPackages         []string
@@ -140,6 +146,7 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 		Model:         args[ArgModel],
 		K3SVersion:    args[ArgK3SVersion],
 		NetbootURL:    args[ArgNetbootURL],
+		ImageRepo:     args[ArgImageRepo],
 	}
 	if o.Target == "" {
 		o.Target = TargetImage
@@ -174,6 +181,11 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 	if o.NetbootURL != "" {
 		if err := release.CheckURL(o.NetbootURL); err != nil {
 			return o, &ArgError{ArgNetbootURL, o.NetbootURL, err.Error()}
+		}
+	}
+	if o.ImageRepo != "" {
+		if err := release.CheckRepository(o.ImageRepo); err != nil {
+			return o, &ArgError{ArgImageRepo, o.ImageRepo, err.Error()}
 		}
 	}
 	if !versionRe.MatchString(o.Version) {

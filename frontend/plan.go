@@ -135,6 +135,7 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 			Family:        f.Family,
 			Model:         o.Model,
 			Variant:       o.Variant,
+			ImageRepo:     o.ImageRepo,
 		},
 	}
 	if o.Variant == "standard" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/kairos-io/kairos/internal/bytesize"
 	"io"
 	"path"
 	"regexp"
@@ -15,6 +14,9 @@ import (
 
 	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/bytesize"
+	"github.com/kairos-io/kairos/internal/release"
 )
 
 // DefaultSpecName is the build spec file read when the caller names none.
@@ -61,6 +63,8 @@ type Spec struct {
 	// Model is the board or platform the image is for; the build defaults it
 	// to generic.
 	Model string
+	// ImageRepo is image_repo: the repository the image is published to.
+	ImageRepo string
 
 	// Kubernetes is the distribution the standard variant ships.
 	Kubernetes Kubernetes
@@ -195,6 +199,7 @@ var specArgs = []struct {
 	{ArgVersion, "version", func(s *Spec) string { return s.Version }},
 	{ArgModel, "model", func(s *Spec) string { return s.Model }},
 	{ArgK3SVersion, "kubernetes.version", func(s *Spec) string { return s.Kubernetes.Version }},
+	{ArgImageRepo, "image_repo", func(s *Spec) string { return s.ImageRepo }},
 }
 
 // Args returns the spec's values under their build-arg names, only for the
@@ -372,6 +377,7 @@ func (p *parser) topFields() []field {
 		{"variant", p.str(&s.Variant, oneOf(Variants))},
 		{"version", p.str(&s.Version, checkVersion)},
 		{"model", p.str(&s.Model, checkName)},
+		{"image_repo", p.str(&s.ImageRepo, checkRepository)},
 		{"kubernetes", p.sub([]field{
 			{"distribution", p.str(&s.Kubernetes.Distribution, oneOf(KubernetesDistributions))},
 			{"version", p.str(&s.Kubernetes.Version, checkK8sVersion)},
@@ -591,6 +597,13 @@ func expandAliases(n *yaml.Node, budget *int) (*yaml.Node, error) {
 
 // checkImageRef accepts what BuildKit will pull, so a typo such as an
 // upper-case repository fails here with its line instead of at pull time.
+func checkRepository(v string) (string, error) {
+	if err := release.CheckRepository(v); err != nil {
+		return "", fmt.Errorf("%q %w", v, err)
+	}
+	return v, nil
+}
+
 func checkImageRef(v string) (string, error) {
 	if _, err := reference.ParseNormalizedNamed(v); err != nil {
 		return "", fmt.Errorf("%q is not an image reference: %w", v, err)

@@ -100,7 +100,7 @@ func TestParseSpecCloudConfig(t *testing.T) {
 }
 
 func TestParseSpecErrors(t *testing.T) {
-	const topKeys = "valid: base, flavor, flavor_release, variant, version, model, kubernetes, packages, overlay, cloud_config, artifacts"
+	const topKeys = "valid: base, flavor, flavor_release, variant, version, model, image_repo, kubernetes, packages, overlay, cloud_config, artifacts"
 	for _, tc := range []struct {
 		name, data string
 		prefix     string   // the whole "file:line:col: key: " start of the message

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/node"
+	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/rootfs"
 	"github.com/kairos-io/kairos/internal/stages"
 )
@@ -25,7 +26,10 @@ becomes passive.img (unless the node runs from passive), transition.img
 becomes active.img; next_entry=cos and boot assessment are set, so a new
 image that does not come up falls back to passive by itself. --recovery
 does the same for COS_RECOVERY's recovery.img. The source defaults to
-upgrade.source of the cloud-config. Registries: auth from the docker config
+upgrade.source of the cloud-config, then (as upstream) to the newest
+release of the running image's line in its own repository: the tags of
+KAIROS_IMAGE_REPO named as KAIROS_IMAGE_LABEL is, with a newer version (none
+newer: nothing to do). Registries: auth from the docker config
 file; --allow-insecure-registries for plain HTTP. Refused on live media, for
 a source without /etc/kairos-release or without /boot/vmlinuz and
 /boot/initrd, for an image of another architecture (KAIROS_TARGETARCH), when
@@ -75,11 +79,19 @@ func listReleasesCmd(releasePath string) *cobra.Command {
 		Short: "List the repository's release tags newer than the running version",
 		Long: `List the tags of a repository (e.g. quay.io/kairos/debian) that are semantic
 versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
-(--all: every version tag).`,
+(--all: every version tag). The repository defaults to the image's own
+(KAIROS_IMAGE_REPO).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if repo == "" {
-				return fmt.Errorf("--registry <repository> is required")
+				if data, err := os.ReadFile(releasePath); err == nil {
+					if rel, err := release.Parse(data); err == nil {
+						repo = rel["KAIROS_IMAGE_REPO"]
+					}
+				}
+			}
+			if repo == "" {
+				return fmt.Errorf("--registry <repository> is required (this image names none: KAIROS_IMAGE_REPO)")
 			}
 			// The pull policy of upgrade itself (HTTPS only unless
 			// --allow-insecure-registries), so that listing never
@@ -98,7 +110,7 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&repo, "registry", "", "repository to list (registry/name)")
+	cmd.Flags().StringVar(&repo, "registry", "", "repository to list (registry/name; default KAIROS_IMAGE_REPO)")
 	cmd.Flags().BoolVar(&insecure, "allow-insecure-registries", false, "list over plain HTTP")
 	cmd.Flags().BoolVar(&all, "all", false, "every version tag, not only newer ones")
 	return cmd

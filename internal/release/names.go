@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+
+	"github.com/distribution/reference"
 )
 
 // Names from inputs (an image's KAIROS_ARTIFACT, --name, the MODEL build
@@ -57,6 +59,23 @@ func CheckURL(v string) error {
 		return errors.New("no host")
 	case u.RawQuery != "" || u.Fragment != "":
 		return errors.New("a base URL takes no query or fragment (file names are appended to it)")
+	}
+	return nil
+}
+
+// CheckRepository refuses what is not an image repository without a tag
+// or digest (registry.example.com/kairos/debian): KAIROS_IMAGE_REPO, to
+// which the agent appends a release's tag.
+func CheckRepository(v string) error {
+	if strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\' }) >= 0 {
+		return errors.New("holds a space, a quote or a control character")
+	}
+	n, err := reference.ParseNormalizedNamed(v)
+	if err != nil {
+		return fmt.Errorf("is not an image repository: %w", err)
+	}
+	if !reference.IsNameOnly(n) {
+		return errors.New("names a tag or digest: give the repository alone (the agent adds the release's tag)")
 	}
 	return nil
 }

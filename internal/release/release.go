@@ -25,6 +25,9 @@ type Release struct {
 	Variant               string // core, standard
 	SoftwareVersion       string // v1.31.2+k3s1, empty for core
 	SoftwareVersionPrefix string // k3s, empty for core
+	// ImageRepo is the repository the image is published to, where the
+	// agent looks for newer releases ("" when the build names none).
+	ImageRepo string
 }
 
 // Name is the image's short name: kairos-<variant>-<flavor>-<flavor_release>.
@@ -74,6 +77,8 @@ func (r Release) Fields() [][2]string {
 		{"KAIROS_SOFTWARE_VERSION", r.SoftwareVersion},
 		{"KAIROS_SOFTWARE_VERSION_PREFIX", r.SoftwareVersionPrefix},
 		{"KAIROS_ARTIFACT", r.ArtifactName()},
+		{"KAIROS_IMAGE_REPO", r.ImageRepo},
+		{"KAIROS_IMAGE_LABEL", r.ImageTag()},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/frontend"
 	"github.com/kairos-io/kairos/internal/buildkitd"
+	"github.com/kairos-io/kairos/internal/release"
 )
 
 // The fixtures every test shares are built here, in Go, once per run and
@@ -145,7 +146,11 @@ func buildImage(t *testing.T) image {
 			return image{}, err
 		}
 		im := image{name: name, archive: filepath.Join(outDir, name+".oci.tar"), iso: filepath.Join(outDir, name+".iso")}
+		// IMAGE_REPO is the registry the upgrades come from, as the
+		// guest reaches it: `kairos-agent upgrade` with no source looks
+		// there (lifecycle).
 		err = runCmd(exec.Command(b.kairos, "build", "--flavor", "debian", "--version", e2eVersion, "--agent", b.agent,
+			"--build-arg", frontend.ArgImageRepo+"="+guestRepo,
 			"--output", outDir, "--progress", "plain", "--target", "image", "--target", "iso"))
 		return im, err
 	})
@@ -154,19 +159,25 @@ func buildImage(t *testing.T) image {
 // artifactName is the name `kairos build` gives the artifacts of a flavor
 // at a version: the same plan, the same release package.
 func artifactName(flavor, version string) (string, error) {
+	r, err := releaseOf(flavor, version)
+	return r.ArtifactName(), err
+}
+
+// releaseOf is the release `kairos build` gives a flavor at a version.
+func releaseOf(flavor, version string) (release.Release, error) {
 	cat, err := flavors.Load()
 	if err != nil {
-		return "", err
+		return release.Release{}, err
 	}
 	o, err := frontend.ParseOptions("image", map[string]string{frontend.ArgFlavor: flavor, frontend.ArgVersion: version})
 	if err != nil {
-		return "", err
+		return release.Release{}, err
 	}
 	p, err := frontend.NewPlan(cat, o, platforms.Normalize(platforms.DefaultSpec()))
 	if err != nil {
-		return "", err
+		return release.Release{}, err
 	}
-	return p.Release.ArtifactName(), nil
+	return p.Release, nil
 }
 
 // media are the boot media `kairos artifacts` writes from the image (our Go

@@ -87,7 +87,7 @@ func TestAutoInstall(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("uefi", func(t *testing.T) {
-		guestRepo, v2 := upgradeImages(t)
+		repo, v2 := upgradeImages(t)
 		pub, key := sshKey(t)
 		disk := autoInstall(ctx, t, qemu.UEFI, iso, cidataISO(t, withSSHKey(installUserData, pub)))
 		port := freePort(t)
@@ -97,7 +97,7 @@ func TestAutoInstall(t *testing.T) {
 		checkSSH(t, sh, port, key)
 		// The node's life after the install: upgrades, fallback, recovery,
 		// reset (upgrade_test.go).
-		lifecycle(ctx, t, lifecycleNode{disk: disk, iso: iso, repo: guestRepo, v2: v2}, m, sh)
+		lifecycle(ctx, t, lifecycleNode{disk: disk, iso: iso, repo: repo, v2: v2}, m, sh)
 	})
 
 	// Under SeaBIOS the standard variant's ISO (built through the gateway

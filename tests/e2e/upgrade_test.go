@@ -24,15 +24,31 @@ import (
 // pushes it to a real registry on 127.0.0.1:5000) and a small image that
 // does not boot (pushBadInitrd); it returns the repository as the guest reaches it
 // (10.0.2.2:5000) and v2's version.
-func upgradeImages(t *testing.T) (guestRepo, v2 string) {
+func upgradeImages(t *testing.T) (string, string) {
 	t.Helper()
-	v2 = "v0.0.0-upgrade"
+	v2 := "v0.0.0-upgrade"
 	f := newGatewayFixture(t, v2, false)
 	repo := "127.0.0.1:5000/kairos"
 	f.buildctl(t, "image", "type=image,name="+repo+":v2,push=true,registry.insecure=true")
 	pushBadInitrd(t, repo+":v2", repo+":bad")
-	return "10.0.2.2:5000/kairos", v2
+	// v2 is also tagged as releases are named (KAIROS_IMAGE_LABEL): what
+	// `kairos-agent upgrade` with no source finds in the image's own
+	// repository (KAIROS_IMAGE_REPO, guestRepo).
+	rel, err := releaseOf("debian", v2)
+	must(t, err)
+	src, err := name.ParseReference(repo+":v2", name.Insecure)
+	must(t, err)
+	desc, err := remote.Get(src)
+	must(t, err)
+	dst, err := name.NewTag(repo+":"+rel.ImageTag(), name.Insecure)
+	must(t, err)
+	must(t, remote.Tag(dst, desc))
+	return guestRepo, v2
 }
+
+// guestRepo is the e2e registry (127.0.0.1:5000/kairos) as guests reach
+// it; the e2e image names it as its own repository (IMAGE_REPO).
+const guestRepo = "10.0.2.2:5000/kairos"
 
 // lifecycleNode is an installed node (v1, the e2e core image) and what its
 // life needs: the ISO (its squashfs becomes a recovery image) and the
@@ -118,8 +134,10 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	if got := sh("cat /etc/motd"); strings.Contains(got, "changed") {
 		t.Errorf("/etc/motd kept a change across a reboot: /etc is ephemeral")
 	}
-	if out := upgrade(m, "--source oci:"+n.repo+":v2"); !strings.Contains(out, "is installed as active.img") {
-		t.Fatalf("upgrade after the power cut:\n%s", out)
+	// With no source: the newest release of the image's line in its own
+	// repository (KAIROS_IMAGE_REPO), as upstream.
+	if out := upgrade(m, ""); !strings.Contains(out, "newest release in "+n.repo+": bookworm-core-amd64-generic-"+n.v2) || !strings.Contains(out, "is installed as active.img") {
+		t.Fatalf("upgrade with no source after the power cut:\n%s", out)
 	}
 	reboot(m)
 

@@ -23,12 +23,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/agent/deploy"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
+	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
@@ -65,6 +69,12 @@ type Node struct {
 	// LockFile serialises install, upgrade and reset; empty means
 	// host.System.LockFile.
 	LockFile string
+	// Release is the running image's /etc/kairos-release (an upgrade with
+	// no source reads KAIROS_IMAGE_REPO there); empty means
+	// host.System.Release.
+	Release string
+	// ListTags lists a repository's tags; nil asks the registry.
+	ListTags func(ctx context.Context, repo string, insecure bool) ([]string, error)
 
 	verb string // the command, in progress lines
 	// rename is os.Rename; tests stop an upgrade between its renames.
@@ -100,7 +110,9 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 		return fmt.Errorf("not booted from a Kairos installed disk (no cos-img/filename on the kernel command line)")
 	}
 	if o.Source == "" {
-		return fmt.Errorf("no source: give --source %s or set upgrade.source", strings.Join(rootfs.AgentKinds, "|"))
+		if o.Source, err = n.newestRelease(ctx, o); err != nil || o.Source == "" {
+			return err
+		}
 	}
 	ref, err := rootfs.FromAgent(o.Source)
 	if err != nil {
@@ -341,4 +353,55 @@ func (n *Node) stage(ctx context.Context, stage string) error {
 		return fmt.Errorf("stage %s: %w", stage, err)
 	}
 	return nil
+}
+
+// newestRelease is the source of an upgrade that names none, as upstream:
+// the newest release of the running image's line in its own repository
+// (KAIROS_IMAGE_REPO). "" and no error when the node runs the newest.
+func (n *Node) newestRelease(ctx context.Context, o UpgradeOptions) (string, error) {
+	noSource := fmt.Sprintf("give --source %s or set upgrade.source", strings.Join(rootfs.AgentKinds, "|"))
+	path := n.Release
+	if path == "" {
+		path = host.System.Release
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("no source, and the running release is unknown (%v): %s", err, noSource)
+	}
+	rel, err := release.Parse(data)
+	if err != nil {
+		return "", fmt.Errorf("no source, and %s: %v: %s", path, err, noSource)
+	}
+	repo := rel["KAIROS_IMAGE_REPO"]
+	if repo == "" {
+		return "", fmt.Errorf("no source: this image names no repository of its own (KAIROS_IMAGE_REPO, the build's IMAGE_REPO): %s", noSource)
+	}
+	if o.Recovery {
+		return "", fmt.Errorf("no source: --recovery takes the image to write: %s", noSource)
+	}
+	list := n.ListTags
+	if list == nil {
+		list = ListTags
+	}
+	tags, err := list(ctx, repo, o.AllowInsecure)
+	if err != nil {
+		return "", fmt.Errorf("looking for a newer release in %s: %w", repo, err)
+	}
+	tag := NewestImage(rel, tags)
+	if tag == "" {
+		n.say("running %s, the newest release in %s: nothing to do", rel["KAIROS_VERSION"], repo)
+		return "", nil
+	}
+	n.say("newest release in %s: %s (running %s)", repo, tag, rel["KAIROS_VERSION"])
+	return "oci:" + repo + ":" + tag, nil
+}
+
+// ListTags lists a repository's tags with the pull policy of upgrades
+// (HTTPS unless insecure).
+func ListTags(ctx context.Context, repo string, insecure bool) ([]string, error) {
+	r, err := name.NewRepository(repo, rootfs.NameOptions(insecure)...)
+	if err != nil {
+		return nil, err
+	}
+	return remote.List(r, rootfs.RemoteOptions(ctx, insecure)...)
 }

@@ -234,6 +234,32 @@ func TestUpgradeRefusals(t *testing.T) {
 		}
 	}
 
+	// No source: the newest release of the image's line in its own
+	// repository, or nothing to do; an image naming no repository says
+	// how to give one.
+	rel := filepath.Join(t.TempDir(), "kairos-release")
+	n.Release = rel
+	os.WriteFile(rel, []byte("KAIROS_VERSION=v1\nKAIROS_FLAVOR_RELEASE=bookworm\nKAIROS_VARIANT=core\nKAIROS_TARGETARCH=amd64\nKAIROS_MODEL=generic\n"), 0o644)
+	if err := n.Upgrade(ctx, UpgradeOptions{}); err == nil || !strings.Contains(err.Error(), "names no repository of its own (KAIROS_IMAGE_REPO") {
+		t.Errorf("no repository: %v", err)
+	}
+	os.WriteFile(rel, []byte("KAIROS_VERSION=v1.0.0\nKAIROS_FLAVOR_RELEASE=bookworm\nKAIROS_VARIANT=core\nKAIROS_TARGETARCH=amd64\nKAIROS_MODEL=generic\nKAIROS_IMAGE_REPO=127.0.0.1:9/kairos\n"), 0o644)
+	var listed string
+	n.ListTags = func(_ context.Context, repo string, insecure bool) ([]string, error) {
+		listed = fmt.Sprintf("%s %v", repo, insecure)
+		return []string{"bookworm-core-amd64-generic-v1.0.0", "bookworm-core-amd64-generic-v0.9.0"}, nil
+	}
+	if err := n.Upgrade(ctx, UpgradeOptions{AllowInsecure: true}); err != nil || listed != "127.0.0.1:9/kairos true" {
+		t.Errorf("running the newest: %v (listed %q)", err, listed)
+	}
+	n.ListTags = func(context.Context, string, bool) ([]string, error) {
+		return []string{"bookworm-core-amd64-generic-v1.1.0"}, nil
+	}
+	if err := n.Upgrade(ctx, UpgradeOptions{}); err == nil || !strings.Contains(err.Error(), "127.0.0.1:9/kairos:bookworm-core-amd64-generic-v1.1.0") {
+		t.Errorf("newer release: %v, want it pulled", err)
+	}
+	n.ListTags, n.Release = nil, ""
+
 	// A full COS_STATE: refused with the sizes before anything is written.
 	n.Mode = state.ActiveBoot
 	dir := t.TempDir()
