@@ -1,6 +1,10 @@
 package stages
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kairos-io/kairos/internal/cloudconfig"
@@ -32,4 +36,53 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("validate says %v, boot says %v", diags.Err(), err)
 		}
 	})
+}
+
+// TestValidateAndBootAgree: the same documents through `validate` and
+// through boot's loader give the same verdict, and a refusal names the
+// same place: the corpus (all valid), and documents wrong in each way the
+// language can be.
+func TestValidateAndBootAgree(t *testing.T) {
+	docs := map[string]string{}
+	corpus, _ := filepath.Glob(filepath.Join(corpusDir, "*.yaml"))
+	for _, p := range corpus {
+		if strings.HasSuffix(p, ".expect.yaml") {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[filepath.Base(p)] = string(data)
+	}
+	for i, bad := range []string{
+		"users: {u: {uid: x}}",
+		"stages: {boot: [{files: [{path: relative}]}]}",
+		"stages: {boot: [{layout: {expand_partition: {size: 0}}}]}",
+		"stages: {boot: [{datasource: {providers: [aws], path: oem}}]}",
+		"stages: {boot: [{ensure_entities: [{entity: 'kind: printer'}]}]}",
+		"growpart: {mode: gpart}",
+		"p2p: {network_token: x}",
+		"install: {partitions: {persistent: {fs: xfs}}}",
+		"hostname: '{{ .Nope.x }}'",
+		"stages: {boot: [{commands: {a: b}}]}",
+		"a: [",
+	} {
+		docs[fmt.Sprintf("bad%02d.yaml", i)] = "#cloud-config\n" + bad + "\n"
+	}
+	for name, doc := range docs {
+		diags := cloudconfig.Validate(name, []byte(doc))
+		_, err := ParseSource(name, []byte(doc))
+		verr := diags.Err()
+		switch {
+		case strings.HasPrefix(name, "bad") && verr == nil:
+			t.Errorf("%s: validate accepts %q", name, doc)
+		case !strings.HasPrefix(name, "bad") && verr != nil:
+			t.Errorf("%s: validate refuses the corpus file: %v", name, verr)
+		case (verr == nil) != (err == nil):
+			t.Errorf("%s: validate says %v, boot says %v", name, verr, err)
+		case verr != nil && !strings.Contains(err.Error(), verr.Error()):
+			t.Errorf("%s: validate says %q, boot %q", name, verr, err)
+		}
+	}
 }
