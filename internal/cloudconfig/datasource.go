@@ -232,6 +232,9 @@ func (d Datasources) fetchCIDATA(dst string) (bool, error) {
 // of labels, mounted read-only; errNoData when there is none.
 func (d Datasources) readVolume(labels, files []string) ([]byte, string, error) {
 	var dev string
+	if d.ByLabel == "" {
+		return nil, "", errNoData
+	}
 	for _, l := range labels {
 		p := filepath.Join(d.ByLabel, l)
 		if _, err := os.Stat(p); err == nil {
@@ -266,6 +269,9 @@ func (d Datasources) readVolume(labels, files []string) ([]byte, string, error) 
 		if f, err = os.OpenFile(filepath.Join(mnt, name), os.O_RDONLY|unix.O_NOFOLLOW, 0); err == nil || !errors.Is(err, os.ErrNotExist) {
 			break
 		}
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", errNoData // a volume without user data (a config drive may have none)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", dev, err)

@@ -25,12 +25,15 @@ type metadataProvider struct {
 	// 1024 (Scaleway's user data), so that unprivileged processes on the
 	// instance cannot read it.
 	lowPort bool
+	// imdsToken is AWS's IMDSv2: a session token PUT first, sent with the
+	// request; instances may refuse requests without one.
+	imdsToken string
 }
 
 // metadataProviders are the datasource step's providers besides cdrom,
 // as upstream names them, with each service's documented user-data URL.
 var metadataProviders = map[string]metadataProvider{
-	"aws":          {url: "http://169.254.169.254/latest/user-data"},
+	"aws":          {url: "http://169.254.169.254/latest/user-data", imdsToken: "http://169.254.169.254/latest/api/token"},
 	"azure":        {url: "http://169.254.169.254/metadata/instance/compute/userData?api-version=2021-01-01&format=text", header: [2]string{"Metadata", "true"}, base64: true},
 	"digitalocean": {url: "http://169.254.169.254/metadata/v1/user-data"},
 	"gcp":          {url: "http://metadata.google.internal/computeMetadata/v1/instance/attributes/user-data", header: [2]string{"Metadata-Flavor", "Google"}},
@@ -110,6 +113,26 @@ var (
 	errNoAnswer = fmt.Errorf("%w: the service did not answer", errNoData)
 )
 
+// imdsToken asks AWS's metadata service for a session token ("" when it
+// gives none).
+func imdsToken(ctx context.Context, client *http.Client, url string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
+	resp, err := client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	tok, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return strings.TrimSpace(string(tok))
+}
+
 func hostOf(u string) string {
 	if p, err := url.Parse(u); err == nil {
 		return p.Host
@@ -136,6 +159,13 @@ func (d Datasources) fetchMetadata(ctx context.Context, p metadataProvider) ([]b
 	}
 	if p.header[0] != "" {
 		req.Header.Set(p.header[0], p.header[1])
+	}
+	if p.imdsToken != "" {
+		// IMDSv2 when the service has it; an old one (or another cloud on
+		// the same address) answers the GET alone.
+		if tok := imdsToken(ctx, client, p.imdsToken); tok != "" {
+			req.Header.Set("X-aws-ec2-metadata-token", tok)
+		}
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -71,6 +71,24 @@ func TestDatasourceStep(t *testing.T) {
 			},
 			want: cfg,
 		},
+		"aws IMDSv2": {
+			providers: "[aws]",
+			routes: map[string]func(r *http.Request) (int, string){
+				"169.254.169.254/latest/api/token": func(r *http.Request) (int, string) {
+					if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+						return 405, ""
+					}
+					return 200, "session-token"
+				},
+				"169.254.169.254/latest/user-data": func(r *http.Request) (int, string) {
+					if r.Header.Get("X-aws-ec2-metadata-token") != "session-token" {
+						return 401, ""
+					}
+					return 200, cfg
+				},
+			},
+			want: cfg,
+		},
 		"azure base64": {
 			providers: "[azure]",
 			routes: map[string]func(r *http.Request) (int, string){
@@ -120,8 +138,16 @@ func TestDatasourceStep(t *testing.T) {
 			if string(data) != tc.want {
 				t.Errorf("userdata.yaml = %q, %v", data, err)
 			}
-			if st, err := os.Stat(filepath.Join(root, "oem/userdata.yaml")); err != nil || st.Mode().Perm() != 0o600 {
-				t.Errorf("userdata.yaml mode: %v %v", st.Mode(), err)
+			st, err := os.Stat(filepath.Join(root, "oem/userdata.yaml"))
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("userdata.yaml mode: %v %v", st.Mode(), err)
+			}
+			// The next boot gets the same: the file is not written again.
+			if err := r.RunStage(context.Background(), sources, "rootfs"); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := os.Stat(filepath.Join(root, "oem/userdata.yaml")); err != nil || !os.SameFile(st, again) || again.ModTime() != st.ModTime() {
+				t.Error("the same user data was written again")
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -441,6 +442,10 @@ func (r Runner) datasource(ctx context.Context, ds cloudconfig.Datasource) error
 		return err
 	}
 	dst := path.Join(dir, cloudconfig.UserdataFile)
+	if old, err := safefile.ReadFile(root, dst); err == nil && bytes.Equal(old, data) {
+		logrus.Infof("datasource: user data from %s unchanged", provider)
+		return nil // the same every boot: /oem is not rewritten
+	}
 	if err := safefile.WriteFile(root, dst, data, 0o600, -1, -1); err != nil {
 		return err
 	}

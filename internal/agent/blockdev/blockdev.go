@@ -5,6 +5,7 @@
 package blockdev
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -240,7 +241,9 @@ func (h Devices) Sync(f *os.File, d Disk, parts []Extent) error {
 		var err error
 		switch {
 		case !ok:
-			err = AddPartition(f, p)
+			// The kernel has no partition n: EBUSY here is an overlap
+			// with one it has, an error (AddPartition would let it pass).
+			err = blkpgStrict(f, unix.BLKPG_ADD_PARTITION, p, "adding")
 		case start != p.Start:
 			err = fmt.Errorf("partition %d of %s starts at byte %d in the kernel, %d in the table: reboot to use the new table", p.Number, d.Path, start, p.Start)
 		case size != p.Size:
@@ -308,12 +311,19 @@ func ResizePartition(f *os.File, e Extent) error {
 	return blkpg(f, unix.BLKPG_RESIZE_PARTITION, e, "resizing")
 }
 
-func blkpg(f *os.File, op int32, e Extent, what string) error {
+func blkpgStrict(f *os.File, op int32, e Extent, what string) error {
 	bp := unix.BlkpgPartition{Start: e.Start, Length: e.Size, Pno: int32(e.Number)}
 	arg := unix.BlkpgIoctlArg{Op: op, Datalen: int32(unsafe.Sizeof(bp)), Data: (*byte)(unsafe.Pointer(&bp))}
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg)))
-	if errno != 0 && !(errno == unix.EBUSY && op == unix.BLKPG_ADD_PARTITION) {
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); errno != 0 {
 		return fmt.Errorf("%s partition %d of %s in the kernel: %w", what, e.Number, f.Name(), errno)
 	}
 	return nil
+}
+
+func blkpg(f *os.File, op int32, e Extent, what string) error {
+	err := blkpgStrict(f, op, e, what)
+	if op == unix.BLKPG_ADD_PARTITION && errors.Is(err, unix.EBUSY) {
+		return nil
+	}
+	return err
 }

@@ -165,7 +165,7 @@ func runStage(ctx context.Context, sysroot, runDir, stage string, log io.Writer)
 	// sees the sentinels and files other steps put in /run.
 	if runDir != "" {
 		run := filepath.Join(sysroot, "run")
-		if err := unix.Mount(runDir, run, "", unix.MS_BIND, ""); err != nil {
+		if err := unix.Mount(runDir, run, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			fmt.Fprintf(log, "kairos: binding %s on %s for the %s stage: %v\n", runDir, run, stage, err)
 		} else {
 			defer unix.Unmount(run, unix.MNT_DETACH)

@@ -198,15 +198,18 @@ func TestSpoolDir(t *testing.T) {
 
 func TestNewestImage(t *testing.T) {
 	core := map[string]string{"KAIROS_FLAVOR_RELEASE": "bookworm", "KAIROS_VARIANT": "core", "KAIROS_TARGETARCH": "amd64", "KAIROS_MODEL": "generic", "KAIROS_VERSION": "v1.2.0"}
-	std := map[string]string{"KAIROS_FLAVOR_RELEASE": "bookworm", "KAIROS_VARIANT": "standard", "KAIROS_TARGETARCH": "amd64", "KAIROS_MODEL": "generic", "KAIROS_VERSION": "v1.2.0", "KAIROS_SOFTWARE_VERSION_PREFIX": "k3s"}
+	std := map[string]string{"KAIROS_FLAVOR_RELEASE": "bookworm", "KAIROS_VARIANT": "standard", "KAIROS_TARGETARCH": "amd64", "KAIROS_MODEL": "generic", "KAIROS_VERSION": "v1.2.0",
+		"KAIROS_SOFTWARE_VERSION_PREFIX": "k3s", "KAIROS_SOFTWARE_VERSION": "v1.31.2+k3s1"}
+	pre := map[string]string{"KAIROS_FLAVOR_RELEASE": "bookworm", "KAIROS_VARIANT": "core", "KAIROS_TARGETARCH": "amd64", "KAIROS_MODEL": "generic", "KAIROS_VERSION": "v1.2.0-rc1"}
 	tags := []string{
 		"latest", "v9.0.0",
 		"bookworm-core-amd64-generic-v1.1.0", "bookworm-core-amd64-generic-v1.2.0",
-		"bookworm-core-amd64-generic-v1.10.0", "bookworm-core-amd64-generic-v1.3.0-rc1",
+		"bookworm-core-amd64-generic-v1.10.0", "bookworm-core-amd64-generic-v1.11.0-rc1",
 		"bookworm-core-arm64-generic-v5.0.0", "bookworm-core-amd64-rpi4-v5.0.0", "noble-core-amd64-generic-v5.0.0",
 		"bookworm-core-amd64-generic-main",
-		"bookworm-standard-amd64-generic-v1.4.0-k3sv1.31.2-k3s1", "bookworm-standard-amd64-generic-v1.4.0-k3sv1.32.0-k3s1",
-		"bookworm-standard-amd64-generic-v1.3.0-k3sv1.33.0-k3s1", "bookworm-standard-amd64-generic-v7.0.0",
+		"bookworm-standard-amd64-generic-v1.4.0-k3sv1.31.9-k3s1", "bookworm-standard-amd64-generic-v1.4.0-k3sv1.31.10-k3s1",
+		"bookworm-standard-amd64-generic-v1.5.0-k3sv1.32.0-k3s1", "bookworm-standard-amd64-generic-v7.0.0",
+		"bookworm-standard-amd64-generic-v1.6.0-rc1-k3sv1.31.10-k3s1",
 	}
 	for _, c := range []struct {
 		name string
@@ -214,9 +217,10 @@ func TestNewestImage(t *testing.T) {
 		tags []string
 		want string
 	}{
-		{"core: newest of its line", core, tags, "bookworm-core-amd64-generic-v1.10.0"},
-		{"standard: newest kairos version, then k3s", std, tags, "bookworm-standard-amd64-generic-v1.4.0-k3sv1.32.0-k3s1"},
+		{"core: newest release of its line, no pre-release", core, tags, "bookworm-core-amd64-generic-v1.10.0"},
+		{"standard: its Kubernetes minor, the newest patch", std, tags, "bookworm-standard-amd64-generic-v1.4.0-k3sv1.31.10-k3s1"},
 		{"running the newest", core, tags[:4], ""},
+		{"a pre-release node takes pre-releases", pre, tags, "bookworm-core-amd64-generic-v1.11.0-rc1"},
 	} {
 		if got := NewestImage(c.rel, c.tags); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)

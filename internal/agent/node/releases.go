@@ -46,29 +46,40 @@ func RunningVersion(path string) string {
 // running image's own line: tags named as KAIROS_IMAGE_LABEL is
 // (<flavor_release>-<variant>-<arch>-<model>-<version>[-<prefix><software
 // version>]) whose version is a semantic version newer than the running
-// one. It gives "" when none is newer.
+// one. As upstream, pre-releases are skipped (unless the node runs one),
+// and a standard image stays on its Kubernetes minor version (the newest
+// patch of it wins a tie). It gives "" when none is newer.
 func NewestImage(rel map[string]string, tags []string) string {
 	line := rel["KAIROS_FLAVOR_RELEASE"] + "-" + rel["KAIROS_VARIANT"] + "-" + rel["KAIROS_TARGETARCH"] + "-" + rel["KAIROS_MODEL"] + "-"
 	current := rel["KAIROS_VERSION"]
-	best, bestVersion := "", ""
+	pre := semver.Prerelease(current) != ""
+	prefix := rel["KAIROS_SOFTWARE_VERSION_PREFIX"]
+	softLine := semver.MajorMinor(strings.ReplaceAll(rel["KAIROS_SOFTWARE_VERSION"], "+", "-"))
+	best, bestVersion, bestSoft := "", "", ""
 	for _, t := range tags {
 		v, ok := strings.CutPrefix(t, line)
 		if !ok {
 			continue
 		}
-		if p := rel["KAIROS_SOFTWARE_VERSION_PREFIX"]; p != "" {
-			var soft string
-			if v, soft, ok = strings.Cut(v, "-"+p); !ok || soft == "" {
-				continue // a core image's tag in a standard line, or the reverse
+		var soft string
+		if prefix != "" {
+			if v, soft, ok = strings.Cut(v, "-"+prefix); !ok || !semver.IsValid(soft) {
+				continue // a core image's tag in a standard line
+			}
+			if softLine != "" && semver.MajorMinor(soft) != softLine {
+				continue // another Kubernetes minor: not an OS upgrade
 			}
 		} else if strings.Contains(v, "-k3s") {
 			continue
 		}
-		if !semver.IsValid(v) || (semver.IsValid(current) && semver.Compare(v, current) <= 0) {
+		if !semver.IsValid(v) || (semver.Prerelease(v) != "" && !pre) {
 			continue
 		}
-		if best == "" || semver.Compare(v, bestVersion) > 0 || (semver.Compare(v, bestVersion) == 0 && t > best) {
-			best, bestVersion = t, v
+		if semver.IsValid(current) && semver.Compare(v, current) <= 0 {
+			continue
+		}
+		if c := semver.Compare(v, bestVersion); best == "" || c > 0 || (c == 0 && semver.Compare(soft, bestSoft) > 0) {
+			best, bestVersion, bestSoft = t, v, soft
 		}
 	}
 	return best

@@ -1,17 +1,21 @@
 package repart
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kairos-io/kairos/internal/agent/blockdev"
-	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/diskfmt/gpt"
@@ -23,8 +27,11 @@ type Repart struct {
 	// ByLabel and ByPartLabel are udev's /dev/disk/by-label and
 	// by-partlabel: how a layout's device.label is found.
 	ByLabel, ByPartLabel string
-	// Run runs one of the node's tools; nil is deploy.Run.
+	// Run runs one of the node's tools; nil runs it (its output in the
+	// error).
 	Run func(name string, args ...string) error
+	// LookPath finds a tool; nil is exec.LookPath.
+	LookPath func(name string) (string, error)
 	// Log gets one line per change; nil discards.
 	Log io.Writer
 	// Wait bounds the wait for a new partition's device node.
@@ -52,12 +59,24 @@ func (r *Repart) Apply(l cloudconfig.Layout) error {
 		return err
 	}
 	defer f.Close()
+	// An exclusive lock on the whole disk keeps udev from probing it while
+	// the table changes (udev's documented protocol).
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", d.Path, err)
+	}
 	table, err := gpt.Read(f, d.Size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.Path, err)
 	}
-	labels := r.labels(d, len(table.Partitions))
-	c, err := Plan(Disk{Disk: table, Size: d.Size, FSLabels: labels}, l)
+	disk := Disk{Disk: table, Size: d.Size, FSLabels: r.labels(d, len(table.Partitions)), FSBytes: make([]int64, len(table.Partitions))}
+	if last := lastPartition(table.Partitions); last >= 0 && l.Expand != nil {
+		// The file system of the last partition, to find one a grow left
+		// smaller than its partition (an interrupted boot).
+		if dev, err := r.Devices.PartitionPath(d, last+1, r.wait()); err == nil {
+			disk.FSBytes[last], _ = fsSize(dev)
+		}
+	}
+	c, err := Plan(disk, l)
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.Path, err)
 	}
@@ -66,9 +85,11 @@ func (r *Repart) Apply(l cloudconfig.Layout) error {
 		return nil
 	}
 
-	var grow [][]string
-	if g := c.Grow; g != nil {
-		dev, err := r.Devices.PartitionPath(d, g.Index+1, r.wait())
+	// Everything that can be checked before a write is: the commands the
+	// file systems need are there.
+	var grow []command
+	if c.GrowFS >= 0 {
+		dev, err := r.Devices.PartitionPath(d, c.GrowFS+1, r.wait())
 		if err != nil {
 			return err
 		}
@@ -76,23 +97,33 @@ func (r *Repart) Apply(l cloudconfig.Layout) error {
 			return err
 		}
 	}
+	for _, a := range c.Add {
+		mkfs := fileSystems[a.FileSystem].mkfs("", "")
+		if err := r.lookPath(mkfs[0]); err != nil {
+			return fmt.Errorf("%s: %w: nothing was changed", a.FSLabel, err)
+		}
+	}
+	for _, cmd := range grow {
+		if err := r.lookPath(cmd.args[0]); err != nil {
+			return fmt.Errorf("%w: nothing was changed", err)
+		}
+	}
 
-	if err := c.Table.Write(f, d.Size); err != nil {
-		return fmt.Errorf("writing the partition table of %s: %w", d.Path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing the partition table of %s: %w", d.Path, err)
-	}
-	if err := r.announce(f, d, c); err != nil {
-		return err
+	if c.WriteTable {
+		if err := c.Table.Write(syncWriter{f}, d.Size); err != nil {
+			return fmt.Errorf("writing the partition table of %s: %w", d.Path, err)
+		}
+		if err := r.announce(f, d, c); err != nil {
+			return err
+		}
 	}
 	if g := c.Grow; g != nil {
 		p := c.Table.Partitions[g.Index]
 		r.logf("layout of %s: partition %d (%s) grown from %d to %d MiB", d.Path, g.Index+1, p.Name, g.OldSize/mib, g.Size/mib)
-		for _, cmd := range grow {
-			if err := r.run(cmd); err != nil {
-				return fmt.Errorf("growing the file system of partition %d: %w", g.Index+1, err)
-			}
+	}
+	for _, cmd := range grow {
+		if err := r.runCommand(cmd); err != nil {
+			return fmt.Errorf("growing the file system of partition %d: %w", c.GrowFS+1, err)
 		}
 	}
 	for _, a := range c.Add {
@@ -109,9 +140,16 @@ func (r *Repart) Apply(l cloudconfig.Layout) error {
 	return nil
 }
 
+// syncWriter makes gpt's Write flush each structure before the next: the
+// backup, then the primary, then the MBR reach the disk in that order.
+type syncWriter struct{ f *os.File }
+
+func (w syncWriter) WriteAt(p []byte, off int64) (int, error) { return w.f.WriteAt(p, off) }
+func (w syncWriter) Sync() error                              { return w.f.Sync() }
+
 // growCommands are the commands that grow the file system on dev to its
 // partition; none for a partition without a file system.
-func (r *Repart) growCommands(dev string) ([][]string, error) {
+func (r *Repart) growCommands(dev string) ([]command, error) {
 	fs, err := probe(dev)
 	if err != nil {
 		return nil, err
@@ -191,12 +229,33 @@ func (r *Repart) labels(d blockdev.Disk, n int) []string {
 	return labels
 }
 
-func (r *Repart) run(cmd []string) error {
-	r.logf("running %s", strings.Join(cmd, " "))
+func (r *Repart) run(args []string) error { return r.runCommand(command{args: args}) }
+
+func (r *Repart) runCommand(c command) error {
+	r.logf("running %s", strings.Join(c.args, " "))
 	if r.Run != nil {
-		return r.Run(cmd[0], cmd[1:]...)
+		return r.Run(c.args[0], c.args[1:]...)
 	}
-	return deploy.Run(cmd[0], cmd[1:]...)
+	out, err := exec.Command(c.args[0], c.args[1:]...).CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && slices.Contains(c.okExit, exit.ExitCode()) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(c.args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func (r *Repart) lookPath(name string) error {
+	look := r.LookPath
+	if look == nil {
+		look = exec.LookPath
+	}
+	if _, err := look(name); err != nil {
+		return fmt.Errorf("%s is not on this system (the initramfs carries it when the image has it)", name)
+	}
+	return nil
 }
 
 func (r *Repart) wait() time.Duration {

@@ -2,6 +2,7 @@ package repart
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,6 +140,40 @@ func TestApply(t *testing.T) {
 	}
 	checkTable(t, img, []int64{8, 150, 72})
 	checkExt(t, p3, 72*mib)
+	before = readAll(t, img)
+
+	// A tool missing from the node: refused before anything is written.
+	// A grow that stops after the table (resize2fs fails, the power goes)
+	// is finished by the next boot's same step.
+	resize(t, img, dev, 264*mib)
+	growData := cloudconfig.Layout{Device: &cloudconfig.LayoutDevice{Label: "COS_DATA"}, Expand: &cloudconfig.Expand{}}
+	before = readAll(t, img)
+	r.LookPath = func(name string) (string, error) {
+		if name == "resize2fs" {
+			return "", os.ErrNotExist
+		}
+		return exec.LookPath(name)
+	}
+	if err := r.Apply(growData); err == nil || !strings.Contains(err.Error(), "resize2fs is not on this system") || !bytes.Equal(before, readAll(t, img)) {
+		t.Errorf("without resize2fs: %v, or the disk changed", err)
+	}
+	r.LookPath = nil
+	r.Run = func(name string, args ...string) error {
+		if name == "resize2fs" {
+			return errors.New("interrupted")
+		}
+		return exec.Command(name, args...).Run()
+	}
+	if err := r.Apply(growData); err == nil {
+		t.Fatal("Apply did not report the failed resize2fs")
+	}
+	r.Run = nil
+	checkTable(t, img, []int64{8, 150, 104})
+	log.Reset()
+	if err := r.Apply(growData); err != nil {
+		t.Fatalf("the next boot's Apply: %v\n%s", err, log.String())
+	}
+	checkExt(t, p3, 104*mib)
 	before = readAll(t, img)
 
 	// What cannot be done is refused before anything is written.

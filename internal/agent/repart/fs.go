@@ -15,7 +15,7 @@ type fileSystem struct {
 	mkfs func(dev, label string) []string
 	// grow is the commands that grow it to its partition, unmounted and
 	// mounted (nil: not supported that way).
-	growOffline, growOnline func(dev string) [][]string
+	growOffline, growOnline func(dev string) []command
 	maxLabel                int
 }
 
@@ -29,10 +29,14 @@ func ext(kind string) fileSystem {
 			return append(args, dev)
 		},
 		// resize2fs refuses an unmounted file system not checked since its
-		// last mount; e2fsck -p only fixes what is safe to fix unattended.
-		growOffline: func(dev string) [][]string { return [][]string{{"e2fsck", "-f", "-p", dev}, {"resize2fs", dev}} },
-		growOnline:  func(dev string) [][]string { return [][]string{{"resize2fs", dev}} },
-		maxLabel:    16,
+		// last mount; e2fsck -p only fixes what is safe to fix unattended,
+		// and exits 1 when it did fix something (a journal replayed after
+		// a power cut), which is no failure.
+		growOffline: func(dev string) []command {
+			return []command{{args: []string{"e2fsck", "-f", "-p", dev}, okExit: []int{1}}, {args: []string{"resize2fs", dev}}}
+		},
+		growOnline: func(dev string) []command { return []command{{args: []string{"resize2fs", dev}}} },
+		maxLabel:   16,
 	}
 }
 
@@ -63,6 +67,40 @@ var fileSystems = map[string]fileSystem{
 }
 
 func init() { fileSystems["fat"] = fileSystems["vfat"] }
+
+// command is one run of a node tool; okExit are exit codes besides 0
+// that are success.
+type command struct {
+	args   []string
+	okExit []int
+}
+
+// fsSize is the size in bytes of the ext2/3/4 file system on dev (its
+// block count by the superblock), 0 for another or none.
+func fsSize(dev string) (int64, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sb := make([]byte, 1024)
+	if _, err := f.ReadAt(sb, 1024); err != nil {
+		return 0, err
+	}
+	le := binary.LittleEndian
+	if le.Uint16(sb[0x38:]) != 0xEF53 {
+		return 0, nil
+	}
+	blocks := uint64(le.Uint32(sb[0x04:]))
+	if le.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT: the high half counts
+		blocks |= uint64(le.Uint32(sb[0x150:])) << 32
+	}
+	logSize := le.Uint32(sb[0x18:])
+	if logSize > 6 || blocks > 1<<48 {
+		return 0, nil // not a size a real file system has
+	}
+	return int64(blocks << (10 + logSize)), nil
+}
 
 func optLabel(flag, label string) []string {
 	if label == "" {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf16"
@@ -23,21 +24,29 @@ import (
 
 const mib = 1 << 20
 
-// Disk is what Plan decides on: the table found, the disk's size and the
-// label of the file system in each partition ("" for none), by index.
+// Disk is what Plan decides on: the table found, the disk's size, and by
+// partition index the label of the file system in it ("" for none) and
+// the file system's size in bytes (0 when unknown).
 type Disk struct {
 	*gpt.Disk
 	Size     int64
 	FSLabels []string
+	FSBytes  []int64
 }
 
 // Change is what a layout step does to a disk. The zero Change does
 // nothing.
 type Change struct {
-	// Table is the new table, written with its backup at the disk's end.
-	Table gpt.Table
+	// Table is the new table, written with its backup at the disk's end
+	// when WriteTable is set.
+	Table      gpt.Table
+	WriteTable bool
 	// Grow is the partition whose end moves (nil: none).
 	Grow *Grow
+	// GrowFS is the partition whose file system grows to fill it: the one
+	// that grew, or one left smaller than its partition by a grow that did
+	// not finish (-1: none).
+	GrowFS int
 	// Add are the new partitions, after the existing ones.
 	Add []Add
 }
@@ -48,15 +57,20 @@ type Grow struct {
 	OldSize, Size int64
 }
 
-// Add is a new partition and the file system to make in it.
+// Add is a new partition and the file system to make in it. Existing is a
+// partition an earlier boot added without getting to make its file system.
 type Add struct {
 	Index      int
 	FSLabel    string
 	FileSystem string
+	Existing   bool
 }
 
 // Empty says whether the change leaves the disk as it is.
-func (c Change) Empty() bool { return c.Grow == nil && len(c.Add) == 0 }
+func (c Change) Empty() bool { return !c.WriteTable && c.GrowFS < 0 && len(c.Add) == 0 }
+
+// maxMiB is the largest size in MiB whose byte count fits an int64.
+const maxMiB = math.MaxInt64 / mib
 
 // DefaultFileSystem is what add_partitions makes when filesystem is not
 // given, as upstream does.
@@ -72,9 +86,12 @@ func Plan(d Disk, l cloudconfig.Layout) (Change, error) {
 	if d.Entries != gpt.EntryCount {
 		return Change{}, fmt.Errorf("the partition table has %d entries: only tables of %d (what every tool writes) are changed", d.Entries, gpt.EntryCount)
 	}
-	c := Change{Table: d.Table}
+	c := Change{Table: d.Table, GrowFS: -1}
 	c.Table.Partitions = slices.Clone(d.Partitions)
 	end := usableEnd(d.Size)
+	// A damaged primary, or a backup left where the disk used to end (an
+	// image flashed on a bigger disk): the table is written again.
+	c.WriteTable = d.FromBackup || d.BackupLBA != d.Size/gpt.SectorSize-1
 
 	if l.Expand != nil {
 		last := lastPartition(c.Table.Partitions)
@@ -88,7 +105,7 @@ func Plan(d Disk, l cloudconfig.Layout) (Change, error) {
 			if e := alignDown(end); e > p.End() {
 				size = e - p.Start
 			}
-		case int64(l.Expand.Size) > (end-p.Start)/mib:
+		case l.Expand.Size > maxMiB || int64(l.Expand.Size) > (end-p.Start)/mib:
 			return Change{}, fmt.Errorf("expand_partition: %d MiB do not fit: partition %d (%q) can have at most %d MiB on this %d MiB disk",
 				l.Expand.Size, last+1, p.Name, (end-p.Start)/mib, d.Size/mib)
 		case int64(l.Expand.Size)*mib < p.Size:
@@ -99,18 +116,23 @@ func Plan(d Disk, l cloudconfig.Layout) (Change, error) {
 		}
 		if size != p.Size {
 			c.Grow = &Grow{Index: last, OldSize: p.Size, Size: size}
+			c.GrowFS, c.WriteTable = last, true
 			p.Size = size
+		} else if last < len(d.FSBytes) && d.FSBytes[last] > 0 && d.FSBytes[last] < p.Size-64<<10 {
+			c.GrowFS = last
 		}
 	}
 
 	labels := slices.Clone(d.FSLabels)
 	for i, a := range l.AddPartitions {
-		what := fmt.Sprintf("add_partitions[%d]", i)
-		if a.FSLabel != "" {
-			what += fmt.Sprintf(" (%s)", a.FSLabel)
-			if slices.Contains(labels, a.FSLabel) {
-				continue // made on an earlier boot: the step is idempotent
-			}
+		what := fmt.Sprintf("add_partitions[%d] (%s)", i, a.FSLabel)
+		if a.FSLabel == "" {
+			// Without a label a later boot cannot tell the partition is
+			// there, and would add another on every boot.
+			return Change{}, fmt.Errorf("add_partitions[%d]: fsLabel is needed", i)
+		}
+		if slices.Contains(labels, a.FSLabel) {
+			continue // made on an earlier boot: the step is idempotent
 		}
 		fs := strings.ToLower(a.FileSystem)
 		if fs == "" {
@@ -119,12 +141,23 @@ func Plan(d Disk, l cloudconfig.Layout) (Change, error) {
 		if err := checkNew(a, fs); err != nil {
 			return Change{}, fmt.Errorf("%s: %w", what, err)
 		}
+		// An earlier boot that wrote the table and stopped before mkfs
+		// left the partition, known by its GUID: only the file system is
+		// made.
+		if j := slices.IndexFunc(c.Table.Partitions, func(p gpt.Partition) bool { return p.GUID == gpt.LabelGUID(a.FSLabel) }); j >= 0 {
+			c.Add = append(c.Add, Add{Index: j, FSLabel: a.FSLabel, FileSystem: fs, Existing: true})
+			labels = append(labels, a.FSLabel)
+			continue
+		}
 		if len(c.Table.Partitions) >= gpt.EntryCount {
 			return Change{}, fmt.Errorf("%s: the table is full (%d partitions)", what, gpt.EntryCount)
 		}
 		start := int64(gpt.Alignment)
 		if last := lastPartition(c.Table.Partitions); last >= 0 {
 			start = alignUp(c.Table.Partitions[last].End())
+		}
+		if a.Size > maxMiB {
+			return Change{}, fmt.Errorf("%s: %d MiB is not a size", what, a.Size)
 		}
 		size := int64(a.Size) * mib
 		if a.Size == 0 {
@@ -140,10 +173,11 @@ func Plan(d Disk, l cloudconfig.Layout) (Change, error) {
 		p.GUID = newGUID(c.Table, a.FSLabel, len(c.Table.Partitions)+1)
 		c.Table.Partitions = append(c.Table.Partitions, p)
 		c.Add = append(c.Add, Add{Index: len(c.Table.Partitions) - 1, FSLabel: a.FSLabel, FileSystem: fs})
+		c.WriteTable = true
 		labels = append(labels, a.FSLabel)
 	}
 	if c.Empty() {
-		return Change{}, nil
+		return Change{GrowFS: -1}, nil
 	}
 	if err := c.Table.Validate(d.Size); err != nil {
 		return Change{}, err

@@ -19,7 +19,10 @@ func disk(t *testing.T) Disk {
 	if err := tab.Layout(64 * mib); err != nil {
 		t.Fatal(err)
 	}
-	return Disk{Disk: &gpt.Disk{Table: tab, Entries: gpt.EntryCount}, Size: 100 * mib, FSLabels: []string{"COS_OEM", "COS_PERSISTENT"}}
+	// The backup is at the end already (an earlier boot moved it): the
+	// cases below start from a table that needs nothing by itself.
+	return Disk{Disk: &gpt.Disk{Table: tab, Entries: gpt.EntryCount, BackupLBA: 100*mib/gpt.SectorSize - 1}, Size: 100 * mib,
+		FSLabels: []string{"COS_OEM", "COS_PERSISTENT"}, FSBytes: []int64{8 * mib, 54 * mib}}
 }
 
 func TestPlan(t *testing.T) {
@@ -46,6 +49,9 @@ func TestPlan(t *testing.T) {
 		{name: "unknown file system", layout: "add_partitions: [{fsLabel: A, filesystem: ntfs}]", err: `filesystem "ntfs" is not one of ext2, ext3, ext4, fat, swap, vfat, xfs`},
 		{name: "label too long", layout: "add_partitions: [{fsLabel: ABCDEFGHIJKLM, filesystem: xfs}]", err: "xfs labels hold 12"},
 		{name: "slash in label", layout: "add_partitions: [{fsLabel: a/b}]", err: "has a '/'"},
+		{name: "no fsLabel", layout: "add_partitions: [{pLabel: data, size: 10}]", err: "fsLabel is needed"},
+		{name: "a size that overflows", layout: "add_partitions: [{fsLabel: A, size: 17592186044417}]", err: "is not a size"},
+		{name: "an expand that overflows", layout: "expand_partition: {size: 9223372036854775809}", err: "do not fit"},
 		{name: "long pLabel", layout: "add_partitions: [{fsLabel: A, pLabel: " + strings.Repeat("p", 37) + "}]", err: "GPT names hold 36"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +104,36 @@ func TestPlan(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// What an interrupted or earlier boot left: a backup table where the
+// disk used to end, a file system smaller than its grown partition, a
+// partition added without its file system. Each is finished, nothing
+// else is done.
+func TestPlanFinishesWhatWasLeft(t *testing.T) {
+	grow := cloudconfig.Layout{Expand: &cloudconfig.Expand{}}
+	grow.Expand.Size = 54 // what it has: no table change
+	d := disk(t)
+	d.BackupLBA = 64*mib/gpt.SectorSize - 1
+	if c, err := Plan(d, grow); err != nil || !c.WriteTable || c.Grow != nil || c.GrowFS != -1 || len(c.Add) != 0 {
+		t.Errorf("backup in the middle: %+v, %v", c, err)
+	}
+	d = disk(t)
+	d.FromBackup = true
+	if c, err := Plan(d, grow); err != nil || !c.WriteTable {
+		t.Errorf("damaged primary: %+v, %v", c, err)
+	}
+	d = disk(t)
+	d.FSBytes[1] = 20 * mib
+	if c, err := Plan(d, grow); err != nil || c.WriteTable || c.GrowFS != 1 {
+		t.Errorf("file system smaller than its partition: %+v, %v", c, err)
+	}
+	d = disk(t)
+	d.Partitions = append(d.Partitions, gpt.Partition{Name: "data", Type: gpt.LinuxFilesystem, GUID: gpt.LabelGUID("COS_DATA"), Start: 63 * mib, Size: 10 * mib})
+	add := cloudconfig.Layout{AddPartitions: []cloudconfig.AddPartition{{FSLabel: "COS_DATA", Size: 10}}}
+	if c, err := Plan(d, add); err != nil || c.WriteTable || len(c.Add) != 1 || !c.Add[0].Existing || c.Add[0].Index != 2 {
+		t.Errorf("partition without its file system: %+v, %v", c, err)
 	}
 }
 

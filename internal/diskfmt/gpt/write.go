@@ -8,9 +8,9 @@ import (
 )
 
 // Write writes the partitioning structures of t for a disk of diskSize
-// bytes: the protective MBR (LBA 0), the primary header (LBA 1) and entry
-// array (LBA 2-33), the backup entry array (the 32 sectors before the last)
-// and the backup header (last LBA). Nothing else is written: the caller puts
+// bytes: the backup entry array (the 32 sectors before the last) and the
+// backup header (last LBA), the primary header (LBA 1) and entry array
+// (LBA 2-33), and the protective MBR (LBA 0). Nothing else is written: the caller puts
 // each file system at Partition.Offset().
 func (t *Table) Write(w io.WriterAt, diskSize int64) error {
 	if err := t.Validate(diskSize); err != nil {
@@ -26,17 +26,27 @@ func (t *Table) Write(w io.WriterAt, diskSize int64) error {
 		return fmt.Errorf("gpt: %w", err)
 	}
 	primary, backup := t.Encode(g.totalSectors, EntryCount)
+	// Backup first, then primary, then MBR: when w is a disk being changed
+	// in place (it has Sync, each write is flushed before the next), a
+	// stop in between leaves the old primary, still valid, or the new one
+	// with its backup already in place.
+	sync, _ := w.(interface{ Sync() error })
 	for _, s := range []struct {
 		what string
 		lba  int64
 		data []byte
 	}{
-		{"protective MBR", 0, mbr},
-		{"primary GPT", 1, primary},
 		{"backup GPT", g.totalSectors - int64(len(backup))/SectorSize, backup},
+		{"primary GPT", 1, primary},
+		{"protective MBR", 0, mbr},
 	} {
 		if _, err := w.WriteAt(s.data, s.lba*SectorSize); err != nil {
 			return fmt.Errorf("gpt: writing %s at LBA %d: %w", s.what, s.lba, err)
+		}
+		if sync != nil {
+			if err := sync.Sync(); err != nil {
+				return fmt.Errorf("gpt: writing %s: %w", s.what, err)
+			}
 		}
 	}
 	return nil
