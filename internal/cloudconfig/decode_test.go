@@ -123,6 +123,7 @@ func TestDecodeErrors(t *testing.T) {
 		// Known upstream, not carried out here yet: refused, not ignored.
 		{"install: {no-format: true}", "1:11: error: install.no-format: not supported by this agent yet"},
 		{"stages: {boot: [{layout: {expand_partition: {size: 0}}}]}", "1:26: error: stages.boot[0].layout: device needs a label or a path"},
+		{"stages: {boot: [{layout: {device: {path: /dev/vdb}, add_partitions: [{size: 10}]}}]}", "layout.add_partitions[0]: fsLabel is needed"},
 		{"stages: {boot: [{git: {url: x}}]}", "1:18: error: stages.boot[0].git: not supported by this agent yet"},
 		{"stages: {boot: [{datasource: {providers: [aws, vmware], path: /oem}}]}", `1:30: warning: stages.boot[0].datasource: provider "vmware" is not known to this agent and is skipped`},
 		{"stages: {boot: [{datasource: {providers: [aws], path: oem}}]}", `error: stages.boot[0].datasource: path "oem" is not absolute`},

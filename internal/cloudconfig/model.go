@@ -328,6 +328,11 @@ func (l *Layout) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	if !l.IsZero() && (l.Device == nil || (l.Device.Label == "" && l.Device.Path == "")) {
 		d.errorf(n, "%s: device needs a label or a path (the disk to change)", name(path))
 	}
+	for i, a := range l.AddPartitions {
+		if a.FSLabel == "" {
+			d.errorf(n, "%s[%d]: fsLabel is needed (how a later boot knows the partition is there)", join(path, "add_partitions"), i)
+		}
+	}
 }
 
 // Expand grows the last partition to Size MiB; 0 is all the free space.
