@@ -104,3 +104,36 @@ func TestElect(t *testing.T) {
 		t.Errorf("order changed the election: %v vs %v", got.Masters, want.Masters)
 	}
 }
+
+func TestK3sFor(t *testing.T) {
+	a, b, c := netip.MustParseAddr("10.1.0.5"), netip.MustParseAddr("10.1.0.9"), netip.MustParseAddr("10.1.0.12")
+	for _, tc := range []struct {
+		name     string
+		role     string
+		self     netip.Addr
+		masters  []netip.Addr
+		ha       bool
+		unit     string
+		args     []string
+		url      string
+		mustFail bool
+	}{
+		{"single master", RoleMaster, a, []netip.Addr{a}, false, "k3s", []string{"--node-ip=10.1.0.5", "--flannel-iface=edgevpn0", "--tls-san=10.1.0.5"}, "", false},
+		{"worker", RoleWorker, c, []netip.Addr{a}, false, "k3s-agent", []string{"--node-ip=10.1.0.12", "--flannel-iface=edgevpn0"}, "https://10.1.0.5:6443", false},
+		{"HA first master", RoleMaster, a, []netip.Addr{a, b}, true, "k3s", []string{"--node-ip=10.1.0.5", "--flannel-iface=edgevpn0", "--tls-san=10.1.0.5", "--cluster-init"}, "", false},
+		{"HA second master", RoleMaster, b, []netip.Addr{a, b}, true, "k3s", []string{"--node-ip=10.1.0.9", "--flannel-iface=edgevpn0", "--tls-san=10.1.0.9", "--server=https://10.1.0.5:6443"}, "", false},
+		{"second master without HA", RoleMaster, b, []netip.Addr{a, b}, false, "", nil, "", true},
+		{"none", RoleNone, b, []netip.Addr{a}, false, "", nil, "", true},
+	} {
+		k, err := K3sFor(tc.role, tc.self, "edgevpn0", tc.masters, "tok", tc.ha)
+		if tc.mustFail {
+			if err == nil {
+				t.Errorf("%s: %+v, want an error", tc.name, k)
+			}
+			continue
+		}
+		if err != nil || k.Unit != tc.unit || !slices.Equal(k.Args, tc.args) || k.Env["K3S_URL"] != tc.url || k.Env["K3S_TOKEN"] != "tok" {
+			t.Errorf("%s: %+v, %v", tc.name, k, err)
+		}
+	}
+}
