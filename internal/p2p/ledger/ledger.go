@@ -1,0 +1,133 @@
+// Package ledger is the state the nodes of a mesh share: one entry per
+// node (its name, VPN address, role), which only that node writes. The
+// mesh gossips entries signed by their sender (libp2p pub/sub with strict
+// signing), so an entry is accepted only from the node it describes;
+// each node bumps its entry's sequence number when it changes, and the
+// highest sequence wins. Every node therefore converges on the same
+// ledger, and package cluster's decisions on it agree.
+package ledger
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kairos-io/kairos/internal/p2p/cluster"
+)
+
+// Entry is one node's line.
+type Entry struct {
+	// Peer is the node's libp2p peer ID, the entry's key.
+	Peer     string     `json:"peer"`
+	Seq      uint64     `json:"seq"`
+	Hostname string     `json:"hostname,omitempty"`
+	Address  netip.Addr `json:"address,omitzero"`
+	Role     string     `json:"role,omitempty"`
+	Forced   bool       `json:"forced,omitempty"`
+}
+
+// MaxEntrySize bounds an entry on the wire.
+const MaxEntrySize = 4 << 10
+
+// Decode reads an entry a peer sent, checking it describes the sender.
+func Decode(from string, data []byte) (Entry, error) {
+	var e Entry
+	if len(data) > MaxEntrySize {
+		return e, fmt.Errorf("an entry of %d bytes from %s: at most %d", len(data), from, MaxEntrySize)
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, fmt.Errorf("an entry from %s: %w", from, err)
+	}
+	if e.Peer != from {
+		return e, fmt.Errorf("%s sent an entry for %s: a node writes only its own", from, e.Peer)
+	}
+	switch e.Role {
+	case "", cluster.RoleAuto, cluster.RoleMaster, cluster.RoleWorker, cluster.RoleNone:
+	default:
+		return e, fmt.Errorf("an entry from %s has role %q", from, e.Role)
+	}
+	if len(e.Hostname) > 253 {
+		return e, fmt.Errorf("an entry from %s has a %d-byte host name", from, len(e.Hostname))
+	}
+	return e, nil
+}
+
+// Encode is the entry on the wire.
+func (e Entry) Encode() []byte {
+	b, err := json.Marshal(e)
+	if err != nil {
+		panic(err) // strings, numbers and an address always marshal
+	}
+	return b
+}
+
+// Ledger is the entries a node knows, safe for concurrent use.
+type Ledger struct {
+	mu      sync.Mutex
+	entries map[string]Entry
+	seen    map[string]time.Time
+}
+
+// New is an empty ledger.
+func New() *Ledger { return &Ledger{entries: map[string]Entry{}, seen: map[string]time.Time{}} }
+
+// ErrStale is an entry older than the one held.
+var ErrStale = errors.New("older than the entry held")
+
+// Put takes an entry (already checked by Decode) unless an entry of the
+// same peer with a higher or equal sequence is held; at is when it was
+// heard, for Alive.
+func (l *Ledger) Put(e Entry, at time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen[e.Peer] = at
+	if old, ok := l.entries[e.Peer]; ok && old.Seq >= e.Seq {
+		if old.Seq == e.Seq {
+			return nil
+		}
+		return ErrStale
+	}
+	l.entries[e.Peer] = e
+	return nil
+}
+
+// Entries are all entries, by peer ID.
+func (l *Ledger) Entries() []Entry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Entry, 0, len(l.entries))
+	for _, e := range l.entries {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Peer, b.Peer) })
+	return out
+}
+
+// Get is the entry of peer.
+func (l *Ledger) Get(peer string) (Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[peer]
+	return e, ok
+}
+
+// Alive says whether peer was heard from since t.
+func (l *Ledger) Alive(peer string, since time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.seen[peer].Before(since)
+}
+
+// Members are the entries as package cluster takes them.
+func (l *Ledger) Members() []cluster.Member {
+	var ms []cluster.Member
+	for _, e := range l.Entries() {
+		ms = append(ms, cluster.Member{ID: e.Peer, Address: e.Address, Role: e.Role, Forced: e.Forced})
+	}
+	return ms
+}
