@@ -165,7 +165,11 @@ func runStage(ctx context.Context, sysroot, runDir, stage string, log io.Writer)
 	// sees the sentinels and files other steps put in /run.
 	if runDir != "" {
 		run := filepath.Join(sysroot, "run")
-		if err := unix.Mount(runDir, run, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		// Not recursive: the mounts below /run (cos-state, the overlay)
+		// are shared, and unmounting a recursive copy afterwards would
+		// propagate and take the originals with it (seen: the booted
+		// system without /run/initramfs/cos-state).
+		if err := unix.Mount(runDir, run, "", unix.MS_BIND, ""); err != nil {
 			fmt.Fprintf(log, "kairos: binding %s on %s for the %s stage: %v\n", runDir, run, stage, err)
 		} else {
 			defer unix.Unmount(run, unix.MNT_DETACH)
