@@ -187,6 +187,9 @@ FUZZ_TARGETS=(
 	"./internal/stages FuzzConfig"
 	"./frontend FuzzSpec"
 	"./internal/diskfmt/squashfs FuzzDeflate"
+	"./internal/diskfmt/gpt FuzzRead"
+	"./internal/p2p/ledger FuzzDecode"
+	"./internal/p2p/token FuzzParse"
 )
 fuzz_untrusted_parsers() {
 	local t pkg fn
