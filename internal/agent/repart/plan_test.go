@@ -49,7 +49,6 @@ func TestPlan(t *testing.T) {
 		{name: "unknown file system", layout: "add_partitions: [{fsLabel: A, filesystem: ntfs}]", err: `filesystem "ntfs" is not one of ext2, ext3, ext4, fat, swap, vfat, xfs`},
 		{name: "label too long", layout: "add_partitions: [{fsLabel: ABCDEFGHIJKLM, filesystem: xfs}]", err: "xfs labels hold 12"},
 		{name: "slash in label", layout: "add_partitions: [{fsLabel: a/b}]", err: "has a '/'"},
-		{name: "no fsLabel", layout: "add_partitions: [{pLabel: data, size: 10}]", err: "fsLabel is needed"},
 		{name: "a size that overflows", layout: "add_partitions: [{fsLabel: A, size: 17592186044417}]", err: "is not a size"},
 		{name: "an expand that overflows", layout: "expand_partition: {size: 9223372036854775809}", err: "do not fit"},
 		{name: "long pLabel", layout: "add_partitions: [{fsLabel: A, pLabel: " + strings.Repeat("p", 37) + "}]", err: "GPT names hold 36"},
@@ -142,6 +141,10 @@ func TestPlanRefusesOddTables(t *testing.T) {
 	d.Entries = 248
 	if _, err := Plan(d, cloudconfig.Layout{Expand: &cloudconfig.Expand{}}); err == nil || !strings.Contains(err.Error(), "248 entries") {
 		t.Errorf("Plan: %v", err)
+	}
+	// validate refuses it too; Plan does not rely on that.
+	if _, err := Plan(disk(t), cloudconfig.Layout{AddPartitions: []cloudconfig.AddPartition{{PLabel: "data", Size: 10}}}); err == nil || !strings.Contains(err.Error(), "fsLabel is needed") {
+		t.Errorf("Plan without fsLabel: %v", err)
 	}
 	d = disk(t)
 	d.Partitions = nil
