@@ -190,6 +190,7 @@ FUZZ_TARGETS=(
 	"./internal/diskfmt/gpt FuzzRead"
 	"./internal/p2p/ledger FuzzDecode"
 	"./internal/p2p/token FuzzParse"
+	"./internal/p2p/vpn FuzzAccept"
 )
 fuzz_untrusted_parsers() {
 	local t pkg fn
