@@ -10,7 +10,8 @@
 //     the ledger, and the k3s arguments a role gets;
 //   - ledger:  one entry per node, accepted only from that node, highest
 //     sequence wins;
-//   - vpn:     the TUN device.
+//   - vpn:     the TUN device, and the packets peers exchange (framing on
+//     streams; a peer may only send from its own VPN address to ours).
 //
 // Still to build: the mesh itself on libp2p (a host with the token's
 // private network, mDNS discovery under the token's mdns name, the DHT
