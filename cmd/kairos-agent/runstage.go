@@ -36,8 +36,7 @@ the others still run; the command then succeeds, as upstream, unless
 			}
 			r := stages.Runner{Root: host.System.Root}
 			if r.Root == "/" {
-				r.Disks = stages.NodeDisks(os.Stdout)
-				r.ByLabel = host.System.ByLabel
+				r.OnNode(os.Stdout)
 			}
 			err := r.RunStage(cmd.Context(), sources, args[0])
 			if err == nil && len(errs) > 0 {

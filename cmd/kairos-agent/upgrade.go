@@ -10,7 +10,6 @@ import (
 
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/node"
-	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/rootfs"
 	"github.com/kairos-io/kairos/internal/stages"
 )
@@ -84,11 +83,8 @@ versions newer than KAIROS_VERSION of /etc/kairos-release, newest first
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if repo == "" {
-				if data, err := os.ReadFile(releasePath); err == nil {
-					if rel, err := release.Parse(data); err == nil {
-						repo = rel["KAIROS_IMAGE_REPO"]
-					}
-				}
+				rel, _ := node.RunningRelease(releasePath)
+				repo = rel["KAIROS_IMAGE_REPO"]
 			}
 			if repo == "" {
 				return fmt.Errorf("--registry <repository> is required (this image names none: KAIROS_IMAGE_REPO)")

@@ -58,11 +58,13 @@ type Partitioner interface {
 	Grow(device string) error
 }
 
-// NodeDisks is the node's own disks, logging to log.
-func NodeDisks(log io.Writer) Partitioner {
-	r := repart.New(host.System)
-	r.Log = log
-	return r
+// OnNode gives the runner what only a run on the node itself has: its
+// disks (layout, growpart, logging to log) and its volumes by label (the
+// datasource step's cdrom).
+func (r *Runner) OnNode(log io.Writer) {
+	p := repart.New(host.System)
+	p.Log = log
+	r.Disks, r.ByLabel = p, host.System.ByLabel
 }
 
 // RunStage runs <stage>.before, <stage> and <stage>.after from every source:
@@ -420,8 +422,7 @@ func (s Set) Run(ctx context.Context, stage, root string) error {
 		if log == nil {
 			log = os.Stdout
 		}
-		r.Disks = NodeDisks(log)
-		r.ByLabel = host.System.ByLabel
+		r.OnNode(log)
 	}
 	return r.RunStage(ctx, s.Sources, stage)
 }

@@ -63,15 +63,7 @@ func (h Devices) Disk(path string) (Disk, error) {
 }
 
 func (h Devices) size(name string) (int64, error) {
-	data, err := os.ReadFile(filepath.Join(h.Sys, "class/block", name, "size"))
-	if err != nil {
-		return 0, err
-	}
-	sectors, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return sectors * 512, nil
+	return readSectors(filepath.Join(h.Sys, "class/block", name, "size"))
 }
 
 // Disks lists the whole disks an install can target: no loop, RAM, CD-ROM
@@ -212,14 +204,10 @@ func orNone(s []string) string {
 func (h Devices) PartitionPath(d Disk, n int, wait time.Duration) (string, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		matches, _ := filepath.Glob(filepath.Join(h.Sys, "class/block", d.Name, d.Name+"*", "partition"))
-		for _, m := range matches {
-			data, err := os.ReadFile(m)
-			if err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(n) {
-				p := filepath.Join(h.Dev, filepath.Base(filepath.Dir(m)))
-				if _, err := os.Stat(p); err == nil {
-					return p, nil
-				}
+		if dir := h.partitionDir(d, n); dir != "" {
+			p := filepath.Join(h.Dev, filepath.Base(dir))
+			if _, err := os.Stat(p); err == nil {
+				return p, nil
 			}
 		}
 		if time.Now().After(deadline) {
@@ -227,6 +215,18 @@ func (h Devices) PartitionPath(d Disk, n int, wait time.Duration) (string, error
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// partitionDir is the /sys directory of partition n of d as the kernel
+// has it, "" when it has none.
+func (h Devices) partitionDir(d Disk, n int) string {
+	matches, _ := filepath.Glob(filepath.Join(h.Sys, "class/block", d.Name, d.Name+"*", "partition"))
+	for _, m := range matches {
+		if data, err := os.ReadFile(m); err == nil && strings.TrimSpace(string(data)) == strconv.Itoa(n) {
+			return filepath.Dir(m)
+		}
+	}
+	return ""
 }
 
 // Sync makes the kernel's partitions of d what parts says: the table is
@@ -258,20 +258,13 @@ func (h Devices) Sync(f *os.File, d Disk, parts []Extent) error {
 
 // kernelPartition is where the kernel has partition n of d, in bytes.
 func (h Devices) kernelPartition(d Disk, n int) (start, size int64, ok bool) {
-	matches, _ := filepath.Glob(filepath.Join(h.Sys, "class/block", d.Name, d.Name+"*", "partition"))
-	for _, m := range matches {
-		data, err := os.ReadFile(m)
-		if err != nil || strings.TrimSpace(string(data)) != strconv.Itoa(n) {
-			continue
-		}
-		dir := filepath.Dir(m)
-		st, err1 := readSectors(filepath.Join(dir, "start"))
-		sz, err2 := readSectors(filepath.Join(dir, "size"))
-		if err1 == nil && err2 == nil {
-			return st, sz, true
-		}
+	dir := h.partitionDir(d, n)
+	if dir == "" {
+		return 0, 0, false
 	}
-	return 0, 0, false
+	st, err1 := readSectors(filepath.Join(dir, "start"))
+	sz, err2 := readSectors(filepath.Join(dir, "size"))
+	return st, sz, err1 == nil && err2 == nil
 }
 
 func readSectors(path string) (int64, error) {

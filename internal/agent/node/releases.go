@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -31,15 +32,21 @@ func NewerReleases(tags []string, current string, all bool) []string {
 // the file is missing or unreadable: list-releases then lists every
 // version rather than failing.
 func RunningVersion(path string) string {
+	rel, _ := RunningRelease(path)
+	return rel["KAIROS_VERSION"]
+}
+
+// RunningRelease is the release file at path (/etc/kairos-release).
+func RunningRelease(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return ""
+		return nil, err
 	}
 	rel, err := release.Parse(data)
 	if err != nil {
-		return ""
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return rel["KAIROS_VERSION"]
+	return rel, nil
 }
 
 // NewestImage picks, among a repository's tags, the newest release of the

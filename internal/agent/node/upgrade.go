@@ -32,7 +32,6 @@ import (
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/grubenv"
-	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/internal/rootfs"
 )
 
@@ -364,13 +363,9 @@ func (n *Node) newestRelease(ctx context.Context, o UpgradeOptions) (string, err
 	if path == "" {
 		path = host.System.Release
 	}
-	data, err := os.ReadFile(path)
+	rel, err := RunningRelease(path)
 	if err != nil {
 		return "", fmt.Errorf("no source, and the running release is unknown (%v): %s", err, noSource)
-	}
-	rel, err := release.Parse(data)
-	if err != nil {
-		return "", fmt.Errorf("no source, and %s: %v: %s", path, err, noSource)
 	}
 	repo := rel["KAIROS_IMAGE_REPO"]
 	if repo == "" {
