@@ -153,15 +153,26 @@ func (f KeyFetcher) fetch(ctx context.Context, entry, src string) ([]string, err
 		return nil, fail("%v", err)
 	}
 	req.Header.Set("Accept", "text/plain")
-	resp, err := f.client().Do(req)
-	if err != nil {
+	// At boot the network may still be coming up (no route, no address
+	// yet): the request is retried every second within the timeout. A
+	// certificate that does not verify is final.
+	var resp *http.Response
+	for {
+		resp, err = f.client().Do(req)
+		if err == nil {
+			break
+		}
 		var verr *tls.CertificateVerificationError
 		var uerr x509.UnknownAuthorityError
 		var herr x509.HostnameError
 		if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) {
 			return nil, fail("%v", err)
 		}
-		return nil, fail("%v (is the node online?)", err)
+		select {
+		case <-ctx.Done():
+			return nil, fail("%v (is the node online?)", err)
+		case <-time.After(time.Second):
+		}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

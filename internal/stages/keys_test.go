@@ -135,6 +135,7 @@ func TestUserKeysFetched(t *testing.T) {
 func TestAuthorizeKeysOffline(t *testing.T) {
 	srv := keyServer(t, nil)
 	f := fetcher(srv)
+	f.Timeout = 2 * time.Second // retried every second until then
 	srv.Close()
 	root := keysRoot(t)
 	inline := testKey(t, "inline")
