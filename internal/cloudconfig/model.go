@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kairos-io/kairos/internal/p2p/token"
 )
 
 // Config is one cloud-config document, as upstream Kairos and its stage
@@ -25,7 +27,7 @@ type Config struct {
 	Upgrade Upgrade    `yaml:"upgrade"`
 	K3s     Kubernetes `yaml:"k3s"`
 	K3sAgnt Kubernetes `yaml:"k3s-agent"`
-	P2P     P2P        `yaml:"p2p" unsupported:"the P2P mesh is not in this agent yet"`
+	P2P     P2P        `yaml:"p2p"`
 
 	Bundles             []Bundle `yaml:"bundles"`
 	FailOnBundlesErrors bool     `yaml:"fail_on_bundles_errors"`
@@ -695,11 +697,11 @@ type P2P struct {
 	NetworkToken string  `yaml:"network_token"`
 	NetworkID    string  `yaml:"network_id"`
 	Role         string  `yaml:"role"`
-	DNS          bool    `yaml:"dns"`
+	DNS          bool    `yaml:"dns" unsupported:"the mesh's DNS server"`
 	LogLevel     string  `yaml:"loglevel"`
 	DisableDHT   bool    `yaml:"disable_dht"`
 	MinimumNodes int     `yaml:"minimum_nodes"`
-	DynamicRoles bool    `yaml:"dynamic_roles"`
+	DynamicRoles bool    `yaml:"dynamic_roles" unsupported:"roles are kept once taken"`
 	Distribution string  `yaml:"distribution"`
 	VPN          P2PVPN  `yaml:"vpn"`
 	Auto         P2PAuto `yaml:"auto"`
@@ -722,7 +724,7 @@ type P2PAuto struct {
 type P2PHA struct {
 	Enable      *bool  `yaml:"enable" alias:"enabled"`
 	MasterNodes *int   `yaml:"master_nodes"`
-	ExternalDB  string `yaml:"external_db"`
+	ExternalDB  string `yaml:"external_db" unsupported:"an external datastore: HA uses k3s's embedded etcd"`
 }
 
 func (p *P2P) decodeYAML(d *decoder, n *yaml.Node, path string) {
@@ -731,7 +733,37 @@ func (p *P2P) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	if p.Role != "" && !slices.Contains([]string{"master", "worker", "none", "auto"}, p.Role) {
 		d.errorf(child(n, "role"), "%s: %q is not one of master, worker, none, auto", join(path, "role"), p.Role)
 	}
+	// A template is rendered before this runs; an empty token is no mesh.
+	if p.NetworkToken != "" {
+		if _, err := token.Parse(p.NetworkToken); err != nil {
+			d.errorf(child(n, "network_token"), "%s: %v", join(path, "network_token"), err)
+		}
+	}
+	if p.Distribution != "" && p.Distribution != "k3s" {
+		d.errorf(child(n, "distribution"), "%s: %q: this agent deploys k3s only", join(path, "distribution"), p.Distribution)
+	}
+	if p.MinimumNodes < 0 {
+		d.errorf(child(n, "minimum_nodes"), "%s: %d is negative", join(path, "minimum_nodes"), p.MinimumNodes)
+	}
+	if m := p.Auto.HA.MasterNodes; m != nil && *m < 1 {
+		d.errorf(child(child(child(n, "auto"), "ha"), "master_nodes"), "%s: %d: at least 1", join(path, "auto.ha.master_nodes"), *m)
+	}
+	if p.LogLevel != "" && !slices.Contains([]string{"debug", "info", "warn", "error", "fatal"}, p.LogLevel) {
+		d.warnf(child(n, "loglevel"), "%s: %q is not a log level (debug, info, warn, error)", join(path, "loglevel"), p.LogLevel)
+	}
+	if p.VPN.Create != nil && !*p.VPN.Create && p.VPN.Use != nil && *p.VPN.Use {
+		d.errorf(child(child(n, "vpn"), "use"), "%s: true, but vpn.create is false: there is no VPN to use", join(path, "vpn.use"))
+	}
+	for k := range p.VPN.Env {
+		if !slices.Contains(P2PEnv, k) {
+			d.warnf(child(child(n, "vpn"), "env"), "%s: %s is not read by this agent (it reads %s)", join(path, "vpn.env"), k, strings.Join(P2PEnv, ", "))
+		}
+	}
 }
+
+// P2PEnv are the mesh service's environment variables the agent reads
+// (internal/p2p/node.Env says what each does).
+var P2PEnv = []string{"ADDRESS", "EDGEVPNBOOTSTRAPPEERS", "EDGEVPNDHT", "EDGEVPNLISTENMADDRS", "EDGEVPNMTU", "EDGEVPNTOKEN", "IFACE"}
 
 // Bundle is an image that adds to the system: `targets: [run://<image>]`
 // runs the image's run.sh, `container://<image>` copies its files in;

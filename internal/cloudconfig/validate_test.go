@@ -85,7 +85,7 @@ stages:
 		`/oem/90_custom.yaml:2:11: error: hostname: want a single value, got a list`,
 		`/oem/90_custom.yaml:3:1: warning: unknown key "instal": nothing reads it (did you mean "install"?)`,
 		`/oem/90_custom.yaml:7:3: warning: unknown key "argz" in k3s: nothing reads it (did you mean "args"?)`,
-		`/oem/90_custom.yaml:8:1: error: p2p: not supported by this agent yet`,
+		`/oem/90_custom.yaml:9:9: error: p2p.role: "boss" is not one of master, worker, none, auto`,
 		`/oem/90_custom.yaml:15:7: warning: unknown key "filez" in stages.boot[0]: nothing reads it (did you mean "files"?)`,
 	}
 	if len(lines) != len(want) {

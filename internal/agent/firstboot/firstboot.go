@@ -60,8 +60,25 @@ func (n Node) Start(ctx context.Context, m cloudconfig.Merged) error {
 			fmt.Fprintf(n.Log, "kairos-agent start: %v (going on: fail_on_bundles_errors is not set)\n", err)
 		}
 	}
+	if c.P2P.NetworkToken != "" {
+		// The mesh decides the roles: its service writes the k3s
+		// configuration (the k3s blocks merged in) once elected.
+		if err := safefile.Dir(n.Host.Root, "/etc/systemd/system.conf.d", 0o755, -1, -1); err != nil {
+			return err
+		}
+		if err := safefile.WriteFile(n.Host.Root, MeshEnvFile, MeshEnv(c), 0o600, -1, -1); err != nil {
+			return err
+		}
+		fmt.Fprintf(n.Log, "kairos-agent start: %s written; enabling %s (the P2P mesh decides this node's role)\n", MeshEnvFile, MeshUnit)
+		if err := n.Enable(MeshUnit); err != nil {
+			return fmt.Errorf("enabling %s: %w", MeshUnit, err)
+		}
+	}
 	for _, s := range Services {
 		k := s.Block(c)
+		if c.P2P.NetworkToken != "" {
+			continue
+		}
 		if !k.Enabled {
 			continue
 		}
@@ -116,4 +133,27 @@ func Sysconfig(k cloudconfig.Kubernetes, defaultArgs []string, defaultEnv map[st
 func quote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "`", "\\`")
 	return `"` + r.Replace(s) + `"`
+}
+
+// The P2P mesh's service and its environment file (the contract's names).
+const (
+	MeshUnit    = "edgevpn@kairos"
+	MeshEnvFile = "/etc/systemd/system.conf.d/edgevpn-kairos.env"
+)
+
+// MeshEnv is the mesh service's environment: the token and the config's
+// p2p.vpn.env, in the quoting systemd's EnvironmentFile and a POSIX shell
+// both read. It holds the token: written 0600.
+func MeshEnv(c *cloudconfig.Config) []byte {
+	env := maps.Clone(c.P2P.VPN.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["EDGEVPNTOKEN"] = c.P2P.NetworkToken
+	var b strings.Builder
+	b.WriteString("# Written by kairos-agent start from the cloud-config's p2p block.\n")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		b.WriteString(k + "=" + quote(strings.ReplaceAll(env[k], "\n", " ")) + "\n")
+	}
+	return []byte(b.String())
 }

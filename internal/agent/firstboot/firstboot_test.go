@@ -116,3 +116,36 @@ func TestStartBundles(t *testing.T) {
 		t.Error("deployed although a bundle failed")
 	}
 }
+
+// With a network token, start hands the roles to the mesh: it writes the
+// mesh service's environment (0600, the token in it) and enables
+// edgevpn@kairos; the k3s blocks are the mesh's to merge, not start's.
+func TestStartWithP2P(t *testing.T) {
+	root := t.TempDir()
+	m := cloudconfig.Merged{Values: map[string]any{
+		"p2p": map[string]any{"network_token": "dG9rZW4=", "vpn": map[string]any{"env": map[string]any{"IFACE": "mesh0"}}},
+		"k3s": map[string]any{"enabled": true, "args": []any{"--disable=traefik"}},
+	}}
+	var enabled []string
+	n := Node{Host: host.New(root), Log: io.Discard, Enable: func(u string) error { enabled = append(enabled, u); return nil }}
+	if err := n.Start(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if len(enabled) != 1 || enabled[0] != "edgevpn@kairos" {
+		t.Errorf("enabled %v, want edgevpn@kairos only", enabled)
+	}
+	path := filepath.Join(root, MeshEnvFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %o", MeshEnvFile, fi.Mode().Perm())
+	}
+	if !strings.Contains(string(data), "EDGEVPNTOKEN=\"dG9rZW4=\"\n") || !strings.Contains(string(data), "IFACE=\"mesh0\"\n") {
+		t.Errorf("environment:\n%s", data)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/sysconfig/k3s")); err == nil {
+		t.Error("start wrote the k3s configuration the mesh decides")
+	}
+}

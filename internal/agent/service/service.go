@@ -27,6 +27,7 @@ func Enable(h *host.Host, unit string) error {
 		}
 		return nil
 	}
+	unit = OpenRCName(unit)
 	for _, args := range [][]string{{"rc-update", "add", unit, "default"}, {"rc-service", unit, "start"}} {
 		if out, err := h.Command(args[0], args[1:]...); err != nil {
 			return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
@@ -34,3 +35,23 @@ func Enable(h *host.Host, unit string) error {
 	}
 	return nil
 }
+
+// Restart restarts a service whose configuration changed (enabling it
+// too, should it not be).
+func Restart(h *host.Host, unit string) error {
+	if err := Enable(h, unit); err != nil {
+		return err
+	}
+	args := []string{"systemctl", "restart", "--no-block", unit}
+	if !Systemd(h) {
+		args = []string{"rc-service", OpenRCName(unit), "restart"}
+	}
+	if out, err := h.Command(args[0], args[1:]...); err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// OpenRCName is a unit's OpenRC service: a systemd template instance
+// (edgevpn@kairos) is a script of its own there (edgevpn-kairos).
+func OpenRCName(unit string) string { return strings.ReplaceAll(unit, "@", "-") }

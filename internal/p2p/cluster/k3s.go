@@ -31,7 +31,10 @@ func K3sFor(role string, self netip.Addr, iface string, masters []netip.Addr, to
 	if len(masters) == 0 {
 		return K3s{}, errors.New("no master elected yet")
 	}
-	base := []string{"--node-ip=" + self.String(), "--flannel-iface=" + iface}
+	base := []string{"--node-ip=" + self.String()}
+	if iface != "" { // "": k3s picks the interface of --node-ip
+		base = append(base, "--flannel-iface="+iface)
+	}
 	first := fmt.Sprintf("https://%s", netip.AddrPortFrom(masters[0], APIPort))
 	switch role {
 	case RoleMaster:

@@ -29,7 +29,25 @@ type Entry struct {
 	Address  netip.Addr `json:"address,omitzero"`
 	Role     string     `json:"role,omitempty"`
 	Forced   bool       `json:"forced,omitempty"`
+	// NodeIP is the node's own address, which k3s uses when the cluster
+	// does not run over the VPN (p2p.vpn.use: false).
+	NodeIP netip.Addr `json:"node_ip,omitzero"`
+	// Masters are the control plane as the node knows it. A master that
+	// went away sends no entry any more; through these a node that joins
+	// later still learns of it, and does not elect another.
+	Masters []Master `json:"masters,omitempty"`
 }
+
+// Master is one control-plane node as an entry names it.
+type Master struct {
+	Peer     string     `json:"peer"`
+	Hostname string     `json:"hostname,omitempty"`
+	Address  netip.Addr `json:"address,omitzero"`
+	NodeIP   netip.Addr `json:"node_ip,omitzero"`
+}
+
+// MaxMasters bounds the masters an entry names.
+const MaxMasters = 16
 
 // MaxEntrySize bounds an entry on the wire.
 const MaxEntrySize = 4 << 10
@@ -50,6 +68,14 @@ func Decode(from string, data []byte) (Entry, error) {
 	case "", cluster.RoleAuto, cluster.RoleMaster, cluster.RoleWorker, cluster.RoleNone:
 	default:
 		return e, fmt.Errorf("an entry from %s has role %q", from, e.Role)
+	}
+	if len(e.Masters) > MaxMasters {
+		return e, fmt.Errorf("an entry from %s names %d masters: at most %d", from, len(e.Masters), MaxMasters)
+	}
+	for _, m := range e.Masters {
+		if m.Peer == "" || len(m.Peer) > 128 || len(m.Hostname) > 253 {
+			return e, fmt.Errorf("an entry from %s names a master without a peer ID", from)
+		}
 	}
 	if len(e.Hostname) > 253 {
 		return e, fmt.Errorf("an entry from %s has a %d-byte host name", from, len(e.Hostname))
@@ -123,11 +149,43 @@ func (l *Ledger) Alive(peer string, since time.Time) bool {
 	return !l.seen[peer].Before(since)
 }
 
-// Members are the entries as package cluster takes them.
+// Members are the entries as package cluster takes them, and the masters
+// entries name that have no entry of their own (gone away: they stay
+// masters, as cluster.Elect wants).
 func (l *Ledger) Members() []cluster.Member {
 	var ms []cluster.Member
-	for _, e := range l.Entries() {
+	entries := l.Entries()
+	have := map[string]bool{}
+	for _, e := range entries {
 		ms = append(ms, cluster.Member{ID: e.Peer, Address: e.Address, Role: e.Role, Forced: e.Forced})
+		have[e.Peer] = true
 	}
+	for _, e := range entries {
+		for _, m := range e.Masters {
+			if !have[m.Peer] {
+				ms = append(ms, cluster.Member{ID: m.Peer, Address: m.Address, Role: cluster.RoleMaster})
+				have[m.Peer] = true
+			}
+		}
+	}
+	slices.SortFunc(ms, func(a, b cluster.Member) int { return cmp.Compare(a.ID, b.ID) })
 	return ms
+}
+
+// Masters are the masters the ledger knows, with their addresses: from
+// their own entries, else as other entries name them.
+func (l *Ledger) Masters() map[string]Master {
+	out := map[string]Master{}
+	entries := l.Entries()
+	for _, e := range entries {
+		for _, m := range e.Masters {
+			out[m.Peer] = m
+		}
+	}
+	for _, e := range entries {
+		if e.Role == cluster.RoleMaster {
+			out[e.Peer] = Master{Peer: e.Peer, Hostname: e.Hostname, Address: e.Address, NodeIP: e.NodeIP}
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestLedgerConverges(t *testing.T) {
 		y.Put(e, now)
 	}
 	ex, ey := x.Entries(), y.Entries()
-	if len(ex) != 2 || len(ey) != 2 || ex[0] != a2 || ey[0] != a2 || ex[1] != b1 {
+	if len(ex) != 2 || len(ey) != 2 || !reflect.DeepEqual(ex[0], a2) || !reflect.DeepEqual(ey[0], a2) || !reflect.DeepEqual(ex[1], b1) {
 		t.Errorf("ledgers differ: %+v vs %+v", ex, ey)
 	}
 	if err := x.Put(a1, now); err != ErrStale {
@@ -35,7 +36,7 @@ func TestLedgerConverges(t *testing.T) {
 func TestDecodeOnlyOwnEntry(t *testing.T) {
 	e := Entry{Peer: "A", Seq: 3, Hostname: "node-a", Address: netip.MustParseAddr("10.1.0.7"), Role: "worker"}
 	got, err := Decode("A", e.Encode())
-	if err != nil || got != e {
+	if err != nil || !reflect.DeepEqual(got, e) {
 		t.Fatalf("Decode = %+v, %v", got, err)
 	}
 	for name, tc := range map[string]struct {

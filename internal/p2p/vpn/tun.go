@@ -70,3 +70,20 @@ func Open(name string, address netip.Prefix, mtu int) (*Device, error) {
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// Readdress moves the device from address old to address new.
+func (d *Device) Readdress(old, new netip.Prefix) error {
+	link, err := netlink.LinkByName(d.Name)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: prefixNet(new)}); err != nil {
+		return fmt.Errorf("giving %s the address %s: %w", d.Name, new, err)
+	}
+	if old != new {
+		if err := netlink.AddrDel(link, &netlink.Addr{IPNet: prefixNet(old)}); err != nil {
+			return fmt.Errorf("taking %s from %s: %w", old, d.Name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,458 @@
+package node
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/kairos-io/kairos/internal/p2p/cluster"
+	"github.com/kairos-io/kairos/internal/p2p/ledger"
+	"github.com/kairos-io/kairos/internal/p2p/mesh"
+	"github.com/kairos-io/kairos/internal/p2p/vpn"
+)
+
+// Timings of a node. Settle is how long the members seen must stay the
+// same before a first election: nodes booted together meet within it
+// (mDNS), so they elect on the same ledger.
+const (
+	tick      = time.Second
+	heartbeat = 5 * time.Second
+	settle    = 8 * time.Second
+)
+
+// Options are how a node runs.
+type Options struct {
+	// Root is where the node's paths are: "/" on a node, another
+	// directory for tests and chroots.
+	Root     string
+	Settings Settings
+	Log      io.Writer
+	// Deploy starts (or restarts, when its configuration changed) the
+	// unit a role runs; nil only writes its configuration.
+	Deploy func(unit string, changed bool) error
+}
+
+// Node is a running member of the mesh.
+type Node struct {
+	opts Options
+	s    Settings
+	log  io.Writer
+
+	mesh   *mesh.Mesh
+	ledger *ledger.Ledger
+	self   string
+
+	mu      sync.Mutex
+	state   State
+	entry   ledger.Entry
+	byAddr  map[netip.Addr]peer.ID
+	addrOf  map[peer.ID]netip.Addr
+	members string // the member set last seen, to tell when it settles
+	since   time.Time
+	waiting string // why the node has no role yet
+	applied []byte // the k3s configuration last written
+
+	dev     *vpn.Device
+	devAddr netip.Addr
+	wake    chan struct{}
+}
+
+// Run is `kairos-agent p2p run`: the node joins the mesh and stays until
+// ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	s := opts.Settings
+	for _, w := range s.Warnings {
+		fmt.Fprintf(opts.Log, "p2p: warning: %s\n", w)
+	}
+	key, err := LoadIdentity(opts.Root)
+	if err != nil {
+		return fmt.Errorf("the node's identity: %w", err)
+	}
+	st, err := LoadState(opts.Root)
+	if err != nil {
+		return err
+	}
+	m, err := mesh.Start(ctx, mesh.Config{
+		Network: s.Network, NetworkID: s.NetworkID, Identity: key,
+		Listen: s.Listen, DHT: s.DHT, Bootstrap: s.Bootstrap, Log: opts.Log,
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	n := &Node{
+		opts: opts, s: s, log: opts.Log, mesh: m, ledger: ledger.New(),
+		self: m.Host.ID().String(), state: st, wake: make(chan struct{}, 1),
+		byAddr: map[netip.Addr]peer.ID{}, addrOf: map[peer.ID]netip.Addr{},
+	}
+	n.entry = ledger.Entry{Peer: n.self, Hostname: hostname(s), Address: st.Address, Role: st.Role, Masters: st.Masters, NodeIP: nodeIP(s.Interface)}
+	if s.Role != cluster.RoleAuto {
+		n.entry.Role, n.entry.Forced = s.Role, true
+	}
+	if !n.entry.Address.IsValid() && s.Prefix.Addr() != s.Prefix.Masked().Addr() {
+		n.entry.Address = s.Prefix.Addr() // ADDRESS named one: claim it first
+	}
+	fmt.Fprintf(n.log, "p2p: node %s (%s) listening on %v; VPN %s on %s; discovery: mDNS%s\n",
+		n.self, n.entry.Hostname, m.Addrs(), s.Prefix.Masked(), s.Interface, map[bool]string{true: " and the DHT", false: ""}[s.DHT])
+	defer func() {
+		if n.dev != nil {
+			n.dev.Close()
+		}
+	}()
+
+	go n.receive(ctx)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var published time.Time
+	for {
+		changed, err := n.step(ctx)
+		if err != nil {
+			fmt.Fprintf(n.log, "p2p: %v\n", err)
+		}
+		if changed || time.Since(published) >= heartbeat {
+			n.publish(ctx)
+			published = time.Now()
+		}
+		n.writeStatus()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-n.wake:
+		}
+	}
+}
+
+func hostname(s Settings) string {
+	if s.Hostname != "" {
+		return s.Hostname
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// nodeIP is the node's own address: the first global IPv4 address of an
+// interface that is not the VPN's, for k3s when the cluster does not run
+// over the VPN.
+func nodeIP(vpnIface string) netip.Addr {
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Name == vpnIface || i.Flags&net.FlagUp == 0 || i.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() && p.Addr().IsGlobalUnicast() {
+				return p.Addr()
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// receive takes the other nodes' entries into the ledger.
+func (n *Node) receive(ctx context.Context) {
+	for {
+		msg, err := n.mesh.Next(ctx)
+		if err != nil {
+			return
+		}
+		e, err := ledger.Decode(msg.From.String(), msg.Data)
+		if err != nil {
+			fmt.Fprintf(n.log, "p2p: ledger entry refused: %v\n", err)
+			continue
+		}
+		old, had := n.ledger.Get(e.Peer)
+		if err := n.ledger.Put(e, time.Now()); err != nil {
+			continue
+		}
+		if !had || !sameEntry(old, e) {
+			if !had {
+				fmt.Fprintf(n.log, "p2p: %s (%s) joined\n", e.Peer, e.Hostname)
+			}
+			select {
+			case n.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func sameEntry(a, b ledger.Entry) bool {
+	a.Seq, b.Seq = 0, 0
+	return string(a.Encode()) == string(b.Encode())
+}
+
+func (n *Node) publish(ctx context.Context) {
+	n.mu.Lock()
+	n.entry.Seq = uint64(time.Now().UnixNano()) // grows across restarts, unlike a counter
+	e := n.entry
+	n.mu.Unlock()
+	if err := n.ledger.Put(e, time.Now()); err != nil {
+		fmt.Fprintf(n.log, "p2p: own entry: %v\n", err)
+	}
+	if err := n.mesh.Publish(ctx, e.Encode()); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(n.log, "p2p: publishing the ledger entry: %v\n", err)
+	}
+}
+
+// step brings the node in line with the ledger: its address, the routes,
+// the VPN device, its role and k3s. It says whether the node's own entry
+// changed.
+func (n *Node) step(ctx context.Context) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := n.entry
+	members := n.membersWithSelf()
+	s := n.s
+	prefix := s.Prefix.Masked()
+
+	addr, err := cluster.Address(prefix, n.self, members)
+	if err != nil {
+		return false, err
+	}
+	e.Address = addr
+	// The routes: every member whose claim stands (the smaller ID keeps
+	// an address two claim), as every node computes it.
+	n.byAddr, n.addrOf = map[netip.Addr]peer.ID{}, map[peer.ID]netip.Addr{}
+	for _, m := range members {
+		if !m.Address.IsValid() {
+			continue
+		}
+		if a, err := cluster.Address(prefix, m.ID, members); err == nil && a == m.Address {
+			id, err := peer.Decode(m.ID)
+			if err != nil {
+				continue
+			}
+			n.byAddr[a], n.addrOf[id] = id, a
+		}
+	}
+	if s.CreateVPN {
+		if err := n.device(ctx, addr); err != nil {
+			return n.commit(e), err
+		}
+	}
+	if n.state.Address != addr {
+		n.state.Address = addr
+		if err := n.state.Save(n.opts.Root); err != nil {
+			return n.commit(e), err
+		}
+	}
+
+	// Roles.
+	key := memberKey(members)
+	if key != n.members {
+		n.members, n.since = key, time.Now()
+	}
+	var el cluster.Election
+	if e.Role == "" || e.Role == cluster.RoleAuto {
+		switch {
+		case !s.Auto:
+			n.waiting = "p2p.auto.enable is false and p2p.role is not set: this node carries the VPN only"
+			return n.commit(e), nil
+		case len(members) < s.MinimumNodes && len(n.ledger.Masters()) == 0:
+			n.waiting = fmt.Sprintf("waiting for %d nodes (p2p.minimum_nodes), %d seen", s.MinimumNodes, len(members))
+			return n.commit(e), nil
+		case time.Since(n.since) < settle:
+			n.waiting = "waiting for the members seen to settle"
+			return n.commit(e), nil
+		}
+	}
+	el = cluster.Elect(members, s.MinimumNodes, s.Masters)
+	role := el.Roles[n.self]
+	if role == "" {
+		n.waiting = "no role elected yet"
+		return n.commit(e), nil
+	}
+	if e.Role != role {
+		fmt.Fprintf(n.log, "p2p: this node is a %s (masters: %v)\n", role, el.Masters)
+		e.Role = role
+	}
+	known := n.ledger.Masters()
+	e.Masters = nil
+	var masterAddrs []netip.Addr
+	for _, id := range el.Masters {
+		mm, ok := known[id]
+		if id == n.self {
+			mm, ok = ledger.Master{Peer: id, Hostname: e.Hostname, Address: addr, NodeIP: e.NodeIP}, true
+		}
+		if !ok {
+			continue
+		}
+		e.Masters = append(e.Masters, mm)
+		a := mm.Address
+		if !s.UseVPN {
+			a = mm.NodeIP
+		}
+		if _, settled := n.addrOf[peerID(id)]; s.UseVPN && !settled && id != n.self {
+			a = netip.Addr{}
+		}
+		if a.IsValid() {
+			masterAddrs = append(masterAddrs, a)
+		}
+	}
+	if e.Role != n.state.Role || !slices.Equal(e.Masters, n.state.Masters) {
+		n.state.Role, n.state.Masters = e.Role, e.Masters
+		if err := n.state.Save(n.opts.Root); err != nil {
+			return n.commit(e), err
+		}
+	}
+	if role == cluster.RoleNone {
+		n.waiting = ""
+		return n.commit(e), nil
+	}
+	if len(masterAddrs) < len(el.Masters) || len(masterAddrs) == 0 {
+		n.waiting = "waiting for the masters' addresses"
+		return n.commit(e), nil
+	}
+	self := addr
+	iface := s.Interface
+	if !s.UseVPN {
+		self, iface = e.NodeIP, ""
+	}
+	k, err := cluster.K3sFor(role, self, iface, masterAddrs, n.k3sToken(), s.HA)
+	if err != nil {
+		n.waiting = err.Error()
+		return n.commit(e), nil
+	}
+	n.waiting = ""
+	return n.commit(e), n.deploy(k)
+}
+
+func peerID(s string) peer.ID {
+	id, _ := peer.Decode(s)
+	return id
+}
+
+// commit makes e the node's entry, saying whether it changed.
+func (n *Node) commit(e ledger.Entry) bool {
+	changed := !sameEntry(e, n.entry)
+	n.entry = e
+	return changed
+}
+
+// membersWithSelf are the ledger's members with this node's current
+// entry in place of what the ledger holds of it.
+func (n *Node) membersWithSelf() []cluster.Member {
+	var out []cluster.Member
+	for _, m := range n.ledger.Members() {
+		if m.ID != n.self {
+			out = append(out, m)
+		}
+	}
+	return append(out, cluster.Member{ID: n.self, Address: n.entry.Address, Role: n.entry.Role, Forced: n.entry.Forced})
+}
+
+func memberKey(ms []cluster.Member) string {
+	var ids []string
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	slices.Sort(ids)
+	return fmt.Sprint(ids)
+}
+
+// k3sToken is the cluster's token: derived from the network token, so
+// every node has it and nothing else does.
+func (n *Node) k3sToken() string {
+	k := n.s.Network.Derive("k3s-token/" + n.s.NetworkID)
+	return hex.EncodeToString(k[:])
+}
+
+// device brings the VPN interface up with addr, or moves it there.
+func (n *Node) device(ctx context.Context, addr netip.Addr) error {
+	pfx := netip.PrefixFrom(addr, n.s.Prefix.Bits())
+	if n.dev == nil {
+		d, err := vpn.Open(n.s.Interface, pfx, n.s.MTU)
+		if err != nil {
+			return err
+		}
+		n.dev, n.devAddr = d, addr
+		fmt.Fprintf(n.log, "p2p: %s is up with %s\n", d.Name, pfx)
+		r := mesh.NewRouter(n.mesh.Host, d, routes{n}, n.log)
+		go func() {
+			if err := r.Run(ctx); err != nil {
+				fmt.Fprintf(n.log, "p2p: %v\n", err)
+			}
+		}()
+		return nil
+	}
+	if n.devAddr != addr {
+		if err := n.dev.Readdress(netip.PrefixFrom(n.devAddr, n.s.Prefix.Bits()), pfx); err != nil {
+			return err
+		}
+		fmt.Fprintf(n.log, "p2p: %s moved from %s to %s (another node claimed it first)\n", n.dev.Name, n.devAddr, addr)
+		n.devAddr = addr
+	}
+	return nil
+}
+
+// routes is the router's view of the node's routing table.
+type routes struct{ n *Node }
+
+func (r routes) Self() netip.Addr {
+	r.n.mu.Lock()
+	defer r.n.mu.Unlock()
+	return r.n.devAddr
+}
+
+func (r routes) PeerOf(a netip.Addr) (peer.ID, bool) {
+	r.n.mu.Lock()
+	defer r.n.mu.Unlock()
+	id, ok := r.n.byAddr[a]
+	return id, ok
+}
+
+func (r routes) AddrOf(id peer.ID) (netip.Addr, bool) {
+	r.n.mu.Lock()
+	defer r.n.mu.Unlock()
+	a, ok := r.n.addrOf[id]
+	return a, ok
+}
+
+// deploy writes the role's k3s configuration and has it run, when it is
+// not what was written already.
+func (n *Node) deploy(k cluster.K3s) error {
+	data := Sysconfig(n.s, k)
+	if string(data) == string(n.applied) {
+		return nil
+	}
+	path := filepath.Join("/etc/sysconfig", k.Unit)
+	old, _ := os.ReadFile(filepath.Join(n.opts.Root, path))
+	changed := old != nil && string(old) != string(data)
+	if string(old) != string(data) {
+		if err := writeSecret(n.opts.Root, path, data); err != nil {
+			return err
+		}
+		fmt.Fprintf(n.log, "p2p: %s written for the %s role (%s)\n", path, k.Unit, summary(k))
+	}
+	if n.opts.Deploy != nil {
+		if err := n.opts.Deploy(k.Unit, changed); err != nil {
+			return fmt.Errorf("starting %s: %w", k.Unit, err)
+		}
+	}
+	n.applied = data
+	return nil
+}
+
+// summary says what a k3s configuration does without its secrets.
+func summary(k cluster.K3s) string {
+	s := fmt.Sprint(k.Args)
+	if u := k.Env["K3S_URL"]; u != "" {
+		s += " K3S_URL=" + u
+	}
+	return s
+}
