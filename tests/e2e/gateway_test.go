@@ -41,11 +41,13 @@ const gatewayVersion = "v0.0.0-gateway"
 const (
 	testK3sVersion = "v1.31.2+k3s1"
 	// testK3s stands in for the k3s release binary: it answers --version
-	// and, started as a service, records its arguments and stays up.
+	// and, started as a service, records its arguments and its K3S_
+	// environment (0600: the token) and stays up.
 	testK3s = `#!/bin/sh
 case "$1" in --version | -v | version) echo 'k3s version v1.31.2+k3s1 (kairos test double)'; exit 0 ;; esac
 mkdir -p /var/lib/rancher/k3s
 echo "$*" > /var/lib/rancher/k3s/kairos-e2e-args
+(umask 077; env | grep '^K3S_' | sort > /var/lib/rancher/k3s/kairos-e2e-env)
 exec sleep 2147483647
 `
 )

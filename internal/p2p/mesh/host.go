@@ -2,9 +2,12 @@ package mesh
 
 import (
 	"fmt"
+	"net/netip"
 
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/core/sec"
@@ -18,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // newHost assembles a libp2p host from its parts: TCP, the private
@@ -25,7 +29,8 @@ import (
 // these options, without the package that links every transport libp2p
 // has (QUIC, WebRTC, WebTransport: 22 MB more in an agent that also runs
 // in the initramfs), none of which a private network can use anyway.
-func newHost(priv crypto.PrivKey, psk pnet.PSK, listen []string) (host.Host, error) {
+func newHost(priv crypto.PrivKey, psk pnet.PSK, listen []string, vpn netip.Prefix) (host.Host, error) {
+	gate := overlay{vpn: vpn}
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
 		return nil, err
@@ -47,7 +52,7 @@ func newHost(priv crypto.PrivKey, psk pnet.PSK, listen []string) (host.Host, err
 		return nil, err
 	}
 	bus := eventbus.NewBus()
-	sw, err := swarm.NewSwarm(id, ps, bus, swarm.WithResourceManager(rm))
+	sw, err := swarm.NewSwarm(id, ps, bus, swarm.WithResourceManager(rm), swarm.WithConnectionGater(gate))
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +64,7 @@ func newHost(priv crypto.PrivKey, psk pnet.PSK, listen []string) (host.Host, err
 	if err != nil {
 		return closeAll(err)
 	}
-	upg, err := upgrader.New([]sec.SecureTransport{nz}, []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}, psk, rm, nil)
+	upg, err := upgrader.New([]sec.SecureTransport{nz}, []upgrader.StreamMuxer{{ID: yamux.ID, Muxer: yamux.DefaultTransport}}, psk, rm, gate)
 	if err != nil {
 		return closeAll(err)
 	}
@@ -70,7 +75,7 @@ func newHost(priv crypto.PrivKey, psk pnet.PSK, listen []string) (host.Host, err
 	if err := sw.AddTransport(tpt); err != nil {
 		return closeAll(err)
 	}
-	h, err := basichost.NewHost(sw, &basichost.HostOpts{EventBus: bus, EnablePing: true, UserAgent: "kairos-agent"})
+	h, err := basichost.NewHost(sw, &basichost.HostOpts{EventBus: bus, EnablePing: true, UserAgent: "kairos-agent", AddrsFactory: gate.addrs})
 	if err != nil {
 		return closeAll(err)
 	}
@@ -90,3 +95,39 @@ func newHost(priv crypto.PrivKey, psk pnet.PSK, listen []string) (host.Host, err
 	h.Start()
 	return h, nil
 }
+
+// overlay keeps the mesh off its own VPN: addresses in the VPN's network
+// are neither announced nor dialled, so a connection that carries the VPN
+// never runs through it (a peer announces every interface's address, the
+// VPN device's too).
+type overlay struct{ vpn netip.Prefix }
+
+func (o overlay) inVPN(a ma.Multiaddr) bool {
+	if !o.vpn.IsValid() {
+		return false
+	}
+	ip, err := manet.ToIP(a)
+	if err != nil {
+		return false
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	return ok && o.vpn.Contains(addr.Unmap())
+}
+
+func (o overlay) addrs(in []ma.Multiaddr) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, a := range in {
+		if !o.inVPN(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (o overlay) InterceptPeerDial(peer.ID) bool                   { return true }
+func (o overlay) InterceptAddrDial(_ peer.ID, a ma.Multiaddr) bool { return !o.inVPN(a) }
+func (o overlay) InterceptAccept(c network.ConnMultiaddrs) bool    { return !o.inVPN(c.RemoteMultiaddr()) }
+func (o overlay) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (o overlay) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }

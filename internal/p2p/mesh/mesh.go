@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -49,7 +50,10 @@ type Config struct {
 	// peers it starts from (nodes of this network reachable beyond the LAN).
 	DHT       bool
 	Bootstrap []peer.AddrInfo
-	Log       io.Writer
+	// VPN is the VPN's network: the host neither announces nor dials
+	// addresses in it.
+	VPN netip.Prefix
+	Log io.Writer
 }
 
 // Message is a ledger message as received: From is its signed author.
@@ -113,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (*Mesh, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	h, err := newHost(cfg.Identity, PSK(cfg.Network, cfg.NetworkID), cfg.Listen)
+	h, err := newHost(cfg.Identity, PSK(cfg.Network, cfg.NetworkID), cfg.Listen, cfg.VPN)
 	if err != nil {
 		return nil, fmt.Errorf("starting the libp2p host: %w", err)
 	}

@@ -87,7 +87,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	m, err := mesh.Start(ctx, mesh.Config{
 		Network: s.Network, NetworkID: s.NetworkID, Identity: key,
-		Listen: s.Listen, DHT: s.DHT, Bootstrap: s.Bootstrap, Log: opts.Log,
+		Listen: s.Listen, DHT: s.DHT, Bootstrap: s.Bootstrap, VPN: s.Prefix.Masked(), Log: opts.Log,
 	})
 	if err != nil {
 		return err
@@ -216,6 +216,9 @@ func (n *Node) step(ctx context.Context) (bool, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	e := n.entry
+	if !e.NodeIP.IsValid() { // the LAN's DHCP may answer after the node started
+		e.NodeIP = nodeIP(n.s.Interface)
+	}
 	members := n.membersWithSelf()
 	s := n.s
 	prefix := s.Prefix.Masked()
