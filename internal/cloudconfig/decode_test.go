@@ -133,7 +133,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"stages: {boot: [{ensure_entities: [{entity: '{kind: user, username: a, uid: x}'}]}]}", "not an entity document"},
 		{"stages: {boot: [{ensure_entities: [{path: etc/passwd, entity: '{kind: user, username: a}'}]}]}", `path "etc/passwd" is not absolute`},
 		{"p2p: {network_token: x}", "1:22: error: p2p.network_token: "},
-		{"p2p: {dns: true}", "1:7: error: p2p.dns: not supported by this agent yet"},
+		{"p2p: {dynamic_roles: true}", "1:7: error: p2p.dynamic_roles: not supported by this agent yet"},
 		{"p2p: {auto: {ha: {master_nodes: 0}}}", "p2p.auto.ha.master_nodes: 0: at least 1"},
 		{"p2p: {vpn: {create: false, use: true}}", "p2p.vpn.use: true, but vpn.create is false"},
 		{"p2p: {vpn: {env: {FOO: x}}}", "warning: p2p.vpn.env: FOO is not read by this agent"},
@@ -163,8 +163,8 @@ func TestJSONSchema(t *testing.T) {
 			t.Errorf("schema lacks %s", k)
 		}
 	}
-	if p2p, ok := props["p2p"].(map[string]any); !ok || p2p["properties"].(map[string]any)["dns"] != nil {
-		t.Errorf("schema's p2p (with network_token, without dns, which the agent refuses): %v", props["p2p"])
+	if p2p, ok := props["p2p"].(map[string]any); !ok || p2p["properties"].(map[string]any)["dynamic_roles"] != nil {
+		t.Errorf("schema's p2p (with network_token, without dynamic_roles, which the agent refuses): %v", props["p2p"])
 	}
 	step := props["stages"].(map[string]any)["additionalProperties"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)
 	if step["files"] == nil || step["layout"] == nil || step["git"] != nil {

@@ -697,7 +697,7 @@ type P2P struct {
 	NetworkToken string  `yaml:"network_token"`
 	NetworkID    string  `yaml:"network_id"`
 	Role         string  `yaml:"role"`
-	DNS          bool    `yaml:"dns" unsupported:"the mesh's DNS server"`
+	DNS          bool    `yaml:"dns"`
 	LogLevel     string  `yaml:"loglevel"`
 	DisableDHT   bool    `yaml:"disable_dht"`
 	MinimumNodes int     `yaml:"minimum_nodes"`
@@ -763,7 +763,7 @@ func (p *P2P) decodeYAML(d *decoder, n *yaml.Node, path string) {
 
 // P2PEnv are the mesh service's environment variables the agent reads
 // (internal/p2p/node.Env says what each does).
-var P2PEnv = []string{"ADDRESS", "EDGEVPNBOOTSTRAPPEERS", "EDGEVPNDHT", "EDGEVPNLISTENMADDRS", "EDGEVPNMTU", "EDGEVPNTOKEN", "IFACE"}
+var P2PEnv = []string{"ADDRESS", "DNSADDRESS", "DNSFORWARD", "DNSFORWARDSERVER", "EDGEVPNBOOTSTRAPPEERS", "EDGEVPNDHT", "EDGEVPNLISTENMADDRS", "EDGEVPNMTU", "EDGEVPNTOKEN", "IFACE"}
 
 // Bundle is an image that adds to the system: `targets: [run://<image>]`
 // runs the image's run.sh, `container://<image>` copies its files in;

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -222,7 +223,15 @@ func buildGateway(t *testing.T) gateway {
 			if err != nil {
 				return g, err
 			}
-			g.host = buildkitd.Daemon{StateDir: state}.Socket()
+			d := buildkitd.Daemon{StateDir: state}
+			g.host = d.Socket()
+			// buildctl does not start the private daemon as kairos build
+			// does: a test driving only the gateway (run alone) starts it.
+			c, err := buildkitd.Connect(context.Background(), d)
+			if err != nil {
+				return g, err
+			}
+			c.Close()
 		}
 		err := runCmd(exec.Command(b.kairos, "frontend-image", "--frontend", b.frontend,
 			"--agent", "linux_"+runtime.GOARCH+"="+b.agent, "--agent", "linux_arm64="+b.agentArm64,

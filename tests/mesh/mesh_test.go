@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -250,7 +251,7 @@ func TestMesh(t *testing.T) {
 	nw.OTP = other.OTP
 	otherTok := nw.Encode()
 	nodes := []*meshNode{
-		l.node("node1", config("node1", tok, "")),
+		l.node("node1", config("node1", tok, "  dns: true\n")),
 		l.node("node2", config("node2", tok, "")),
 		l.node("node3", config("node3", tok, "")),
 	}
@@ -325,6 +326,27 @@ func TestMesh(t *testing.T) {
 				if err := ping(a.ns, b.status().Address, 5); err != nil {
 					t.Errorf("%s -> %s: %v", a.name, b.name, err)
 				}
+			}
+		}
+	})
+
+	t.Run("p2p.dns: the mesh's hostnames resolve to VPN addresses", func(t *testing.T) {
+		if conf, _ := os.ReadFile(filepath.Join(nodes[0].root, "etc/resolv.conf")); !strings.Contains(string(conf), "\nnameserver 127.0.0.1\n") {
+			t.Errorf("node1's resolv.conf:\n%s", conf)
+		}
+		for _, other := range nodes[1:] {
+			var got string
+			err := inNS(nodes[0].ns, func() error {
+				m := new(dns.Msg)
+				m.SetQuestion(other.name+".", dns.TypeA)
+				r, err := dns.Exchange(m, "127.0.0.1:53")
+				if err == nil && len(r.Answer) == 1 {
+					got = r.Answer[0].(*dns.A).A.String()
+				}
+				return err
+			})
+			if err != nil || got != other.status().Address.String() {
+				t.Errorf("%s resolved to %q (%v), want %s", other.name, got, err, other.status().Address)
 			}
 		}
 	})
@@ -433,6 +455,11 @@ func TestMesh(t *testing.T) {
 // ping sends ICMP echo requests from namespace ns to addr and waits for a
 // reply (raw sockets: no ping tool needed).
 func ping(ns string, addr netip.Addr, tries int) error {
+	return inNS(ns, func() error { return echo(addr, tries) })
+}
+
+// inNS runs f on a thread in namespace ns.
+func inNS(ns string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
@@ -446,7 +473,7 @@ func ping(ns string, addr netip.Addr, tries int) error {
 			errc <- err
 			return
 		}
-		errc <- echo(addr, tries)
+		errc <- f()
 	}()
 	return <-errc
 }

@@ -10,15 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/kairos-io/kairos/internal/p2p/cluster"
+	"github.com/kairos-io/kairos/internal/p2p/dns"
 	"github.com/kairos-io/kairos/internal/p2p/ledger"
 	"github.com/kairos-io/kairos/internal/p2p/mesh"
 	"github.com/kairos-io/kairos/internal/p2p/vpn"
+	"github.com/kairos-io/kairos/internal/safefile"
 )
 
 // Timings of a node. Settle is how long the members seen must stay the
@@ -113,6 +116,13 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}()
 
+	if s.DNS {
+		stop, err := n.startDNS()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	go n.receive(ctx)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -401,6 +411,63 @@ func (n *Node) device(ctx context.Context, addr netip.Addr) error {
 		n.devAddr = addr
 	}
 	return nil
+}
+
+// startDNS runs the mesh's name server and points the node's resolv.conf
+// at it. The resolvers it forwards to are the node's own, read from the
+// resolv.conf found at the first start (kept in /run, so a restart of the
+// service, which finds its own resolv.conf, still knows them).
+func (n *Node) startDNS() (func(), error) {
+	const resolv, orig = "/etc/resolv.conf", "/run/kairos/p2p/resolv.conf.orig"
+	old, err := safefile.ReadFile(n.opts.Root, orig)
+	if err != nil {
+		old, _ = safefile.ReadFile(n.opts.Root, resolv)
+		if err := safefile.Dir(n.opts.Root, "/run/kairos/p2p", 0o700, -1, -1); err != nil {
+			return nil, err
+		}
+		if err := safefile.WriteFile(n.opts.Root, orig, old, 0o644, -1, -1); err != nil {
+			return nil, err
+		}
+	}
+	fwd := n.s.DNSForward
+	if len(fwd) == 0 {
+		fwd = dns.Upstreams(old)
+	}
+	if !n.s.DNSForwarding {
+		fwd = nil
+	}
+	srv := &dns.Server{Lookup: n.lookupHost, Forward: fwd}
+	if err := srv.Start(n.s.DNSListen); err != nil {
+		return nil, err
+	}
+	conf, err := dns.ResolvConf(old, n.s.DNSListen)
+	if err == nil {
+		err = safefile.WriteFile(n.opts.Root, resolv, conf, 0o644, -1, -1)
+	}
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("pointing %s at the mesh's DNS: %w", resolv, err)
+	}
+	fmt.Fprintf(n.log, "p2p: DNS on %s: the mesh's hostnames, the rest forwarded to %v\n", n.s.DNSListen, fwd)
+	return srv.Close, nil
+}
+
+// lookupHost is the VPN address of the node named host (its address
+// standing, as the routes have it).
+func (n *Node) lookupHost(host string) (netip.Addr, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if strings.EqualFold(n.entry.Hostname, host) && n.entry.Address.IsValid() {
+		return n.entry.Address, true
+	}
+	for _, e := range n.ledger.Entries() {
+		if strings.EqualFold(e.Hostname, host) {
+			if a, ok := n.addrOf[peerID(e.Peer)]; ok {
+				return a, true
+			}
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // routes is the router's view of the node's routing table.

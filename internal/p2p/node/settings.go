@@ -18,6 +18,7 @@ import (
 
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 	"github.com/kairos-io/kairos/internal/p2p/cluster"
+	"github.com/kairos-io/kairos/internal/p2p/dns"
 	"github.com/kairos-io/kairos/internal/p2p/mesh"
 	"github.com/kairos-io/kairos/internal/p2p/token"
 	"github.com/kairos-io/kairos/internal/p2p/vpn"
@@ -34,6 +35,9 @@ var Env = map[string]string{
 	"EDGEVPNBOOTSTRAPPEERS": "peers to start from, multiaddrs with /p2p/<id>, comma-separated",
 	"EDGEVPNLISTENMADDRS":   "addresses to listen on, multiaddrs, comma-separated (default: TCP on every interface, any port)",
 	"EDGEVPNDHT":            "false turns the DHT off (as p2p.disable_dht)",
+	"DNSADDRESS":            "where the mesh's DNS server answers, with p2p.dns (default " + dns.DefaultListen + ")",
+	"DNSFORWARD":            "false: the DNS server answers the mesh's names only (default true: the rest goes to the node's resolvers)",
+	"DNSFORWARDSERVER":      "the resolvers asked the rest, host:port, comma-separated (default: those of /etc/resolv.conf)",
 }
 
 // DefaultMinimumNodes is how many nodes an automatic cluster waits for
@@ -71,6 +75,14 @@ type Settings struct {
 	Prefix    netip.Prefix // the VPN's network; Prefix.Addr() is claimed first when it is not the network address
 	MTU       int
 
+	// DNS runs the mesh's name server on DNSListen and points the node's
+	// resolv.conf at it; DNSForward are the resolvers asked the rest
+	// (empty: the node's own), none when !DNSForwarding.
+	DNS           bool
+	DNSListen     string
+	DNSForward    []string
+	DNSForwarding bool
+
 	Debug bool
 
 	// K3s and K3sAgent are the cloud-config's blocks, merged over what
@@ -100,22 +112,25 @@ func Read(c *cloudconfig.Config, env map[string]string) (Settings, error) {
 		}
 	}
 	s := Settings{
-		Token:        p.NetworkToken,
-		NetworkID:    p.NetworkID,
-		Hostname:     c.Hostname,
-		Role:         p.Role,
-		Auto:         p.Auto.Enable == nil || *p.Auto.Enable,
-		HA:           p.Auto.HA.Enable != nil && *p.Auto.HA.Enable,
-		MinimumNodes: p.MinimumNodes,
-		DHT:          !p.DisableDHT,
-		CreateVPN:    p.VPN.Create == nil || *p.VPN.Create,
-		UseVPN:       p.VPN.Use == nil || *p.VPN.Use,
-		Interface:    vpn.DefaultInterface,
-		Prefix:       cluster.DefaultPrefix,
-		MTU:          vpn.DefaultMTU,
-		Debug:        p.LogLevel == "debug",
-		K3s:          c.K3s,
-		K3sAgent:     c.K3sAgnt,
+		Token:         p.NetworkToken,
+		NetworkID:     p.NetworkID,
+		Hostname:      c.Hostname,
+		Role:          p.Role,
+		Auto:          p.Auto.Enable == nil || *p.Auto.Enable,
+		HA:            p.Auto.HA.Enable != nil && *p.Auto.HA.Enable,
+		MinimumNodes:  p.MinimumNodes,
+		DHT:           !p.DisableDHT,
+		CreateVPN:     p.VPN.Create == nil || *p.VPN.Create,
+		UseVPN:        p.VPN.Use == nil || *p.VPN.Use,
+		Interface:     vpn.DefaultInterface,
+		Prefix:        cluster.DefaultPrefix,
+		MTU:           vpn.DefaultMTU,
+		Debug:         p.LogLevel == "debug",
+		DNS:           p.DNS,
+		DNSListen:     dns.DefaultListen,
+		DNSForwarding: true,
+		K3s:           c.K3s,
+		K3sAgent:      c.K3sAgnt,
 	}
 	if s.Token == "" {
 		s.Token = e["EDGEVPNTOKEN"]
@@ -176,6 +191,24 @@ func Read(c *cloudconfig.Config, env map[string]string) (Settings, error) {
 			}
 		case "EDGEVPNLISTENMADDRS":
 			s.Listen = splitList(v)
+		case "DNSADDRESS":
+			if _, err := netip.ParseAddrPort(v); err != nil {
+				return Settings{}, fmt.Errorf("p2p.vpn.env DNSADDRESS: %q is not an address:port", v)
+			}
+			s.DNSListen = v
+		case "DNSFORWARD":
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return Settings{}, fmt.Errorf("p2p.vpn.env DNSFORWARD: %q is not true or false", v)
+			}
+			s.DNSForwarding = on
+		case "DNSFORWARDSERVER":
+			for _, a := range splitList(v) {
+				if _, err := netip.ParseAddrPort(a); err != nil {
+					return Settings{}, fmt.Errorf("p2p.vpn.env DNSFORWARDSERVER: %q is not an address:port", a)
+				}
+				s.DNSForward = append(s.DNSForward, a)
+			}
 		case "EDGEVPNDHT":
 			on, err := strconv.ParseBool(v)
 			if err != nil {
