@@ -125,6 +125,7 @@ func (l *lan) node(name, config string) *meshNode {
 }
 
 func (n *meshNode) start() {
+	os.Remove(filepath.Join(n.root, node.StatusFile)) // a status read later is the new process's
 	n.log = filepath.Join(filepath.Dir(n.cfg), fmt.Sprintf("log-%d", time.Now().UnixNano()))
 	f, err := os.Create(n.log)
 	if err != nil {
@@ -422,6 +423,16 @@ func TestMesh(t *testing.T) {
 		}
 		master.stop()
 		time.Sleep(15 * time.Second) // three heartbeats, and more than the settle time
+		// A worker restarted while the master is away still knows it.
+		for _, n := range nodes {
+			if n != master {
+				n.stop()
+				n.start()
+				eventually(t, 30*time.Second, n.name+" is back", func() bool { n.alive(); return n.status().Role != "" })
+				time.Sleep(3 * time.Second)
+				break
+			}
+		}
 		for _, n := range nodes {
 			if n == master {
 				continue
@@ -442,7 +453,6 @@ func TestMesh(t *testing.T) {
 			}
 		}
 		worker.stop()
-		os.Remove(filepath.Join(worker.root, node.StatusFile))
 		worker.start()
 		eventually(t, 30*time.Second, worker.name+" is back", func() bool { return worker.status().Role != "" })
 		st := worker.status()

@@ -116,6 +116,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}()
 
+	// The node's own entry is in its ledger from the start: the masters it
+	// remembers count before anyone else is heard from.
+	n.entry.Seq = uint64(time.Now().UnixNano())
+	if err := n.ledger.Put(n.entry, time.Now()); err != nil {
+		return err
+	}
 	if s.DNS {
 		stop, err := n.startDNS()
 		if err != nil {
