@@ -261,6 +261,9 @@ func TestMesh(t *testing.T) {
 		l.node("ha2", config("ha2", haTok, "  auto:\n    ha:\n      enable: true\n      master_nodes: 2\n")),
 		l.node("ha3", config("ha3", haTok, "  auto:\n    ha:\n      enable: true\n      master_nodes: 2\n")),
 	}
+	// A node carrying the VPN only, in the HA cluster: never elected,
+	// whatever its ID.
+	vpnOnly := l.node("vpnonly", config("vpnonly", haTok, "  auto:\n    enable: false\n"))
 	intruder := l.node("intruder", config("intruder", otherTok, "  minimum_nodes: 1\n"))
 
 	for _, n := range append(slices.Clone(nodes), ha...) {
@@ -378,6 +381,12 @@ func TestMesh(t *testing.T) {
 		}
 		if e := env(workers[0].sysconfig("k3s-agent")); e["K3S_URL"] != url {
 			t.Errorf("the HA worker's K3S_URL is %q, want %s", e["K3S_URL"], url)
+		}
+		if st := vpnOnly.status(); st.Role != "none" || vpnOnly.k3s() != "" || len(st.Peers) != 3 {
+			t.Errorf("the VPN-only node: role %q, %d peers, k3s %q", st.Role, len(st.Peers), vpnOnly.k3s())
+		}
+		if err := ping(vpnOnly.ns, first.status().Address, 5); err != nil {
+			t.Errorf("the VPN-only node cannot reach the first master: %v", err)
 		}
 	})
 

@@ -137,7 +137,12 @@ type Election struct {
 // first election; then members without a role, smallest ID first, become
 // masters until there are masters of them (1 without HA), and every other
 // member a worker.
-func Elect(members []Member, minNodes, masters int) Election {
+//
+// order is the masters' join order as the cluster knows it (the masters
+// lists of the entries): masters already in place keep that order, so the
+// one that initialised the cluster stays first whatever the IDs of masters
+// elected later; masters it does not name follow by ID.
+func Elect(members []Member, minNodes, masters int, order []string) Election {
 	if masters < 1 {
 		masters = 1
 	}
@@ -148,9 +153,16 @@ func Elect(members []Member, minNodes, masters int) Election {
 		switch m.Role {
 		case RoleMaster, RoleWorker, RoleNone:
 			e.Roles[m.ID] = m.Role
-			if m.Role == RoleMaster {
-				e.Masters = append(e.Masters, m.ID)
-			}
+		}
+	}
+	for _, id := range order {
+		if e.Roles[id] == RoleMaster && !slices.Contains(e.Masters, id) {
+			e.Masters = append(e.Masters, id)
+		}
+	}
+	for _, m := range ms {
+		if m.Role == RoleMaster && !slices.Contains(e.Masters, m.ID) {
+			e.Masters = append(e.Masters, m.ID)
 		}
 	}
 	if len(e.Masters) == 0 && len(ms) < max(minNodes, 1) {

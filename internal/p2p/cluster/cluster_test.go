@@ -74,7 +74,7 @@ func TestElect(t *testing.T) {
 		{name: "forced worker is never master", members: []Member{{ID: "a", Role: RoleWorker, Forced: true}, m("b", "")}, min: 2, ha: 1, masters: []string{"b"}, workers: []string{"a"}},
 		{name: "new node after the election is a worker", members: []Member{m("b", RoleMaster), m("c", RoleWorker), m("a", "")}, min: 2, ha: 1, masters: []string{"b"}, workers: []string{"a", "c"}},
 	} {
-		e := Elect(c.members, c.min, c.ha)
+		e := Elect(c.members, c.min, c.ha, nil)
 		if c.deferred {
 			if len(e.Roles) != 0 {
 				t.Errorf("%s: roles %v, want none yet", c.name, e.Roles)
@@ -98,9 +98,9 @@ func TestElect(t *testing.T) {
 	// Every node reaches the same answer whatever order it read the
 	// ledger in.
 	ms := []Member{m("d", ""), m("b", ""), m("a", ""), m("c", "")}
-	want := Elect(ms, 3, 2)
+	want := Elect(ms, 3, 2, nil)
 	slices.Reverse(ms)
-	if got := Elect(ms, 3, 2); !slices.Equal(got.Masters, want.Masters) {
+	if got := Elect(ms, 3, 2, nil); !slices.Equal(got.Masters, want.Masters) {
 		t.Errorf("order changed the election: %v vs %v", got.Masters, want.Masters)
 	}
 }
@@ -135,5 +135,15 @@ func TestK3sFor(t *testing.T) {
 		if err != nil || k.Unit != tc.unit || !slices.Equal(k.Args, tc.args) || k.Env["K3S_URL"] != tc.url || k.Env["K3S_TOKEN"] != "tok" {
 			t.Errorf("%s: %+v, %v", tc.name, k, err)
 		}
+	}
+}
+
+// A master elected later keeps its place after the ones in place, whatever
+// its ID: the first master (k3s --cluster-init with HA) never changes.
+func TestElectKeepsJoinOrder(t *testing.T) {
+	ms := []Member{{ID: "b", Role: RoleMaster}, {ID: "c", Role: RoleMaster}, {ID: "a", Role: RoleMaster}, {ID: "d"}}
+	e := Elect(ms, 2, 3, []string{"b", "c"})
+	if !slices.Equal(e.Masters, []string{"b", "c", "a"}) || e.Roles["d"] != RoleWorker {
+		t.Errorf("masters %v, roles %v", e.Masters, e.Roles)
 	}
 }

@@ -31,6 +31,9 @@ func K3sFor(role string, self netip.Addr, iface string, masters []netip.Addr, to
 	if len(masters) == 0 {
 		return K3s{}, errors.New("no master elected yet")
 	}
+	if !self.IsValid() {
+		return K3s{}, errors.New("this node has no address for k3s yet")
+	}
 	base := []string{"--node-ip=" + self.String()}
 	if iface != "" { // "": k3s picks the interface of --node-ip
 		base = append(base, "--flannel-iface="+iface)

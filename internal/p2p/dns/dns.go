@@ -128,9 +128,12 @@ func (s *Server) forward(r *mdns.Msg, network string) *mdns.Msg {
 	return m
 }
 
-// Upstreams are the resolvers of a resolv.conf, as host:port, without
-// the loopback ones (that may be this server).
-func Upstreams(resolvConf []byte) []string {
+// Header starts the resolv.conf ResolvConf writes.
+const Header = "# Written by kairos-agent p2p run (p2p.dns: true)"
+
+// Upstreams are the resolvers of a resolv.conf, as host:port, but self
+// (this server's address).
+func Upstreams(resolvConf []byte, self string) []string {
 	var out []string
 	sc := bufio.NewScanner(bytes.NewReader(resolvConf))
 	for sc.Scan() {
@@ -139,10 +142,12 @@ func Upstreams(resolvConf []byte) []string {
 			continue
 		}
 		a, err := netip.ParseAddr(f[1])
-		if err != nil || a.IsLoopback() {
+		if err != nil {
 			continue
 		}
-		out = append(out, netip.AddrPortFrom(a, 53).String())
+		if up := netip.AddrPortFrom(a, 53).String(); up != self {
+			out = append(out, up)
+		}
 	}
 	return out
 }
@@ -159,7 +164,7 @@ func ResolvConf(old []byte, listen string) ([]byte, error) {
 		return nil, errors.New("the DNS address must be one the node can send to (not 0.0.0.0)")
 	}
 	var b strings.Builder
-	b.WriteString("# Written by kairos-agent p2p run (p2p.dns: true): the mesh's names, then the resolvers below.\n")
+	b.WriteString(Header + ": the mesh's names, then the node's resolvers.\n")
 	b.WriteString("nameserver " + a.String() + "\n")
 	sc := bufio.NewScanner(bytes.NewReader(old))
 	for sc.Scan() {

@@ -72,8 +72,8 @@ func TestServer(t *testing.T) {
 }
 
 func TestResolvConf(t *testing.T) {
-	old := []byte("# from DHCP\nnameserver 192.168.1.1\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nsearch lan example.org\noptions edns0\n")
-	if got := Upstreams(old); strings.Join(got, ",") != "192.168.1.1:53,[fe80::1%eth0]:53" {
+	old := []byte("# from DHCP\nnameserver 192.168.1.1\nnameserver 127.0.0.53\nnameserver 127.0.0.1\nnameserver fe80::1%eth0\nsearch lan example.org\noptions edns0\n")
+	if got := Upstreams(old, "127.0.0.1:53"); strings.Join(got, ",") != "192.168.1.1:53,127.0.0.53:53,[fe80::1%eth0]:53" {
 		t.Errorf("upstreams %v", got)
 	}
 	got, err := ResolvConf(old, "127.0.0.1:53")

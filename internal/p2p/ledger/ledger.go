@@ -13,9 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/kairos-io/kairos/internal/p2p/cluster"
 )
@@ -73,12 +76,20 @@ func Decode(from string, data []byte) (Entry, error) {
 		return e, fmt.Errorf("an entry from %s names %d masters: at most %d", from, len(e.Masters), MaxMasters)
 	}
 	for _, m := range e.Masters {
-		if m.Peer == "" || len(m.Peer) > 128 || len(m.Hostname) > 253 {
-			return e, fmt.Errorf("an entry from %s names a master without a peer ID", from)
+		if _, err := peer.Decode(m.Peer); err != nil || len(m.Peer) > 128 {
+			return e, fmt.Errorf("an entry from %s names a master whose peer ID is not one", from)
+		}
+		if !m.Address.IsValid() && !m.NodeIP.IsValid() {
+			return e, fmt.Errorf("an entry from %s names master %s without an address", from, m.Peer)
+		}
+		if !hostname(m.Hostname) {
+			return e, fmt.Errorf("an entry from %s names a master with a host name that is not one (%d bytes)", from, len(m.Hostname))
 		}
 	}
-	if len(e.Hostname) > 253 {
-		return e, fmt.Errorf("an entry from %s has a %d-byte host name", from, len(e.Hostname))
+	if !hostname(e.Hostname) {
+		// Host names reach logs, p2p status and the mesh's DNS: letters,
+		// digits, '-' and '.', nothing a terminal or a log reader acts on.
+		return e, fmt.Errorf("an entry from %s has a host name that is not one (%d bytes)", from, len(e.Hostname))
 	}
 	return e, nil
 }
@@ -147,6 +158,25 @@ func (l *Ledger) Alive(peer string, since time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return !l.seen[peer].Before(since)
+}
+
+var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+// hostname says whether s is a host name (RFC 1123), or empty.
+func hostname(s string) bool { return s == "" || hostnameRe.MatchString(s) }
+
+// Order is the masters' join order as the entries name it: each entry's
+// list (in its order) merged, entries by peer ID.
+func (l *Ledger) Order() []string {
+	var out []string
+	for _, e := range l.Entries() {
+		for _, m := range e.Masters {
+			if !slices.Contains(out, m.Peer) {
+				out = append(out, m.Peer)
+			}
+		}
+	}
+	return out
 }
 
 // Members are the entries as package cluster takes them, and the masters

@@ -48,6 +48,10 @@ func TestDecodeOnlyOwnEntry(t *testing.T) {
 		"bad role":        {"A", `{"peer":"A","role":"king"}`, `role "king"`},
 		"too big":         {"A", `{"peer":"A","hostname":"` + strings.Repeat("x", MaxEntrySize) + `"}`, "at most"},
 		"not json":        {"A", `{`, "an entry from A"},
+		"escape in name":  {"A", `{"peer":"A","hostname":"x\u001b[2Jy"}`, "host name that is not one"},
+		"newline in name": {"A", `{"peer":"A","hostname":"a\nfake log line"}`, "host name that is not one"},
+		"junk master":     {"A", `{"peer":"A","masters":[{"peer":"nobody","address":"10.1.0.1"}]}`, "peer ID is not one"},
+		"master, no addr": {"A", `{"peer":"A","masters":[{"peer":"12D3KooWEasiJrbGxsuWLLzQDPHZ4pqAu75cEYvdKMMxjzqzJ8aP"}]}`, "without an address"},
 	} {
 		if _, err := Decode(tc.from, []byte(tc.data)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)

@@ -53,7 +53,12 @@ type Config struct {
 	// VPN is the VPN's network: the host neither announces nor dials
 	// addresses in it.
 	VPN netip.Prefix
-	Log io.Writer
+	// Validate accepts a ledger message from its signed author before it
+	// is delivered or relayed; MaxMessage bounds one (the token's
+	// max_message_size is upstream's, for a bigger ledger than ours).
+	Validate   func(from string, data []byte) error
+	MaxMessage int
+	Log        io.Writer
 }
 
 // Message is a ledger message as received: From is its signed author.
@@ -77,7 +82,15 @@ type Mesh struct {
 
 	mu     sync.Mutex
 	failed map[peer.ID]time.Time // connections that failed, when last said
+	dials  chan struct{}         // a semaphore: dials at once
 }
+
+// maxFailed bounds the failed connections remembered; maxDials the dials
+// at once.
+const (
+	maxFailed = 1024
+	maxDials  = 8
+)
 
 // names are what hosts of one network meet under, all derived from the
 // token (and network_id), none of them the token's secrets themselves.
@@ -122,16 +135,22 @@ func Start(ctx context.Context, cfg Config) (*Mesh, error) {
 		return nil, fmt.Errorf("starting the libp2p host: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &Mesh{Host: h, cfg: cfg, cancel: cancel, failed: map[peer.ID]time.Time{}}
+	m := &Mesh{Host: h, cfg: cfg, cancel: cancel, failed: map[peer.ID]time.Time{}, dials: make(chan struct{}, maxDials)}
 	fail := func(err error) (*Mesh, error) {
 		m.Close()
 		return nil, err
 	}
 	nm := namesOf(cfg.Network, cfg.NetworkID)
-	maxMsg := cfg.Network.MaxMessageSize
+	maxMsg := cfg.MaxMessage
+	if maxMsg <= 0 || maxMsg > cfg.Network.MaxMessageSize && cfg.Network.MaxMessageSize > 0 {
+		maxMsg = cfg.Network.MaxMessageSize
+	}
 	if maxMsg <= 0 {
 		maxMsg = token.DefaultMaxMessageSize
 	}
+	// An RPC frame carries the message with its signature, key and
+	// envelope, and gossip's control lists: room for them.
+	maxMsg = max(maxMsg+4<<10, 64<<10)
 	// Strict signing (the default, said here because the ledger relies on
 	// it): every message carries its author's key and signature, checked
 	// on receipt, so From is who wrote it whoever relayed it.
@@ -141,6 +160,14 @@ func Start(ctx context.Context, cfg Config) (*Mesh, error) {
 		pubsub.WithFloodPublish(true))
 	if err != nil {
 		return fail(fmt.Errorf("starting gossip pub/sub: %w", err))
+	}
+	if cfg.Validate != nil {
+		err := m.ps.RegisterTopicValidator(nm.topic, func(_ context.Context, _ peer.ID, msg *pubsub.Message) bool {
+			return cfg.Validate(msg.GetFrom().String(), msg.Data) == nil
+		})
+		if err != nil {
+			return fail(err)
+		}
 	}
 	if m.topic, err = m.ps.Join(nm.topic); err != nil {
 		return fail(err)
@@ -197,6 +224,14 @@ func (m *Mesh) connect(ctx context.Context, ai peer.AddrInfo, how string) {
 	if ai.ID == m.Host.ID() || m.Host.Network().Connectedness(ai.ID) == network.Connected {
 		return
 	}
+	// A few dials at a time: mDNS is open to anyone on the LAN, who could
+	// announce peers without end.
+	select {
+	case m.dials <- struct{}{}:
+		defer func() { <-m.dials }()
+	default:
+		return // discovery offers it again
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := m.Host.Connect(ctx, ai); err != nil {
@@ -206,12 +241,18 @@ func (m *Mesh) connect(ctx context.Context, ai peer.AddrInfo, how string) {
 		m.mu.Lock()
 		last, said := m.failed[ai.ID]
 		if !said || time.Since(last) > 10*time.Minute {
+			if len(m.failed) >= maxFailed {
+				clear(m.failed) // bounded: a flood of fake peers only costs log lines
+			}
 			m.failed[ai.ID] = time.Now()
 			fmt.Fprintf(m.cfg.Log, "p2p: %s peer %s: not connected: %v\n", how, ai.ID, err)
 		}
 		m.mu.Unlock()
 		return
 	}
+	m.mu.Lock()
+	delete(m.failed, ai.ID)
+	m.mu.Unlock()
 	fmt.Fprintf(m.cfg.Log, "p2p: connected to %s (%s)\n", ai.ID, how)
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -20,6 +21,10 @@ import (
 // VPNProtocol is the stream protocol carrying the VPN's packets: one
 // stream per direction and pair of hosts, packets framed by vpn.WriteFrame.
 const VPNProtocol = "/kairos/vpn/1.0.0"
+
+// linkRetry is how long packets to a peer that could not be reached are
+// dropped before the link is tried again.
+const linkRetry = 15 * time.Second
 
 // queueLen is how many packets wait for one peer before new ones are
 // dropped, as a NIC's queue does; TCP above notices and slows down.
@@ -44,6 +49,7 @@ type Router struct {
 
 	mu    sync.Mutex
 	links map[peer.ID]chan []byte
+	down  map[peer.ID]time.Time // links that failed: no new try before then
 
 	rejected atomic.Uint64
 }
@@ -51,7 +57,7 @@ type Router struct {
 // NewRouter serves the VPN protocol on h, handing accepted packets to dev;
 // Run sends what dev gives to the hosts holding their destinations.
 func NewRouter(h host.Host, dev io.ReadWriter, routes Routes, log io.Writer) *Router {
-	r := &Router{host: h, dev: dev, routes: routes, log: log, links: map[peer.ID]chan []byte{}}
+	r := &Router{host: h, dev: dev, routes: routes, log: log, links: map[peer.ID]chan []byte{}, down: map[peer.ID]time.Time{}}
 	h.SetStreamHandler(VPNProtocol, r.serve)
 	return r
 }
@@ -121,6 +127,10 @@ func (r *Router) Run(ctx context.Context) error {
 // send queues pkt for id, starting the link to it if there is none.
 func (r *Router) send(ctx context.Context, id peer.ID, pkt []byte) {
 	r.mu.Lock()
+	if time.Now().Before(r.down[id]) {
+		r.mu.Unlock()
+		return // the peer was unreachable a moment ago: as a LAN would, drop
+	}
 	q, ok := r.links[id]
 	if !ok {
 		q = make(chan []byte, queueLen)
@@ -144,7 +154,10 @@ func (r *Router) link(ctx context.Context, id peer.ID, q chan []byte) {
 	}()
 	s, err := r.host.NewStream(ctx, id, VPNProtocol)
 	if err != nil {
-		fmt.Fprintf(r.log, "p2p: VPN link to %s: %v\n", id, err)
+		r.mu.Lock()
+		r.down[id] = time.Now().Add(linkRetry)
+		r.mu.Unlock()
+		fmt.Fprintf(r.log, "p2p: VPN link to %s: %v (tried again in %s)\n", id, err, linkRetry)
 		return
 	}
 	defer s.Close()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -31,6 +33,12 @@ const (
 	tick      = time.Second
 	heartbeat = 5 * time.Second
 	settle    = 8 * time.Second
+	// discover is how long a node without an address listens before it
+	// claims one: it then knows the addresses taken, and takes a free one
+	// rather than one a running node holds.
+	discover = 5 * time.Second
+	// retryDeploy spaces the attempts at a k3s configuration that failed.
+	retryDeploy = time.Minute
 )
 
 // Options are how a node runs.
@@ -58,16 +66,34 @@ type Node struct {
 	mu      sync.Mutex
 	state   State
 	entry   ledger.Entry
-	byAddr  map[netip.Addr]peer.ID
-	addrOf  map[peer.ID]netip.Addr
-	members string // the member set last seen, to tell when it settles
+	seq     uint64    // the last sequence number published
+	started time.Time // when Run started
+	members string    // the member set last seen, to tell when it settles
 	since   time.Time
 	waiting string // why the node has no role yet
-	applied []byte // the k3s configuration last written
 
-	dev     *vpn.Device
-	devAddr netip.Addr
-	wake    chan struct{}
+	// routes is the routing table the router and the DNS read on every
+	// packet and query: a snapshot replaced whole, never locked.
+	routes atomic.Pointer[routeTable]
+
+	// Only Run's goroutine touches these.
+	applied  []byte // the k3s configuration last written
+	failed   []byte // the configuration whose deploy failed, and when
+	failedAt time.Time
+
+	dev       *vpn.Device
+	devAddr   netip.Addr
+	wake      chan struct{}
+	routerErr chan error
+}
+
+// routeTable is who holds which VPN address: every member whose claim
+// stands (the smaller ID keeps an address two claim), as every node
+// computes it.
+type routeTable struct {
+	self   netip.Addr
+	byAddr map[netip.Addr]peer.ID
+	addrOf map[peer.ID]netip.Addr
 }
 
 // Run is `kairos-agent p2p run`: the node joins the mesh and stays until
@@ -88,9 +114,20 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// Sequence numbers grow across restarts whatever the clock says (a
+	// board without a real-time clock boots in 1970): the number of
+	// starts, kept, in the high half.
+	st.Starts++
+	if err := st.Save(opts.Root); err != nil {
+		return err
+	}
 	m, err := mesh.Start(ctx, mesh.Config{
 		Network: s.Network, NetworkID: s.NetworkID, Identity: key,
 		Listen: s.Listen, DHT: s.DHT, Bootstrap: s.Bootstrap, VPN: s.Prefix.Masked(), Log: opts.Log,
+		// Only valid entries are relayed: a peer's junk stops at the first
+		// node it reaches.
+		Validate:   func(from string, data []byte) error { _, err := ledger.Decode(from, data); return err },
+		MaxMessage: ledger.MaxEntrySize,
 	})
 	if err != nil {
 		return err
@@ -98,12 +135,17 @@ func Run(ctx context.Context, opts Options) error {
 	defer m.Close()
 	n := &Node{
 		opts: opts, s: s, log: opts.Log, mesh: m, ledger: ledger.New(),
-		self: m.Host.ID().String(), state: st, wake: make(chan struct{}, 1),
-		byAddr: map[netip.Addr]peer.ID{}, addrOf: map[peer.ID]netip.Addr{},
+		self: m.Host.ID().String(), state: st, wake: make(chan struct{}, 1), routerErr: make(chan error, 1),
+		seq: st.Starts << 32, started: time.Now(),
 	}
+	n.routes.Store(&routeTable{})
 	n.entry = ledger.Entry{Peer: n.self, Hostname: hostname(s), Address: st.Address, Role: st.Role, Masters: st.Masters, NodeIP: nodeIP(s.Interface)}
-	if s.Role != cluster.RoleAuto {
+	switch {
+	case s.Role != cluster.RoleAuto:
 		n.entry.Role, n.entry.Forced = s.Role, true
+	case !s.Auto && n.entry.Role == "":
+		// VPN only: said in the ledger, so nobody elects this node.
+		n.entry.Role, n.entry.Forced = cluster.RoleNone, true
 	}
 	if !n.entry.Address.IsValid() && s.Prefix.Addr() != s.Prefix.Masked().Addr() {
 		n.entry.Address = s.Prefix.Addr() // ADDRESS named one: claim it first
@@ -118,7 +160,8 @@ func Run(ctx context.Context, opts Options) error {
 
 	// The node's own entry is in its ledger from the start: the masters it
 	// remembers count before anyone else is heard from.
-	n.entry.Seq = uint64(time.Now().UnixNano())
+	n.seq++
+	n.entry.Seq = n.seq
 	if err := n.ledger.Put(n.entry, time.Now()); err != nil {
 		return err
 	}
@@ -134,9 +177,14 @@ func Run(ctx context.Context, opts Options) error {
 	defer t.Stop()
 	var published time.Time
 	for {
-		changed, err := n.step(ctx)
+		changed, k, err := n.step(ctx)
 		if err != nil {
 			fmt.Fprintf(n.log, "p2p: %v\n", err)
+		}
+		if k != nil {
+			if err := n.deploy(*k); err != nil {
+				fmt.Fprintf(n.log, "p2p: %v\n", err)
+			}
 		}
 		if changed || time.Since(published) >= heartbeat {
 			n.publish(ctx)
@@ -146,6 +194,8 @@ func Run(ctx context.Context, opts Options) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-n.routerErr:
+			return err // the device is gone: the service restarts the node
 		case <-t.C:
 		case <-n.wake:
 		}
@@ -214,7 +264,8 @@ func sameEntry(a, b ledger.Entry) bool {
 
 func (n *Node) publish(ctx context.Context) {
 	n.mu.Lock()
-	n.entry.Seq = uint64(time.Now().UnixNano()) // grows across restarts, unlike a counter
+	n.seq++
+	n.entry.Seq = n.seq
 	e := n.entry
 	n.mu.Unlock()
 	if err := n.ledger.Put(e, time.Now()); err != nil {
@@ -226,11 +277,16 @@ func (n *Node) publish(ctx context.Context) {
 }
 
 // step brings the node in line with the ledger: its address, the routes,
-// the VPN device, its role and k3s. It says whether the node's own entry
-// changed.
-func (n *Node) step(ctx context.Context) (bool, error) {
+// the VPN device and its role. It says whether the node's own entry
+// changed, and gives the k3s configuration the role calls for once it is
+// known (Run deploys it, without the lock).
+func (n *Node) step(ctx context.Context) (bool, *cluster.K3s, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.stepLocked(ctx)
+}
+
+func (n *Node) stepLocked(ctx context.Context) (bool, *cluster.K3s, error) {
 	e := n.entry
 	if !e.NodeIP.IsValid() { // the LAN's DHCP may answer after the node started
 		e.NodeIP = nodeIP(n.s.Interface)
@@ -239,14 +295,21 @@ func (n *Node) step(ctx context.Context) (bool, error) {
 	s := n.s
 	prefix := s.Prefix.Masked()
 
+	if !e.Address.IsValid() && time.Since(n.started) < discover {
+		n.waiting = "discovering the mesh before taking a VPN address"
+		return n.commit(e), nil, nil
+	}
 	addr, err := cluster.Address(prefix, n.self, members)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	e.Address = addr
-	// The routes: every member whose claim stands (the smaller ID keeps
-	// an address two claim), as every node computes it.
-	n.byAddr, n.addrOf = map[netip.Addr]peer.ID{}, map[peer.ID]netip.Addr{}
+	if s.CreateVPN {
+		if err := n.device(ctx, addr); err != nil {
+			return n.commit(e), nil, err
+		}
+	}
+	t := &routeTable{self: n.devAddr, byAddr: map[netip.Addr]peer.ID{}, addrOf: map[peer.ID]netip.Addr{}}
 	for _, m := range members {
 		if !m.Address.IsValid() {
 			continue
@@ -256,18 +319,14 @@ func (n *Node) step(ctx context.Context) (bool, error) {
 			if err != nil {
 				continue
 			}
-			n.byAddr[a], n.addrOf[id] = id, a
+			t.byAddr[a], t.addrOf[id] = id, a
 		}
 	}
-	if s.CreateVPN {
-		if err := n.device(ctx, addr); err != nil {
-			return n.commit(e), err
-		}
-	}
+	n.routes.Store(t)
 	if n.state.Address != addr {
 		n.state.Address = addr
 		if err := n.state.Save(n.opts.Root); err != nil {
-			return n.commit(e), err
+			return n.commit(e), nil, err
 		}
 	}
 
@@ -281,20 +340,20 @@ func (n *Node) step(ctx context.Context) (bool, error) {
 		switch {
 		case !s.Auto:
 			n.waiting = "p2p.auto.enable is false and p2p.role is not set: this node carries the VPN only"
-			return n.commit(e), nil
+			return n.commit(e), nil, nil
 		case len(members) < s.MinimumNodes && len(n.ledger.Masters()) == 0:
 			n.waiting = fmt.Sprintf("waiting for %d nodes (p2p.minimum_nodes), %d seen", s.MinimumNodes, len(members))
-			return n.commit(e), nil
+			return n.commit(e), nil, nil
 		case time.Since(n.since) < settle:
 			n.waiting = "waiting for the members seen to settle"
-			return n.commit(e), nil
+			return n.commit(e), nil, nil
 		}
 	}
-	el = cluster.Elect(members, s.MinimumNodes, s.Masters)
+	el = cluster.Elect(members, s.MinimumNodes, s.Masters, n.ledger.Order())
 	role := el.Roles[n.self]
 	if role == "" {
 		n.waiting = "no role elected yet"
-		return n.commit(e), nil
+		return n.commit(e), nil, nil
 	}
 	if e.Role != role {
 		fmt.Fprintf(n.log, "p2p: this node is a %s (masters: %v)\n", role, el.Masters)
@@ -316,26 +375,32 @@ func (n *Node) step(ctx context.Context) (bool, error) {
 		if !s.UseVPN {
 			a = mm.NodeIP
 		}
-		if _, settled := n.addrOf[peerID(id)]; s.UseVPN && !settled && id != n.self {
+		if _, settled := t.addrOf[peerID(id)]; s.UseVPN && !settled && id != n.self {
 			a = netip.Addr{}
 		}
 		if a.IsValid() {
 			masterAddrs = append(masterAddrs, a)
 		}
 	}
-	if e.Role != n.state.Role || !slices.Equal(e.Masters, n.state.Masters) {
-		n.state.Role, n.state.Masters = e.Role, e.Masters
+	// Kept: the roles that are the cluster's (not "none", which the
+	// config says each time) and the masters in their join order.
+	keep := e.Role
+	if keep == cluster.RoleNone {
+		keep = ""
+	}
+	if keep != n.state.Role || !slices.Equal(e.Masters, n.state.Masters) {
+		n.state.Role, n.state.Masters = keep, e.Masters
 		if err := n.state.Save(n.opts.Root); err != nil {
-			return n.commit(e), err
+			return n.commit(e), nil, err
 		}
 	}
 	if role == cluster.RoleNone {
 		n.waiting = ""
-		return n.commit(e), nil
+		return n.commit(e), nil, nil
 	}
 	if len(masterAddrs) < len(el.Masters) || len(masterAddrs) == 0 {
 		n.waiting = "waiting for the masters' addresses"
-		return n.commit(e), nil
+		return n.commit(e), nil, nil
 	}
 	self := addr
 	iface := s.Interface
@@ -345,10 +410,10 @@ func (n *Node) step(ctx context.Context) (bool, error) {
 	k, err := cluster.K3sFor(role, self, iface, masterAddrs, n.k3sToken(), s.HA)
 	if err != nil {
 		n.waiting = err.Error()
-		return n.commit(e), nil
+		return n.commit(e), nil, nil
 	}
 	n.waiting = ""
-	return n.commit(e), n.deploy(k)
+	return n.commit(e), &k, nil
 }
 
 func peerID(s string) peer.ID {
@@ -404,7 +469,7 @@ func (n *Node) device(ctx context.Context, addr netip.Addr) error {
 		r := mesh.NewRouter(n.mesh.Host, d, routes{n}, n.log)
 		go func() {
 			if err := r.Run(ctx); err != nil {
-				fmt.Fprintf(n.log, "p2p: %v\n", err)
+				n.routerErr <- err
 			}
 		}()
 		return nil
@@ -420,14 +485,19 @@ func (n *Node) device(ctx context.Context, addr netip.Addr) error {
 }
 
 // startDNS runs the mesh's name server and points the node's resolv.conf
-// at it. The resolvers it forwards to are the node's own, read from the
-// resolv.conf found at the first start (kept in /run, so a restart of the
-// service, which finds its own resolv.conf, still knows them).
+// at it; stopping puts the node's own back. The resolvers it forwards to
+// are the node's: those of the resolv.conf found at the first start (kept
+// in /run, so a restart of the service, which finds its own file, still
+// knows them). systemd-resolved's stub (127.0.0.53) stays one of them: it
+// is the node's resolver, on another address than ours.
 func (n *Node) startDNS() (func(), error) {
 	const resolv, orig = "/etc/resolv.conf", "/run/kairos/p2p/resolv.conf.orig"
 	old, err := safefile.ReadFile(n.opts.Root, orig)
 	if err != nil {
 		old, _ = safefile.ReadFile(n.opts.Root, resolv)
+		if bytes.HasPrefix(old, []byte(dns.Header)) {
+			old = nil // ours, from a run whose /run is gone: nothing to learn from it
+		}
 		if err := safefile.Dir(n.opts.Root, "/run/kairos/p2p", 0o700, -1, -1); err != nil {
 			return nil, err
 		}
@@ -437,7 +507,7 @@ func (n *Node) startDNS() (func(), error) {
 	}
 	fwd := n.s.DNSForward
 	if len(fwd) == 0 {
-		fwd = dns.Upstreams(old)
+		fwd = dns.Upstreams(old, n.s.DNSListen)
 	}
 	if !n.s.DNSForwarding {
 		fwd = nil
@@ -455,47 +525,51 @@ func (n *Node) startDNS() (func(), error) {
 		return nil, fmt.Errorf("pointing %s at the mesh's DNS: %w", resolv, err)
 	}
 	fmt.Fprintf(n.log, "p2p: DNS on %s: the mesh's hostnames, the rest forwarded to %v\n", n.s.DNSListen, fwd)
-	return srv.Close, nil
+	return func() {
+		srv.Close()
+		if len(old) > 0 {
+			if err := safefile.WriteFile(n.opts.Root, resolv, old, 0o644, -1, -1); err != nil {
+				fmt.Fprintf(n.log, "p2p: putting %s back: %v\n", resolv, err)
+			}
+		}
+	}, nil
 }
 
 // lookupHost is the VPN address of the node named host (its address
 // standing, as the routes have it).
+// A name two nodes claim answers neither: no node can take another's.
 func (n *Node) lookupHost(host string) (netip.Addr, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if strings.EqualFold(n.entry.Hostname, host) && n.entry.Address.IsValid() {
-		return n.entry.Address, true
-	}
+	t := n.routes.Load()
+	var found []netip.Addr
 	for _, e := range n.ledger.Entries() {
 		if strings.EqualFold(e.Hostname, host) {
-			if a, ok := n.addrOf[peerID(e.Peer)]; ok {
-				return a, true
+			a, ok := t.addrOf[peerID(e.Peer)]
+			if e.Peer == n.self {
+				a, ok = t.self, t.self.IsValid()
+			}
+			if ok {
+				found = append(found, a)
 			}
 		}
 	}
-	return netip.Addr{}, false
+	if len(found) != 1 {
+		return netip.Addr{}, false
+	}
+	return found[0], true
 }
 
 // routes is the router's view of the node's routing table.
 type routes struct{ n *Node }
 
-func (r routes) Self() netip.Addr {
-	r.n.mu.Lock()
-	defer r.n.mu.Unlock()
-	return r.n.devAddr
-}
+func (r routes) Self() netip.Addr { return r.n.routes.Load().self }
 
 func (r routes) PeerOf(a netip.Addr) (peer.ID, bool) {
-	r.n.mu.Lock()
-	defer r.n.mu.Unlock()
-	id, ok := r.n.byAddr[a]
+	id, ok := r.n.routes.Load().byAddr[a]
 	return id, ok
 }
 
 func (r routes) AddrOf(id peer.ID) (netip.Addr, bool) {
-	r.n.mu.Lock()
-	defer r.n.mu.Unlock()
-	a, ok := r.n.addrOf[id]
+	a, ok := r.n.routes.Load().addrOf[id]
 	return a, ok
 }
 
@@ -505,6 +579,9 @@ func (n *Node) deploy(k cluster.K3s) error {
 	data := Sysconfig(n.s, k)
 	if string(data) == string(n.applied) {
 		return nil
+	}
+	if string(data) == string(n.failed) && time.Since(n.failedAt) < retryDeploy {
+		return nil // said already; tried again in a while
 	}
 	path := filepath.Join("/etc/sysconfig", k.Unit)
 	old, _ := os.ReadFile(filepath.Join(n.opts.Root, path))
@@ -517,7 +594,8 @@ func (n *Node) deploy(k cluster.K3s) error {
 	}
 	if n.opts.Deploy != nil {
 		if err := n.opts.Deploy(k.Unit, changed); err != nil {
-			return fmt.Errorf("starting %s: %w", k.Unit, err)
+			n.failed, n.failedAt = data, time.Now()
+			return fmt.Errorf("starting %s (again in %s): %w", k.Unit, retryDeploy, err)
 		}
 	}
 	n.applied = data

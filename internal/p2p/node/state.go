@@ -34,6 +34,10 @@ type State struct {
 	// Masters are the control plane as this node last saw it, so that a
 	// master gone away is still known (and not replaced) after a restart.
 	Masters []ledger.Master `json:"masters,omitempty"`
+	// Starts counts the service's starts: the high half of the ledger
+	// entry's sequence number, so it grows across restarts whatever the
+	// clock.
+	Starts uint64 `json:"starts"`
 }
 
 // LoadIdentity reads the node's host key, making one the first time.
