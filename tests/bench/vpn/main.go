@@ -118,7 +118,12 @@ func bench(d time.Duration) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the two nodes did not form a VPN in 60 s (logs in %s)", work)
+			for i := range roots {
+				log, _ := os.ReadFile(filepath.Join(work, fmt.Sprint("log", i)))
+				st, _ := os.ReadFile(filepath.Join(roots[i], node.StatusFile))
+				fmt.Fprintf(os.Stderr, "node %d log:\n%s\nstatus:\n%s\n", i, log, st)
+			}
+			return fmt.Errorf("the two nodes did not form a VPN in 60 s")
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
