@@ -278,7 +278,9 @@ func (m *Machine) Send(s string) error {
 // typeCredentials waits for getty's login prompt and answers it and the
 // password prompt.
 func (m *Machine) typeCredentials(ctx context.Context, user, password string, timeout time.Duration) error {
-	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)login: *$`), timeout); err != nil {
+	// getty's "<host> login: ", followed by the end of the line or by a
+	// kernel message printed over it (the user name is typed all the same).
+	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)(^|\s)[\w.-]* ?login: *($|\[ *\d+\.\d+\])`), timeout); err != nil {
 		return fmt.Errorf("no login prompt: %w", err)
 	}
 	// Let getty settle: input typed before it reads the line is lost.
