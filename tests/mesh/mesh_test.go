@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -22,11 +21,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/p2p/node"
 	"github.com/kairos-io/kairos/internal/p2p/token"
+	"github.com/kairos-io/kairos/tests/netnsx"
 )
 
 var (
@@ -140,6 +139,13 @@ func (n *meshNode) start() {
 	done, cmd := make(chan struct{}), n.cmd
 	n.done = done
 	go func() { cmd.Wait(); close(done) }()
+}
+
+// restart stops the node and starts it again, until it has its role.
+func (n *meshNode) restart() {
+	n.stop()
+	n.start()
+	eventually(n.t, 30*time.Second, n.name+" is back", func() bool { n.alive(); return n.status().Role != "" })
 }
 
 // alive fails the test when the node's process has exited.
@@ -340,7 +346,7 @@ func TestMesh(t *testing.T) {
 		}
 		for _, other := range nodes[1:] {
 			var got string
-			err := inNS(nodes[0].ns, func() error {
+			err := netnsx.Do(nodes[0].ns, func() error {
 				m := new(dns.Msg)
 				m.SetQuestion(other.name+".", dns.TypeA)
 				r, err := dns.Exchange(m, "127.0.0.1:53")
@@ -435,9 +441,7 @@ func TestMesh(t *testing.T) {
 		// A worker restarted while the master is away still knows it.
 		for _, n := range nodes {
 			if n != master {
-				n.stop()
-				n.start()
-				eventually(t, 30*time.Second, n.name+" is back", func() bool { n.alive(); return n.status().Role != "" })
+				n.restart()
 				time.Sleep(3 * time.Second)
 				break
 			}
@@ -461,9 +465,7 @@ func TestMesh(t *testing.T) {
 				worker = n
 			}
 		}
-		worker.stop()
-		worker.start()
-		eventually(t, 30*time.Second, worker.name+" is back", func() bool { return worker.status().Role != "" })
+		worker.restart()
 		st := worker.status()
 		if st.Peer != before[worker.name].Peer || st.Address != before[worker.name].Address || st.Role != "worker" || worker.k3s() != k3s[worker.name] {
 			t.Errorf("after a restart: %+v, before %+v", st, before[worker.name])
@@ -474,27 +476,7 @@ func TestMesh(t *testing.T) {
 // ping sends ICMP echo requests from namespace ns to addr and waits for a
 // reply (raw sockets: no ping tool needed).
 func ping(ns string, addr netip.Addr, tries int) error {
-	return inNS(ns, func() error { return echo(addr, tries) })
-}
-
-// inNS runs f on a thread in namespace ns.
-func inNS(ns string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
+	return netnsx.Do(ns, func() error { return echo(addr, tries) })
 }
 
 func echo(addr netip.Addr, tries int) error {

@@ -25,10 +25,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/kairos-io/kairos/internal/p2p/node"
 	"github.com/kairos-io/kairos/internal/p2p/token"
+	"github.com/kairos-io/kairos/tests/netnsx"
 )
 
 func main() {
@@ -161,31 +160,11 @@ func bench(d time.Duration) error {
 	return nil
 }
 
-// inNS runs f on a thread in namespace name.
-func inNS(name string, f func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- f()
-	}()
-	return <-errc
-}
-
 // listen opens a TCP listener in namespace ns (a socket stays in the
 // namespace it was made in, whatever thread uses it later).
 func listen(ns string, addr netip.Addr) (net.Listener, error) {
 	var l net.Listener
-	err := inNS(ns, func() (err error) {
+	err := netnsx.Do(ns, func() (err error) {
 		l, err = net.Listen("tcp", netip.AddrPortFrom(addr, 5201).String())
 		return err
 	})
@@ -194,7 +173,7 @@ func listen(ns string, addr netip.Addr) (net.Listener, error) {
 
 func dial(ns string, addr netip.Addr) (net.Conn, error) {
 	var c net.Conn
-	err := inNS(ns, func() (err error) {
+	err := netnsx.Do(ns, func() (err error) {
 		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, 5201).String(), 10*time.Second)
 		return err
 	})
