@@ -1,6 +1,9 @@
 package matrix
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,5 +85,34 @@ func TestErrors(t *testing.T) {
 	f, _ := Parse("release.yaml", []byte("version: v1\nflavors: [debian]\n"))
 	if _, err := f.Expand(catalog(t), Filter{Flavor: "alpine"}); err == nil {
 		t.Error("a filter keeping nothing accepted")
+	}
+}
+
+// SHA256SUMS lists every file of the release, and sha256sum checks it.
+func TestWriteSums(t *testing.T) {
+	dir := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "sbom"), 0o755))
+	must(os.WriteFile(filepath.Join(dir, "a.iso"), []byte("iso"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "sbom", "a.spdx.json"), []byte("{}"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "SHA256SUMS.sig"), []byte("sig"), 0o644))
+	sums, err := WriteSums(dir)
+	must(err)
+	if len(sums) != 2 || sums[0].Name != "a.iso" || sums[1].Name != "sbom/a.spdx.json" || sums[0].Size != 3 {
+		t.Errorf("sums %+v", sums)
+	}
+	cmd := exec.Command("sha256sum", "-c", "--strict", SumsFile)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum -c: %v\n%s", err, out)
+	}
+	must(os.Symlink("a.iso", filepath.Join(dir, "link")))
+	if _, err := WriteSums(dir); err == nil {
+		t.Error("a symbolic link listed")
 	}
 }

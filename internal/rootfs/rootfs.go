@@ -88,17 +88,8 @@ func OpenWith(ctx context.Context, ref string, o Options) (*Tree, error) {
 		return flattenVerified(ref, img, desc, tmp)
 	case kind == "oci-archive":
 		file, tag := splitTag(rest)
-		dir, err := os.MkdirTemp(tmp, "kairos-oci-archive-")
+		img, desc, dir, err := archiveImage(file, tag, tmp, platform)
 		if err != nil {
-			return nil, err
-		}
-		if err := untar(file, dir); err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("source %s: %w", ref, err)
-		}
-		img, desc, err := layoutImage(dir, tag, platform)
-		if err != nil {
-			os.RemoveAll(dir)
 			return nil, fmt.Errorf("source %s: %w", ref, err)
 		}
 		t, err := flattenVerified(ref, img, desc, tmp)
@@ -174,6 +165,35 @@ func splitTag(s string) (string, string) {
 		return s, ""
 	}
 	return s[:i], s[i+1:]
+}
+
+// ArchiveImage opens the image of an OCI archive (a tar of an OCI layout,
+// as BuildKit's oci exporter and `kairos build --target image` write it):
+// the one tagged tag, else the only one, for platform. The archive is
+// unpacked under tmp; close removes it once the image is no longer read.
+func ArchiveImage(file, tag, tmp string, platform *v1.Platform) (img v1.Image, close func() error, err error) {
+	img, _, dir, err := archiveImage(file, tag, tmp, platform)
+	if err != nil {
+		return nil, nil, err
+	}
+	return img, func() error { return os.RemoveAll(dir) }, nil
+}
+
+func archiveImage(file, tag, tmp string, platform *v1.Platform) (v1.Image, v1.Descriptor, string, error) {
+	dir, err := os.MkdirTemp(tmp, "kairos-oci-archive-")
+	if err != nil {
+		return nil, v1.Descriptor{}, "", err
+	}
+	if err := untar(file, dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, v1.Descriptor{}, "", err
+	}
+	img, desc, err := layoutImage(dir, tag, platform)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, v1.Descriptor{}, "", err
+	}
+	return img, desc, dir, nil
 }
 
 // layoutImage finds the image in an OCI layout: the one whose ref.name

@@ -1,0 +1,82 @@
+package matrix
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// SumsFile is the release's checksum list, in sha256sum's format, of
+// every file of the release directory but itself and its signature.
+const SumsFile = "SHA256SUMS"
+
+// FileSum is one file of the release.
+type FileSum struct {
+	Name   string `json:"name"` // relative to the release directory, with /
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// WriteSums hashes every regular file under dir (symbolic links are
+// refused: a release holds files) and writes dir/SHA256SUMS, sorted by
+// name; `sha256sum -c SHA256SUMS` in dir checks them.
+func WriteSums(dir string) ([]FileSum, error) {
+	var sums []FileSum
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: not a regular file", path)
+		case rel == SumsFile || strings.HasPrefix(rel, SumsFile+"."):
+			return nil
+		case strings.ContainsAny(rel, "\n\\"):
+			return fmt.Errorf("%q: a name sha256sum cannot list", rel)
+		}
+		s, err := hashFile(path)
+		if err != nil {
+			return err
+		}
+		s.Name = rel
+		sums = append(sums, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(sums, func(a, b FileSum) int { return strings.Compare(a.Name, b.Name) })
+	var b strings.Builder
+	for _, s := range sums {
+		fmt.Fprintf(&b, "%s  %s\n", s.SHA256, s.Name)
+	}
+	return sums, os.WriteFile(filepath.Join(dir, SumsFile), []byte(b.String()), 0o644)
+}
+
+func hashFile(path string) (FileSum, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return FileSum{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return FileSum{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return FileSum{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+}
