@@ -41,6 +41,11 @@ Arguments (build args of the Earthfile):
                     where \`kairos-agent upgrade\` with no source looks for newer releases
   --FRONTEND_IMAGE  +frontend: reference of the gateway image (default 127.0.0.1:5000/kairos/frontend:<VERSION>)
   --PUSH            +frontend: true to push it
+  --REGISTRY        +release: where the images go, <host>[:port]/<org>
+  --RELEASE_FILE    +release: the matrix (release.yaml); default every flavor, both variants, amd64
+  --OUTPUT          +release: the media go to <OUTPUT>/release/<VERSION>/ (default build)
+  --ARCH            +release: only this arch (FLAVOR, FLAVOR_RELEASE, VARIANT, MODEL narrow too)
+  --K3S             +release: a k3s binary for the standard entries (air-gapped)
 
 Names: kairos-<flavor>-<release>-<variant>-<arch>-<model>-<version>.<ext>
 EOF
@@ -217,6 +222,20 @@ case "$target" in
 image | iso | recovery | netboot | raw | qcow2) setup; kairos_build --target "$target" ;;
 all) setup; kairos_build --target image --target all ;;
 frontend) setup; frontend_image "$OUT" ;;
+release)
+	[ -n "${args[REGISTRY]:-}" ] || die "+release needs --REGISTRY=<host>[:port]/<org>"
+	[ -z "${args[SIGN_KEY]:-}" ] || die "--SIGN_KEY: signing is not in this version yet"
+	setup
+	rargs=(--registry "${args[REGISTRY]}" --output "${args[OUTPUT]:-$OUT}" --version "$VERSION"
+		--agent "$OUT/bin/kairos-agent" --writer "$OUT/bin/kairos-frontend")
+	[ -z "${args[RELEASE_FILE]:-}" ] || rargs+=(-f "${args[RELEASE_FILE]}")
+	# Only what the user named narrows the matrix (FLAVOR has a default for the other targets).
+	for k in FLAVOR FLAVOR_RELEASE VARIANT ARCH MODEL; do
+		[ -z "${args[$k]:-}" ] || rargs+=("--$(echo "$k" | tr 'A-Z_' 'a-z-')" "${args[$k]}")
+	done
+	[ -z "${args[K3S]:-}" ] || rargs+=(--k3s "${args[K3S]}")
+	"$OUT/bin/kairos" release "${rargs[@]}"
+	;;
 test | test-all)
 	[ "$target" = test-all ] && export KAIROS_E2E_ALL=1
 	setup

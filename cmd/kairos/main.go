@@ -37,7 +37,7 @@ It talks to the daemon named by $BUILDKIT_HOST, or starts a private one
 			logrus.SetLevel(logrus.DebugLevel)
 		}
 	}
-	root.AddCommand(newBuildCmd(), artifactscmd.New(), newBaseCmd(), newFrontendImageCmd(), &cobra.Command{
+	root.AddCommand(newBuildCmd(), newReleaseCmd(), artifactscmd.New(), newBaseCmd(), newFrontendImageCmd(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this tool",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version.Version) },
