@@ -46,6 +46,7 @@ Arguments (build args of the Earthfile):
   --OUTPUT          +release: the media go to <OUTPUT>/release/<VERSION>/ (default build)
   --ARCH            +release: only this arch (FLAVOR, FLAVOR_RELEASE, VARIANT, MODEL narrow too)
   --K3S             +release: a k3s binary for the standard entries (air-gapped)
+  --SIGN_KEY        +release: cosign private key signing every image and SHA256SUMS (COSIGN_PASSWORD)
 
 Names: kairos-<flavor>-<release>-<variant>-<arch>-<model>-<version>.<ext>
 EOF
@@ -158,6 +159,9 @@ frontend_image() {
 # docker buildx for the end-to-end tests (remote driver, no Docker daemon).
 # shellcheck source=tests/tools/buildx/setup.sh
 source tests/tools/buildx/setup.sh
+# cosign for signing releases and for the signature tests.
+# shellcheck source=tools/cosign/setup.sh
+source tools/cosign/setup.sh
 
 setup() {
 	local start=$SECONDS
@@ -224,7 +228,6 @@ all) setup; kairos_build --target image --target all ;;
 frontend) setup; frontend_image "$OUT" ;;
 release)
 	[ -n "${args[REGISTRY]:-}" ] || die "+release needs --REGISTRY=<host>[:port]/<org>"
-	[ -z "${args[SIGN_KEY]:-}" ] || die "--SIGN_KEY: signing is not in this version yet"
 	setup
 	rargs=(--registry "${args[REGISTRY]}" --output "${args[OUTPUT]:-$OUT}" --version "$VERSION"
 		--agent "$OUT/bin/kairos-agent" --writer "$OUT/bin/kairos-frontend")
@@ -234,6 +237,10 @@ release)
 		[ -z "${args[$k]:-}" ] || rargs+=("--$(echo "$k" | tr 'A-Z_' 'a-z-')" "${args[$k]}")
 	done
 	[ -z "${args[K3S]:-}" ] || rargs+=(--k3s "${args[K3S]}")
+	if [ -n "${args[SIGN_KEY]:-}" ]; then
+		kairos_setup_cosign "$CACHE"
+		rargs+=(--sign-key "${args[SIGN_KEY]}")
+	fi
 	"$OUT/bin/kairos" release "${rargs[@]}"
 	;;
 test | test-all)
@@ -241,6 +248,7 @@ test | test-all)
 	setup
 	command -v docker >/dev/null 2>&1 || die "the docker client is needed by the buildx end-to-end test (Debian: apt-get install docker.io; no daemon is used)"
 	kairos_setup_buildx "$CACHE"
+	kairos_setup_cosign "$CACHE"
 	trap stop_daemon_in_ci EXIT
 	log "unit tests"
 	go vet ./...

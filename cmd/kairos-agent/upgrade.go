@@ -64,6 +64,7 @@ renames leaves the node as it was; boot assessment is armed before them.`,
 	cmd.Flags().BoolVar(&o.Recovery, "recovery", false, "upgrade the recovery image instead of active")
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when done")
 	cmd.Flags().BoolVar(&o.AllowInsecure, "allow-insecure-registries", false, "pull over plain HTTP")
+	cmd.Flags().StringVar(&o.VerifyKey, "verify-key", "", "cosign public key: refuse an image without a valid signature by it, before anything is written (default upgrade.verify_key)")
 	cmd.AddCommand(listReleasesCmd(host.System.Release))
 	return cmd
 }

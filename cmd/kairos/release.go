@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -24,6 +25,7 @@ import (
 type releaseFlags struct {
 	file, registry, output string
 	version                string
+	signKey                string
 	filter                 matrix.Filter
 	targets                []string
 	agent, writer, k3s     string
@@ -69,6 +71,8 @@ release; the others still complete. --flavor, --flavor-release, --variant,
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow a registry over plain HTTP that is not on loopback")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the entries and their tags, build nothing")
+	fl.StringVar(&f.signKey, "sign-key", "", "cosign private key: sign every image and SHA256SUMS (COSIGN_PASSWORD in the environment); cosign is $KAIROS_COSIGN or on PATH")
+	cmd.AddCommand(newReleaseVerifyCmd())
 	return cmd
 }
 
@@ -167,6 +171,12 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 				return err
 			}
 			rec.Digest = d.String()
+			if f.signKey != "" {
+				if err := cosignRun(f.signKey, "sign", "--key", f.signKey, "--tlog-upload=false", "--yes",
+					"--allow-http-registry="+fmt.Sprint(httpRegistry(rec.Ref, f.insecure)), rec.Ref+"@"+rec.Digest); err != nil {
+					return fmt.Errorf("signing %s: %w", rec.Ref, err)
+				}
+			}
 			// The media: everything the build wrote but the image archive
 			// (in the registry now) and per-file checksums (SHA256SUMS
 			// covers them).
@@ -199,6 +209,13 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 	os.Remove(work)
 	if err := writeManifest(dir, &man); err != nil {
 		return err
+	}
+	if f.signKey != "" {
+		sums := filepath.Join(dir, matrix.SumsFile)
+		if err := cosignRun(f.signKey, "sign-blob", "--key", f.signKey, "--tlog-upload=false", "--yes",
+			"--output-signature", sums+".sig", sums); err != nil {
+			return fmt.Errorf("signing %s: %w", sums, err)
+		}
 	}
 	summary(out, man)
 	if failed > 0 {
@@ -238,4 +255,35 @@ func summary(w io.Writer, man Manifest) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Entry, time.Duration(r.Seconds*float64(time.Second)), res)
 	}
 	tw.Flush()
+}
+
+// cosignRun runs cosign ($KAIROS_COSIGN, else on PATH) with the caller's
+// environment (COSIGN_PASSWORD); its output is shown only when it fails.
+func cosignRun(key string, args ...string) error {
+	if _, err := os.Stat(key); err != nil {
+		return fmt.Errorf("--sign-key: %w", err)
+	}
+	bin := os.Getenv("KAIROS_COSIGN")
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("cosign"); err != nil {
+			return errors.New("cosign not found: ./earthly.sh +release builds it (tools/cosign), or put it on PATH")
+		}
+	}
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("cosign %s: %w\n%s", args[0], err, out)
+	}
+	return nil
+}
+
+// httpRegistry says whether ref's registry is reached over plain HTTP:
+// loopback ones (as the agent's pulls allow) or with --insecure.
+func httpRegistry(ref string, insecure bool) bool {
+	host, _, _ := strings.Cut(ref, "/")
+	h := host
+	if i := strings.LastIndex(host, ":"); i > 0 {
+		h = host[:i]
+	}
+	return insecure || h == "localhost" || h == "127.0.0.1" || h == "[::1]"
 }

@@ -664,6 +664,9 @@ type Upgrade struct {
 	Recovery bool   `yaml:"recovery"`
 	Reboot   bool   `yaml:"reboot"`
 	Poweroff bool   `yaml:"poweroff"`
+	// VerifyKey is a cosign public key (a path on the node, or the PEM
+	// itself): an upgrade image without a valid signature by it is refused.
+	VerifyKey string `yaml:"verify_key"`
 }
 
 // checkEnvList refuses env entries that are not KEY=VALUE.

@@ -24,10 +24,24 @@ type FileSum struct {
 	Size   int64  `json:"size"`
 }
 
-// WriteSums hashes every regular file under dir (symbolic links are
-// refused: a release holds files) and writes dir/SHA256SUMS, sorted by
-// name; `sha256sum -c SHA256SUMS` in dir checks them.
+// WriteSums writes dir/SHA256SUMS of Sums(dir); `sha256sum -c
+// SHA256SUMS` in dir checks them.
 func WriteSums(dir string) ([]FileSum, error) {
+	sums, err := Sums(dir)
+	if err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	for _, s := range sums {
+		fmt.Fprintf(&b, "%s  %s\n", s.SHA256, s.Name)
+	}
+	return sums, os.WriteFile(filepath.Join(dir, SumsFile), []byte(b.String()), 0o644)
+}
+
+// Sums hashes every regular file under dir but SHA256SUMS and its
+// signature, sorted by name; symbolic links are refused (a release holds
+// files).
+func Sums(dir string) ([]FileSum, error) {
 	var sums []FileSum
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -60,11 +74,7 @@ func WriteSums(dir string) ([]FileSum, error) {
 		return nil, err
 	}
 	slices.SortFunc(sums, func(a, b FileSum) int { return strings.Compare(a.Name, b.Name) })
-	var b strings.Builder
-	for _, s := range sums {
-		fmt.Fprintf(&b, "%s  %s\n", s.SHA256, s.Name)
-	}
-	return sums, os.WriteFile(filepath.Join(dir, SumsFile), []byte(b.String()), 0o644)
+	return sums, nil
 }
 
 func hashFile(path string) (FileSum, error) {

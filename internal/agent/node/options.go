@@ -44,6 +44,9 @@ func UpgradeFromConfig(m cloudconfig.Merged, o UpgradeOptions, reboot bool) (Upg
 	if o.Source == "" {
 		o.Source = u.Source
 	}
+	if o.VerifyKey == "" {
+		o.VerifyKey = u.VerifyKey
+	}
 	if u.Recovery {
 		o.Recovery = true
 	}

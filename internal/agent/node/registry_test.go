@@ -13,6 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kairos-io/kairos/tests/cosigntool"
 	"github.com/kairos-io/kairos/tests/registry"
 )
 
@@ -100,4 +104,48 @@ func (c *cut) Write(p []byte) (int, error) {
 	}
 	c.left -= len(p)
 	return c.ResponseWriter.Write(p)
+}
+
+// With a verify key, an image without a valid signature by it is refused
+// before anything is written, with the reason; the signed one upgrades.
+func TestUpgradeVerifyKey(t *testing.T) {
+	dev, n := installed(t)
+	reg := registry.Start(t, "127.0.0.1:5057")
+	keys := cosigntool.KeyPair(t)
+	signed, unsigned := reg.Addr+"/kairos/node:v2", reg.Addr+"/kairos/node:v3"
+	pushTree(t, "v2", signed)
+	pushTree(t, "v3", unsigned)
+	r, err := name.ParseReference(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := remote.Head(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigntool.Sign(t, keys, r.Context().String()+"@"+d.Digest.String())
+	ctx := context.Background()
+
+	err = n.Upgrade(ctx, UpgradeOptions{Source: "oci:" + unsigned, AllowInsecure: true, VerifyKey: cosigntool.Pub(keys)})
+	if err == nil || !strings.Contains(err.Error(), "no valid signature by the key") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("the unsigned image: %v", err)
+	}
+	t.Logf("refused: %v", err)
+	if got := version(t, dev+"p4", "active.img"); got != "v1 COS_ACTIVE" {
+		t.Errorf("active.img after the refusal: %s", got)
+	}
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "file:/nonexistent.tar", VerifyKey: cosigntool.Pub(keys)}); err == nil || !strings.Contains(err.Error(), "a signature is checked on a registry image") {
+		t.Errorf("a local source with a verify key: %v", err)
+	}
+	// The key inline, as upgrade.verify_key may hold it.
+	pem, err := os.ReadFile(cosigntool.Pub(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Upgrade(ctx, UpgradeOptions{Source: "oci:" + signed, AllowInsecure: true, VerifyKey: string(pem)}); err != nil {
+		t.Fatalf("the signed image: %v", err)
+	}
+	if got := version(t, dev+"p4", "active.img"); got != "v2 COS_ACTIVE" {
+		t.Errorf("active.img %s", got)
+	}
 }

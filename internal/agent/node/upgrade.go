@@ -48,6 +48,9 @@ type UpgradeOptions struct {
 	// Recovery upgrades the recovery image instead of active.
 	Recovery      bool
 	AllowInsecure bool
+	// VerifyKey is a cosign public key, a path or the PEM itself: the
+	// image must carry a valid signature by it (upgrade.verify_key).
+	VerifyKey string
 }
 
 // Node is the installed system being upgraded.
@@ -116,6 +119,13 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 	ref, err := rootfs.FromAgent(o.Source)
 	if err != nil {
 		return err
+	}
+	if o.VerifyKey != "" {
+		// Checked before the lock and the pull; the pull then names the
+		// verified digest, so what is written is what was checked.
+		if ref, err = n.verified(ctx, ref, o); err != nil {
+			return fmt.Errorf("nothing was changed: %w", err)
+		}
 	}
 	// Taken before the pull: a second upgrade is refused at once, not
 	// after minutes of download.
