@@ -159,9 +159,10 @@ frontend_image() {
 # docker buildx for the end-to-end tests (remote driver, no Docker daemon).
 # shellcheck source=tests/tools/buildx/setup.sh
 source tests/tools/buildx/setup.sh
-# cosign for signing releases and for the signature tests.
-# shellcheck source=tools/cosign/setup.sh
-source tools/cosign/setup.sh
+# cosign (signatures) and syft (SBOMs) for releases and their tests.
+# shellcheck source=tools/setup.sh
+source tools/setup.sh
+setup_cosign() { kairos_setup_tool KAIROS_COSIGN cosign github.com/sigstore/cosign/v2 cmd/cosign "$CACHE"; }
 
 setup() {
 	local start=$SECONDS
@@ -238,7 +239,7 @@ release)
 	done
 	[ -z "${args[K3S]:-}" ] || rargs+=(--k3s "${args[K3S]}")
 	if [ -n "${args[SIGN_KEY]:-}" ]; then
-		kairos_setup_cosign "$CACHE"
+		setup_cosign
 		rargs+=(--sign-key "${args[SIGN_KEY]}")
 	fi
 	"$OUT/bin/kairos" release "${rargs[@]}"
@@ -248,7 +249,7 @@ test | test-all)
 	setup
 	command -v docker >/dev/null 2>&1 || die "the docker client is needed by the buildx end-to-end test (Debian: apt-get install docker.io; no daemon is used)"
 	kairos_setup_buildx "$CACHE"
-	kairos_setup_cosign "$CACHE"
+	setup_cosign
 	trap stop_daemon_in_ci EXIT
 	log "unit tests"
 	go vet ./...
