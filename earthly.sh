@@ -163,6 +163,7 @@ source tests/tools/buildx/setup.sh
 # shellcheck source=tools/setup.sh
 source tools/setup.sh
 setup_cosign() { kairos_setup_tool KAIROS_COSIGN cosign github.com/sigstore/cosign/v2 cmd/cosign "$CACHE"; }
+setup_syft() { kairos_setup_tool KAIROS_SYFT syft github.com/anchore/syft cmd/syft "$CACHE"; }
 
 setup() {
 	local start=$SECONDS
@@ -238,10 +239,9 @@ release)
 		[ -z "${args[$k]:-}" ] || rargs+=("--$(echo "$k" | tr 'A-Z_' 'a-z-')" "${args[$k]}")
 	done
 	[ -z "${args[K3S]:-}" ] || rargs+=(--k3s "${args[K3S]}")
-	if [ -n "${args[SIGN_KEY]:-}" ]; then
-		setup_cosign
-		rargs+=(--sign-key "${args[SIGN_KEY]}")
-	fi
+	setup_cosign
+	setup_syft
+	[ -z "${args[SIGN_KEY]:-}" ] || rargs+=(--sign-key "${args[SIGN_KEY]}")
 	"$OUT/bin/kairos" release "${rargs[@]}"
 	;;
 test | test-all)
@@ -250,6 +250,7 @@ test | test-all)
 	command -v docker >/dev/null 2>&1 || die "the docker client is needed by the buildx end-to-end test (Debian: apt-get install docker.io; no daemon is used)"
 	kairos_setup_buildx "$CACHE"
 	setup_cosign
+	setup_syft
 	trap stop_daemon_in_ci EXIT
 	log "unit tests"
 	go vet ./...

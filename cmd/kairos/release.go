@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/internal/matrix"
 	"github.com/kairos-io/kairos/internal/publish"
+	"github.com/kairos-io/kairos/internal/sbom"
 )
 
 type releaseFlags struct {
@@ -131,6 +133,11 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 	if f.dryRun {
 		return nil
 	}
+	if f.signKey != "" {
+		if _, err := os.Stat(f.signKey); err != nil {
+			return fmt.Errorf("--sign-key: %w", err)
+		}
+	}
 	host := platforms.Normalize(platforms.DefaultSpec())
 	dir := filepath.Join(f.output, "release", m.Version)
 	work := filepath.Join(f.output, "release", ".work")
@@ -171,11 +178,29 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 				return err
 			}
 			rec.Digest = d.String()
+			pinned := rec.Ref + "@" + rec.Digest
+			http := "--allow-http-registry=" + fmt.Sprint(httpRegistry(rec.Ref, f.insecure))
 			if f.signKey != "" {
-				if err := cosignRun(f.signKey, "sign", "--key", f.signKey, "--tlog-upload=false", "--yes",
-					"--allow-http-registry="+fmt.Sprint(httpRegistry(rec.Ref, f.insecure)), rec.Ref+"@"+rec.Digest); err != nil {
+				if err := cosignRun("sign", "--key", f.signKey, "--tlog-upload=false", "--yes", http, pinned); err != nil {
 					return fmt.Errorf("signing %s: %w", rec.Ref, err)
 				}
+			}
+			// The SBOM, beside the media and attached to the image: as a
+			// signed attestation with a key, else as cosign's SBOM artifact.
+			extras := []sbom.Package{{Name: "kairos-agent", Version: e.Version, PURL: "pkg:github/kairos-io/kairos@" + e.Version}}
+			if e.K3s != "" {
+				extras = append(extras, sbom.Package{Name: "k3s", Version: e.K3s, PURL: "pkg:github/k3s-io/k3s@" + url.PathEscape(e.K3s)})
+			}
+			sbomFile := filepath.Join(entryDir, name+".spdx.json")
+			if err := sbom.Write(cmd.Context(), archive, sbomFile, extras); err != nil {
+				return err
+			}
+			attach := []string{"attach", "sbom", "--sbom", sbomFile, "--type", "spdx", http, pinned}
+			if f.signKey != "" {
+				attach = []string{"attest", "--key", f.signKey, "--type", "spdxjson", "--predicate", sbomFile, "--tlog-upload=false", "--yes", http, pinned}
+			}
+			if err := cosignRun(attach...); err != nil {
+				return fmt.Errorf("attaching the SBOM to %s: %w", rec.Ref, err)
 			}
 			// The media: everything the build wrote but the image archive
 			// (in the registry now) and per-file checksums (SHA256SUMS
@@ -186,7 +211,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 			}
 			for _, fi := range files {
 				n := fi.Name()
-				if n == name+".oci.tar" || strings.HasSuffix(n, ".sha256") || fi.IsDir() {
+				if n == name+".oci.tar" || strings.HasSuffix(n, ".sha256") || fi.IsDir() || strings.HasSuffix(n, ".syft") {
 					continue
 				}
 				if err := os.Rename(filepath.Join(entryDir, n), filepath.Join(dir, n)); err != nil {
@@ -212,7 +237,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 	}
 	if f.signKey != "" {
 		sums := filepath.Join(dir, matrix.SumsFile)
-		if err := cosignRun(f.signKey, "sign-blob", "--key", f.signKey, "--tlog-upload=false", "--yes",
+		if err := cosignRun("sign-blob", "--key", f.signKey, "--tlog-upload=false", "--yes",
 			"--output-signature", sums+".sig", sums); err != nil {
 			return fmt.Errorf("signing %s: %w", sums, err)
 		}
@@ -259,10 +284,7 @@ func summary(w io.Writer, man Manifest) {
 
 // cosignRun runs cosign ($KAIROS_COSIGN, else on PATH) with the caller's
 // environment (COSIGN_PASSWORD); its output is shown only when it fails.
-func cosignRun(key string, args ...string) error {
-	if _, err := os.Stat(key); err != nil {
-		return fmt.Errorf("--sign-key: %w", err)
-	}
+func cosignRun(args ...string) error {
 	bin := os.Getenv("KAIROS_COSIGN")
 	if bin == "" {
 		var err error

@@ -34,6 +34,14 @@ var (
 	agentErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if agentPath != "" {
+		os.RemoveAll(filepath.Dir(agentPath))
+	}
+	os.Exit(code)
+}
+
 // agent is the kairos-agent binary, built once for the package.
 func agent(t *testing.T) string {
 	t.Helper()
