@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,7 +188,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 			// signed attestation with a key, else as cosign's SBOM artifact.
 			extras := []sbom.Package{{Name: "kairos-agent", Version: e.Version, PURL: "pkg:github/kairos-io/kairos@" + e.Version}}
 			if e.K3s != "" {
-				extras = append(extras, sbom.Package{Name: "k3s", Version: e.K3s, PURL: "pkg:github/k3s-io/k3s@" + url.PathEscape(e.K3s)})
+				extras = append(extras, sbom.Package{Name: "k3s", Version: e.K3s, PURL: "pkg:github/k3s-io/k3s@" + strings.ReplaceAll(e.K3s, "+", "%2B")})
 			}
 			sbomFile := filepath.Join(entryDir, name+".spdx.json")
 			if err := sbom.Write(cmd.Context(), archive, sbomFile, extras); err != nil {

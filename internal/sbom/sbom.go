@@ -45,7 +45,7 @@ func Write(ctx context.Context, archive, out string, extra []Package) error {
 	}
 	tmp := out + ".syft"
 	defer os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, syft, "scan", "oci-archive:"+archive, "-q", "-o", "spdx-json="+tmp)
+	cmd := exec.CommandContext(ctx, syft, "scan", "oci-archive:"+archive, "-o", "spdx-json="+tmp)
 	// Offline and quiet: no update check, no network.
 	cmd.Env = append(os.Environ(), "SYFT_CHECK_FOR_APP_UPDATE=false")
 	if o, err := cmd.CombinedOutput(); err != nil {

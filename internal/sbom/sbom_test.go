@@ -74,7 +74,7 @@ func archive(t *testing.T) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "img.oci.tar")
-	if o, err := exec.Command("tar", "-C", lay, "-cf", out, ".").CombinedOutput(); err != nil {
+	if o, err := exec.Command("tar", "-C", lay, "-cf", out, "oci-layout", "index.json", "blobs").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, o)
 	}
 	return out
