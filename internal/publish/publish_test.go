@@ -2,18 +2,16 @@ package publish
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/kairos-io/kairos/tests/ocitest"
 	"github.com/kairos-io/kairos/tests/registry"
 )
 
@@ -32,18 +30,7 @@ func TestPush(t *testing.T) {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	lay := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(lay, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	archive := filepath.Join(t.TempDir(), "img.oci.tar")
-	if out, err := exec.Command("tar", "-C", lay, "-cf", archive, ".").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, out)
-	}
+	archive := ocitest.Archive(t, img)
 	reg := registry.Start(t, registry.FreeAddr(t))
 	ref := reg.Addr + "/kairos/debian:bookworm-core-amd64-generic-v1.0.0"
 	ctx := context.Background()

@@ -6,15 +6,15 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kairos-io/kairos/tests/ocitest"
 )
 
 const dpkgStatus = `Package: systemd
@@ -65,19 +65,7 @@ func archive(t *testing.T) string {
 	if img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: diffIDs(t, img)}}); err != nil {
 		t.Fatal(err)
 	}
-	lay := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(lay, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "img.oci.tar")
-	if o, err := exec.Command("tar", "-C", lay, "-cf", out, "oci-layout", "index.json", "blobs").CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v\n%s", err, o)
-	}
-	return out
+	return ocitest.Archive(t, img)
 }
 
 func diffIDs(t *testing.T, img v1.Image) []v1.Hash {
