@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/internal/matrix"
 	"github.com/kairos-io/kairos/internal/publish"
+	"github.com/kairos-io/kairos/internal/rootfs"
 	"github.com/kairos-io/kairos/internal/sbom"
 )
 
@@ -299,12 +301,12 @@ func cosignRun(args ...string) error {
 }
 
 // httpRegistry says whether ref's registry is reached over plain HTTP:
-// loopback ones (as the agent's pulls allow) or with --insecure.
+// with --insecure, or on loopback, as the pulls' policy allows
+// (rootfs.RemoteOptions).
 func httpRegistry(ref string, insecure bool) bool {
 	host, _, _ := strings.Cut(ref, "/")
-	h := host
-	if i := strings.LastIndex(host, ":"); i > 0 {
-		h = host[:i]
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	return insecure || h == "localhost" || h == "127.0.0.1" || h == "[::1]"
+	return insecure || rootfs.IsLoopback(strings.Trim(host, "[]"))
 }

@@ -86,3 +86,17 @@ func TestReleaseManifest(t *testing.T) {
 		t.Errorf("summary:\n%s", buf.String())
 	}
 }
+
+func TestHTTPRegistry(t *testing.T) {
+	for ref, want := range map[string]bool{
+		"127.0.0.1:5000/kairos/debian:x": true, "localhost/kairos": true, "[::1]:5000/k/d:x": true,
+		"127.0.0.2:5000/k/d": true, "registry.example.com/k/d:x": false, "10.0.2.2:5000/k/d": false,
+	} {
+		if got := httpRegistry(ref, false); got != want {
+			t.Errorf("%s: %v, want %v", ref, got, want)
+		}
+	}
+	if !httpRegistry("registry.example.com/k/d", true) {
+		t.Error("--insecure ignored")
+	}
+}

@@ -52,7 +52,7 @@ func RemoteOptions(ctx context.Context, insecure bool) []remote.Option {
 type httpsOnly struct{ inner http.RoundTripper }
 
 func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme != "https" && !isLoopback(r.URL.Hostname()) {
+	if r.URL.Scheme != "https" && !IsLoopback(r.URL.Hostname()) {
 		// A RoundTripper must close the body, even when it fails.
 		if r.Body != nil {
 			r.Body.Close()
@@ -63,9 +63,9 @@ func (t httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.inner.RoundTrip(r)
 }
 
-// isLoopback tells a loopback host by its name alone, not by resolving
+// IsLoopback tells a loopback host by its name alone, not by resolving
 // it: a name that resolves to 127.0.0.1 now may not when dialled.
-func isLoopback(host string) bool {
+func IsLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
