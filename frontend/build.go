@@ -303,7 +303,18 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 		// cache mounts), which is how reproducibility is checked.
 		marshalOpts = append(marshalOpts, llb.IgnoreCache)
 	}
-	ref, err := solve(ctx, c, out, plan.Platform, marshalOpts...)
+	def, err := marshal(ctx, out, plan.Platform, marshalOpts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The build's steps may come from the caches the caller names
+	// (--cache-from, buildctl --import-cache): a fresh builder reuses the
+	// work others exported to a registry.
+	res, err := c.Solve(ctx, client.SolveRequest{Definition: def.ToPB(), CacheImports: bc.CacheImports})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ref, err := res.SingleRef()
 	if err != nil {
 		return nil, nil, nil, err
 	}

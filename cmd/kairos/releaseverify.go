@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-io/kairos/internal/matrix"
+	"github.com/kairos-io/kairos/internal/pipeline"
 	"github.com/kairos-io/kairos/internal/rootfs"
 	"github.com/kairos-io/kairos/internal/signature"
 )
@@ -92,7 +93,7 @@ func verifyRelease(cmd *cobra.Command, dir string, pub any, insecure bool) error
 	if err != nil {
 		return err
 	}
-	var man Manifest
+	var man pipeline.Manifest
 	if err := json.Unmarshal(data, &man); err != nil {
 		return fmt.Errorf("release.json: %w", err)
 	}
@@ -116,8 +117,8 @@ func verifyRelease(cmd *cobra.Command, dir string, pub any, insecure bool) error
 
 // verifyImage checks that the tag still names the released digest, and
 // that the digest is signed.
-func verifyImage(cmd *cobra.Command, im ImageRecord, pub any, insecure bool) error {
-	ref, err := name.ParseReference(im.Ref, rootfs.NameOptions(insecure || httpRegistry(im.Ref, false))...)
+func verifyImage(cmd *cobra.Command, im pipeline.ImageRecord, pub any, insecure bool) error {
+	ref, err := name.ParseReference(im.Ref, rootfs.NameOptions(insecure || pipeline.HTTPRegistry(im.Ref, false))...)
 	if err != nil {
 		return err
 	}

@@ -62,13 +62,13 @@ func (d Daemon) LogPath() string { return filepath.Join(d.StateDir, "buildkitd.l
 func Connect(ctx context.Context, d Daemon) (*client.Client, error) {
 	if host := os.Getenv("BUILDKIT_HOST"); host != "" {
 		logrus.Infof("buildkit: using BUILDKIT_HOST=%s", host)
-		c, err := dial(ctx, host, 10*time.Second)
+		c, err := Dial(ctx, host, 10*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("BUILDKIT_HOST=%s does not answer: %w", host, err)
 		}
 		return c, nil
 	}
-	if c, err := dial(ctx, d.Socket(), 2*time.Second); err == nil {
+	if c, err := Dial(ctx, d.Socket(), 2*time.Second); err == nil {
 		logrus.Infof("buildkit: reusing the local daemon at %s", d.Socket())
 		return c, nil
 	}
@@ -79,19 +79,20 @@ func Connect(ctx context.Context, d Daemon) (*client.Client, error) {
 	if timeout == 0 {
 		timeout = 60 * time.Second
 	}
-	c, err := dial(ctx, d.Socket(), timeout)
+	c, err := Dial(ctx, d.Socket(), timeout)
 	if err != nil {
 		return nil, fmt.Errorf("the local buildkitd did not answer within %s (log: %s): %w", timeout, d.LogPath(), err)
 	}
 	return c, nil
 }
 
-// dial connects and proves the daemon answers by listing its workers.
-func dial(ctx context.Context, addr string, timeout time.Duration) (*client.Client, error) {
+// Dial connects to addr and proves the daemon answers by listing its
+// workers, retrying until timeout.
+func Dial(ctx context.Context, addr string, timeout time.Duration, opts ...client.ClientOpt) (*client.Client, error) {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
-		c, err := client.New(ctx, addr)
+		c, err := client.New(ctx, addr, opts...)
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_, err = c.ListWorkers(pctx)

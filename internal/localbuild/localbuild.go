@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/kairos-io/kairos/frontend"
 	"github.com/kairos-io/kairos/internal/baseimage"
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/sirupsen/logrus"
 	"github.com/tonistiigi/fsutil"
@@ -42,6 +44,23 @@ type Request struct {
 	NoCache bool
 	// SpecName is the spec file in the "dockerfile" context ("" = none).
 	SpecName string
+	// ProgressOut receives the progress (default: standard error).
+	ProgressOut io.Writer
+
+	// Push, for the image target, makes the builder push the image to
+	// this reference itself instead of sending an OCI archive back.
+	Push string
+	// Insecure lets the builder push over plain HTTP (its own
+	// configuration must allow that registry too).
+	Insecure bool
+	// Annotations go on the pushed image's manifest and index.
+	Annotations map[string]string
+	// Provenance attaches BuildKit's SLSA provenance (mode=max) to the
+	// pushed image.
+	Provenance bool
+	// CacheImports and CacheExports are BuildKit's --cache-from and
+	// --cache-to (type=registry,ref=...,mode=max).
+	CacheImports, CacheExports []client.CacheOptionsEntry
 }
 
 const baseStoreID = "kairos-base"
@@ -49,6 +68,12 @@ const baseStoreID = "kairos-base"
 // Result says what a build wrote.
 type Result struct {
 	Files []string
+	// Digest is the pushed image's (its index, with attestations).
+	Digest string
+	// Steps is how many build steps the solve had, Cached how many of
+	// them came from a cache, Ran the names of the others.
+	Steps, Cached int
+	Ran           []string
 }
 
 // Run solves the request's target and writes its outputs.
@@ -68,9 +93,14 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	if req.SpecName != "" {
 		attrs["filename"] = req.SpecName
 	}
+	if req.Provenance {
+		attrs["attest:provenance"] = "mode=max"
+	}
 	opt := client.SolveOpt{
 		FrontendAttrs: attrs,
 		LocalMounts:   map[string]fsutil.FS{},
+		CacheImports:  req.CacheImports,
+		CacheExports:  req.CacheExports,
 	}
 	for name, dir := range req.Contexts {
 		fsys, err := fsutil.NewFS(dir)
@@ -98,8 +128,20 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 
 	name := req.Plan.Release.ArtifactName()
 	var final, partial string
-	switch req.Plan.Target {
-	case frontend.TargetImage:
+	switch {
+	case req.Plan.Target == frontend.TargetImage && req.Push != "":
+		ex := exportAttrs(req)
+		ex["name"] = req.Push
+		ex["push"] = "true"
+		if req.Insecure {
+			ex["registry.insecure"] = "true"
+		}
+		for k, v := range req.Annotations {
+			ex["annotation."+k] = v
+			ex["annotation-index."+k] = v
+		}
+		opt.Exports = []client.ExportEntry{{Type: client.ExporterImage, Attrs: ex}}
+	case req.Plan.Target == frontend.TargetImage:
 		final = filepath.Join(req.OutputDir, name+".oci.tar")
 		partial = final + ".partial"
 		opt.Exports = []client.ExportEntry{{
@@ -121,18 +163,34 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	if mode == "" {
 		mode = string(progressui.AutoMode)
 	}
-	display, err := progressui.NewDisplay(os.Stderr, progressui.DisplayMode(mode))
+	pout := req.ProgressOut
+	if pout == nil {
+		pout = os.Stderr
+	}
+	display, err := progressui.NewDisplay(pout, progressui.DisplayMode(mode))
 	if err != nil {
 		return nil, err
 	}
 	ch := make(chan *client.SolveStatus)
+	shown := make(chan *client.SolveStatus)
 	eg, ectx := errgroup.WithContext(ctx)
+	var resp *client.SolveResponse
 	eg.Go(func() error {
-		_, err := c.Build(ectx, opt, "kairos", frontend.Build, ch)
+		var err error
+		resp, err = c.Build(ectx, opt, "kairos", frontend.Build, ch)
 		return err
 	})
+	var steps stepCount
 	eg.Go(func() error {
-		_, err := display.UpdateFrom(context.WithoutCancel(ectx), ch)
+		defer close(shown)
+		for s := range ch {
+			steps.add(s)
+			shown <- s
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		_, err := display.UpdateFrom(context.WithoutCancel(ectx), shown)
 		return err
 	})
 	if err := eg.Wait(); err != nil {
@@ -143,7 +201,16 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	}
 
 	res := &Result{}
-	if partial != "" {
+	res.Steps, res.Cached, res.Ran = steps.result()
+	if resp != nil {
+		res.Digest = resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	}
+	switch {
+	case req.Push != "":
+		if res.Digest == "" {
+			return nil, fmt.Errorf("the builder pushed %s but reported no digest", req.Push)
+		}
+	case partial != "":
 		if err := os.Rename(partial, final); err != nil {
 			return nil, err
 		}
@@ -151,7 +218,7 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 			return nil, err
 		}
 		res.Files = append(res.Files, final, final+".sha256")
-	} else {
+	default:
 		entries, err := os.ReadDir(req.OutputDir)
 		if err != nil {
 			return nil, err
@@ -214,4 +281,45 @@ func changeTime(info os.FileInfo) time.Time {
 		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
 	}
 	return info.ModTime()
+}
+
+// stepCount follows the vertices of a solve: which completed, and which
+// of those came from a cache (local or imported).
+type stepCount struct {
+	done map[string]*client.Vertex
+}
+
+func (c *stepCount) add(s *client.SolveStatus) {
+	if c.done == nil {
+		c.done = map[string]*client.Vertex{}
+	}
+	for _, v := range s.Vertexes {
+		if v.Completed != nil {
+			c.done[v.Digest.String()] = v
+		}
+	}
+}
+
+func (c *stepCount) result() (steps, cached int, ran []string) {
+	for _, v := range c.done {
+		if !isStep(v.Name) {
+			continue
+		}
+		steps++
+		if v.Cached {
+			cached++
+		} else if v.Error == "" {
+			ran = append(ran, v.Name)
+		}
+	}
+	sort.Strings(ran)
+	return steps, cached, ran
+}
+
+// isStep tells the frontend's build steps ("[image] install packages",
+// "[artifacts] ...", "[k3s] download ...") from BuildKit's bookkeeping
+// (loading contexts, exporting, importing cache manifests), which runs on
+// every solve and says nothing of what was rebuilt.
+func isStep(name string) bool {
+	return strings.HasPrefix(name, "[") && !strings.HasPrefix(name, "[context ") && !strings.HasPrefix(name, "[internal]")
 }

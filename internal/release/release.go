@@ -49,13 +49,23 @@ func (r Release) ArtifactName() string {
 // ImageTag is the OCI tag of the image:
 // <flavor_release>-<variant>-<arch>-<model>-<version>[-<prefix><software version>].
 // "+" is not allowed in tags; upstream writes it as "-".
-func (r Release) ImageTag() string {
-	t := fmt.Sprintf("%s-%s-%s-%s-%s", r.FlavorRelease, r.Variant, r.Arch, r.Model, r.Version)
+func (r Release) ImageTag() string { return r.tag(true) }
+
+func (r Release) tag(arch bool) string {
+	parts := []string{r.FlavorRelease, r.Variant, r.Arch, r.Model, r.Version}
+	if !arch {
+		parts = append(parts[:2], parts[3:]...)
+	}
+	t := strings.Join(parts, "-")
 	if r.SoftwareVersion != "" {
 		t += "-" + r.SoftwareVersionPrefix + strings.ReplaceAll(r.SoftwareVersion, "+", "-")
 	}
 	return t
 }
+
+// IndexTag is ImageTag without the arch: the tag of the image index
+// that holds the arches of one release image.
+func (r Release) IndexTag() string { return r.tag(false) }
 
 // Fields returns the file's key/value pairs in file order.
 func (r Release) Fields() [][2]string {

@@ -20,6 +20,9 @@ func TestRenderParseRoundTrip(t *testing.T) {
 	if got := r.ArtifactName(); got != "kairos-debian-bookworm-standard-amd64-generic-v1.0.0-k3sv1.31.2+k3s1" {
 		t.Errorf("artifact name %q", got)
 	}
+	if got := r.IndexTag(); got != "bookworm-standard-generic-v1.0.0-k3sv1.31.2-k3s1" {
+		t.Errorf("IndexTag() = %q", got)
+	}
 	if got := r.ImageTag(); got != "bookworm-standard-amd64-generic-v1.0.0-k3sv1.31.2-k3s1" {
 		t.Errorf("image tag %q", got)
 	}

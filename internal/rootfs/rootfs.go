@@ -167,18 +167,6 @@ func splitTag(s string) (string, string) {
 	return s[:i], s[i+1:]
 }
 
-// ArchiveImage opens the image of an OCI archive (a tar of an OCI layout,
-// as BuildKit's oci exporter and `kairos build --target image` write it):
-// the one tagged tag, else the only one, for platform. The archive is
-// unpacked under tmp; close removes it once the image is no longer read.
-func ArchiveImage(file, tag, tmp string, platform *v1.Platform) (img v1.Image, close func() error, err error) {
-	img, _, dir, err := archiveImage(file, tag, tmp, platform)
-	if err != nil {
-		return nil, nil, err
-	}
-	return img, func() error { return os.RemoveAll(dir) }, nil
-}
-
 func archiveImage(file, tag, tmp string, platform *v1.Platform) (v1.Image, v1.Descriptor, string, error) {
 	dir, err := os.MkdirTemp(tmp, "kairos-oci-archive-")
 	if err != nil {

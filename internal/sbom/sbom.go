@@ -36,20 +36,49 @@ func Syft() (string, error) {
 	return p, nil
 }
 
-// Write catalogs the image of archive and writes its SPDX JSON to out,
-// with extra added.
-func Write(ctx context.Context, archive, out string, extra []Package) error {
+// Source is the image to catalog: an OCI archive, or an image in a
+// registry (the one a builder pushed) by its pinned reference.
+type Source struct {
+	Archive string
+	Ref     string
+	// PlainHTTP reaches Ref's registry over HTTP.
+	PlainHTTP bool
+	// Platform picks the image of an index ("linux/arm64"; default the host's).
+	Platform string
+}
+
+func (s Source) String() string {
+	if s.Archive != "" {
+		return filepath.Base(s.Archive)
+	}
+	return s.Ref
+}
+
+// Write catalogs the image and writes its SPDX JSON to out, with extra
+// added.
+func Write(ctx context.Context, src Source, out string, extra []Package) error {
 	syft, err := Syft()
 	if err != nil {
 		return err
 	}
 	tmp := out + ".syft"
 	defer os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, syft, "scan", "oci-archive:"+archive, "-o", "spdx-json="+tmp)
-	// Offline and quiet: no update check, no network.
+	from := "oci-archive:" + src.Archive
+	if src.Archive == "" {
+		from = "registry:" + src.Ref
+	}
+	args := []string{"scan", from, "-o", "spdx-json=" + tmp}
+	if src.Platform != "" {
+		args = append(args, "--platform", src.Platform)
+	}
+	cmd := exec.CommandContext(ctx, syft, args...)
+	// Quiet and offline but for the image's registry: no update check.
 	cmd.Env = append(os.Environ(), "SYFT_CHECK_FOR_APP_UPDATE=false")
+	if src.PlainHTTP {
+		cmd.Env = append(cmd.Env, "SYFT_REGISTRY_INSECURE_USE_HTTP=true")
+	}
 	if o, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("syft %s: %w\n%s", filepath.Base(archive), err, o)
+		return fmt.Errorf("syft %s: %w\n%s", src, err, o)
 	}
 	data, err := os.ReadFile(tmp)
 	if err != nil {
@@ -57,7 +86,7 @@ func Write(ctx context.Context, archive, out string, extra []Package) error {
 	}
 	doc, err := add(data, extra)
 	if err != nil {
-		return fmt.Errorf("syft's SBOM of %s: %w", filepath.Base(archive), err)
+		return fmt.Errorf("syft's SBOM of %s: %w", src, err)
 	}
 	return os.WriteFile(out, doc, 0o644)
 }

@@ -83,7 +83,7 @@ func TestWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "img.spdx.json")
-	err := Write(context.Background(), archive(t), out, []Package{
+	err := Write(context.Background(), Source{Archive: archive(t)}, out, []Package{
 		{Name: "kairos-agent", Version: "v1.2.3", PURL: "pkg:github/kairos-io/kairos@v1.2.3"},
 		{Name: "k3s", Version: "v1.31.2+k3s1", PURL: "pkg:github/k3s-io/k3s@v1.31.2%2Bk3s1"},
 	})
