@@ -308,7 +308,9 @@ func (r *run) entry(ctx context.Context, b *builders.Builder, i int, rec *ImageR
 				}
 			}
 			ex := cacheAttrs(r.cacheRef(e, target), plain)
-			ex["mode"] = "max"
+			// Every intermediate result, zstd: the media's own step
+			// holds compressed files that gzip would crawl over.
+			ex["mode"], ex["compression"] = "max", "zstd"
 			req.CacheExports = []client.CacheOptionsEntry{{Type: "registry", Attrs: ex}}
 		}
 		res, err := localbuild.Run(ctx, b.Client, req)
