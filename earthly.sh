@@ -47,6 +47,9 @@ Arguments (build args of the Earthfile):
   --ARCH            +release: only this arch (FLAVOR, FLAVOR_RELEASE, VARIANT, MODEL narrow too)
   --K3S             +release: a k3s binary for the standard entries (air-gapped)
   --SIGN_KEY        +release: cosign private key signing every image and SHA256SUMS (COSIGN_PASSWORD)
+  --BUILDERS        +release: BuildKit daemons, space-separated name=<address>[,platforms=..][,ca=,cert=,key=][,jobs=N]
+                    (default \$BUILDKIT_HOST, else the local daemon)
+  --CACHE_REPO      +release: repository of the registry build cache (default <REGISTRY>/kairos-cache; off: none)
 
 Names: kairos-<flavor>-<release>-<variant>-<arch>-<model>-<version>.<ext>
 EOF
@@ -239,6 +242,9 @@ release)
 		[ -z "${args[$k]:-}" ] || rargs+=("--$(echo "$k" | tr 'A-Z_' 'a-z-')" "${args[$k]}")
 	done
 	[ -z "${args[K3S]:-}" ] || rargs+=(--k3s "${args[K3S]}")
+	# BUILDERS: BuildKit daemons, space-separated name=<address>[,options] specs.
+	for b in ${args[BUILDERS]:-}; do rargs+=(--builder "$b"); done
+	[ -z "${args[CACHE_REPO]:-}" ] || rargs+=(--cache-repo "${args[CACHE_REPO]}")
 	setup_cosign
 	setup_syft
 	[ -z "${args[SIGN_KEY]:-}" ] || rargs+=(--sign-key "${args[SIGN_KEY]}")

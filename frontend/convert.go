@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"sort"
@@ -41,6 +42,8 @@ type Inputs struct {
 // iso/ trees are mounted there read-only and never land in the image.
 const (
 	scriptsMount = "/run/kairos-build"
+	// bootOutMount receives boot.sh's files, laid out as in the image.
+	bootOutMount = "/run/kairos-boot"
 	agentFile    = "kairos-agent"
 	agentPath    = "/usr/bin/kairos-agent"
 	k3sFile      = "k3s"
@@ -63,13 +66,24 @@ type Graph struct {
 // Convert turns a plan into LLB. It does no I/O: everything it needs is in
 // the plan, the inputs and the embedded overlay.
 func Convert(p *Plan, in Inputs) (*Graph, error) {
-	var rootfs []overlay.File
-	for _, tree := range p.OverlayTrees() {
-		files, err := overlay.Tree(tree)
-		if err != nil {
-			return nil, err
+	overlayFiles := func(trees []string) ([]overlay.File, error) {
+		var out []overlay.File
+		for _, tree := range trees {
+			files, err := overlay.Tree(tree)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, files...)
 		}
-		rootfs = append(rootfs, files...)
+		return out, nil
+	}
+	rootfs, err := overlayFiles(p.OverlayTrees())
+	if err != nil {
+		return nil, err
+	}
+	bootFiles, err := overlayFiles(p.BootOverlayTrees())
+	if err != nil {
+		return nil, err
 	}
 	// Each step mounts only the scripts it runs, so editing the ISO script
 	// does not invalidate the image's cached steps.
@@ -77,13 +91,48 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
+	bootScripts, err := scriptsState(in.Epoch, "build/boot.sh")
+	if err != nil {
+		return nil, err
+	}
 
 	// Slow, rarely changing steps first: editing the overlay or the agent
 	// must not re-run package installation.
-	img := p.installPackages(in.Base, "[image] install packages", p.Packages, p.Flavor.PreInstall...)
+	pkgs := p.installPackages(in.Base, "[image] install packages", p.Packages, p.Flavor.PreInstall...)
 	if len(p.RemovePackages) > 0 {
-		img = p.removePackages(img, p.RemovePackages)
+		pkgs = p.removePackages(pkgs, p.RemovePackages)
 	}
+	addAgent := func(st llb.State, name string) llb.State {
+		return st.File(llb.Copy(in.Agent, path.Join("/", in.AgentDir, agentFile), agentPath, &llb.CopyInfo{
+			Mode:           &llb.ChmodOpt{Mode: 0o755},
+			CreateDestPath: true,
+			CreatedTime:    in.Epoch,
+		}), llb.WithCustomName(name))
+	}
+
+	// The kernel's boot files (initrd, grub images) are made on a branch
+	// of the packages holding only what goes into them: Kairos' own files
+	// and the agent. The user's overlay, cloud-config and the version are
+	// not there, so changing them reuses the initrd from the cache; the
+	// core and standard variants share it.
+	boot := addAgent(pkgs.File(filesAction(bootFiles, in.Epoch), llb.WithCustomName("[boot] add Kairos files")), "[boot] add kairos-agent")
+	bootOut := boot.Run(
+		llb.Args([]string{"/bin/sh", scriptsMount + "/build/boot.sh"}),
+		llb.AddEnv("PATH", defaultPATH),
+		llb.AddEnv("KAIROS_INITRD", p.Flavor.Initrd),
+		llb.AddEnv("KAIROS_INITRD_MODULES", strings.Join(p.Flavor.InitrdModules, " ")),
+		llb.AddEnv("GRUB_MKIMAGE", p.Flavor.Grub.Mkimage),
+		llb.AddEnv("GRUB_LIB", p.Flavor.Grub.Lib),
+		llb.AddEnv("GRUB_EFI_PLATFORM", p.Boot.GrubEFIPlatform),
+		llb.AddEnv("GRUB_EFI_NAME", p.Boot.EFIName),
+		llb.AddEnv("KAIROS_BIOS", yesNo(p.Boot.BIOS)),
+		llb.AddEnv("KAIROS_BOOT_OUT", bootOutMount),
+		llb.AddMount(scriptsMount, bootScripts, llb.Readonly),
+		epochEnv(in.Epoch),
+		llb.WithCustomName("[boot] kernel, initrd, boot assets"),
+	).AddMount(bootOutMount, llb.Scratch())
+
+	img := pkgs
 	if p.K3s != nil {
 		if in.K3s == nil {
 			return nil, fmt.Errorf("the standard variant needs k3s %s: no k3s input given", p.K3s.Version)
@@ -105,28 +154,21 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		img = img.File(llb.Mkfile(SpecCloudConfigPath, 0o600, p.CloudConfig, mkfileOpts(in.Epoch)...),
 			llb.WithCustomName("[image] write "+SpecCloudConfigPath))
 	}
-	img = img.File(llb.Copy(in.Agent, path.Join("/", in.AgentDir, agentFile), agentPath, &llb.CopyInfo{
-		Mode:           &llb.ChmodOpt{Mode: 0o755},
-		CreateDestPath: true,
-		CreatedTime:    in.Epoch,
-	}), llb.WithCustomName("[image] add kairos-agent"))
+	img = addAgent(img, "[image] add kairos-agent")
 	img = img.File(llb.Mkfile(release.Path, 0o644, p.Release.Render(), mkfileOpts(in.Epoch)...),
 		llb.WithCustomName("[image] write "+release.Path))
 	img = img.Run(
 		llb.Args([]string{"/bin/sh", scriptsMount + "/build/finalize.sh"}),
 		llb.AddEnv("PATH", defaultPATH),
-		llb.AddEnv("KAIROS_INITRD", p.Flavor.Initrd),
-		llb.AddEnv("KAIROS_INITRD_MODULES", strings.Join(p.Flavor.InitrdModules, " ")),
 		llb.AddEnv("KAIROS_INIT", p.Flavor.Init),
-		llb.AddEnv("GRUB_MKIMAGE", p.Flavor.Grub.Mkimage),
-		llb.AddEnv("GRUB_LIB", p.Flavor.Grub.Lib),
-		llb.AddEnv("GRUB_EFI_PLATFORM", p.Boot.GrubEFIPlatform),
-		llb.AddEnv("GRUB_EFI_NAME", p.Boot.EFIName),
-		llb.AddEnv("KAIROS_BIOS", yesNo(p.Boot.BIOS)),
 		llb.AddMount(scriptsMount, imageScripts, llb.Readonly),
 		epochEnv(in.Epoch),
-		llb.WithCustomName("[image] initrd, boot assets, cleanup"),
+		llb.WithCustomName("[image] services, users, cleanup"),
 	).Root()
+	img = img.File(llb.Copy(bootOut, "/", "/", &llb.CopyInfo{
+		CopyDirContentsOnly: true,
+		CreatedTime:         in.Epoch,
+	}), llb.WithCustomName("[image] add kernel, initrd, boot assets"))
 
 	g := &Graph{Image: img}
 	if a := p.Artifacts; a != nil {
@@ -136,7 +178,23 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		// The writer is the frontend binary itself (pure Go, static): it
 		// runs on the builder's platform with the image mounted read-only,
 		// so nothing is installed into or run inside the image.
-		args := append([]string{path.Join("/", in.ToolsPath), "artifacts"}, a.Kinds...)
+		// The writer runs from a copy: a file step's cache key is the
+		// content it copies, while a build context's is its session, so
+		// an exec rooted on the context itself would run again on every
+		// build and never match a registry cache.
+		// It runs on the builder's platform, whatever the target's.
+		builder, err := in.Tools.GetPlatform(context.TODO())
+		if err != nil {
+			return nil, err
+		}
+		writer := llb.Scratch()
+		if builder != nil {
+			writer = writer.Platform(*builder)
+		}
+		writer = writer.File(llb.Copy(*in.Tools, path.Join("/", in.ToolsPath), "/"+ToolsFile, &llb.CopyInfo{
+			CreatedTime: in.Epoch,
+		}), llb.WithCustomName("[artifacts] writer"))
+		args := append([]string{"/" + ToolsFile, "artifacts"}, a.Kinds...)
 		args = append(args, "--source", "dir:/rootfs", "--output", "/out", "--name", a.Name,
 			"--compression", a.SquashfsCompression)
 		if a.NetbootURL != "" {
@@ -145,7 +203,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		if a.DiskSize != 0 {
 			args = append(args, "--disk-size", fmt.Sprint(a.DiskSize))
 		}
-		run := in.Tools.Run(
+		run := writer.Run(
 			llb.Args(args),
 			llb.AddMount("/rootfs", img, llb.Readonly),
 			// Temporary files go to a disk-backed scratch mount, never to

@@ -156,7 +156,7 @@ func TestImageLLB(t *testing.T) {
 	p, g := convert(t, "image")
 	all := ops(t, g.Image)
 
-	var install, finalize *pb.ExecOp
+	var install, finalize, boot *pb.ExecOp
 	for _, e := range execs(all) {
 		cmd := strings.Join(e.Meta.Args, " ")
 		switch {
@@ -164,6 +164,8 @@ func TestImageLLB(t *testing.T) {
 			install = e
 		case strings.Contains(cmd, "finalize.sh"):
 			finalize = e
+		case strings.Contains(cmd, "boot.sh"):
+			boot = e
 		}
 	}
 	if install == nil {
@@ -188,13 +190,16 @@ func TestImageLLB(t *testing.T) {
 		t.Errorf("install cache mounts %v", caches)
 	}
 
-	if finalize == nil {
-		t.Fatal("no finalize (initrd) step")
+	if finalize == nil || boot == nil {
+		t.Fatal("no finalize or boot (initrd) step")
 	}
 	for _, kv := range []string{"KAIROS_INITRD=dracut", "GRUB_EFI_PLATFORM=x86_64-efi", "GRUB_EFI_NAME=BOOTX64.EFI", "KAIROS_BIOS=yes", "GRUB_MKIMAGE=grub-mkimage"} {
-		if !slices.Contains(finalize.Meta.Env, kv) {
-			t.Errorf("finalize env %v lacks %s", finalize.Meta.Env, kv)
+		if !slices.Contains(boot.Meta.Env, kv) {
+			t.Errorf("boot env %v lacks %s", boot.Meta.Env, kv)
 		}
+	}
+	if !slices.Contains(finalize.Meta.Env, "KAIROS_INIT=systemd") {
+		t.Errorf("finalize env %v lacks KAIROS_INIT", finalize.Meta.Env)
 	}
 
 	files, copies := fileActions(all)

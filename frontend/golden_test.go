@@ -372,10 +372,21 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	}
 
 	chain := g.rootChain(imageTop)
-	top := g.Ops[chain[0]]
+	// The image's last step adds the kernel's boot files, made on their
+	// own branch, on top of the finalize step.
+	bootCopy := g.Ops[chain[0]].GetFile()
+	if bootCopy == nil || len(bootCopy.Actions) != 1 || bootCopy.Actions[0].GetCopy() == nil {
+		t.Fatalf("the image's last step is not the copy of the boot files: top op #%d %q", g.Num[chain[0]], g.Names[chain[0]])
+	}
+	top := g.Ops[chain[1]]
 	finalize := top.GetExec()
 	if finalize == nil || !slices.Contains(finalize.Meta.Args, scriptsMount+"/build/finalize.sh") {
-		t.Fatalf("the image is not made by the finalize step: top op #%d %q", g.Num[chain[0]], g.Names[chain[0]])
+		t.Fatalf("the boot files are not added over the finalize step: op #%d %q", g.Num[chain[1]], g.Names[chain[1]])
+	}
+	bootRef := g.Input(g.Ops[chain[0]], bootCopy.Actions[0].SecondaryInput)
+	bootOp := g.Ops[bootRef].GetExec()
+	if bootOp == nil || !slices.Equal(bootOp.Meta.Args, []string{"/bin/sh", scriptsMount + "/build/boot.sh"}) {
+		t.Fatalf("the boot files do not come from boot.sh: op #%d %q", g.Num[bootRef], g.Names[bootRef])
 	}
 	bottom := g.Ops[chain[len(chain)-1]].GetSource()
 	wantBase := "docker-image://" + f.BaseImage
@@ -403,17 +414,38 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	}
 	checkInstall(t, "image install", f, pm, tc.arch, g.Ops[installs[0]].GetExec(), f.PreInstall, pkgs)
 
-	// Finalize: the initrd and boot assets, from the flavor's data.
-	wantEnv := map[string]string{
+	// boot.sh: the initrd and boot assets, from the flavor's data, on a
+	// branch of the package step holding Kairos' own files and the agent
+	// (not the user's overlay, cloud-config or version), written to its
+	// own output mount.
+	checkEnv(t, "boot", bootOp.Meta.Env, map[string]string{
 		"KAIROS_INITRD":     f.Initrd,
-		"KAIROS_INIT":       f.Init,
 		"GRUB_MKIMAGE":      f.Grub.Mkimage,
 		"GRUB_LIB":          f.Grub.Lib,
 		"GRUB_EFI_PLATFORM": boot.grubPlatform,
 		"GRUB_EFI_NAME":     boot.efiName,
 		"KAIROS_BIOS":       boot.bios,
+		"KAIROS_BOOT_OUT":   bootOutMount,
+	})
+	g.checkScriptsMount(t, "boot", g.Ops[bootRef], "build/boot.sh")
+	copied := g.Ops[chain[0]].Inputs[bootCopy.Actions[0].SecondaryInput]
+	if m := mountAt(bootOp, bootOutMount); m == nil || m.Input != -1 || m.Output != copied.Index {
+		t.Errorf("boot.sh's output mount %s is not a scratch output copied into the image", bootOutMount)
 	}
-	checkEnv(t, "finalize", finalize.Meta.Env, wantEnv)
+	bootChain := g.rootChain(bootRef)
+	if !slices.Contains(bootChain, installs[0]) {
+		t.Errorf("the boot files are not made from the package step")
+	}
+	bootFiles := g.imageFiles(bootChain)
+	for p := range bootFiles.mkfiles {
+		if p == release.Path || p == SpecCloudConfigPath || strings.Contains(p, "k3s") {
+			t.Errorf("%s is in the boot files' inputs: changing it would make the initrd again", p)
+		}
+	}
+	if _, ok := bootFiles.copies[agentPath]; !ok {
+		t.Errorf("the agent is not in the boot files' inputs (the initrd carries it)")
+	}
+	checkEnv(t, "finalize", finalize.Meta.Env, map[string]string{"KAIROS_INIT": f.Init})
 	if want := []string{"/bin/sh", scriptsMount + "/build/finalize.sh"}; !slices.Equal(finalize.Meta.Args, want) {
 		t.Errorf("finalize args %q, want %q", finalize.Meta.Args, want)
 	}
@@ -569,14 +601,23 @@ func checkArtifactStep(t *testing.T, tc goldenCase, pm flavors.PackageManager, g
 	}
 	image := g.Input(op, rootfs.Input)
 
-	// The writer is the tools context itself: nothing is installed.
+	// The writer is the tools context's binary alone, copied (a copy's
+	// cache key is its content, the context's is its session): nothing
+	// is installed.
 	root := mountAt(run, "/")
 	if root == nil || root.Input < 0 {
 		t.Errorf("artifact step has no root: %v", root)
 		return image
 	}
-	if id := g.Ops[g.Input(op, root.Input)].GetSource().GetIdentifier(); id != "local://tools" {
-		t.Errorf("artifact step's root is %q, want the tools context", id)
+	rootOp := g.Ops[g.Input(op, root.Input)]
+	cp := rootOp.GetFile()
+	if cp == nil || len(cp.Actions) != 1 || cp.Actions[0].GetCopy() == nil || cp.Actions[0].Input != -1 ||
+		cp.Actions[0].GetCopy().Dest != "/"+ToolsFile {
+		t.Errorf("artifact step's root is not a copy of the writer onto scratch")
+		return image
+	}
+	if id := g.Ops[g.Input(rootOp, cp.Actions[0].SecondaryInput)].GetSource().GetIdentifier(); id != "local://tools" {
+		t.Errorf("the writer is copied from %q, want the tools context", id)
 	}
 	return image
 }

@@ -161,11 +161,18 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 // order: the common tree, then the ones chosen by the flavor's init system
 // and initrd tool, then the variant's.
 func (p *Plan) OverlayTrees() []string {
-	trees := []string{"rootfs", "init/" + p.Flavor.Init, "initrd/" + p.Flavor.Initrd}
+	trees := p.BootOverlayTrees()
 	if p.Release.Variant == "standard" {
 		trees = append(trees, "k3s/"+p.Flavor.Init)
 	}
 	return trees
+}
+
+// BootOverlayTrees are the overlay trees the kernel's boot files (initrd,
+// grub images) are made with: Kairos' own files without the k3s services,
+// so both variants share them.
+func (p *Plan) BootOverlayTrees() []string {
+	return []string{"rootfs", "init/" + p.Flavor.Init, "initrd/" + p.Flavor.Initrd}
 }
 
 // Labels are the OCI labels of the image, the upstream io.kairos.* set.

@@ -14,8 +14,8 @@ import (
 	"github.com/kairos-io/kairos/internal/grubenv"
 )
 
-// Where an image keeps what its disks boot with: the finalize step makes
-// the loaders from the image's own grub (overlay/build/finalize.sh), and
+// Where an image keeps what its disks boot with: the boot step makes the
+// loaders from the image's own grub (overlay/build/boot.sh), and
 // the menus are overlay/rootfs/etc/cos.
 const (
 	BootAssets = "/usr/lib/kairos/boot"

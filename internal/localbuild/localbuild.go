@@ -13,15 +13,16 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/docker/cli/cli/config"
 	"github.com/kairos-io/kairos/frontend"
 	"github.com/kairos-io/kairos/internal/baseimage"
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/sirupsen/logrus"
 	"github.com/tonistiigi/fsutil"
@@ -101,6 +102,12 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		LocalMounts:   map[string]fsutil.FS{},
 		CacheImports:  req.CacheImports,
 		CacheExports:  req.CacheExports,
+		// The daemon pulls bases and pushes images and caches with the
+		// caller's registry credentials (~/.docker/config.json, as
+		// buildctl and buildx), asked for over the session.
+		Session: []session.Attachable{authprovider.NewDockerAuthProvider(authprovider.DockerAuthProviderConfig{
+			ConfigFile: config.LoadDefaultConfigFile(io.Discard),
+		})},
 	}
 	for name, dir := range req.Contexts {
 		fsys, err := fsutil.NewFS(dir)
@@ -128,6 +135,8 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 
 	name := req.Plan.Release.ArtifactName()
 	var final, partial string
+	var pr *io.PipeReader
+	var pw *io.PipeWriter
 	switch {
 	case req.Plan.Target == frontend.TargetImage && req.Push != "":
 		ex := exportAttrs(req)
@@ -152,13 +161,16 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 			},
 		}}
 	default:
-		opt.Exports = []client.ExportEntry{{Type: client.ExporterLocal, OutputDir: req.OutputDir}}
+		// The tar exporter, written here with holes for runs of zeros
+		// (extract): the local exporter would write a sparse disk image
+		// densely, and then it would have to be punched again.
+		pr, pw = io.Pipe()
+		opt.Exports = []client.ExportEntry{{
+			Type:   client.ExporterTar,
+			Output: func(map[string]string) (io.WriteCloser, error) { return pw, nil },
+		}}
 	}
 
-	// The local exporter keeps the modification times the files had in the
-	// build (possibly a cached, older one), so "written by this build" is
-	// judged by change time below.
-	started := time.Now().Add(-time.Second)
 	mode := req.Progress
 	if mode == "" {
 		mode = string(progressui.AutoMode)
@@ -178,8 +190,21 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	eg.Go(func() error {
 		var err error
 		resp, err = c.Build(ectx, opt, "kairos", frontend.Build, ch)
+		if pw != nil {
+			// A build that failed before its export leaves extract
+			// waiting; after a complete export this changes nothing.
+			pw.CloseWithError(fmt.Errorf("the build ended before exporting its artifacts: %v", err))
+		}
 		return err
 	})
+	var extracted []string
+	if pr != nil {
+		eg.Go(func() error {
+			var err error
+			extracted, err = receive(pr, req.OutputDir)
+			return err
+		})
+	}
 	var steps stepCount
 	eg.Go(func() error {
 		defer close(shown)
@@ -219,26 +244,9 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		}
 		res.Files = append(res.Files, final, final+".sha256")
 	default:
-		entries, err := os.ReadDir(req.OutputDir)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range entries {
-			// Only what this build wrote: earlier targets share the prefix.
-			info, err := e.Info()
-			if err == nil && strings.HasPrefix(e.Name(), name) && !changeTime(info).Before(started) {
-				res.Files = append(res.Files, filepath.Join(req.OutputDir, e.Name()))
-			}
-		}
+		res.Files = extracted
 	}
 	for _, f := range res.Files {
-		if strings.HasSuffix(f, ".raw") {
-			if freed, err := Sparsify(f); err != nil {
-				logrus.Warnf("%s stays dense: %v", f, err)
-			} else {
-				logrus.Debugf("%s: %d MiB of zeros made holes", f, freed>>20)
-			}
-		}
 		logrus.Infof("wrote %s", f)
 	}
 	return res, nil
@@ -275,38 +283,44 @@ func WriteChecksum(path string) error {
 	return os.WriteFile(path+".sha256", []byte(line), 0o644)
 }
 
-// changeTime is the inode change time: when the exporter wrote the file.
-func changeTime(info os.FileInfo) time.Time {
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	}
-	return info.ModTime()
-}
-
 // stepCount follows the vertices of a solve: which completed, and which
-// of those came from a cache (local or imported).
+// of those came from a cache, local (BuildKit marks them cached) or
+// imported from a registry (BuildKit shows them completing with only the
+// download of their layers: no output of their own).
 type stepCount struct {
-	done map[string]*client.Vertex
+	done           map[string]*client.Vertex
+	logged, pulled map[string]bool
+	otherStatus    map[string]bool
 }
 
 func (c *stepCount) add(s *client.SolveStatus) {
 	if c.done == nil {
-		c.done = map[string]*client.Vertex{}
+		c.done, c.logged, c.pulled, c.otherStatus = map[string]*client.Vertex{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	}
 	for _, v := range s.Vertexes {
 		if v.Completed != nil {
 			c.done[v.Digest.String()] = v
 		}
 	}
+	for _, l := range s.Logs {
+		c.logged[l.Vertex.String()] = true
+	}
+	for _, st := range s.Statuses {
+		if strings.HasPrefix(st.ID, "sha256:") || strings.HasPrefix(st.ID, "extracting sha256:") {
+			c.pulled[st.Vertex.String()] = true
+		} else {
+			c.otherStatus[st.Vertex.String()] = true
+		}
+	}
 }
 
 func (c *stepCount) result() (steps, cached int, ran []string) {
-	for _, v := range c.done {
+	for d, v := range c.done {
 		if !isStep(v.Name) {
 			continue
 		}
 		steps++
-		if v.Cached {
+		if v.Cached || c.pulled[d] && !c.logged[d] && !c.otherStatus[d] {
 			cached++
 		} else if v.Error == "" {
 			ran = append(ran, v.Name)

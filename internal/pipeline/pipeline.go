@@ -331,36 +331,21 @@ func (r *run) entry(ctx context.Context, b *builders.Builder, i int, rec *ImageR
 		return err
 	}
 	rec.Digest = res.Digest
+	// The image is signed and described while its builder makes the
+	// media: neither waits for the other.
+	described := make(chan error, 1)
+	go func() { described <- r.describe(ctx, e, rec.Ref, rec.Digest, entryDir, plain) }()
+	var mediaErr error
 	for _, t := range r.Targets {
-		if _, err := build(t, localbuild.Request{OutputDir: entryDir}); err != nil {
-			return err
+		if _, mediaErr = build(t, localbuild.Request{OutputDir: entryDir}); mediaErr != nil {
+			break
 		}
 	}
-	pinned := r.repo(e) + "@" + rec.Digest
-	httpFlag := fmt.Sprintf("--allow-http-registry=%v", plain)
-	if r.SignKey != "" {
-		if err := Cosign("sign", "--key", r.SignKey, "--tlog-upload=false", "--yes", httpFlag, pinned); err != nil {
-			return fmt.Errorf("signing %s: %w", rec.Ref, err)
-		}
-	}
-	// The SBOM, beside the media and attached to the image: as a signed
-	// attestation with a key, else as cosign's SBOM artifact.
-	name := e.Plan.Release.ArtifactName()
-	sbomFile := filepath.Join(entryDir, name+".spdx.json")
-	extras := []sbom.Package{{Name: "kairos-agent", Version: e.Version, PURL: "pkg:github/kairos-io/kairos@" + e.Version}}
-	if e.K3s != "" {
-		extras = append(extras, sbom.Package{Name: "k3s", Version: e.K3s, PURL: "pkg:github/k3s-io/k3s@" + strings.ReplaceAll(e.K3s, "+", "%2B")})
-	}
-	src := sbom.Source{Ref: pinned, PlainHTTP: plain, Platform: platforms.Format(e.Platform())}
-	if err := sbom.Write(ctx, src, sbomFile, extras); err != nil {
+	if err := <-described; err != nil {
 		return err
 	}
-	attach := []string{"attach", "sbom", "--sbom", sbomFile, "--type", "spdx", httpFlag, pinned}
-	if r.SignKey != "" {
-		attach = []string{"attest", "--key", r.SignKey, "--type", "spdxjson", "--predicate", sbomFile, "--tlog-upload=false", "--yes", httpFlag, pinned}
-	}
-	if err := Cosign(attach...); err != nil {
-		return fmt.Errorf("attaching the SBOM to %s: %w", rec.Ref, err)
+	if mediaErr != nil {
+		return mediaErr
 	}
 	// The media: what the builds wrote but per-file checksums (SHA256SUMS
 	// covers them).
@@ -379,6 +364,36 @@ func (r *run) entry(ctx context.Context, b *builders.Builder, i int, rec *ImageR
 		rec.Media = append(rec.Media, n)
 	}
 	sort.Strings(rec.Media)
+	return nil
+}
+
+// describe signs the pushed image and writes its SBOM into dir, attached
+// to the image: as a signed attestation with a key, else as cosign's SBOM
+// artifact.
+func (r *run) describe(ctx context.Context, e matrix.Entry, ref, digest, dir string, plain bool) error {
+	pinned := r.repo(e) + "@" + digest
+	httpFlag := fmt.Sprintf("--allow-http-registry=%v", plain)
+	if r.SignKey != "" {
+		if err := Cosign("sign", "--key", r.SignKey, "--tlog-upload=false", "--yes", httpFlag, pinned); err != nil {
+			return fmt.Errorf("signing %s: %w", ref, err)
+		}
+	}
+	sbomFile := filepath.Join(dir, e.Plan.Release.ArtifactName()+".spdx.json")
+	extras := []sbom.Package{{Name: "kairos-agent", Version: e.Version, PURL: "pkg:github/kairos-io/kairos@" + e.Version}}
+	if e.K3s != "" {
+		extras = append(extras, sbom.Package{Name: "k3s", Version: e.K3s, PURL: "pkg:github/k3s-io/k3s@" + strings.ReplaceAll(e.K3s, "+", "%2B")})
+	}
+	src := sbom.Source{Ref: pinned, PlainHTTP: plain, Platform: platforms.Format(e.Platform())}
+	if err := sbom.Write(ctx, src, sbomFile, extras); err != nil {
+		return err
+	}
+	attach := []string{"attach", "sbom", "--sbom", sbomFile, "--type", "spdx", httpFlag, pinned}
+	if r.SignKey != "" {
+		attach = []string{"attest", "--key", r.SignKey, "--type", "spdxjson", "--predicate", sbomFile, "--tlog-upload=false", "--yes", httpFlag, pinned}
+	}
+	if err := Cosign(attach...); err != nil {
+		return fmt.Errorf("attaching the SBOM to %s: %w", ref, err)
+	}
 	return nil
 }
 

@@ -1,68 +1,17 @@
 #!/bin/sh
 # Runs inside the image being built, after packages, overlay and agent are in
-# place. Everything distro-specific arrives as environment from the flavor data:
-#   KAIROS_INITRD      dracut | mkinitfs
-#   KAIROS_INITRD_MODULES  extra initrd modules (dracut --add), may be empty
+# place; the kernel's boot files come from boot.sh, on top of what this
+# leaves. Everything distro-specific arrives as environment from the flavor
+# data:
 #   KAIROS_INIT        systemd | openrc
-#   GRUB_MKIMAGE       grub-mkimage | grub2-mkimage
-#   GRUB_LIB           directory holding <platform>/ module directories
-#   GRUB_EFI_PLATFORM  x86_64-efi | arm64-efi
-#   GRUB_EFI_NAME      BOOTX64.EFI | BOOTAA64.EFI
-#   KAIROS_BIOS        yes when the architecture boots from BIOS too
 set -eu
 
 say() { echo "kairos-finalize: $*"; }
 die() { echo "kairos-finalize: error: $*" >&2; exit 1; }
 
-# --- kernel and initrd -------------------------------------------------------
-kver=$(ls -1 /lib/modules 2>/dev/null | sort -V | tail -n 1)
-[ -n "$kver" ] || die "no kernel installed (/lib/modules is empty): check the flavor's kernel package"
-kernel=""
-for k in "/boot/vmlinuz-$kver" "/boot/vmlinux-$kver" "/boot/Image-$kver" "/lib/modules/$kver/vmlinuz" /boot/vmlinuz-lts /boot/vmlinuz-virt; do
-    if [ -f "$k" ]; then kernel=$k; break; fi
-done
-[ -n "$kernel" ] || die "kernel $kver has no image under /boot or /lib/modules/$kver"
-if [ "$kernel" != "/boot/vmlinuz-$kver" ]; then cp "$kernel" "/boot/vmlinuz-$kver"; fi
-say "kernel $kver"
-
-# Initrds made by package hooks were built before our module existed: drop them.
+# Initrds made by package hooks were built before our module existed: drop
+# them (boot.sh's initrd is added after this step).
 rm -f /boot/initrd.img-* /boot/initramfs-* /boot/initrd-*
-case "$KAIROS_INITRD" in
-dracut)
-    # --reproducible (with SOURCE_DATE_EPOCH) sorts and stamps the archive.
-    dracut --force --no-hostonly ${SOURCE_DATE_EPOCH:+--reproducible} \
-        ${KAIROS_INITRD_MODULES:+--add "$KAIROS_INITRD_MODULES"} --kver "$kver" "/boot/initrd-$kver" ;;
-mkinitfs)
-    # Features come from /etc/mkinitfs/mkinitfs.conf (the kairos feature adds
-    # the agent and the live boot's modules); /init is Kairos' own, which boots
-    # the live media's dmsquash-live command line (see the file).
-    init=/usr/lib/kairos/mkinitfs/init
-    [ -f "$init" ] || die "$init is missing: the overlay's initrd/mkinitfs tree was not added"
-    mkinitfs -i "$init" -o "/boot/initrd-$kver" "$kver" ;;
-*)
-    die "unknown initrd tool $KAIROS_INITRD" ;;
-esac
-ln -sf "vmlinuz-$kver" /boot/vmlinuz
-ln -sf "initrd-$kver" /boot/initrd
-say "initrd $(du -h "/boot/initrd-$kver" | cut -f1)"
-
-# --- boot assets: grub images made from the image's own grub -----------------
-# Artifact writers only assemble these files; they never run grub themselves.
-assets=/usr/lib/kairos/boot
-mkdir -p "$assets"
-common="part_gpt part_msdos fat ext2 iso9660 squash4 loopback normal configfile search search_label search_fs_uuid search_fs_file linux echo test true regexp loadenv cat ls halt reboot serial terminal gzio xzio zstd sleep minicmd"
-"$GRUB_MKIMAGE" -d "$GRUB_LIB/$GRUB_EFI_PLATFORM" -O "$GRUB_EFI_PLATFORM" -p /EFI/BOOT \
-    -o "$assets/$GRUB_EFI_NAME" $common all_video efi_gop
-if [ "${KAIROS_BIOS:-no}" = yes ]; then
-    "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc-eltorito -p /boot/grub \
-        -o "$assets/eltorito.img" $common biosdisk
-    # The installed disk's BIOS core (in its bios_grub partition) runs the
-    # same first stage as the ESP: find COS_STATE, load its menu.
-    "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc -p /grub2 -c /etc/cos/grub_efi.cfg \
-        -o "$assets/core.img" $common biosdisk
-    cp "$GRUB_LIB/i386-pc/boot_hybrid.img" "$GRUB_LIB/i386-pc/boot.img" "$assets/"
-fi
-say "boot assets in $assets: $(ls "$assets" | tr '\n' ' ')"
 
 # --- services ----------------------------------------------------------------
 if [ "$KAIROS_INIT" = systemd ]; then

@@ -95,7 +95,9 @@ func Start(t testing.TB, o Options) *Daemon {
 	}
 	cmd := exec.Command(bin, args...)
 	if o.NetNS != "" {
-		cmd = exec.Command("ip", append([]string{"netns", "exec", o.NetNS, bin}, args...)...)
+		// nsenter, not `ip netns exec`: that one also remounts /sys, where
+		// runc then finds no cgroup mount.
+		cmd = exec.Command("nsenter", append([]string{"--net=/run/netns/" + o.NetNS, bin}, args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // DefaultAddr is the address the project's buildkitd.toml treats as plain
@@ -54,7 +56,27 @@ func StartTLS(t testing.TB, addr string, certPEM, keyPEM []byte, roots *x509.Cer
 	return r
 }
 
+// StartAuth is Start asking for user and password (htpasswd, bcrypt), as
+// a company's registry does: pushes and pulls need the credentials.
+func StartAuth(t testing.TB, addr, user, password string) *Registry {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(file, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startConf(t, addr, "", "", fmt.Sprintf("auth:\n  htpasswd:\n    realm: kairos-test\n    path: %s\n", file))
+}
+
 func start(t testing.TB, addr, cert, key string, roots ...*x509.CertPool) *Registry {
+	t.Helper()
+	return startConf(t, addr, cert, key, "", roots...)
+}
+
+func startConf(t testing.TB, addr, cert, key, extra string, roots ...*x509.CertPool) *Registry {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -75,9 +97,9 @@ storage:
     rootdirectory: %s
   delete:
     enabled: true
-http:
+%shttp:
   addr: %s
-`, filepath.Join(dir, "data"), addr)
+`, filepath.Join(dir, "data"), extra, addr)
 	client, scheme := http.DefaultClient, "http"
 	if cert != "" {
 		conf += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
@@ -108,7 +130,7 @@ http:
 		resp, err := client.Get(scheme + "://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || extra != "" && resp.StatusCode == http.StatusUnauthorized {
 				return r
 			}
 		}
