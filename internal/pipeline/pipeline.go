@@ -410,7 +410,12 @@ func (r *run) unchanged(ctx context.Context, e matrix.Entry, rec *ImageRecord) b
 		return false
 	}
 	for _, m := range p.Media {
-		if st, err := os.Stat(filepath.Join(r.Dir, m)); err != nil || !st.Mode().IsRegular() {
+		// release.json is a file on disk like any other: a name in it is
+		// only ever one file of the release directory.
+		if !filepath.IsLocal(m) || strings.ContainsRune(m, filepath.Separator) {
+			return false
+		}
+		if st, err := os.Lstat(filepath.Join(r.Dir, m)); err != nil || !st.Mode().IsRegular() {
 			return false
 		}
 	}

@@ -2,14 +2,24 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/internal/baseimage"
 	"github.com/kairos-io/kairos/internal/matrix"
+	"github.com/kairos-io/kairos/internal/publish"
+	"github.com/kairos-io/kairos/tests/registry"
 )
 
 func entries(t *testing.T) []matrix.Entry {
@@ -84,5 +94,55 @@ func TestPrefixWriter(t *testing.T) {
 	want := "[b] #1 other\n[a] #1 install\n[b] #2 done\n"
 	if buf.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+// A re-run skips an entry only when its image is in the registry with the
+// same inputs and digest and its media are files of the release directory.
+func TestUnchanged(t *testing.T) {
+	reg := registry.InProcess(t)
+	es := entries(t)
+	e := es[0]
+	dir := t.TempDir()
+	r := &run{Config: Config{Registry: reg + "/kairos", Dir: dir, Out: io.Discard, Entries: es}, prev: map[string]ImageRecord{}, out: &syncWriter{w: io.Discard}}
+	ref := e.Ref(r.Registry)
+	img, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img = mutate.Annotations(img, map[string]string{publish.InputsAnnotation: "sha256:in"}).(v1.Image)
+	nr, _ := name.ParseReference(ref)
+	if err := remote.Write(nr, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	os.WriteFile(filepath.Join(dir, "a.iso"), []byte("iso"), 0o644)
+	prev := ImageRecord{Entry: e.ID(), Ref: ref, Digest: d.String(), Inputs: "sha256:in", Media: []string{"a.iso"}}
+	check := func(what string, p ImageRecord, inputs string, want bool) {
+		t.Helper()
+		r.prev[e.ID()] = p
+		rec := &ImageRecord{Entry: e.ID(), Ref: ref, Inputs: inputs, Builder: "b"}
+		if got := r.unchanged(context.Background(), e, rec); got != want {
+			t.Errorf("%s: unchanged = %v, want %v", what, got, want)
+		}
+		if want && (!rec.Skipped || rec.Digest != p.Digest || rec.Builder != "b") {
+			t.Errorf("%s: the record is not the earlier one, skipped: %+v", what, rec)
+		}
+	}
+	check("same inputs, media there", prev, "sha256:in", true)
+	check("other inputs", prev, "sha256:other", false)
+	moved := prev
+	moved.Digest = "sha256:" + strings.Repeat("0", 64)
+	check("the tag names another digest", moved, "sha256:in", false)
+	missing := prev
+	missing.Media = []string{"a.iso", "b.raw"}
+	check("a medium is missing", missing, "sha256:in", false)
+	outside := prev
+	outside.Media = []string{"../" + filepath.Base(dir) + "/a.iso"}
+	check("a medium named outside the directory", outside, "sha256:in", false)
+	delete(r.prev, e.ID())
+	rec := &ImageRecord{Entry: e.ID(), Ref: ref, Inputs: "sha256:in"}
+	if r.unchanged(context.Background(), e, rec) {
+		t.Error("skipped without an earlier record of it")
 	}
 }
