@@ -42,6 +42,9 @@ type Inputs struct {
 // iso/ trees are mounted there read-only and never land in the image.
 const (
 	scriptsMount = "/run/kairos-build"
+	// blockCacheMount holds the artifact writer's squashfs block cache.
+	blockCacheMount = "/var/cache/kairos-blocks"
+	blockCacheID    = "kairos-squashfs-blocks"
 	// bootOutMount receives boot.sh's files, laid out as in the image.
 	bootOutMount = "/run/kairos-boot"
 	agentFile    = "kairos-agent"
@@ -196,7 +199,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		}), llb.WithCustomName("[artifacts] writer"))
 		args := append([]string{"/" + ToolsFile, "artifacts"}, a.Kinds...)
 		args = append(args, "--source", "dir:/rootfs", "--output", "/out", "--name", a.Name,
-			"--compression", a.SquashfsCompression)
+			"--compression", a.SquashfsCompression, "--block-cache", blockCacheMount)
 		if a.NetbootURL != "" {
 			args = append(args, "--netboot-url", a.NetbootURL)
 		}
@@ -209,6 +212,11 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 			// Temporary files go to a disk-backed scratch mount, never to
 			// the output (and not to RAM: a squashfs can be gigabytes).
 			llb.AddMount("/tmp", llb.Scratch()),
+			// Compressed squashfs blocks of earlier builds on this builder:
+			// a rebuild after a small change compresses only what changed.
+			// The files written do not depend on it (each block is checked
+			// against its content), so it is no part of the step's key.
+			llb.AddMount(blockCacheMount, llb.Scratch(), llb.AsPersistentCacheDir(blockCacheID, llb.CacheMountShared)),
 			epochEnv(in.Epoch),
 			llb.WithCustomName(fmt.Sprintf("[artifacts] %s: %s", a.Name, strings.Join(a.Kinds, ", "))),
 		)

@@ -270,7 +270,7 @@ func testArtifactsLLB(t *testing.T, target string, kinds []string) {
 		t.Errorf("artifact kinds %v, want %v", got, kinds)
 	}
 	flags := strings.Join(step.Meta.Args[2+len(kinds):], " ")
-	if want := "--source dir:/rootfs --output /out --name kairos-debian-bookworm-core-amd64-generic-v9.9.9 --compression gzip"; flags != want {
+	if want := "--source dir:/rootfs --output /out --name kairos-debian-bookworm-core-amd64-generic-v9.9.9 --compression gzip --block-cache " + blockCacheMount; flags != want {
 		t.Errorf("artifact flags %q, want %q", flags, want)
 	}
 	var dests []string
@@ -280,9 +280,14 @@ func testArtifactsLLB(t *testing.T, target string, kinds []string) {
 			t.Errorf("image mounted writable into the artifact step")
 		}
 	}
-	for _, want := range []string{"/", "/rootfs", "/out", "/tmp"} {
+	for _, want := range []string{"/", "/rootfs", "/out", "/tmp", blockCacheMount} {
 		if !slices.Contains(dests, want) {
 			t.Errorf("artifact step mounts %v lack %s", dests, want)
+		}
+	}
+	for _, m := range step.Mounts {
+		if m.Dest == blockCacheMount && (m.MountType != pb.MountType_CACHE || m.CacheOpt.GetID() != blockCacheID) {
+			t.Errorf("the block cache at %s is not the %s cache mount: %v", blockCacheMount, blockCacheID, m)
 		}
 	}
 	p := mustPlan(t, target, map[string]string{ArgFlavor: "debian"})

@@ -582,7 +582,7 @@ func checkArtifactStep(t *testing.T, tc goldenCase, pm flavors.PackageManager, g
 		t.Errorf("iso result is not the artifact step's writable scratch /out mount: %v, result output %d", out, g.Out.Index)
 	}
 	name := fmt.Sprintf("kairos-%s-%s-%s-%s-generic-%s", tc.flavor.Name, tc.flavor.Release, tc.variant, tc.arch, goldenVersion)
-	want := []string{"/" + ToolsFile, "artifacts", "iso", "--source", "dir:/rootfs", "--output", "/out", "--name", name, "--compression", "gzip"}
+	want := []string{"/" + ToolsFile, "artifacts", "iso", "--source", "dir:/rootfs", "--output", "/out", "--name", name, "--compression", "gzip", "--block-cache", blockCacheMount}
 	if !slices.Equal(run.Meta.Args, want) {
 		t.Errorf("artifact step args %q, want %q", run.Meta.Args, want)
 	}

@@ -4,22 +4,33 @@
 #
 #   tests/bench/incremental.sh
 #
-# Cold: `kairos build --target iso --no-cache` (every step runs again; the
-# package downloads stay in their cache mounts, as on a builder that built
-# before). Warm: the same build after changing one line of an overlay file.
-# Also: the version changed (a new release of the same packages). Target
-# from issue 18: warm / cold <= 0.10.
+# Cold: `kairos build --target iso` on a new BuildKit daemon with empty
+# state (the packages come from the mirror; the bootstrapped base image is
+# kairos' own cache, outside BuildKit). Warm: the same build on that daemon
+# after changing one line of an overlay file; then after changing the
+# version (a new release of the same packages). Target from issue 18:
+# warm / cold <= 0.10.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$here"
 work=$(mktemp -d /var/tmp/kairos-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
 export SOURCE_DATE_EPOCH=1700000000
 CGO_ENABLED=0 go build -trimpath -o "$work/kairos-agent" ./cmd/kairos-agent
 CGO_ENABLED=0 go build -trimpath -o "$work/kairos-frontend" ./cmd/kairos-frontend
 go build -o "$work/kairos" ./cmd/kairos
 mkdir -p "$work/overlay/etc"
 echo "welcome to kairos (one)" > "$work/overlay/etc/motd"
+command -v buildkitd >/dev/null || { echo "buildkitd not on PATH (./earthly.sh builds it)" >&2; exit 1; }
+buildkitd --root "$work/buildkit" --addr "unix://$work/buildkitd.sock" --oci-worker=true \
+	--containerd-worker=false --oci-worker-net=host >"$work/buildkitd.log" 2>&1 &
+daemon=$!
+cleanup() {
+	kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+	grep -F "$work" /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l
+	rm -rf "$work"
+}
+trap cleanup EXIT
+export BUILDKIT_HOST=unix://$work/buildkitd.sock
 
 build() {
 	local s=$SECONDS
@@ -30,14 +41,15 @@ build() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-cold=$(build --version v1.0.0 --no-cache)
+cold=$(build --version v1.0.0)
 echo "welcome to kairos (two)" > "$work/overlay/etc/motd"
 overlay=$(build --version v1.0.0)
 # boot.sh speaks only when it runs (a cached step prints nothing of its own).
 ran=no; grep -q 'kairos-boot: initrd' "$work/log" && ran=yes
+blocks=$(grep -o '[0-9]* of [0-9]* blocks from the block cache' "$work/log" | tail -n1)
 version=$(build --version v1.0.1)
 printf '%-34s %6s %8s\n' "+iso build" "s" "ratio"
-printf '%-34s %6d %8s\n' "cold (--no-cache)" "$cold" "1.00"
+printf '%-34s %6d %8s\n' "cold (empty builder)" "$cold" "1.00"
 printf '%-34s %6d %8s\n' "one overlay line changed" "$overlay" "$(ratio "$overlay" "$cold")"
 printf '%-34s %6d %8s\n' "new version, same packages" "$version" "$(ratio "$version" "$cold")"
-echo "initrd made again after the overlay change: $ran (target: no; warm/cold <= 0.10)"
+echo "after the overlay change: initrd made again: $ran (target: no); squashfs: ${blocks:-no block cache}; target warm/cold <= 0.10"

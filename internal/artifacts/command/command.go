@@ -21,7 +21,7 @@ import (
 // New returns the artifacts command.
 func New() *cobra.Command {
 	var (
-		src, output, name, compression, netbootURL, tmp, cloudConfig, diskSize string
+		src, output, name, compression, netbootURL, tmp, cloudConfig, diskSize, blockCache string
 	)
 	cmd := &cobra.Command{
 		Use:   "artifacts <" + strings.Join(artifacts.Kinds, "|") + "|all>... --source <src>",
@@ -79,7 +79,7 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 			defer tree.Close()
 			files, err := artifacts.Run(cmd.Context(), tree.Root, output, artifacts.Profile{
 				Kinds: kinds, Name: name, Compression: compression, NetbootURL: netbootURL,
-				Epoch: epoch, Progress: os.Stderr, CloudConfig: cc, DiskSize: size,
+				Epoch: epoch, Progress: os.Stderr, CloudConfig: cc, DiskSize: size, BlockCache: blockCache,
 			})
 			for _, f := range files {
 				fmt.Fprintln(cmd.OutOrStdout(), f)
@@ -96,5 +96,6 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 	fl.StringVar(&cloudConfig, "cloud-config", "", "cloud-config put at /config.yaml of the ISO (the live system applies it) and at /oem/90_custom.yaml of the disks")
 	fl.StringVar(&diskSize, "disk-size", "", "size of the raw/qcow2 disk, e.g. 16G (default: what the image needs plus 2 GiB of COS_PERSISTENT)")
 	fl.StringVar(&tmp, "tmp", "", "directory for the content spool of image sources (default $TMPDIR)")
+	fl.StringVar(&blockCache, "block-cache", "", "directory keeping compressed squashfs blocks between runs, so a rebuild after a small change compresses only what changed (the output does not depend on it)")
 	return cmd
 }

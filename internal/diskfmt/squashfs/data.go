@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -111,6 +112,8 @@ type pipeline struct {
 	// owned by the dispatcher goroutine until run returns
 	dupFiles int
 	dupBytes int64
+
+	cacheHits atomic.Int64 // blocks taken from s.cache
 }
 
 func newPipeline(s settings, t *tree, out *output) (*pipeline, error) {
@@ -167,6 +170,15 @@ func (p *pipeline) compress(comp compressor, c *chunk) {
 		c.sparse = true
 		return
 	}
+	var key BlockKey
+	if p.s.cache != nil {
+		key = blockKey(p.s, c.in)
+		if out, raw, ok := p.cached(key, c.in); ok {
+			c.out, c.raw = out, raw
+			p.cacheHits.Add(1)
+			return
+		}
+	}
 	out, err := comp.compress(p.pool.get(), c.in)
 	if err != nil {
 		c.err = fmt.Errorf("squashfs: compressing: %w", err)
@@ -176,9 +188,15 @@ func (p *pipeline) compress(comp compressor, c *chunk) {
 		// Store raw: compression did not help (squashfs.rst 3.2).
 		c.raw = true
 		p.pool.put(out)
+		if p.s.cache != nil {
+			p.s.cache.Put(key, []byte{entryRaw})
+		}
 		return
 	}
 	c.out = out
+	if p.s.cache != nil {
+		p.s.cache.Put(key, append([]byte{entryCompressed}, out...))
+	}
 }
 
 func (p *pipeline) writeLoop(ctx context.Context, order <-chan *chunk) error {

@@ -53,6 +53,10 @@ type Options struct {
 	// NoExport leaves out the NFS export table (inode number -> inode
 	// lookup), which costs 8 bytes per inode.
 	NoExport bool
+	// BlockCache, if set, gives the compressed form of blocks written
+	// before (checked against their content) and keeps the new ones. The
+	// image does not depend on it.
+	BlockCache BlockCache
 	// Progress, if set, is called from a single goroutine as file data
 	// is written, with the bytes of file content done so far and the
 	// total (hardlinked content counted once).
@@ -71,6 +75,7 @@ type settings struct {
 	fragments  bool
 	exportable bool
 	progress   func(done, total int64)
+	cache      BlockCache
 }
 
 // validate checks opt and fills in defaults. Errors name the offending
@@ -123,6 +128,7 @@ func (opt Options) validate() (settings, error) {
 	s.fragments = !opt.NoFragments
 	s.exportable = !opt.NoExport
 	s.progress = opt.Progress
+	s.cache = opt.BlockCache
 	return s, nil
 }
 
@@ -139,6 +145,7 @@ type Stats struct {
 	DataBytes      int64 // file content, each inode once
 	DataBlocks     int   // data blocks written (not counting sparse or duplicate ones)
 	SparseBlocks   int   // all-zero blocks stored as holes
+	CachedBlocks   int   // blocks (data and fragments) taken from the BlockCache
 	FragmentBlocks int   // fragment blocks holding tail ends
 	DuplicateFiles int   // files stored as references to an identical earlier file
 	DuplicateBytes int64 // content bytes saved that way

@@ -102,6 +102,7 @@ func WriteContext(ctx context.Context, w io.WriteSeeker, root *fstree.Node, opt 
 	st := t.stats
 	st.DataBlocks = p.dataBlocks
 	st.SparseBlocks = p.sparseBlocks
+	st.CachedBlocks = int(p.cacheHits.Load())
 	st.FragmentBlocks = p.fragmentBlocks
 	st.DuplicateFiles = p.dupFiles
 	st.DuplicateBytes = p.dupBytes
