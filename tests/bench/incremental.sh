@@ -25,7 +25,7 @@ buildkitd --root "$work/buildkit" --addr "unix://$work/buildkitd.sock" --oci-wor
 	--containerd-worker=false --oci-worker-net=host >"$work/buildkitd.log" 2>&1 &
 daemon=$!
 cleanup() {
-	kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
+	kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
 	grep -F "$work" /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l
 	rm -rf "$work"
 }
