@@ -263,7 +263,8 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 		return nil, nil, nil, err
 	}
 	in := Inputs{Epoch: bc.Epoch}
-	if in.Base, err = loadBase(ctx, bc, plan); err != nil {
+	var baseImg *dockerspec.DockerOCIImage
+	if in.Base, baseImg, err = loadBase(ctx, bc, plan); err != nil {
 		return nil, nil, nil, err
 	}
 	if err := loadAgent(ctx, c, bc, plan, &in); err != nil {
@@ -319,7 +320,10 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 		return nil, nil, nil, err
 	}
 	img := ImageConfig(plan, bc.Epoch)
-	return ref, &img, nil, nil
+	// The base's config tells the exporter which layers are the base's:
+	// with rewrite-timestamp it leaves those as they are (they are fixed
+	// by digest already) and rewrites only the layers this build made.
+	return ref, &img, baseImg, nil
 }
 
 func solve(ctx context.Context, c client.Client, st llb.State, platform ocispecs.Platform, opts ...llb.ConstraintsOpt) (client.Reference, error) {
@@ -435,12 +439,23 @@ func loadK3s(ctx context.Context, c client.Client, bc *dockerui.Client, p *Plan)
 
 // loadBase returns the distro base: the "base" named context when given,
 // else the flavor's (or BASE_IMAGE's) registry image.
-func loadBase(ctx context.Context, bc *dockerui.Client, p *Plan) (llb.State, error) {
+func loadBase(ctx context.Context, bc *dockerui.Client, p *Plan) (llb.State, *dockerspec.DockerOCIImage, error) {
+	nc, err := bc.NamedContext(ContextBase, dockerui.ContextOpt{Platform: &p.Platform})
+	if err != nil {
+		return llb.State{}, nil, fmt.Errorf("context %q: %w", ContextBase, err)
+	}
+	if nc != nil {
+		st, img, err := nc.Load(ctx)
+		if err != nil {
+			return llb.State{}, nil, fmt.Errorf("loading context %q: %w", ContextBase, err)
+		}
+		return *st, img, nil
+	}
 	st, err := baseState(ctx, bc, p.BaseImage, p.Platform)
 	if err != nil {
-		return llb.State{}, err
+		return llb.State{}, nil, err
 	}
-	return *st, nil
+	return *st, nil, nil
 }
 
 // baseState is the "base" named context, else the image ref (nil when

@@ -26,7 +26,7 @@ buildkitd --root "$work/buildkit" --addr "unix://$work/buildkitd.sock" --oci-wor
 daemon=$!
 cleanup() {
 	kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null || true
-	grep -F "$work" /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l
+	grep -F "$work" /proc/mounts | cut -d' ' -f2 | sort -r | xargs -r umount -l || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
