@@ -232,32 +232,12 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	return nil
 }
 
-// fileContext makes a directory holding just one binary under the name the
-// frontend expects, for a named context.
+// fileContext is localbuild.FileContext with the flag that names the
+// binary and how to get one.
 func fileContext(bin, name, flag, hint string) (string, func(), error) {
-	st, err := os.Stat(bin)
+	dir, cleanup, err := localbuild.FileContext(bin, name)
 	if err != nil {
-		return "", nil, fmt.Errorf("%s binary: %w (%s)", name, err, hint)
-	}
-	if st.IsDir() {
-		return "", nil, fmt.Errorf("%s %s is a directory, want the %s binary", flag, bin, name)
-	}
-	dir, err := os.MkdirTemp("", "kairos-"+name+"-ctx-")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	dst := filepath.Join(dir, name)
-	if err := os.Link(bin, dst); err != nil {
-		data, rerr := os.ReadFile(bin)
-		if rerr != nil {
-			cleanup()
-			return "", nil, rerr
-		}
-		if err := os.WriteFile(dst, data, 0o755); err != nil {
-			cleanup()
-			return "", nil, err
-		}
+		return "", nil, fmt.Errorf("%s: %w (%s)", flag, err, hint)
 	}
 	return dir, cleanup, nil
 }

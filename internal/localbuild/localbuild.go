@@ -337,3 +337,46 @@ func (c *stepCount) result() (steps, cached int, ran []string) {
 func isStep(name string) bool {
 	return strings.HasPrefix(name, "[") && !strings.HasPrefix(name, "[context ") && !strings.HasPrefix(name, "[internal]")
 }
+
+// FileContext makes a directory holding just one binary under the name the
+// frontend expects (a named context: agent, tools, k3s), linked or copied;
+// cleanup removes it. The error names the binary, for the caller to add
+// how to get it.
+func FileContext(bin, name string) (dir string, cleanup func(), err error) {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s binary: %w", name, err)
+	}
+	if st.IsDir() {
+		return "", nil, fmt.Errorf("%s is a directory, want the %s binary", bin, name)
+	}
+	if dir, err = os.MkdirTemp("", "kairos-"+name+"-ctx-"); err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	dst := filepath.Join(dir, name)
+	if err := os.Link(bin, dst); err != nil {
+		if err := copyExecutable(bin, dst); err != nil {
+			cleanup()
+			return "", nil, err
+		}
+	}
+	return dir, cleanup, nil
+}
+
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

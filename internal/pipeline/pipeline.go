@@ -177,26 +177,26 @@ func (r *run) cleanup() {
 // entry's inputs.
 func (r *run) prepare(ctx context.Context) error {
 	r.contexts = map[string]string{}
-	agentDir, err := fileContext(r.Agent, "kairos-agent")
+	agentDir, cleanup, err := localbuild.FileContext(r.Agent, "kairos-agent")
 	if err != nil {
 		return err
 	}
-	r.cleanups = append(r.cleanups, func() { os.RemoveAll(agentDir) })
+	r.cleanups = append(r.cleanups, cleanup)
 	r.contexts[frontend.ContextAgent] = agentDir
 	if len(r.Targets) > 0 {
-		toolsDir, err := fileContext(r.Writer, frontend.ToolsFile)
+		toolsDir, cleanup, err := localbuild.FileContext(r.Writer, frontend.ToolsFile)
 		if err != nil {
 			return err
 		}
-		r.cleanups = append(r.cleanups, func() { os.RemoveAll(toolsDir) })
+		r.cleanups = append(r.cleanups, cleanup)
 		r.contexts[frontend.ContextTools] = toolsDir
 	}
 	if r.K3s != "" {
-		k3sDir, err := fileContext(r.K3s, "k3s")
+		k3sDir, cleanup, err := localbuild.FileContext(r.K3s, "k3s")
 		if err != nil {
 			return err
 		}
-		r.cleanups = append(r.cleanups, func() { os.RemoveAll(k3sDir) })
+		r.cleanups = append(r.cleanups, cleanup)
 		r.contexts[frontend.ContextK3s] = k3sDir
 	}
 	files := map[string]string{}
@@ -503,47 +503,6 @@ func cacheAttrs(ref string, plain bool) map[string]string {
 		a["registry.insecure"] = "true"
 	}
 	return a
-}
-
-// fileContext makes a directory holding just one binary under the name
-// the frontend expects, for a named context.
-func fileContext(bin, name string) (string, error) {
-	st, err := os.Stat(bin)
-	if err != nil {
-		return "", fmt.Errorf("%s binary: %w", name, err)
-	}
-	if st.IsDir() {
-		return "", fmt.Errorf("%s is a directory, want the %s binary", bin, name)
-	}
-	dir, err := os.MkdirTemp("", "kairos-"+name+"-ctx-")
-	if err != nil {
-		return "", err
-	}
-	dst := filepath.Join(dir, name)
-	if err := os.Link(bin, dst); err != nil {
-		if err := copyFile(bin, dst); err != nil {
-			os.RemoveAll(dir)
-			return "", err
-		}
-	}
-	return dir, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 func fileDigest(path string) (string, error) {
