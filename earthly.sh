@@ -29,8 +29,9 @@ Targets:
 $(target_help)
 
 Arguments (build args of the Earthfile):
-  --FLAVOR          distro: $(flavor_names | tr '\n' ' ')(default debian)
-  --FLAVOR_RELEASE  release of the flavor, when it has several
+  --FLAVOR          distro (default debian), its releases, the default marked, and upstream's names:
+$(flavor_releases)
+  --FLAVOR_RELEASE  release of the flavor (default: the one marked)
   --VERSION         KAIROS_VERSION and part of every artifact name (default: git describe)
   --VARIANT         core (default) or standard
   --MODEL           generic (default)
@@ -58,7 +59,17 @@ EOF
 # "# +<target>: description" comments above each Earthfile target.
 target_help() { sed -n 's/^# +\([a-z][a-z0-9-]*\): \(.*\)$/  +\1\t\2/p' Earthfile | expand -t 14; }
 
-flavor_names() { for f in flavors/*-*.yaml; do [ "$f" = flavors/package-managers.yaml ] || basename "$f" .yaml; done | sed 's/-[^-]*$//' | sort -u; }
+# One line per flavor: "    opensuse: leap-15.6 (default), tumbleweed; aliases opensuse-leap, ...".
+flavor_releases() {
+	local f
+	for f in flavors/*-*.yaml; do
+		[ "$f" = flavors/package-managers.yaml ] && continue
+		awk '/^name: /{n=$2} /^release: /{r=$2; gsub(/"/, "", r)} /^default: true/{d=" (default)"}
+			/^aliases: /{a=$0; sub(/^aliases: \[/, "", a); sub(/\]$/, "", a)} END {print n "\t" r d "\t" a}' "$f"
+	done | sort | awk -F'\t' '{ if ($1 != n) { if (n != "") print line (al ? "; aliases " al : ""); n=$1; line="    " $1 ": " $2; al=$3 }
+		else { line=line ", " $2; if ($3 != "") al=(al ? al ", " : "") $3 } } END { print line (al ? "; aliases " al : "") }'
+}
+
 
 main() {
 # --- arguments ----------------------------------------------------------------
@@ -84,8 +95,11 @@ if command -v earthly >/dev/null 2>&1 && [ -z "${KAIROS_NATIVE:-}" ]; then
 fi
 
 FLAVOR=${args[FLAVOR]:-debian}
-if ! ls "flavors/$FLAVOR"-*.yaml >/dev/null 2>&1; then
-	die "unknown flavor '$FLAVOR' (valid: $(flavor_names | tr '\n' ' '))"
+# A flavor's name, or an alias (upstream's names) of one of its releases.
+if ! ls "flavors/$FLAVOR"-*.yaml >/dev/null 2>&1 &&
+	! grep -qE "^aliases: \[(.*, )?$FLAVOR(, .*)?\]$" flavors/*.yaml; then
+	die "unknown flavor '$FLAVOR'; valid (./earthly.sh --help lists the releases):
+$(flavor_releases)"
 fi
 if [ -z "${args[VERSION]:-}" ]; then
 	args[VERSION]=$(git describe --tags --always --dirty 2>/dev/null || echo v0.0.0)

@@ -22,8 +22,14 @@ var files embed.FS
 
 // Flavor describes how to turn one distro release into a Kairos image.
 type Flavor struct {
-	Name           string `yaml:"name"`
-	Release        string `yaml:"release"`
+	Name    string `yaml:"name"`
+	Release string `yaml:"release"`
+	// Default marks the release used when FLAVOR_RELEASE is not given: the
+	// newest stable one. A name with several releases has exactly one.
+	Default bool `yaml:"default"`
+	// Aliases are other names that select this release, as upstream
+	// Kairos names its flavors (opensuse-leap, rockylinux).
+	Aliases []string `yaml:"aliases"`
 	Family         string `yaml:"family"`
 	BaseImage      string `yaml:"base_image"`
 	PackageManager string `yaml:"package_manager"`
@@ -207,7 +213,47 @@ func LoadFS(fsys fs.FS) (*Catalog, error) {
 	if err := c.checkOSReleases(); err != nil {
 		return nil, err
 	}
+	if err := c.checkDefaultsAndAliases(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// flavorName is what a flavor name or alias may be.
+var flavorName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// checkDefaultsAndAliases: every name with several releases has one
+// default; an alias names one release, and no flavor or other alias.
+func (c *Catalog) checkDefaultsAndAliases() error {
+	defaults := map[string][]string{}
+	releases := map[string]int{}
+	for _, id := range c.IDs() {
+		f := c.flavors[id]
+		releases[f.Name]++
+		if f.Default {
+			defaults[f.Name] = append(defaults[f.Name], f.Release)
+		}
+	}
+	for _, name := range sortedKeys(releases) {
+		if d := defaults[name]; len(d) > 1 || releases[name] > 1 && len(d) == 0 {
+			return fmt.Errorf("flavors: %s has %d releases and %d marked default: %v (want exactly one default: true)", name, releases[name], len(d), d)
+		}
+	}
+	seen := map[string]string{}
+	for _, id := range c.IDs() {
+		for _, a := range c.flavors[id].Aliases {
+			switch {
+			case !flavorName.MatchString(a):
+				return fmt.Errorf("flavors/%s.yaml: alias %q: lowercase letters, digits, '.', '_', '-'", id, a)
+			case releases[a] > 0:
+				return fmt.Errorf("flavors/%s.yaml: alias %q is the name of a flavor", id, a)
+			case seen[a] != "":
+				return fmt.Errorf("flavors/%s.yaml: alias %q is also one of %s", id, a, seen[a])
+			}
+			seen[a] = id
+		}
+	}
+	return nil
 }
 
 func decodeStrict(fsys fs.FS, name string, v any) error {
@@ -223,9 +269,18 @@ func decodeStrict(fsys fs.FS, name string, v any) error {
 	return nil
 }
 
-// Lookup finds a flavor by name and, optionally, release. With an empty
-// release the name must identify exactly one flavor.
+// Lookup finds a flavor by name (or an alias) and, optionally, release.
+// With no release a name gives its default release.
 func (c *Catalog) Lookup(name, release string) (*Flavor, error) {
+	for _, id := range c.IDs() {
+		f := c.flavors[id]
+		if slices.Contains(f.Aliases, name) {
+			if release != "" && release != f.Release {
+				return nil, fmt.Errorf("flavor %q is %s release %s; FLAVOR_RELEASE=%q asks for another (use FLAVOR=%s)", name, f.Name, f.Release, release, f.Name)
+			}
+			return f, nil
+		}
+	}
 	if release != "" {
 		if f, ok := c.flavors[name+"-"+release]; ok {
 			return f, nil
@@ -233,24 +288,52 @@ func (c *Catalog) Lookup(name, release string) (*Flavor, error) {
 		return nil, fmt.Errorf("unknown flavor %s release %q (valid: %s)", name, release, strings.Join(c.IDs(), ", "))
 	}
 	var found []*Flavor
-	for _, f := range c.flavors {
-		if f.Name == name {
+	for _, id := range c.IDs() {
+		if f := c.flavors[id]; f.Name == name {
 			found = append(found, f)
 		}
 	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
+	switch {
+	case len(found) == 0:
 		return nil, fmt.Errorf("unknown flavor %q (valid: %s)", name, strings.Join(c.Names(), ", "))
-	default:
-		ids := make([]string, 0, len(found))
-		for _, f := range found {
-			ids = append(ids, f.Release)
-		}
-		sort.Strings(ids)
-		return nil, fmt.Errorf("flavor %q has several releases, choose one with FLAVOR_RELEASE: %s", name, strings.Join(ids, ", "))
+	case len(found) == 1:
+		return found[0], nil
 	}
+	for _, f := range found {
+		if f.Default {
+			return f, nil
+		}
+	}
+	// LoadFS refuses a catalog without a default: unreachable for Load.
+	return nil, fmt.Errorf("flavor %q has several releases and none is the default: choose one with FLAVOR_RELEASE", name)
+}
+
+// Releases describes each flavor name with its releases, the default
+// marked, and its aliases: "opensuse: leap-15.6 (default), tumbleweed;
+// aliases opensuse-leap, opensuse-tumbleweed", for --help and errors.
+func (c *Catalog) Releases() []string {
+	var out []string
+	for _, name := range c.Names() {
+		var rels, aliases []string
+		for _, id := range c.IDs() {
+			f := c.flavors[id]
+			if f.Name != name {
+				continue
+			}
+			r := f.Release
+			if f.Default {
+				r += " (default)"
+			}
+			rels = append(rels, r)
+			aliases = append(aliases, f.Aliases...)
+		}
+		line := name + ": " + strings.Join(rels, ", ")
+		if len(aliases) > 0 {
+			line += "; aliases " + strings.Join(aliases, ", ")
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // PackageManager returns the commands of a flavor's package manager.

@@ -134,7 +134,11 @@ func TestValidFlavorFieldsDecode(t *testing.T) {
 
 func TestOverlappingOSReleasesRejected(t *testing.T) {
 	flavor := func(release, osRelease string) string {
-		return "name: x\nrelease: \"" + release + "\"\nfamily: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\n" +
+		def := ""
+		if release == "a" {
+			def = "default: true\n"
+		}
+		return "name: x\nrelease: \"" + release + "\"\n" + def + "family: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\n" +
 			"os_release: " + osRelease + "\nkernel: {amd64: k, arm64: k}\narch_packages: {amd64: [], arm64: []}\n" +
 			"grub: {mkimage: grub-mkimage, lib: /usr/lib/grub}\n"
 	}
@@ -209,13 +213,58 @@ func TestEveryFlavor(t *testing.T) {
 			}
 		})
 	}
-	// A name with one release needs no FLAVOR_RELEASE; one with several asks
-	// for it and lists them.
-	if f, err := c.Lookup("rocky", ""); err != nil || f.ID() != "rocky-9" {
-		t.Errorf("Lookup(rocky) = %v, %v", f, err)
+	// A name with one release needs no FLAVOR_RELEASE; one with several
+	// gives its default, the newest stable release; upstream's names are
+	// aliases of one release.
+	for _, c2 := range []struct{ name, release, want string }{
+		{"rocky", "", "rocky-9"}, {"debian", "", "debian-bookworm"},
+		{"opensuse", "", "opensuse-leap-15.6"}, {"alpine", "", "alpine-3.21"},
+		{"ubuntu", "", "ubuntu-24.04"}, {"fedora", "", "fedora-42"},
+		{"opensuse", "tumbleweed", "opensuse-tumbleweed"},
+		{"opensuse-leap", "", "opensuse-leap-15.6"}, {"opensuse-tumbleweed", "", "opensuse-tumbleweed"},
+		{"opensuse-tumbleweed", "tumbleweed", "opensuse-tumbleweed"}, {"rockylinux", "", "rocky-9"},
+	} {
+		if f, err := c.Lookup(c2.name, c2.release); err != nil || f.ID() != c2.want {
+			t.Errorf("Lookup(%q, %q) = %v, %v; want %s", c2.name, c2.release, f, err, c2.want)
+		}
 	}
-	if _, err := c.Lookup("opensuse", ""); err == nil || !strings.Contains(err.Error(), "leap-15.6, tumbleweed") {
-		t.Errorf("Lookup(opensuse) should ask for a release and list them, got %v", err)
+	if _, err := c.Lookup("opensuse-leap", "tumbleweed"); err == nil || !strings.Contains(err.Error(), "FLAVOR=opensuse") {
+		t.Errorf("an alias with another release: %v", err)
+	}
+	lines := strings.Join(c.Releases(), "\n")
+	for _, want := range []string{"opensuse: leap-15.6 (default), tumbleweed; aliases opensuse-leap, opensuse-tumbleweed", "rocky: 9; aliases rockylinux", "debian: bookworm\n"} {
+		if !strings.Contains(lines+"\n", want) {
+			t.Errorf("Releases() lacks %q:\n%s", want, lines)
+		}
+	}
+}
+
+// A name with several releases and no default, two defaults, an alias that
+// is a flavor's name or another release's alias: refused at load.
+func TestDefaultsAndAliasesChecked(t *testing.T) {
+	flavor := func(name, release, extra string) []byte {
+		return []byte("name: " + name + "\nrelease: \"" + release + "\"\n" + extra + "family: x\nbase_image: x:1\npackage_manager: apt\ninit: systemd\ninitrd: dracut\n" +
+			"os_release: {id: " + name + ", version_id: \"" + release + "\"}\nkernel: {amd64: k, arm64: k}\narch_packages: {amd64: [], arm64: []}\n" +
+			"grub: {mkimage: grub-mkimage, lib: /usr/lib/grub}\n")
+	}
+	for what, c := range map[string]struct {
+		a, b, want string
+	}{
+		"no default":         {"", "", "0 marked default"},
+		"two defaults":       {"default: true\n", "default: true\n", "2 marked default"},
+		"alias is a name":    {"default: true\naliases: [y]\n", "", "is the name of a flavor"},
+		"alias twice":        {"default: true\naliases: [x-old]\n", "aliases: [x-old]\n", "also one of"},
+		"alias with a space": {"default: true\naliases: [\"x old\"]\n", "", "lowercase"},
+	} {
+		_, err := LoadFS(fstest.MapFS{
+			"package-managers.yaml": {Data: []byte(goodManagers)},
+			"x-1.yaml":              {Data: flavor("x", "1", c.a)},
+			"x-2.yaml":              {Data: flavor("x", "2", c.b)},
+			"y-1.yaml":              {Data: flavor("y", "1", "")},
+		})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", what, err, c.want)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -319,7 +320,7 @@ func buildPlatform(ctx context.Context, c client.Client, bc *dockerui.Client, ca
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	img := ImageConfig(plan, bc.Epoch)
+	img := ImageConfig(plan, bc.Epoch, baseImg)
 	// The base's config tells the exporter which layers are the base's:
 	// with rewrite-timestamp it leaves those as they are (they are fixed
 	// by digest already) and rewrites only the layers this build made.
@@ -523,11 +524,18 @@ func loadContext(ctx context.Context, bc *dockerui.Client, name string, platform
 }
 
 // ImageConfig is the OCI config of the Kairos image: no entrypoint (it is an
-// OS, not an application), a PATH, and the upstream labels.
-func ImageConfig(p *Plan, epoch *time.Time) dockerspec.DockerOCIImage {
+// OS, not an application), a shell as its command, a PATH, and the
+// upstream labels.
+func ImageConfig(p *Plan, epoch *time.Time, base *dockerspec.DockerOCIImage) dockerspec.DockerOCIImage {
 	img := dockerspec.DockerOCIImage{}
 	img.Platform = p.Platform
 	img.Config.Env = []string{"PATH=" + defaultPATH}
+	// `docker run -ti <image>` opens a shell to look around the OS: the
+	// base's command, else /bin/sh (every flavor has one).
+	img.Config.Cmd = []string{"/bin/sh"}
+	if base != nil && len(base.Config.Cmd) > 0 && len(base.Config.Entrypoint) == 0 {
+		img.Config.Cmd = slices.Clone(base.Config.Cmd)
+	}
 	img.Config.Labels = p.Labels()
 	img.Created = epoch
 	img.RootFS.Type = "layers"

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"slices"
 	"strings"
 	"testing"
@@ -240,9 +241,15 @@ func TestImageLLB(t *testing.T) {
 		t.Errorf("finalize does not mount the build scripts read-only at %s", scriptsMount)
 	}
 
-	cfg := ImageConfig(p, nil)
-	if cfg.Config.Entrypoint != nil || cfg.Config.Labels["io.kairos.release"] != "v9.9.9" || cfg.Platform.Architecture != "amd64" {
+	cfg := ImageConfig(p, nil, nil)
+	if cfg.Config.Entrypoint != nil || cfg.Config.Labels["io.kairos.release"] != "v9.9.9" || cfg.Platform.Architecture != "amd64" ||
+		!slices.Equal(cfg.Config.Cmd, []string{"/bin/sh"}) {
 		t.Errorf("image config %+v", cfg.Config)
+	}
+	base := &dockerspec.DockerOCIImage{}
+	base.Config.Cmd = []string{"/bin/bash"}
+	if cfg := ImageConfig(p, nil, base); !slices.Equal(cfg.Config.Cmd, []string{"/bin/bash"}) {
+		t.Errorf("the base's command is not kept: %v", cfg.Config.Cmd)
 	}
 }
 
@@ -502,5 +509,45 @@ func TestBlamePointsAtTheSpecLine(t *testing.T) {
 	}
 	if l := sourceLine(blamed); l != 3 {
 		t.Errorf("arg error from the spec: source line %d, want 3", l)
+	}
+}
+
+// What users type: a flavor with several releases and no FLAVOR_RELEASE is
+// its default release, through to the LLB (the Leap base, zypper, the
+// release in every name); upstream's flavor names work the same.
+func TestDefaultReleaseAndAliases(t *testing.T) {
+	for _, c := range []struct{ flavor, release, base, id string }{
+		{"opensuse", "", "registry.opensuse.org/opensuse/leap:15.6", "leap-15.6"},
+		{"opensuse-leap", "", "registry.opensuse.org/opensuse/leap:15.6", "leap-15.6"},
+		{"opensuse-tumbleweed", "", "registry.opensuse.org/opensuse/tumbleweed", "tumbleweed"},
+		{"rockylinux", "", "", "9"},
+		{"alpine", "", "", "3.21"},
+	} {
+		args := map[string]string{ArgFlavor: c.flavor, ArgVersion: "v9.9.9"}
+		p := mustPlan(t, "image", args)
+		if p.Release.FlavorRelease != c.id || (c.base != "" && !strings.HasPrefix(p.BaseImage, c.base)) {
+			t.Errorf("FLAVOR=%s: release %s, base %s; want %s, %s", c.flavor, p.Release.FlavorRelease, p.BaseImage, c.id, c.base)
+		}
+		if !strings.Contains(p.Release.ArtifactName(), "-"+c.id+"-") || strings.Contains(p.Release.ArtifactName(), c.flavor+"-"+c.flavor) {
+			t.Errorf("FLAVOR=%s: artifact name %s", c.flavor, p.Release.ArtifactName())
+		}
+		g, err := Convert(p, Inputs{Base: llb.Image(p.BaseImage), Agent: llb.Local("agent")})
+		if err != nil {
+			t.Fatalf("FLAVOR=%s: %v", c.flavor, err)
+		}
+		all := ops(t, g.Image)
+		var base string
+		var install bool
+		for _, op := range all {
+			if s := op.GetSource(); s != nil && strings.HasPrefix(s.Identifier, "docker-image://") {
+				base = s.Identifier
+			}
+			if e := op.GetExec(); e != nil && strings.Contains(strings.Join(e.Meta.Args, " "), p.PackageManager.Install) {
+				install = true
+			}
+		}
+		if !strings.Contains(base, strings.SplitN(p.BaseImage, ":", 2)[0]) || !install {
+			t.Errorf("FLAVOR=%s: the LLB starts from %q (want %s), install step %v", c.flavor, base, p.BaseImage, install)
+		}
 	}
 }

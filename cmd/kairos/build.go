@@ -67,8 +67,8 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVarP(&f.targets, "target", "t", []string{string(frontend.TargetImage)}, "targets to build (repeatable): "+strings.Join(frontend.TargetNames(), ", "))
-	fl.StringVar(&f.flavor, "flavor", "", "distro flavor (FLAVOR); one of the files in flavors/")
-	fl.StringVar(&f.release, "flavor-release", "", "flavor release (FLAVOR_RELEASE) when the flavor has several")
+	fl.StringVar(&f.flavor, "flavor", "", "distro flavor (FLAVOR): a name of flavors/ (its default release unless --flavor-release) or an upstream alias (opensuse-leap, rockylinux)")
+	fl.StringVar(&f.release, "flavor-release", "", "flavor release (FLAVOR_RELEASE); default: the flavor's default release")
 	fl.StringVar(&f.variant, "variant", "", "core or standard (VARIANT); default core")
 	fl.StringVar(&f.version, "version", "", "KAIROS_VERSION of the image (VERSION); default "+frontend.DefaultVersion)
 	fl.StringVar(&f.model, "model", "", "hardware model (MODEL); default generic")

@@ -60,7 +60,7 @@ func (r Resolver) Resolve(ctx context.Context, f *flavors.Flavor, ref string) (B
 		return Base{Ref: f.BaseImage}, nil
 	}
 	if f.Bootstrap == nil {
-		return Base{}, fmt.Errorf("base image %s is not reachable (%v) and flavor %s has no offline bootstrap: pass a reachable BASE_IMAGE or a base context", f.BaseImage, err, f.ID())
+		return Base{}, fmt.Errorf("base image %s is not reachable (%v) and flavor %s has no offline bootstrap: build where that registry is reachable, or give the base: a reachable BASE_IMAGE (--BASE_IMAGE=<ref>, kairos build --base-image <ref>), or the base named context (buildx --build-context base=oci-layout://<dir>, buildctl --opt context:base=...)", f.BaseImage, err, f.ID())
 	}
 	logrus.Infof("base: registry unreachable for %s (%v); bootstrapping from %s with %s", f.BaseImage, shortErr(err), f.Bootstrap.Mirror, f.Bootstrap.Tool)
 	return r.bootstrap(ctx, f)

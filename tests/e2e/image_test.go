@@ -293,3 +293,43 @@ func layerFiles(t *testing.T, archive, layer string) map[string]string {
 		out[hdr.Name] = fmt.Sprintf("%o %d:%d %d %s %x", hdr.Mode, hdr.Uid, hdr.Gid, hdr.ModTime.Unix(), hdr.Linkname, h.Sum(nil))
 	}
 }
+
+// TestImageContainer runs the image as a container, as `docker run -ti
+// <image>` would, without a Docker daemon: umoci unpacks the OCI archive
+// into a runtime bundle from the image's config, and runc runs its default
+// command, a shell, which reads /etc/kairos-release from inside.
+func TestImageContainer(t *testing.T) {
+	archive := buildImage(t).archive
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "layout")
+	run(t, "skopeo", "copy", "-q", "oci-archive:"+archive, "oci:"+layout+":kairos")
+	bundle := filepath.Join(dir, "bundle")
+	run(t, "umoci", "unpack", "--image", layout+":kairos", bundle)
+	cfgPath := filepath.Join(bundle, "config.json")
+	data, err := os.ReadFile(cfgPath)
+	must(t, err)
+	var cfg map[string]any
+	must(t, json.Unmarshal(data, &cfg))
+	process := cfg["process"].(map[string]any)
+	if args, _ := json.Marshal(process["args"]); string(args) != `["/bin/sh"]` {
+		t.Errorf("the container's command is %s, want a shell", args)
+	}
+	// No terminal here: the shell reads its commands from stdin.
+	process["terminal"] = false
+	data, err = json.Marshal(cfg)
+	must(t, err)
+	must(t, os.WriteFile(cfgPath, data, 0o644))
+	id := fmt.Sprintf("kairos-e2e-%d", os.Getpid())
+	cmd := exec.Command("runc", "run", "--bundle", bundle, id)
+	cmd.Stdin = strings.NewReader("cat /etc/kairos-release; uname -s\n")
+	out, err := cmd.CombinedOutput()
+	exec.Command("runc", "delete", "--force", id).Run()
+	if err != nil {
+		t.Fatalf("runc run: %v\n%s", err, out)
+	}
+	for _, want := range []string{`KAIROS_FLAVOR="debian"`, `KAIROS_VERSION="` + e2eVersion + `"`, "Linux"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the container's shell printed no %s:\n%s", want, out)
+		}
+	}
+}
