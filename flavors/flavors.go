@@ -29,12 +29,12 @@ type Flavor struct {
 	Default bool `yaml:"default"`
 	// Aliases are other names that select this release, as upstream
 	// Kairos names its flavors (opensuse-leap, rockylinux).
-	Aliases []string `yaml:"aliases"`
-	Family         string `yaml:"family"`
-	BaseImage      string `yaml:"base_image"`
-	PackageManager string `yaml:"package_manager"`
-	Init           string `yaml:"init"`
-	Initrd         string `yaml:"initrd"`
+	Aliases        []string `yaml:"aliases"`
+	Family         string   `yaml:"family"`
+	BaseImage      string   `yaml:"base_image"`
+	PackageManager string   `yaml:"package_manager"`
+	Init           string   `yaml:"init"`
+	Initrd         string   `yaml:"initrd"`
 	// OSRelease recognises the release from its /etc/os-release (Detect).
 	OSRelease OSRelease  `yaml:"os_release"`
 	Bootstrap *Bootstrap `yaml:"bootstrap"`
