@@ -62,7 +62,7 @@ func Sums(dir string) ([]FileSum, error) {
 		case strings.ContainsAny(rel, "\n\\"):
 			return fmt.Errorf("%q: a name sha256sum cannot list", rel)
 		}
-		s, err := hashFile(path)
+		s, err := HashFile(path)
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,8 @@ func Sums(dir string) ([]FileSum, error) {
 	return sums, nil
 }
 
-func hashFile(path string) (FileSum, error) {
+// HashFile is a file's SHA-256 (hex) and size; Name is left to the caller.
+func HashFile(path string) (FileSum, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return FileSum{}, err

@@ -204,9 +204,11 @@ func (r *run) prepare(ctx context.Context) error {
 		if f == "" || (k == "writer" && len(r.Targets) == 0) {
 			continue
 		}
-		if files[k], err = fileDigest(f); err != nil {
+		sum, err := matrix.HashFile(f)
+		if err != nil {
 			return err
 		}
+		files[k] = "sha256:" + sum.SHA256
 	}
 	agentArch := elfArch(r.Agent)
 	type baseKey struct{ flavor, release, arch string }
@@ -503,19 +505,6 @@ func cacheAttrs(ref string, plain bool) map[string]string {
 		a["registry.insecure"] = "true"
 	}
 	return a
-}
-
-func fileDigest(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // elfArch is the GOARCH of an ELF binary ("" when it cannot tell).
