@@ -45,7 +45,9 @@ $(flavor_releases)
   --REGISTRY        +release: where the images go, <host>[:port]/<org>
   --RELEASE_FILE    +release: the matrix (release.yaml); default every flavor, both variants, amd64
   --OUTPUT          +release: the media go to <OUTPUT>/release/<VERSION>/ (default build)
-  --ARCH            +release: only this arch (FLAVOR, FLAVOR_RELEASE, VARIANT, MODEL narrow too)
+  --ARCH            amd64, arm64, or amd64,arm64 (one multi-platform image, media per arch); default
+                    this machine's; a foreign arch builds under QEMU emulation (slow: see README)
+                    +release: only this arch (FLAVOR, FLAVOR_RELEASE, VARIANT, MODEL narrow too)
   --K3S             +release: a k3s binary for the standard entries (air-gapped)
   --SIGN_KEY        +release: cosign private key signing every image and SHA256SUMS (COSIGN_PASSWORD)
   --BUILDERS        +release: BuildKit daemons, space-separated name=<address>[,platforms=..][,ca=,cert=,key=][,jobs=N]
@@ -108,8 +110,11 @@ fi
 VERSION=${args[VERSION]}
 
 # --- setup: everything the native path needs -----------------------------------
+# qemu-user-static runs arm64 build steps on amd64 (and the reverse);
+# qemu-system-arm and qemu-efi-aarch64 (AAVMF) boot arm64 media in the tests.
 APT_PACKAGES=(runc mmdebstrap squashfs-tools xorriso mtools dosfstools e2fsprogs gdisk fdisk
-	qemu-system-x86 qemu-utils ovmf ipxe-qemu skopeo umoci ca-certificates docker-registry grub-common)
+	qemu-system-x86 qemu-utils ovmf ipxe-qemu skopeo umoci ca-certificates docker-registry grub-common
+	qemu-user-static qemu-system-arm qemu-efi-aarch64)
 
 setup_apt() {
 	local missing=()

@@ -1,20 +1,26 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
 	"github.com/containerd/platforms"
+	"github.com/moby/buildkit/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-io/kairos/flavors"
 	"github.com/kairos-io/kairos/frontend"
 	"github.com/kairos-io/kairos/internal/baseimage"
+	"github.com/kairos-io/kairos/internal/binfmt"
 	"github.com/kairos-io/kairos/internal/buildkitd"
 	"github.com/kairos-io/kairos/internal/localbuild"
 )
@@ -39,6 +45,7 @@ type buildFlags struct {
 	noCache   bool
 	spec      string
 	context   string
+	platforms []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -84,6 +91,8 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
 	fl.BoolVar(&f.noCache, "no-cache", false, "run every build step again (package downloads stay cached)")
 	fl.StringVarP(&f.spec, "file", "f", "", "build spec (kairos.yaml); flags and --build-arg override its values")
+	fl.StringSliceVar(&f.platforms, "platform", nil, "target platforms, comma-separated (linux/amd64, linux/arm64; ARCH=amd64,arm64 as a build arg); default this machine's. "+
+		"A foreign one runs under QEMU user emulation (qemu-user-static, registered with binfmt_misc when missing); several make one multi-platform image index and each platform's media")
 	fl.StringVar(&f.context, "context", "", "build context for the spec's overlay and cloud_config paths (default: the spec's directory)")
 	return cmd
 }
@@ -130,19 +139,24 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if planArgs[frontend.ArgFlavor] == "" {
 		return fmt.Errorf("--flavor (or flavor: in the spec) is required (valid: %s)", strings.Join(cat.Names(), ", "))
 	}
-	platform := platforms.Normalize(platforms.DefaultSpec())
-	// Check every target before any work starts.
+	plats, err := parsePlatforms(f.platforms, planArgs[argArch])
+	if err != nil {
+		return err
+	}
+	// Check every target and platform before any work starts.
 	var plans []*frontend.Plan
 	for _, t := range f.targets {
 		o, err := frontend.ParseOptions(t, planArgs)
 		if err != nil {
 			return err
 		}
-		p, err := frontend.NewPlan(cat, o, platform)
-		if err != nil {
-			return err
+		for _, platform := range plats {
+			p, err := frontend.NewPlan(cat, o, platform)
+			if err != nil {
+				return err
+			}
+			plans = append(plans, p)
 		}
-		plans = append(plans, p)
 	}
 
 	self, err := os.Executable()
@@ -209,25 +223,125 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
-	resolver := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
-	base, err := resolver.Resolve(ctx, plans[0].Flavor, planArgs[frontend.ArgBaseImage])
-	if err != nil {
-		return err
-	}
-
 	c, err := buildkitd.Connect(ctx, buildkitd.Daemon{StateDir: filepath.Join(cache, "buildkit")})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	for _, p := range plans {
-		logrus.Infof("building %s of %s", p.Target, p.Release.ArtifactName())
-		if _, err := localbuild.Run(ctx, c, localbuild.Request{
-			Plan: p, BuildArgs: args, Base: base, Contexts: contexts, NoCache: f.noCache, SpecName: specName,
+	if err := emulate(ctx, c, plats); err != nil {
+		return err
+	}
+	bases := map[string]baseimage.Base{}
+	for _, platform := range plats {
+		resolver := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
+		if bases[platform.Architecture], err = resolver.Resolve(ctx, plans[0].Flavor, planArgs[frontend.ArgBaseImage]); err != nil {
+			return err
+		}
+	}
+	multiBase := bases[plats[0].Architecture]
+	if len(plats) > 1 && multiBase.Layout != "" {
+		var all []baseimage.Base
+		for _, platform := range plats {
+			all = append(all, bases[platform.Architecture])
+		}
+		if multiBase, err = baseimage.Index(filepath.Join(cache, "base"), all); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(plans); i++ {
+		p := plans[i]
+		req := localbuild.Request{
+			Plan: p, BuildArgs: args, Base: bases[p.Platform.Architecture], Contexts: contexts, NoCache: f.noCache, SpecName: specName,
 			OutputDir: f.output, Progress: f.progress,
-		}); err != nil {
+		}
+		what := p.Release.ArtifactName()
+		// The image of several platforms is one index, built at once.
+		if p.Target == frontend.TargetImage && len(plats) > 1 {
+			req.Platforms, req.Base = plats, multiBase
+			what = p.Release.IndexArtifactName() + " (" + platformList(plats) + ")"
+			i += len(plats) - 1
+		}
+		logrus.Infof("building %s of %s", p.Target, what)
+		if _, err := localbuild.Run(ctx, c, req); err != nil {
 			return fmt.Errorf("target %s: %w", p.Target, err)
 		}
+	}
+	return nil
+}
+
+// argArch is the Earthfile's ARCH (amd64, arm64 or both, comma-separated),
+// the same as --platform.
+const argArch = "ARCH"
+
+// parsePlatforms reads --platform, else ARCH, else this machine's.
+func parsePlatforms(flag []string, arch string) ([]ocispec.Platform, error) {
+	var names []string
+	switch {
+	case len(flag) > 0 && arch != "":
+		return nil, errors.New("give the platforms once: --platform or ARCH, not both")
+	case len(flag) > 0:
+		names = flag
+	case arch != "":
+		for _, a := range strings.Split(arch, ",") {
+			names = append(names, "linux/"+strings.TrimSpace(a))
+		}
+	default:
+		return []ocispec.Platform{platforms.Normalize(platforms.DefaultSpec())}, nil
+	}
+	var out []ocispec.Platform
+	seen := map[string]bool{}
+	for _, n := range names {
+		p, err := platforms.Parse(strings.TrimSpace(n))
+		if err != nil {
+			return nil, fmt.Errorf("platform %q: %w (want linux/amd64 or linux/arm64)", n, err)
+		}
+		p = platforms.Normalize(p)
+		if p.OS != "linux" {
+			return nil, fmt.Errorf("platform %q: Kairos builds linux images only", n)
+		}
+		if seen[p.Architecture] {
+			return nil, fmt.Errorf("platform %q is named twice", n)
+		}
+		seen[p.Architecture] = true
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func platformList(ps []ocispec.Platform) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, platforms.Format(p))
+	}
+	return strings.Join(s, ", ")
+}
+
+// emulate makes the builder able to run each platform's steps. A daemon
+// whose workers list the platform (native, or started with emulation)
+// runs it as it is; otherwise this machine's kernel is given QEMU through
+// binfmt_misc, which the private daemon (or one on this machine) uses.
+func emulate(ctx context.Context, c *client.Client, plats []ocispec.Platform) error {
+	ws, err := c.ListWorkers(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the builder's platforms: %w", err)
+	}
+	var have []string
+	for _, w := range ws {
+		for _, p := range w.Platforms {
+			have = append(have, platforms.Format(platforms.Normalize(p)))
+		}
+	}
+	for _, p := range plats {
+		if slices.ContainsFunc(ws, func(w *client.WorkerInfo) bool {
+			return slices.ContainsFunc(w.Platforms, platforms.Only(p).Match)
+		}) || p.Architecture == runtime.GOARCH {
+			continue
+		}
+		res, err := binfmt.Ensure(p.Architecture)
+		if err != nil {
+			return fmt.Errorf("building for %s (the builder runs %s): %w", platforms.Format(p), strings.Join(have, ", "), err)
+		}
+		logrus.Infof("%s: build steps run under QEMU emulation (%s)", platforms.Format(p), res)
 	}
 	return nil
 }

@@ -223,16 +223,43 @@ func (w *run) netboot() error {
 			return err
 		}
 	}
-	script := IPXEScript(w.name, w.p.NetbootURL)
+	script := IPXEScript(w.name, w.p.NetbootURL, SerialConsole(w.arch()))
 	return w.write(filepath.Join(w.dir, w.name+".ipxe"), func(partial string) error {
 		return os.WriteFile(partial, []byte(script), 0o644)
 	})
 }
 
+// arch is the image's architecture from its kairos-release ("" when it
+// says none).
+func (w *run) arch() string {
+	data, err := fstree.ReadFile(w.root, release.Path)
+	if err != nil {
+		return ""
+	}
+	kv, err := release.Parse(data)
+	if err != nil {
+		return ""
+	}
+	if a := kv["KAIROS_TARGETARCH"]; a != "" {
+		return a
+	}
+	return kv["KAIROS_ARCH"]
+}
+
+// SerialConsole is the first serial port's device on an architecture: the
+// 16550 UART of PCs, the PL011 of arm64 machines (SBSA servers, QEMU virt).
+// The grub menus pick the same by $grub_cpu.
+func SerialConsole(arch string) string {
+	if arch == "arm64" {
+		return "ttyAMA0"
+	}
+	return "ttyS0"
+}
+
 // IPXEScript is the netboot script of the contract. iPXE expands
 // ${base-url} at boot, so one script serves any HTTP server; defaultURL
-// only sets its default.
-func IPXEScript(name, defaultURL string) string {
+// only sets its default; console is the serial console (SerialConsole).
+func IPXEScript(name, defaultURL, console string) string {
 	var b strings.Builder
 	b.WriteString("#!ipxe\n")
 	if defaultURL != "" {
@@ -240,7 +267,7 @@ func IPXEScript(name, defaultURL string) string {
 	} else {
 		b.WriteString("isset ${base-url} || goto no_url\n")
 	}
-	fmt.Fprintf(&b, "kernel ${base-url}/%[1]s-kernel root=live:${base-url}/%[1]s.squashfs initrd=%[1]s-initrd rd.neednet=1 ip=dhcp rd.cos.disable netboot install-mode rd.live.overlay.overlayfs console=ttyS0\n", name)
+	fmt.Fprintf(&b, "kernel ${base-url}/%[1]s-kernel root=live:${base-url}/%[1]s.squashfs initrd=%[1]s-initrd rd.neednet=1 ip=dhcp rd.cos.disable netboot install-mode rd.live.overlay.overlayfs console=%[2]s\n", name, console)
 	fmt.Fprintf(&b, "initrd ${base-url}/%s-initrd\n", name)
 	b.WriteString("boot\n")
 	if defaultURL == "" {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,8 +26,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/kairos-io/kairos/flavors"
 	"github.com/sirupsen/logrus"
+
+	"github.com/kairos-io/kairos/flavors"
+	"github.com/kairos-io/kairos/internal/binfmt"
 )
 
 // Base is where the base image comes from: a registry reference, or an OCI
@@ -161,6 +165,14 @@ func readCached(dir string) (Base, error) {
 func runBootstrap(ctx context.Context, b *flavors.Bootstrap, arch, out string) error {
 	switch b.Tool {
 	case "mmdebstrap":
+		// A foreign architecture's maintainer scripts run under QEMU.
+		if arch != runtime.GOARCH {
+			res, err := binfmt.Ensure(arch)
+			if err != nil {
+				return fmt.Errorf("bootstrapping an %s base on %s: %w", arch, runtime.GOARCH, err)
+			}
+			logrus.Infof("base: %s binaries run under emulation (%s)", arch, res)
+		}
 		args := []string{"--variant=" + b.Variant, "--mode=root", "--architectures=" + arch, "--format=tar"}
 		if len(b.Include) > 0 {
 			args = append(args, "--include="+strings.Join(b.Include, ","))
@@ -200,6 +212,9 @@ func writeLayout(dir, tarPath, arch, refName string) (Base, error) {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", arch
+	if arch == "arm64" {
+		cfg.Variant = "v8" // the normalized platform, as registries' arm64 images say
+	}
 	cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	cfg.Config.Cmd = []string{"/bin/sh"}
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
@@ -220,6 +235,76 @@ func writeLayout(dir, tarPath, arch, refName string) (Base, error) {
 		return Base{}, err
 	}
 	return Base{Layout: dir, Digest: h}, nil
+}
+
+// Index gathers bootstrapped bases of several architectures into one OCI
+// layout whose index lists each under its platform, for a multi-platform
+// build: BuildKit picks each platform's manifest from it. The layout is
+// cached under cacheDir, named by the digests it holds. Registry bases
+// need none of this: a registry tag is already an index.
+func Index(cacheDir string, bases []Base) (Base, error) {
+	if len(bases) == 1 {
+		return bases[0], nil
+	}
+	var digests []string
+	for _, b := range bases {
+		if b.Layout == "" {
+			return Base{}, fmt.Errorf("base %s is a registry image; a multi-platform build takes it as it is", b.Ref)
+		}
+		digests = append(digests, b.Digest.String())
+	}
+	sort.Strings(digests)
+	sum := sha256.Sum256([]byte(strings.Join(digests, "\n")))
+	dir := filepath.Join(cacheDir, "index-"+hex.EncodeToString(sum[:])[:16])
+	if b, err := readCached(dir); err == nil {
+		return b, nil
+	}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, b := range bases {
+		p, err := layout.FromPath(b.Layout)
+		if err != nil {
+			return Base{}, fmt.Errorf("reading base layout %s: %w", b.Layout, err)
+		}
+		img, err := p.Image(b.Digest)
+		if err != nil {
+			return Base{}, fmt.Errorf("base %s in %s: %w", b.Digest, b.Layout, err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			return Base{}, err
+		}
+		pl := cfg.Platform()
+		if pl == nil {
+			return Base{}, fmt.Errorf("base %s names no platform", b.Digest)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: pl}})
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return Base{}, err
+	}
+	tmp, err := os.MkdirTemp(cacheDir, ".tmp-index-")
+	if err != nil {
+		return Base{}, err
+	}
+	defer os.RemoveAll(tmp)
+	lp, err := layout.Write(filepath.Join(tmp, "oci"), empty.Index)
+	if err != nil {
+		return Base{}, fmt.Errorf("writing OCI layout: %w", err)
+	}
+	if err := lp.AppendIndex(idx); err != nil {
+		return Base{}, fmt.Errorf("writing OCI layout: %w", err)
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		return Base{}, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "digest"), []byte(h.String()), 0o644); err != nil {
+		return Base{}, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return Base{}, fmt.Errorf("publishing base index: %w", err)
+	}
+	return Base{Layout: filepath.Join(dir, "oci"), Digest: h}, nil
 }
 
 func tagOf(ref string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/platforms"
 	"github.com/docker/cli/cli/config"
 	"github.com/kairos-io/kairos/frontend"
 	"github.com/kairos-io/kairos/internal/baseimage"
@@ -24,6 +25,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/auth/authprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -31,7 +33,13 @@ import (
 
 // Request is one build.
 type Request struct {
-	Plan      *frontend.Plan
+	// Plan is the build's; its Platform is the one built unless
+	// Platforms names several.
+	Plan *frontend.Plan
+	// Platforms, for the image target, makes one multi-platform image
+	// index of these platforms (its archive named without an arch); Base
+	// must then hold every platform (baseimage.Index).
+	Platforms []ocispec.Platform
 	BuildArgs map[string]string
 	Base      baseimage.Base
 	// Contexts maps named contexts of the frontend (agent, k3s, overlay),
@@ -82,8 +90,22 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	if err := os.MkdirAll(req.OutputDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
+	plats := []ocispec.Platform{req.Plan.Platform}
+	if len(req.Platforms) > 0 {
+		if req.Plan.Target != frontend.TargetImage && len(req.Platforms) > 1 {
+			return nil, fmt.Errorf("target %s is built one platform at a time (asked for %d)", req.Plan.Target, len(req.Platforms))
+		}
+		plats = req.Platforms
+	}
+	var pnames []string
+	for _, p := range plats {
+		pnames = append(pnames, platforms.Format(platforms.Normalize(p)))
+	}
 	attrs := map[string]string{
 		"target": string(req.Plan.Target),
+		// The frontend builds these platforms (dockerui's option, as
+		// buildx --platform sends it).
+		"platform": strings.Join(pnames, ","),
 	}
 	for k, v := range req.BuildArgs {
 		attrs["build-arg:"+k] = v
@@ -134,6 +156,9 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 	}
 
 	name := req.Plan.Release.ArtifactName()
+	if len(plats) > 1 {
+		name = req.Plan.Release.IndexArtifactName()
+	}
 	var final, partial string
 	var pr *io.PipeReader
 	var pw *io.PipeWriter
@@ -255,7 +280,7 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 // exportAttrs names the image and, with SOURCE_DATE_EPOCH, clamps every
 // file time in the layers to it so that rebuilds give the same digest.
 func exportAttrs(req Request) map[string]string {
-	attrs := map[string]string{"name": imageName(req.Plan)}
+	attrs := map[string]string{"name": imageName(req.Plan, len(req.Platforms) > 1)}
 	if _, ok := req.BuildArgs["SOURCE_DATE_EPOCH"]; ok {
 		attrs["rewrite-timestamp"] = "true"
 	}
@@ -263,8 +288,11 @@ func exportAttrs(req Request) map[string]string {
 }
 
 // imageName is the reference recorded in the OCI archive, so skopeo and
-// registries see a name and tag.
-func imageName(p *frontend.Plan) string {
+// registries see a name and tag (without the arch for an index of several).
+func imageName(p *frontend.Plan, multi bool) string {
+	if multi {
+		return fmt.Sprintf("kairos/%s:%s", p.Release.Flavor, p.Release.IndexTag())
+	}
 	return fmt.Sprintf("kairos/%s:%s", p.Release.Flavor, p.Release.ImageTag())
 }
 

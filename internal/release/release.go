@@ -46,6 +46,16 @@ func (r Release) ArtifactName() string {
 	return n
 }
 
+// IndexArtifactName is ArtifactName without the arch: the name of a
+// multi-platform image index holding the arches of one release.
+func (r Release) IndexArtifactName() string {
+	n := fmt.Sprintf("kairos-%s-%s-%s-%s-%s", r.Flavor, r.FlavorRelease, r.Variant, r.Model, r.Version)
+	if r.SoftwareVersion != "" {
+		n += "-" + r.SoftwareVersionPrefix + r.SoftwareVersion
+	}
+	return n
+}
+
 // ImageTag is the OCI tag of the image:
 // <flavor_release>-<variant>-<arch>-<model>-<version>[-<prefix><software version>].
 // "+" is not allowed in tags; upstream writes it as "-".
