@@ -110,11 +110,12 @@ fi
 VERSION=${args[VERSION]}
 
 # --- setup: everything the native path needs -----------------------------------
-# qemu-user-static runs arm64 build steps on amd64 (and the reverse);
+# qemu-user-static runs arm64 build steps on amd64 (and the reverse; mmdebstrap
+# checks that with arch-test);
 # qemu-system-arm and qemu-efi-aarch64 (AAVMF) boot arm64 media in the tests.
 APT_PACKAGES=(runc mmdebstrap squashfs-tools xorriso mtools dosfstools e2fsprogs gdisk fdisk
 	qemu-system-x86 qemu-utils ovmf ipxe-qemu skopeo umoci ca-certificates docker-registry grub-common
-	qemu-user-static qemu-system-arm qemu-efi-aarch64)
+	qemu-user-static arch-test qemu-system-arm qemu-efi-aarch64)
 
 setup_apt() {
 	local missing=()
@@ -159,8 +160,30 @@ build_tools() {
 	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
 	mkdir -p "$OUT/bin"
 	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent" ./cmd/kairos-agent
+	# The agent of every other architecture named in ARCH (an image embeds
+	# its own platform's agent).
+	local a
+	for a in $(foreign_arches); do
+		CGO_ENABLED=0 GOARCH=$a go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent-$a" ./cmd/kairos-agent
+	done
 	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-frontend" ./cmd/kairos-frontend
 	go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos" ./cmd/kairos
+}
+
+# The architectures of --ARCH other than this machine's (a release's
+# matrix may hold every architecture: it gets them all).
+foreign_arches() {
+	local a host list=${args[ARCH]:-}
+	[ "$target" = release ] && list=amd64,arm64
+	host=$(go env GOARCH)
+	for a in ${list//,/ }; do [ "$a" = "$host" ] || echo "$a"; done
+}
+
+# --agent for each agent built (kairos tells them apart by their ELF headers).
+agent_flags() {
+	local a
+	echo --agent; echo "$OUT/bin/kairos-agent"
+	for a in $(foreign_arches); do echo --agent; echo "$OUT/bin/kairos-agent-$a"; done
 }
 
 # The gateway image: static frontend for this machine, agents for every
@@ -207,9 +230,10 @@ build_args() {
 }
 
 kairos_build() {
-	local bargs
+	local bargs aflags
 	mapfile -t bargs < <(build_args)
-	"$OUT/bin/kairos" build --flavor "$FLAVOR" --agent "$OUT/bin/kairos-agent" --output "$OUT" "${bargs[@]}" "$@"
+	mapfile -t aflags < <(agent_flags)
+	"$OUT/bin/kairos" build --flavor "$FLAVOR" "${aflags[@]}" --output "$OUT" "${bargs[@]}" "$@"
 }
 
 # The parsers of untrusted input (image layers, cloud-configs) are fuzzed
@@ -253,8 +277,9 @@ frontend) setup; frontend_image "$OUT" ;;
 release)
 	[ -n "${args[REGISTRY]:-}" ] || die "+release needs --REGISTRY=<host>[:port]/<org>"
 	setup
+	mapfile -t aflags < <(agent_flags)
 	rargs=(--registry "${args[REGISTRY]}" --output "${args[OUTPUT]:-$OUT}" --version "$VERSION"
-		--agent "$OUT/bin/kairos-agent" --writer "$OUT/bin/kairos-frontend")
+		"${aflags[@]}" --writer "$OUT/bin/kairos-frontend")
 	[ -z "${args[RELEASE_FILE]:-}" ] || rargs+=(-f "${args[RELEASE_FILE]}")
 	# Only what the user named narrows the matrix (FLAVOR has a default for the other targets).
 	for k in FLAVOR FLAVOR_RELEASE VARIANT ARCH MODEL; do

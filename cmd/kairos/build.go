@@ -34,7 +34,7 @@ type buildFlags struct {
 	version   string
 	model     string
 	baseImage string
-	agent     string
+	agents    []string
 	writer    string
 	k3s       string
 	overlay   string
@@ -81,7 +81,7 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVar(&f.model, "model", "", "hardware model (MODEL); default generic")
 	fl.StringVar(&f.baseImage, "base-image", "", "base image reference instead of the flavor's (BASE_IMAGE)")
 	fl.StringToStringVar(&f.args, "build-arg", nil, "extra build arguments KEY=VALUE, as in the Earthfile")
-	fl.StringVar(&f.agent, "agent", "", "kairos-agent binary to embed (default: kairos-agent next to this program)")
+	fl.StringSliceVar(&f.agents, "agent", nil, "kairos-agent binaries to embed, one per target architecture, told apart by their ELF headers (repeatable; default: kairos-agent, and kairos-agent-<arch> for other architectures, next to this program)")
 	fl.StringVar(&f.writer, "writer", "", "static kairos-frontend binary that writes the artifacts inside BuildKit (default: kairos-frontend next to this program)")
 	fl.StringVar(&f.k3sVer, "k3s-version", "", "k3s release of the standard variant (K3S_VERSION); default "+frontend.DefaultK3SVersion)
 	fl.StringVar(&f.k3s, "k3s", "", "k3s binary to embed in the standard variant instead of downloading the release (air-gapped builds)")
@@ -163,9 +163,9 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if err != nil {
 		return err
 	}
-	agent := f.agent
-	if agent == "" {
-		agent = filepath.Join(filepath.Dir(self), "kairos-agent")
+	agents, err := findAgents(f.agents, filepath.Dir(self), plats)
+	if err != nil {
+		return err
 	}
 	contexts := map[string]string{}
 	// The frontend looks for a kairos.yaml spec in the "dockerfile" local;
@@ -186,12 +186,6 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	if f.context != "" {
 		contexts["context"] = f.context
 	}
-	agentDir, cleanup, err := fileContext(agent, "kairos-agent", "--agent", "build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent")
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	contexts[frontend.ContextAgent] = agentDir
 	if slices.ContainsFunc(plans, func(p *frontend.Plan) bool { return p.Artifacts != nil }) {
 		writer := f.writer
 		if writer == "" {
@@ -251,22 +245,62 @@ func runBuild(cmd *cobra.Command, f *buildFlags) error {
 	for i := 0; i < len(plans); i++ {
 		p := plans[i]
 		req := localbuild.Request{
-			Plan: p, BuildArgs: args, Base: bases[p.Platform.Architecture], Contexts: contexts, NoCache: f.noCache, SpecName: specName,
+			Plan: p, BuildArgs: args, Base: bases[p.Platform.Architecture], NoCache: f.noCache, SpecName: specName,
 			OutputDir: f.output, Progress: f.progress,
 		}
+		built := []ocispec.Platform{p.Platform}
 		what := p.Release.ArtifactName()
 		// The image of several platforms is one index, built at once.
 		if p.Target == frontend.TargetImage && len(plats) > 1 {
-			req.Platforms, req.Base = plats, multiBase
+			req.Platforms, req.Base, built = plats, multiBase, plats
 			what = p.Release.IndexArtifactName() + " (" + platformList(plats) + ")"
 			i += len(plats) - 1
 		}
+		agentContexts, cleanup, err := agents.Contexts(built)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		req.Contexts = maps.Clone(contexts)
+		maps.Copy(req.Contexts, agentContexts)
 		logrus.Infof("building %s of %s", p.Target, what)
 		if _, err := localbuild.Run(ctx, c, req); err != nil {
 			return fmt.Errorf("target %s: %w", p.Target, err)
 		}
 	}
 	return nil
+}
+
+// findAgents classifies the --agent binaries by architecture; without
+// any, it takes kairos-agent next to this program and kairos-agent-<arch>
+// beside it for every other architecture built. Every platform needs one.
+func findAgents(given []string, dir string, plats []ocispec.Platform) (localbuild.Agents, error) {
+	if len(given) == 0 {
+		given = []string{filepath.Join(dir, "kairos-agent")}
+		for _, p := range plats {
+			if p.Architecture == runtime.GOARCH {
+				continue
+			}
+			if c := filepath.Join(dir, "kairos-agent-"+p.Architecture); fileExists(c) {
+				given = append(given, c)
+			}
+		}
+	}
+	agents, err := localbuild.ParseAgents(given...)
+	if err != nil {
+		return nil, fmt.Errorf("--agent: %w (build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent)", err)
+	}
+	for _, p := range plats {
+		if _, err := agents.For(p.Architecture); err != nil {
+			return nil, err
+		}
+	}
+	return agents, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // argArch is the Earthfile's ARCH (amd64, arm64 or both, comma-separated),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -25,7 +26,8 @@ type releaseFlags struct {
 	signKey                string
 	filter                 matrix.Filter
 	targets                []string
-	agent, writer, k3s     string
+	agents                 []string
+	writer, k3s            string
 	progress, cacheDir     string
 	insecure, dryRun       bool
 	builders               []string
@@ -78,7 +80,7 @@ their buildkitd.toml ([registry."host:port"] http = true).`,
 	fl.StringVar(&f.filter.Arch, "arch", "", "only this arch")
 	fl.StringVar(&f.filter.Model, "model", "", "only this model")
 	fl.StringSliceVar(&f.targets, "target", []string{"iso"}, "media of each entry besides the image (iso, netboot, raw, qcow2, recovery)")
-	fl.StringVar(&f.agent, "agent", "", "kairos-agent binary to embed (default: next to this program)")
+	fl.StringSliceVar(&f.agents, "agent", nil, "kairos-agent binaries to embed, one per architecture of the matrix, told apart by their ELF headers (repeatable; default: kairos-agent and kairos-agent-<arch> next to this program)")
 	fl.StringVar(&f.writer, "writer", "", "kairos-frontend binary writing the media (default: next to this program)")
 	fl.StringVar(&f.k3s, "k3s", "", "k3s binary for the standard entries instead of the release download (air-gapped)")
 	fl.StringVar(&f.progress, "progress", "plain", "build progress, each line prefixed with its entry: plain, quiet, rawjson")
@@ -173,9 +175,14 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 	if err != nil {
 		return err
 	}
-	agent, writer := f.agent, f.writer
-	if agent == "" {
-		agent = filepath.Join(filepath.Dir(self), "kairos-agent")
+	agents, writer := f.agents, f.writer
+	if len(agents) == 0 {
+		agents = []string{filepath.Join(filepath.Dir(self), "kairos-agent")}
+		for _, arch := range []string{"amd64", "arm64"} {
+			if c := filepath.Join(filepath.Dir(self), "kairos-agent-"+arch); arch != runtime.GOARCH && fileExists(c) {
+				agents = append(agents, c)
+			}
+		}
 	}
 	if writer == "" {
 		writer = filepath.Join(filepath.Dir(self), frontend.ToolsFile)
@@ -187,7 +194,7 @@ func runRelease(cmd *cobra.Command, f *releaseFlags) error {
 	_, err = pipeline.Run(cmd.Context(), pipeline.Config{
 		Version: m.Version, Registry: f.registry, CacheRepo: cacheRepo,
 		Dir: filepath.Join(f.output, "release", m.Version), Catalog: cat, Entries: entries, Builders: bs,
-		Targets: f.targets, Agent: agent, Writer: writer, K3s: f.k3s,
+		Targets: f.targets, Agents: agents, Writer: writer, K3s: f.k3s,
 		Base: func(ctx context.Context, e matrix.Entry) (baseimage.Base, error) {
 			r := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: e.Arch}
 			return r.Resolve(ctx, e.Plan.Flavor, "")

@@ -136,11 +136,12 @@ func Run(ctx context.Context, c *client.Client, req Request) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s context %s: %w", name, dir, err)
 		}
-		opt.LocalMounts[name] = fsys
+		local := localName(name)
+		opt.LocalMounts[local] = fsys
 		// "dockerfile" and "context" are the frontend's own locals (spec
 		// file, build context), not named contexts.
 		if name != "dockerfile" && name != "context" {
-			attrs["context:"+name] = "local:" + name
+			attrs["context:"+name] = "local:" + local
 		}
 	}
 	switch {

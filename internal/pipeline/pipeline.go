@@ -12,11 +12,11 @@ package pipeline
 import (
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,9 +54,12 @@ type Config struct {
 	Builders []*builders.Builder
 	// Targets are the media built for each entry besides the image.
 	Targets []string
-	// Agent, Writer and K3s are the binaries the frontend embeds (K3s
-	// empty: the standard entries download their release).
-	Agent, Writer, K3s string
+	// Agents are the kairos-agent binaries, one per architecture (told
+	// apart by their ELF headers); Writer and K3s are the other binaries
+	// the frontend embeds (K3s empty: the standard entries download their
+	// release).
+	Agents      []string
+	Writer, K3s string
 	// Base gives an entry's base image (resolved once per distinct base,
 	// before any build).
 	Base func(ctx context.Context, e matrix.Entry) (baseimage.Base, error)
@@ -156,10 +159,12 @@ type run struct {
 	prev     map[string]ImageRecord
 	out      *syncWriter
 	contexts map[string]string
-	bases    []baseimage.Base
-	baseErrs []error
-	inputs   []string
-	cleanups []func()
+	// agentDirs are the agent contexts by architecture.
+	agentDirs map[string]string
+	bases     []baseimage.Base
+	baseErrs  []error
+	inputs    []string
+	cleanups  []func()
 }
 
 func (r *run) say(format string, a ...any) {
@@ -177,12 +182,25 @@ func (r *run) cleanup() {
 // entry's inputs.
 func (r *run) prepare(ctx context.Context) error {
 	r.contexts = map[string]string{}
-	agentDir, cleanup, err := localbuild.FileContext(r.Agent, "kairos-agent")
+	agents, err := localbuild.ParseAgents(r.Agents...)
 	if err != nil {
 		return err
 	}
-	r.cleanups = append(r.cleanups, cleanup)
-	r.contexts[frontend.ContextAgent] = agentDir
+	r.agentDirs = map[string]string{}
+	agentSums := map[string]string{}
+	for arch, bin := range agents {
+		dir, cleanup, err := localbuild.FileContext(bin, "kairos-agent")
+		if err != nil {
+			return err
+		}
+		r.cleanups = append(r.cleanups, cleanup)
+		r.agentDirs[arch] = dir
+		sum, err := matrix.HashFile(bin)
+		if err != nil {
+			return err
+		}
+		agentSums[arch] = "sha256:" + sum.SHA256
+	}
 	if len(r.Targets) > 0 {
 		toolsDir, cleanup, err := localbuild.FileContext(r.Writer, frontend.ToolsFile)
 		if err != nil {
@@ -200,7 +218,7 @@ func (r *run) prepare(ctx context.Context) error {
 		r.contexts[frontend.ContextK3s] = k3sDir
 	}
 	files := map[string]string{}
-	for k, f := range map[string]string{"agent": r.Agent, "writer": r.Writer, "k3s": r.K3s, "self": r.Self} {
+	for k, f := range map[string]string{"writer": r.Writer, "k3s": r.K3s, "self": r.Self} {
 		if f == "" || (k == "writer" && len(r.Targets) == 0) {
 			continue
 		}
@@ -210,15 +228,14 @@ func (r *run) prepare(ctx context.Context) error {
 		}
 		files[k] = "sha256:" + sum.SHA256
 	}
-	agentArch := elfArch(r.Agent)
 	type baseKey struct{ flavor, release, arch string }
 	resolved := map[baseKey]int{}
 	r.bases = make([]baseimage.Base, len(r.Entries))
 	r.baseErrs = make([]error, len(r.Entries))
 	r.inputs = make([]string, len(r.Entries))
 	for i, e := range r.Entries {
-		if agentArch != "" && agentArch != e.Arch {
-			r.baseErrs[i] = fmt.Errorf("the kairos-agent %s is %s: a %s entry needs the agent built for %s", r.Agent, agentArch, e.Arch, e.Arch)
+		if _, err := agents.For(e.Arch); err != nil {
+			r.baseErrs[i] = err
 			continue
 		}
 		k := baseKey{e.Flavor, e.FlavorRelease, e.Arch}
@@ -232,6 +249,8 @@ func (r *run) prepare(ctx context.Context) error {
 			}
 		}
 		if r.baseErrs[i] == nil {
+			files := maps.Clone(files)
+			files["agent"] = agentSums[e.Arch]
 			r.inputs[i] = InputsDigest(e, r.Registry, r.Targets, r.BuildArgs, r.bases[i], files, !r.NoProvenance)
 		}
 	}
@@ -290,7 +309,7 @@ func (r *run) entry(ctx context.Context, b *builders.Builder, i int, rec *ImageR
 			return nil, err
 		}
 		req.BuildArgs, req.Base, req.Progress, req.ProgressOut = args, r.bases[i], r.Progress, progress
-		req.Contexts = map[string]string{}
+		req.Contexts = map[string]string{frontend.ContextAgent: r.agentDirs[e.Arch]}
 		for k, v := range r.contexts {
 			if k == frontend.ContextK3s && e.K3s == "" || k == frontend.ContextTools && target == string(frontend.TargetImage) {
 				continue
@@ -505,26 +524,6 @@ func cacheAttrs(ref string, plain bool) map[string]string {
 		a["registry.insecure"] = "true"
 	}
 	return a
-}
-
-// elfArch is the GOARCH of an ELF binary ("" when it cannot tell).
-func elfArch(path string) string {
-	f, err := elf.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	switch f.Machine {
-	case elf.EM_X86_64:
-		return "amd64"
-	case elf.EM_AARCH64:
-		return "arm64"
-	case elf.EM_ARM:
-		return "arm"
-	case elf.EM_RISCV:
-		return "riscv64"
-	}
-	return ""
 }
 
 // syncWriter serialises whole lines from concurrent builds.

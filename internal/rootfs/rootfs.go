@@ -38,8 +38,11 @@ import (
 // Tree is an opened source: its root, and what must be released after the
 // writers are done with it.
 type Tree struct {
-	Root  *fstree.Node
-	close func() error
+	Root *fstree.Node
+	// Digest is the image manifest's (for an index, the chosen
+	// platform's); empty for a directory.
+	Digest v1.Hash
+	close  func() error
 }
 
 // Close releases the spool file and temporary directories.
@@ -282,6 +285,7 @@ func flattenVerified(ref string, img v1.Image, desc v1.Descriptor, tmp string) (
 		t.Close()
 		return nil, fmt.Errorf("source %s: %w", ref, err)
 	}
+	t.Digest = desc.Digest
 	return t, nil
 }
 

@@ -7,13 +7,13 @@ package qemu
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,8 +35,46 @@ const (
 	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
 
+// AAVMF images: UEFI for arm64 (Debian package qemu-efi-aarch64).
+const (
+	AAVMFCode = "/usr/share/AAVMF/AAVMF_CODE.fd"
+	AAVMFVars = "/usr/share/AAVMF/AAVMF_VARS.fd"
+)
+
+// machine is how QEMU emulates one architecture.
+type machine struct {
+	binary, pkg string
+	args        []string
+	code, vars  string
+	firmwarePkg string
+	// explicitDevices: the machine has no IDE and no default bus for
+	// if=virtio drives, so CDs and disks are named devices.
+	explicitDevices bool
+}
+
+var machines = map[string]machine{
+	"amd64": {
+		binary: "qemu-system-x86_64", pkg: "qemu-system-x86",
+		args: []string{"-machine", "q35", "-vga", "std"},
+		code: OVMFCode, vars: OVMFVars, firmwarePkg: "ovmf",
+	},
+	// QEMU's generic arm64 board, every CPU feature (-cpu max), emulated
+	// with one host thread per guest CPU. pauth-impdef keeps max but uses
+	// QEMU's cheap pointer-authentication hash instead of QARMA, which
+	// dominates the emulation otherwise.
+	"arm64": {
+		binary: "qemu-system-aarch64", pkg: "qemu-system-arm",
+		args:  []string{"-machine", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"},
+		code:  AAVMFCode, vars: AAVMFVars, firmwarePkg: "qemu-efi-aarch64",
+		explicitDevices: true,
+	},
+}
+
 // Options describe one machine.
 type Options struct {
+	// Arch is the guest's architecture, amd64 (default) or arm64 (QEMU
+	// virt board, UEFI only).
+	Arch     string
 	Firmware Firmware
 	CDROM    string   // ISO attached as CD
 	USB      string   // image attached as a USB stick
@@ -80,9 +118,19 @@ type Machine struct {
 
 // Start launches QEMU. It fails at once when QEMU or the firmware is missing.
 func Start(o Options) (*Machine, error) {
-	bin, err := exec.LookPath("qemu-system-x86_64")
+	if o.Arch == "" {
+		o.Arch = "amd64"
+	}
+	mc, ok := machines[o.Arch]
+	if !ok {
+		return nil, fmt.Errorf("no QEMU machine for architecture %q", o.Arch)
+	}
+	if mc.explicitDevices && o.Firmware != UEFI {
+		return nil, fmt.Errorf("%s machines boot with UEFI only (Firmware: qemu.UEFI)", o.Arch)
+	}
+	bin, err := exec.LookPath(mc.binary)
 	if err != nil {
-		return nil, errors.New("qemu-system-x86_64 not found: apt-get install qemu-system-x86 (./earthly.sh installs it)")
+		return nil, fmt.Errorf("%s not found: apt-get install %s (./earthly.sh installs it)", mc.binary, mc.pkg)
 	}
 	if o.MemoryMB == 0 {
 		o.MemoryMB = 2048
@@ -94,11 +142,10 @@ func Start(o Options) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := []string{
-		"-machine", "q35", "-m", strconv.Itoa(o.MemoryMB), "-smp", strconv.Itoa(o.CPUs),
-		"-display", "none", "-vga", "std", "-monitor", "none", "-serial", "stdio",
+	args := append(slices.Clone(mc.args), "-m", strconv.Itoa(o.MemoryMB), "-smp", strconv.Itoa(o.CPUs),
+		"-display", "none", "-monitor", "none", "-serial", "stdio",
 		"-no-reboot",
-	}
+	)
 	if o.Netboot != nil {
 		args = append(args, "-nic", "user,model=virtio-net-pci,tftp="+o.Netboot.TFTPDir+",bootfile="+o.Netboot.BootFile, "-boot", "order=n")
 	} else {
@@ -109,14 +156,14 @@ func Start(o Options) (*Machine, error) {
 		args = append(args, "-nic", nic)
 	}
 	if o.Firmware == UEFI {
-		for _, f := range []string{OVMFCode, OVMFVars} {
+		for _, f := range []string{mc.code, mc.vars} {
 			if _, err := os.Stat(f); err != nil {
 				os.RemoveAll(tmp)
-				return nil, fmt.Errorf("OVMF firmware %s missing: apt-get install ovmf (./earthly.sh installs it)", f)
+				return nil, fmt.Errorf("UEFI firmware %s missing: apt-get install %s (./earthly.sh installs it)", f, mc.firmwarePkg)
 			}
 		}
-		vars := filepath.Join(tmp, "OVMF_VARS.fd")
-		data, err := os.ReadFile(OVMFVars)
+		vars := filepath.Join(tmp, "VARS.fd")
+		data, err := os.ReadFile(mc.vars)
 		if err != nil {
 			os.RemoveAll(tmp)
 			return nil, err
@@ -126,12 +173,16 @@ func Start(o Options) (*Machine, error) {
 			return nil, err
 		}
 		args = append(args,
-			"-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,readonly=on,file="+mc.code,
 			"-drive", "if=pflash,format=raw,file="+vars)
 	}
 	if o.CDROM != "" {
-		args = append(args, "-drive", "file="+o.CDROM+",media=cdrom,readonly=on,if=none,id=cd0",
-			"-device", "ide-cd,drive=cd0,bootindex=1")
+		args = append(args, "-drive", "file="+o.CDROM+",media=cdrom,readonly=on,if=none,id=cd0")
+		if mc.explicitDevices {
+			args = append(args, "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=1")
+		} else {
+			args = append(args, "-device", "ide-cd,drive=cd0,bootindex=1")
+		}
 	}
 	if o.USB != "" {
 		args = append(args, "-device", "qemu-xhci,id=xhci",
@@ -142,6 +193,11 @@ func Start(o Options) (*Machine, error) {
 		format := "raw"
 		if strings.HasSuffix(d, ".qcow2") {
 			format = "qcow2"
+		}
+		if mc.explicitDevices {
+			args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=none,id=disk%d", d, format, i),
+				"-device", fmt.Sprintf("virtio-blk-pci,drive=disk%d,bootindex=%d", i, i+2))
+			continue
 		}
 		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,index=%d", d, format, i))
 	}

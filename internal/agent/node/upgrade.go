@@ -147,6 +147,10 @@ func (n *Node) Upgrade(ctx context.Context, o UpgradeOptions) (err error) {
 	if err := n.checkArch(rel, o.Source); err != nil {
 		return err
 	}
+	if tree.Digest.Hex != "" {
+		// Which image of a multi-platform tag was taken.
+		n.say("pulled %s image %s", deploy.Arch(rel), tree.Digest)
+	}
 	imgSize, err := imageSize(tree.Root)
 	if err != nil {
 		return fmt.Errorf("sizing the image: %w", err)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
@@ -21,7 +23,7 @@ import (
 // New returns the artifacts command.
 func New() *cobra.Command {
 	var (
-		src, output, name, compression, netbootURL, tmp, cloudConfig, diskSize, blockCache string
+		src, output, name, compression, netbootURL, tmp, cloudConfig, diskSize, blockCache, platform string
 	)
 	cmd := &cobra.Command{
 		Use:   "artifacts <" + strings.Join(artifacts.Kinds, "|") + "|all>... --source <src>",
@@ -29,7 +31,7 @@ func New() *cobra.Command {
 		Long: `Write the boot media of a Kairos image as plain files, in Go: no root, no
 mounts, no loop devices, no daemon. Kinds:
 
-  iso       <name>.iso: hybrid live ISO (CD and USB, BIOS and UEFI)
+  iso       <name>.iso: hybrid live ISO (CD and USB, BIOS and UEFI; UEFI only on arm64)
   recovery  <name>.squashfs: the root file system
   netboot   <name>-kernel, <name>-initrd, <name>.squashfs, <name>.ipxe
   raw       <name>.raw: installed-system disk image (GPT: COS_GRUB EFI,
@@ -71,8 +73,17 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 					return fmt.Errorf("--cloud-config: %w", err)
 				}
 			}
+			var plat *v1.Platform
+			if platform != "" {
+				p, err := platforms.Parse(platform)
+				if err != nil {
+					return fmt.Errorf("--platform: %w", err)
+				}
+				p = platforms.Normalize(p)
+				plat = &v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+			}
 			logrus.Infof("reading %s", src)
-			tree, err := rootfs.Open(cmd.Context(), src, tmp, nil)
+			tree, err := rootfs.Open(cmd.Context(), src, tmp, plat)
 			if err != nil {
 				return err
 			}
@@ -95,6 +106,7 @@ complete. SOURCE_DATE_EPOCH stamps the file systems (reproducible output).`,
 	fl.StringVar(&netbootURL, "netboot-url", "", "default base URL in the iPXE script")
 	fl.StringVar(&cloudConfig, "cloud-config", "", "cloud-config put at /config.yaml of the ISO (the live system applies it) and at /oem/90_custom.yaml of the disks")
 	fl.StringVar(&diskSize, "disk-size", "", "size of the raw/qcow2 disk, e.g. 16G (default: what the image needs plus 2 GiB of COS_PERSISTENT)")
+	fl.StringVar(&platform, "platform", "", "image of a multi-platform source to write media of, e.g. linux/arm64 (default: this machine's); the writers run natively whatever the image's architecture")
 	fl.StringVar(&tmp, "tmp", "", "directory for the content spool of image sources (default $TMPDIR)")
 	fl.StringVar(&blockCache, "block-cache", "", "directory keeping compressed squashfs blocks between runs, so a rebuild after a small change compresses only what changed (the output does not depend on it)")
 	return cmd
