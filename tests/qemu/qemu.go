@@ -64,8 +64,8 @@ var machines = map[string]machine{
 	// dominates the emulation otherwise.
 	"arm64": {
 		binary: "qemu-system-aarch64", pkg: "qemu-system-arm",
-		args:  []string{"-machine", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"},
-		code:  AAVMFCode, vars: AAVMFVars, firmwarePkg: "qemu-efi-aarch64",
+		args: []string{"-machine", "virt", "-cpu", "max,pauth-impdef=on", "-accel", "tcg,thread=multi"},
+		code: AAVMFCode, vars: AAVMFVars, firmwarePkg: "qemu-efi-aarch64",
 		explicitDevices: true,
 	},
 }
