@@ -13,7 +13,7 @@ import (
 )
 
 func newBaseCmd() *cobra.Command {
-	var flavor, release, baseImage, cacheDir string
+	var flavor, release, baseImage, cacheDir, plat string
 	cmd := &cobra.Command{
 		Use:   "base --flavor <distro>",
 		Short: "Resolve (or bootstrap) a flavor's base image and print it as a BuildKit context",
@@ -45,6 +45,13 @@ so offline builds with buildctl or buildx can reuse it:
 				return err
 			}
 			platform := platforms.Normalize(platforms.DefaultSpec())
+			if plat != "" {
+				p, err := platforms.Parse(plat)
+				if err != nil {
+					return fmt.Errorf("--platform: %w", err)
+				}
+				platform = platforms.Normalize(p)
+			}
 			r := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
 			b, err := r.Resolve(cmd.Context(), f, baseImage)
 			if err != nil {
@@ -63,6 +70,7 @@ so offline builds with buildctl or buildx can reuse it:
 	fl.StringVar(&release, "flavor-release", "", "flavor release when the flavor has several")
 	fl.StringVar(&baseImage, "base-image", "", "base image reference instead of the flavor's")
 	fl.StringVar(&cacheDir, "cache-dir", "", "cache directory (default ~/.cache/kairos)")
+	fl.StringVar(&plat, "platform", "", "platform of the base, e.g. linux/arm64 (default: this machine's; a foreign one bootstraps under QEMU user emulation)")
 	return cmd
 }
 

@@ -76,6 +76,24 @@ func TestNetbootAndRecovery(t *testing.T) {
 	}
 }
 
+// The iPXE script's serial console is the image's architecture's: a PC's
+// 16550 (ttyS0), an arm64 machine's PL011 (ttyAMA0).
+func TestNetbootConsole(t *testing.T) {
+	for arch, want := range map[string]string{"amd64": "console=ttyS0", "arm64": "console=ttyAMA0", "": "console=ttyS0"} {
+		img := image(true)
+		rel := "KAIROS_VERSION=\"v1\"\nKAIROS_ARTIFACT=\"kairos-test-v1\"\nKAIROS_TARGETARCH=\"" + arch + "\"\n"
+		img.Children[1] = dir("etc", file("kairos-release", rel))
+		out := t.TempDir()
+		if _, err := Run(context.Background(), img, out, Profile{Kinds: []string{KindNetboot}}); err != nil {
+			t.Fatal(err)
+		}
+		ipxe, _ := os.ReadFile(filepath.Join(out, "kairos-test-v1.ipxe"))
+		if !strings.Contains(string(ipxe), want+"\n") || strings.Count(string(ipxe), "console=") != 1 {
+			t.Errorf("%s image: iPXE script lacks %s:\n%s", arch, want, ipxe)
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	notDir := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(notDir, nil, 0o644)

@@ -47,7 +47,7 @@ func TestArm64(t *testing.T) {
 
 	// One command, as ./earthly.sh +iso --ARCH=amd64,arm64 runs it: the
 	// index and each platform's ISO, named with its arch.
-	cmd := exec.Command(b.kairos, "build", "--flavor", "debian", "--version", e2eVersion, "--agent", b.agent,
+	cmd := exec.Command(b.kairos, "build", "--flavor", "debian", "--version", e2eVersion, "--agent", b.agent, "--agent", b.agentArm64,
 		"--platform", "linux/amd64,linux/arm64", "--build-arg", frontend.ArgImageRepo+"="+guestRepo,
 		"--output", out, "--progress", "plain", "--target", "image", "--target", "iso")
 	start := time.Now()
@@ -71,8 +71,10 @@ func TestArm64(t *testing.T) {
 	if !strings.Contains(report, "UEFI") || strings.Contains(report, "BIOS") {
 		t.Errorf("arm64 ISO boot catalog:\n%s", report)
 	}
-	if ls := run(t, "xorriso", "-indev", iso, "-find", "/EFI", "-exec", "lsdl"); !strings.Contains(ls, "BOOTAA64.EFI") || strings.Contains(ls, "BOOTX64.EFI") {
-		t.Errorf("arm64 ISO /EFI:\n%s", ls)
+	efi := filepath.Join(t.TempDir(), "uefi.img")
+	run(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/boot/uefi.img", efi)
+	if ls := run(t, "mdir", "-b", "-i", efi, "::/EFI/BOOT"); !strings.Contains(ls, "BOOTAA64.EFI") || strings.Contains(ls, "BOOTX64.EFI") {
+		t.Errorf("arm64 ISO's EFI image, /EFI/BOOT:\n%s", ls)
 	}
 
 	// The raw disk from the index's arm64 image, written natively here.
