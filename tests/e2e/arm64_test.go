@@ -89,6 +89,9 @@ func TestArm64(t *testing.T) {
 	// The index in a registry, for the node's upgrade.
 	reg := registry.Start(t, registry.FreeAddr(t))
 	run(t, "skopeo", "copy", "--all", "--dest-tls-verify=false", "oci-archive:"+index, "docker://"+reg.Addr+"/kairos/debian:multi")
+	if raw := run(t, "skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+reg.Addr+"/kairos/debian:multi"); !strings.Contains(raw, `"architecture":"amd64"`) || !strings.Contains(raw, armDigest) {
+		t.Errorf("the index in the registry lacks a platform:\n%s", raw)
+	}
 	_, port, err := net.SplitHostPort(reg.Addr)
 	must(t, err)
 	guestRef := "10.0.2.2:" + port + "/kairos/debian:multi"
