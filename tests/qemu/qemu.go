@@ -411,8 +411,14 @@ func (m *Machine) Run(ctx context.Context, command string, timeout time.Duration
 		return "", 0, fmt.Errorf("command %q: %w", command, err)
 	}
 	code, _ := strconv.Atoi(groups[2])
-	return strings.ReplaceAll(groups[1], "\r", ""), code, nil
+	return kernelLines.ReplaceAllString(strings.ReplaceAll(groups[1], "\r", ""), ""), code, nil
 }
+
+// kernelLines are the kernel's own messages ("[   74.670003] rcu: ..."),
+// which the console interleaves with a command's output while the boot
+// goes on (an RCU stall report under emulation, a late driver): never
+// part of what the command printed.
+var kernelLines = regexp.MustCompile(`(?m)^\[ *\d+\.\d+\] .*\n?`)
 
 // Wait waits for QEMU to exit on its own: a guest poweroff, or a reboot
 // (machines run with -no-reboot).
