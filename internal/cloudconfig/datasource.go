@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -178,6 +179,12 @@ func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 	var last error
 	for attempt := range 10 {
 		if attempt > 0 {
+			// Said on every retry: a node without network shows why its
+			// boot waits here, and for how long.
+			if d.Log != nil {
+				fmt.Fprintf(d.Log, "kairos-agent datasource: config_url %s: attempt %d of 10 failed (%v); retrying in %ds (is the network up?)\n",
+					Redact(url), attempt, last, attempt)
+			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -190,6 +197,12 @@ func (d Datasources) fetchURL(ctx context.Context, url, dst string) error {
 		}
 		resp, err := client.Do(req)
 		if err != nil {
+			// The client's error quotes the URL, credentials and query
+			// (a token) included: keep only what went wrong.
+			var ue *neturl.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			last = err
 			continue
 		}

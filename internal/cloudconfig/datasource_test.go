@@ -3,12 +3,14 @@ package cloudconfig
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDatasourcesURLThenCIDATA(t *testing.T) {
@@ -175,5 +177,33 @@ func TestCIDATALinkRefused(t *testing.T) {
 	}
 	if _, err := d.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("linked user-data: %v", err)
+	}
+}
+
+// A config_url that does not answer (no network yet) is retried, and each
+// retry says why the boot waits; neither the log nor the error carries
+// the URL's credentials or query (a token).
+func TestConfigURLRetriesSayWhy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // connection refused from now on
+	var log bytes.Buffer
+	d := Datasources{Root: t.TempDir(), ByLabel: t.TempDir(), Log: &log,
+		Cmdline: "config_url=http://user:s3cret@" + addr + "/c.yaml?token=s3cret"}
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	_, err = d.Fetch(ctx)
+	if err == nil {
+		t.Fatal("an unreachable config_url succeeded")
+	}
+	out := log.String()
+	if !strings.Contains(out, "attempt 1 of 10 failed") || !strings.Contains(out, "connection refused") || !strings.Contains(out, "is the network up?") {
+		t.Errorf("retry log:\n%s", out)
+	}
+	if strings.Contains(out+err.Error(), "s3cret") {
+		t.Errorf("a secret of the URL was logged:\n%s\n%v", out, err)
 	}
 }

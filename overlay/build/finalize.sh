@@ -39,7 +39,8 @@ elif [ "$KAIROS_INIT" = openrc ]; then
         done
     }
     if [ -e /etc/init.d/udev ]; then
-        rc_enable sysinit devfs dmesg udev udev-trigger udev-settle
+        # No udev-settle: what needs a device waits for that one (bounded).
+        rc_enable sysinit devfs dmesg udev udev-trigger
     else
         rc_enable sysinit devfs dmesg mdev hwdrivers
     fi
