@@ -38,8 +38,9 @@ func main() {
 	iso := flag.String("iso", "", "live ISO to boot (default: built here with kairos build)")
 	image := flag.String("image", "", "OCI archive of the image the installed disk is written from (default: built here)")
 	work := flag.String("work", "", "work directory (default: a new one under /var/tmp, removed after)")
+	plain := flag.String("plain", "", "plain Debian disk made by an earlier run (kept in -work): not made again")
 	flag.Parse()
-	if err := run(*iso, *image, *work); err != nil {
+	if err := run(*iso, *image, *work, *plain); err != nil {
 		fmt.Fprintln(os.Stderr, "boot bench:", err)
 		os.Exit(1)
 	}
@@ -54,7 +55,7 @@ type result struct {
 	blame     string
 }
 
-func run(iso, image, work string) error {
+func run(iso, image, work, plain string) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -103,14 +104,20 @@ func run(iso, image, work string) error {
 	if len(raws) != 1 {
 		return fmt.Errorf("kairos artifacts raw wrote %v", raws)
 	}
-	plain, err := plainDebian(root, kairos, work)
-	if err != nil {
-		return fmt.Errorf("plain Debian: %w", err)
+	if plain == "" {
+		if plain, err = plainDebian(root, kairos, work); err != nil {
+			return fmt.Errorf("plain Debian: %w", err)
+		}
 	}
 
 	ctx := context.Background()
 	var res []result
-	r, err := boot(ctx, "plain Debian", qemu.Options{Disks: []string{plain}}, "root", "bench-Boot", work, 0)
+	// A copy: a boot writes to the disk.
+	plainCopy := filepath.Join(work, "plain-boot.qcow2")
+	if err := sh(root, "qemu-img", "create", "-q", "-f", "qcow2", "-b", plain, "-F", "raw", plainCopy); err != nil {
+		return err
+	}
+	r, err := boot(ctx, "plain Debian", qemu.Options{Disks: []string{plainCopy}}, "root", "bench-Boot", work, 0)
 	if err != nil {
 		return err
 	}

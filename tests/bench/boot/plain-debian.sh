@@ -67,7 +67,7 @@ rm -f "$root"
 mkfs.ext4 -q -L debroot -d "$rootfs" "$root" 3G
 rm -f "$disk"
 truncate -s 3400M "$disk"
-sgdisk -q -n1:2048:+256M -t1:ef00 -n2:0:0 -t2:8300 "$disk"
+sgdisk -o -n 1:2048:+256M -t 1:ef00 -n 2:0:0 -t 2:8300 "$disk" >/dev/null
 dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$root" of="$disk" bs=1M seek=257 conv=notrunc,sparse status=none
 echo "plain Debian: $disk ($(basename "$kernel"), $(du -h "$initrd" | cut -f1) initrd)" >&2
