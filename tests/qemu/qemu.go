@@ -334,11 +334,19 @@ func (m *Machine) Send(s string) error {
 // typeCredentials waits for getty's login prompt and answers it and the
 // password prompt.
 func (m *Machine) typeCredentials(ctx context.Context, user, password string, timeout time.Duration) error {
-	// getty's "<host> login: ", followed by the end of the line or by a
-	// kernel message printed over it (the user name is typed all the same).
-	if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)(^|\s)[\w.-]* ?login: *($|\[ *\d+\.\d+\])`), timeout); err != nil {
+	if _, err := m.WaitFor(ctx, LoginPrompt, timeout); err != nil {
 		return fmt.Errorf("no login prompt: %w", err)
 	}
+	return m.answerLogin(ctx, user, password)
+}
+
+// LoginPrompt is getty's "<host> login: ", followed by the end of the line
+// or by a kernel message printed over it (the user name is typed all the
+// same).
+var LoginPrompt = regexp.MustCompile(`(?m)(^|\s)[\w.-]* ?login: *($|\[ *\d+\.\d+\])`)
+
+// answerLogin types the user and password at a prompt already seen.
+func (m *Machine) answerLogin(ctx context.Context, user, password string) error {
 	// Let getty settle: input typed before it reads the line is lost.
 	time.Sleep(time.Second)
 	if err := m.Send(user + "\n"); err != nil {
@@ -373,6 +381,20 @@ func (m *Machine) Login(ctx context.Context, user, password string, timeout time
 	if err := m.typeCredentials(ctx, user, password, timeout); err != nil {
 		return err
 	}
+	return m.shell(ctx, user)
+}
+
+// LoginAtPrompt logs in at the getty prompt the caller has waited for
+// (WaitFor(LoginPrompt), e.g. to time it).
+func (m *Machine) LoginAtPrompt(ctx context.Context, user, password string) error {
+	if err := m.answerLogin(ctx, user, password); err != nil {
+		return err
+	}
+	return m.shell(ctx, user)
+}
+
+// shell waits for the shell of a login and makes its prompt plain.
+func (m *Machine) shell(ctx context.Context, user string) error {
 	// Anything typed before the shell prints its prompt may be swallowed by
 	// login, so wait for the prompt at the end of the output.
 	if _, err := m.WaitFor(ctx, shellPrompt, 2*time.Minute); err != nil {

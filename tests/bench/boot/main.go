@@ -156,14 +156,14 @@ func boot(ctx context.Context, name string, o qemu.Options, user, password, work
 		if err != nil {
 			return r, err
 		}
-		if _, err := m.WaitFor(ctx, regexp.MustCompile(`(?m)(^|\s)[\w.-]* ?login: *($|\[ *\d+\.\d+\])`), 8*time.Minute); err != nil {
+		if _, err := m.WaitFor(ctx, qemu.LoginPrompt, 8*time.Minute); err != nil {
 			m.Stop()
 			return r, fmt.Errorf("%s: %w", name, err)
 		}
 		r.login = time.Since(start)
 		if i < reboots {
 			// Log in and reboot cleanly: the next boot is the measured one.
-			if err := m.Login(ctx, user, password, time.Minute); err != nil {
+			if err := m.LoginAtPrompt(ctx, user, password); err != nil {
 				m.Stop()
 				return r, fmt.Errorf("%s: %w", name, err)
 			}
@@ -176,7 +176,7 @@ func boot(ctx context.Context, name string, o qemu.Options, user, password, work
 		}
 		err = func() error {
 			defer m.Stop()
-			if err := m.Login(ctx, user, password, time.Minute); err != nil {
+			if err := m.LoginAtPrompt(ctx, user, password); err != nil {
 				return err
 			}
 			sudo := "sudo "
