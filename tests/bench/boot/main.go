@@ -196,7 +196,7 @@ func boot(ctx context.Context, name string, o qemu.Options, user, password, work
 			// "Startup finished in 5.1s (kernel) + 19.7s (initrd) + ..." and
 			// "multi-user.target reached after 55.9s in userspace": the
 			// target's time from the kernel's start.
-			mu := regexp.MustCompile(`multi-user.target reached after (.*) in userspace`).FindStringSubmatch(out)
+			mu := regexp.MustCompile(`(?:multi-user|graphical).target reached after (.*) in userspace`).FindStringSubmatch(out)
 			if mu == nil {
 				return fmt.Errorf("systemd-analyze time: %q", out)
 			}
