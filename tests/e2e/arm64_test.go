@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-
 	"github.com/kairos-io/kairos/frontend"
 	"github.com/kairos-io/kairos/internal/release"
 	"github.com/kairos-io/kairos/tests/qemu"
@@ -203,18 +201,8 @@ func checkArm64Release(t *testing.T, sh func(string) string) {
 // linux/amd64 and linux/arm64 images; it returns the arm64 one's digest.
 func checkIndex(t *testing.T, archive string) string {
 	t.Helper()
-	dir := t.TempDir()
-	run(t, "tar", "-xf", archive, "-C", dir)
-	p, err := layout.FromPath(dir)
-	must(t, err)
-	top, err := p.ImageIndex()
-	must(t, err)
-	im, err := top.IndexManifest()
-	must(t, err)
-	if len(im.Manifests) != 1 {
-		t.Fatalf("the archive's index.json lists %d entries, want the image index", len(im.Manifests))
-	}
-	idx, err := top.ImageIndex(im.Manifests[0].Digest)
+	top, entry := archiveEntry(t, archive)
+	idx, err := top.ImageIndex(entry.Digest)
 	must(t, err)
 	m, err := idx.IndexManifest()
 	must(t, err)
@@ -228,7 +216,7 @@ func checkIndex(t *testing.T, archive string) string {
 	if len(got) != 2 || got["amd64"] == "" || got["arm64"] == "" {
 		t.Fatalf("index platforms %v: %s", got, js)
 	}
-	t.Logf("image index %s: amd64 %s, arm64 %s", im.Manifests[0].Digest, got["amd64"], got["arm64"])
+	t.Logf("image index %s: amd64 %s, arm64 %s", entry.Digest, got["amd64"], got["arm64"])
 	return got["arm64"]
 }
 

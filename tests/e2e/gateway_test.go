@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/moby/buildkit/client"
 
@@ -169,21 +170,29 @@ func (f *gatewayFixture) buildctl(t *testing.T, target string, output string) st
 		"--output", output)
 }
 
+// archiveEntry unpacks an OCI archive and returns its layout's index and
+// the one entry it must have (an image, or a multi-platform index).
+func archiveEntry(t *testing.T, archive string) (v1.ImageIndex, v1.Descriptor) {
+	t.Helper()
+	dir := t.TempDir()
+	run(t, "tar", "-xf", archive, "-C", dir)
+	idx, err := layout.ImageIndexFromPath(dir)
+	must(t, err)
+	man, err := idx.IndexManifest()
+	must(t, err)
+	if len(man.Manifests) != 1 {
+		t.Fatalf("%s: index.json lists %d entries, want 1", archive, len(man.Manifests))
+	}
+	return idx, man.Manifests[0]
+}
+
 // checkImage checks an image archive: its labels, and the files the spec
 // asked for (version, overlay, cloud-config) plus the agent of the frontend
 // image, read from the flattened layers.
 func (f *gatewayFixture) checkImage(t *testing.T, archive string) {
 	t.Helper()
-	layoutDir := t.TempDir()
-	run(t, "tar", "-xf", archive, "-C", layoutDir)
-	idx, err := layout.ImageIndexFromPath(layoutDir)
-	must(t, err)
-	man, err := idx.IndexManifest()
-	must(t, err)
-	if len(man.Manifests) != 1 {
-		t.Fatalf("archive index has %d manifests, want 1", len(man.Manifests))
-	}
-	img, err := idx.Image(man.Manifests[0].Digest)
+	idx, desc := archiveEntry(t, archive)
+	img, err := idx.Image(desc.Digest)
 	must(t, err)
 	cfg, err := img.ConfigFile()
 	must(t, err)
