@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/containerd/platforms"
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-io/kairos/flavors"
@@ -44,14 +43,15 @@ so offline builds with buildctl or buildx can reuse it:
 			if err != nil {
 				return err
 			}
-			platform := platforms.Normalize(platforms.DefaultSpec())
+			var names []string
 			if plat != "" {
-				p, err := platforms.Parse(plat)
-				if err != nil {
-					return fmt.Errorf("--platform: %w", err)
-				}
-				platform = platforms.Normalize(p)
+				names = []string{plat}
 			}
+			plats, err := parsePlatforms(names, "")
+			if err != nil {
+				return err
+			}
+			platform := plats[0]
 			r := baseimage.Resolver{CacheDir: filepath.Join(cache, "base"), Arch: platform.Architecture}
 			b, err := r.Resolve(cmd.Context(), f, baseImage)
 			if err != nil {
