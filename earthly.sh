@@ -40,6 +40,9 @@ $(flavor_releases)
   --NETBOOT_URL     +netboot: default base URL written into the iPXE script
   --IMAGE_REPO      repository the image is published to (KAIROS_IMAGE_REPO):
                     where \`kairos-agent upgrade\` with no source looks for newer releases
+  --SECURE_BOOT     auto (default: the distro's signed shim, GRUB and kernel where the flavor
+                    has them, so media boot with Secure Boot on), true (refuse a flavor without
+                    a signed chain), false (a GRUB built here: Secure Boot must be off)
   --FRONTEND_IMAGE  +frontend: reference of the gateway image (default 127.0.0.1:5000/kairos/frontend:<VERSION>)
   --PUSH            +frontend: true to push it
   --REGISTRY        +release: where the images go, <host>[:port]/<org>

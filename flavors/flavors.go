@@ -54,6 +54,29 @@ type Flavor struct {
 	Packages     []string            `yaml:"packages"`
 	ArchPackages map[string][]string `yaml:"arch_packages"`
 	Grub         Grub                `yaml:"grub"`
+	// SecureBoot is the distro's signed boot chain for each architecture
+	// that has one. Media and disks of those boot with Secure Boot
+	// enforcing; a build asked for Secure Boot elsewhere is refused.
+	SecureBoot map[string]SignedChain `yaml:"secure_boot"`
+}
+
+// SignedChain is a distro's Secure Boot chain for one architecture: shim
+// signed by the third-party CA firmware trusts, the distro's GRUB signed
+// by the distro's key (which shim embeds), and the distro's kernel, signed
+// with the same key (the kernel package needs no entry here). Paths are
+// where the packages install the signed binaries.
+type SignedChain struct {
+	Packages []string `yaml:"packages"`
+	// Shim becomes the removable-media loader (EFI/BOOT/BOOTX64.EFI).
+	Shim string `yaml:"shim"`
+	// Grub is the signed GRUB, which shim loads from beside itself.
+	Grub string `yaml:"grub"`
+	// MokManager is shim's key manager, loaded when a key enrolment waits.
+	MokManager string `yaml:"mok_manager"`
+	// GrubPrefix is the ESP directory built into the signed GRUB, where it
+	// looks for its config first (/EFI/debian): signed GRUBs embed it and
+	// cannot be given another.
+	GrubPrefix string `yaml:"grub_prefix"`
 }
 
 // OSRelease is what /etc/os-release says on the distro release a flavor is
@@ -163,6 +186,14 @@ func (f *Flavor) validate(managers map[string]PackageManager) error {
 			return fmt.Errorf("kernel lists %s, which arch_packages does not", arch)
 		}
 	}
+	for _, arch := range sortedKeys(f.SecureBoot) {
+		if err := f.SecureBoot[arch].validate(); err != nil {
+			return fmt.Errorf("secure_boot.%s: %w", arch, err)
+		}
+		if _, ok := f.ArchPackages[arch]; !ok {
+			return fmt.Errorf("secure_boot lists %s, which arch_packages does not", arch)
+		}
+	}
 	lists := map[string][]string{"packages": f.Packages, "pre_install": f.PreInstall}
 	for arch, pkgs := range f.ArchPackages {
 		lists["arch_packages."+arch] = pkgs
@@ -174,6 +205,28 @@ func (f *Flavor) validate(managers map[string]PackageManager) error {
 	}
 	return nil
 }
+
+// signedPath is where a signed binary or the GRUB prefix may be: absolute,
+// clean, no spaces or shell characters (boot.sh gets them in variables).
+var signedPath = regexp.MustCompile(`^(/[A-Za-z0-9._+-]+)+$`)
+
+func (c SignedChain) validate() error {
+	if len(c.Packages) == 0 || slices.Contains(c.Packages, "") {
+		return fmt.Errorf("packages must name the packages holding the signed binaries")
+	}
+	for _, kv := range [][2]string{{"shim", c.Shim}, {"grub", c.Grub}, {"mok_manager", c.MokManager}, {"grub_prefix", c.GrubPrefix}} {
+		if !signedPath.MatchString(kv[1]) || path.Clean(kv[1]) != kv[1] {
+			return fmt.Errorf("%s %q: want an absolute, clean path of letters, digits, '.', '_', '+', '-'", kv[0], kv[1])
+		}
+	}
+	if !strings.HasPrefix(c.GrubPrefix, "/EFI/") {
+		return fmt.Errorf("grub_prefix %q: want the ESP directory signed GRUB reads, /EFI/<vendor>", c.GrubPrefix)
+	}
+	return nil
+}
+
+// SecureBootArchs are the architectures with a signed chain, sorted.
+func (f *Flavor) SecureBootArchs() []string { return sortedKeys(f.SecureBoot) }
 
 // Catalog is every flavor and package manager known to this build.
 type Catalog struct {

@@ -79,6 +79,16 @@ func TestBadFlavorFiles(t *testing.T) {
 		"no arm64":          {"x-1.yaml", strings.Replace(valid, ", arm64: []}", "}", 1), "arch_packages lacks arm64"},
 		"empty package":     {"x-1.yaml", valid + "packages: [a, \"\"]\n", "packages has an empty entry"},
 		"empty pre_install": {"x-1.yaml", valid + "pre_install: [\"\"]\n", "pre_install has an empty entry"},
+		"secure boot path": {"x-1.yaml", valid + "secure_boot: {amd64: {packages: [s], shim: /a/../shim, grub: /g, mok_manager: /m, grub_prefix: /EFI/x}}\n",
+			`secure_boot.amd64: shim "/a/../shim"`},
+		"secure boot shell": {"x-1.yaml", valid + "secure_boot: {amd64: {packages: [s], shim: \"/s;reboot\", grub: /g, mok_manager: /m, grub_prefix: /EFI/x}}\n",
+			`shim "/s;reboot"`},
+		"secure boot prefix": {"x-1.yaml", valid + "secure_boot: {amd64: {packages: [s], shim: /s, grub: /g, mok_manager: /m, grub_prefix: /boot/grub}}\n",
+			`grub_prefix "/boot/grub": want the ESP directory`},
+		"secure boot no packages": {"x-1.yaml", valid + "secure_boot: {amd64: {shim: /s, grub: /g, mok_manager: /m, grub_prefix: /EFI/x}}\n",
+			"packages must name"},
+		"secure boot arch": {"x-1.yaml", valid + "secure_boot: {s390x: {packages: [s], shim: /s, grub: /g, mok_manager: /m, grub_prefix: /EFI/x}}\n",
+			"secure_boot lists s390x"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -129,6 +129,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 		llb.AddEnv("GRUB_EFI_PLATFORM", p.Boot.GrubEFIPlatform),
 		llb.AddEnv("GRUB_EFI_NAME", p.Boot.EFIName),
 		llb.AddEnv("KAIROS_BIOS", yesNo(p.Boot.BIOS)),
+		llb.With(secureBootEnv(p)),
 		llb.AddEnv("KAIROS_BOOT_OUT", bootOutMount),
 		llb.AddMount(scriptsMount, bootScripts, llb.Readonly),
 		epochEnv(in.Epoch),
@@ -410,4 +411,22 @@ func shellQuote(words []string) string {
 		out = append(out, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
 	}
 	return strings.Join(out, " ")
+}
+
+// secureBootEnv tells boot.sh where the signed chain's binaries are and
+// which names shim loads them by; nothing when the build makes its GRUB.
+func secureBootEnv(p *Plan) llb.StateOption {
+	return func(st llb.State) llb.State {
+		c := p.SecureBoot
+		if c == nil {
+			return st
+		}
+		for _, kv := range [][2]string{
+			{"KAIROS_SHIM", c.Shim}, {"KAIROS_SIGNED_GRUB", c.Grub}, {"KAIROS_MOK_MANAGER", c.MokManager},
+			{"KAIROS_GRUB_PREFIX", c.GrubPrefix}, {"SHIM_GRUB_NAME", p.Boot.ShimGrub}, {"SHIM_MOK_NAME", p.Boot.ShimMokManager},
+		} {
+			st = st.AddEnv(kv[0], kv[1])
+		}
+		return st
+	}
 }

@@ -56,9 +56,56 @@ func TestParseOptionsDefaultsAndErrors(t *testing.T) {
 		{"image", map[string]string{ArgFlavor: "debian", ArgImageRepo: "quay.io/kairos/debian:v1"}, "IMAGE_REPO"},
 		{"image", map[string]string{ArgFlavor: "debian", ArgImageRepo: "quay.io/kairos/debian x"}, "IMAGE_REPO"},
 		{"image", map[string]string{ArgFlavor: "debian", ArgImageRepo: "Quay.io/Kairos"}, "IMAGE_REPO"},
+		{"image", map[string]string{ArgFlavor: "debian", ArgSecureBoot: "yes"}, "SECURE_BOOT=\"yes\": must be auto, true or false"},
 	} {
 		if _, err := ParseOptions(tc.target, tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseOptions(%q, %v) = %v, want error containing %q", tc.target, tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestSecureBootPlan: auto takes the flavor's signed chain where it has
+// one, false never does, true on a flavor or architecture without one is
+// refused with the reason.
+func TestSecureBootPlan(t *testing.T) {
+	cat, err := flavors.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm64 := ocispecs.Platform{OS: "linux", Architecture: "arm64"}
+	for _, tc := range []struct {
+		flavor, value string
+		platform      ocispecs.Platform
+		signed        bool
+		err           string
+	}{
+		{"debian", "", amd64, true, ""},
+		{"debian", SecureBootOn, amd64, true, ""},
+		{"debian", SecureBootOff, amd64, false, ""},
+		{"debian", "", arm64, false, ""},
+		{"debian", SecureBootOn, arm64, false, "flavor debian-bookworm cannot boot arm64 with Secure Boot: it has a signed boot chain only for amd64"},
+		{"alpine", "", amd64, false, ""},
+		{"alpine", SecureBootOn, amd64, false, "flavor alpine-3.21 cannot boot amd64 with Secure Boot: it has no signed boot chain"},
+	} {
+		o, err := ParseOptions("iso", map[string]string{ArgFlavor: tc.flavor, ArgSecureBoot: tc.value})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPlan(cat, o, tc.platform)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s %s %q: error %v, want %q", tc.flavor, tc.platform.Architecture, tc.value, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.SecureBoot != nil; got != tc.signed {
+			t.Errorf("%s %s %q: signed chain %v, want %v", tc.flavor, tc.platform.Architecture, tc.value, got, tc.signed)
+		}
+		if tc.signed && !slices.Contains(p.Packages, "shim-signed") {
+			t.Errorf("%s: the signed chain's packages are not installed: %v", tc.flavor, p.Packages)
 		}
 	}
 }

@@ -280,9 +280,9 @@ func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys
 
 // Expected per-architecture boot values, written out here rather than taken
 // from bootPlatforms so that a wrong table entry fails.
-var goldenBoot = map[string]struct{ grubPlatform, efiName, bios string }{
-	"amd64": {"x86_64-efi", "BOOTX64.EFI", "yes"},
-	"arm64": {"arm64-efi", "BOOTAA64.EFI", "no"},
+var goldenBoot = map[string]struct{ grubPlatform, efiName, bios, shimGrub, shimMok string }{
+	"amd64": {"x86_64-efi", "BOOTX64.EFI", "yes", "grubx64.efi", "mmx64.efi"},
+	"arm64": {"arm64-efi", "BOOTAA64.EFI", "no", "grubaa64.efi", "mmaa64.efi"},
 }
 
 // overlayMarkers are files that must be in the image for each init system
@@ -339,6 +339,11 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	}
 	if !slices.Contains(pkgs, f.Kernel[tc.arch]) || f.Kernel[tc.arch] == "" {
 		t.Errorf("PackagesFor(%s) = %v lacks the kernel %q", tc.arch, pkgs, f.Kernel[tc.arch])
+	}
+	// SECURE_BOOT=auto: the flavor's signed chain where it has one.
+	signedChain, signed := f.SecureBoot[tc.arch]
+	if signed {
+		pkgs = append(pkgs, signedChain.Packages...)
 	}
 
 	// Execs and images run or pull for the target platform; file ops and
@@ -427,6 +432,18 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 		"KAIROS_BIOS":       boot.bios,
 		"KAIROS_BOOT_OUT":   bootOutMount,
 	})
+	signedEnv := map[string]string{"KAIROS_SHIM": "", "KAIROS_SIGNED_GRUB": "", "KAIROS_MOK_MANAGER": "", "KAIROS_GRUB_PREFIX": ""}
+	if signed {
+		signedEnv = map[string]string{"KAIROS_SHIM": signedChain.Shim, "KAIROS_SIGNED_GRUB": signedChain.Grub, "KAIROS_MOK_MANAGER": signedChain.MokManager,
+			"KAIROS_GRUB_PREFIX": signedChain.GrubPrefix, "SHIM_GRUB_NAME": boot.shimGrub, "SHIM_MOK_NAME": boot.shimMok}
+	}
+	for k, v := range signedEnv {
+		if v == "" {
+			checkNoEnv(t, "boot", bootOp.Meta.Env, k)
+			delete(signedEnv, k)
+		}
+	}
+	checkEnv(t, "boot", bootOp.Meta.Env, signedEnv)
 	g.checkScriptsMount(t, "boot", g.Ops[bootRef], "build/boot.sh")
 	copied := g.Ops[chain[0]].Inputs[bootCopy.Actions[0].SecondaryInput]
 	if m := mountAt(bootOp, bootOutMount); m == nil || m.Input != -1 || m.Output != copied.Index {
@@ -682,6 +699,16 @@ func checkInstall(t *testing.T, what string, f *flavors.Flavor, pm flavors.Packa
 }
 
 // checkEnv checks that env (KEY=value entries) holds each of want exactly once.
+// checkNoEnv: env does not set k.
+func checkNoEnv(t *testing.T, what string, env []string, k string) {
+	t.Helper()
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); name == k {
+			t.Errorf("%s sets %s, want it unset (no signed chain)", what, kv)
+		}
+	}
+}
+
 func checkEnv(t *testing.T, what string, env []string, want map[string]string) {
 	t.Helper()
 	for _, k := range sortedKeys(want) {

@@ -26,6 +26,18 @@ const (
 	// (KAIROS_IMAGE_REPO): `kairos-agent upgrade` with no source takes the
 	// newest release of this image there.
 	ArgImageRepo = "IMAGE_REPO"
+	// ArgSecureBoot chooses the boot chain: auto (the distro's signed
+	// chain where the flavor data has one), true (the signed chain, or
+	// refuse the build), false (a GRUB image made by the build, which
+	// boots only with Secure Boot off).
+	ArgSecureBoot = "SECURE_BOOT"
+)
+
+// SecureBoot values.
+const (
+	SecureBootAuto = "auto"
+	SecureBootOn   = "true"
+	SecureBootOff  = "false"
 )
 
 // Args lists the build args this frontend reads, with their meaning, for
@@ -39,6 +51,7 @@ var Args = []ArgInfo{
 	{ArgModel, "generic", "hardware model"},
 	{ArgK3SVersion, DefaultK3SVersion, "k3s release for the standard variant"},
 	{ArgNetbootURL, "", "default base URL in the netboot iPXE script"},
+	{ArgSecureBoot, SecureBootAuto, "boot chain: auto (the distro's signed shim, GRUB and kernel where the flavor has them), true (the signed chain or refuse the build), false (unsigned GRUB: boots only with Secure Boot off)"},
 	{ArgImageRepo, "", "repository the image is published to (KAIROS_IMAGE_REPO, e.g. registry.example.com/kairos/debian): what `kairos-agent upgrade` with no source looks in"},
 }
 
@@ -99,6 +112,7 @@ type Options struct {
 	K3SVersion    string // standard variant only
 	NetbootURL    string
 	ImageRepo     string // KAIROS_IMAGE_REPO
+	SecureBoot    string // SecureBootAuto, SecureBootOn or SecureBootOff
 
 	// From the spec file only.
 	AddPackages         []string
@@ -147,6 +161,13 @@ func ParseOptions(target string, args map[string]string) (Options, error) {
 		K3SVersion:    args[ArgK3SVersion],
 		NetbootURL:    args[ArgNetbootURL],
 		ImageRepo:     args[ArgImageRepo],
+		SecureBoot:    args[ArgSecureBoot],
+	}
+	if o.SecureBoot == "" {
+		o.SecureBoot = SecureBootAuto
+	}
+	if !slices.Contains([]string{SecureBootAuto, SecureBootOn, SecureBootOff}, o.SecureBoot) {
+		return o, &ArgError{ArgSecureBoot, o.SecureBoot, "must be auto, true or false"}
 	}
 	if o.Target == "" {
 		o.Target = TargetImage

@@ -20,7 +20,10 @@ type Plan struct {
 	BaseImage      string // registry reference used when no "base" context is given
 	Platform       ocispecs.Platform
 	Boot           BootPlatform
-	Release        release.Release
+	// SecureBoot is the signed chain the media boot with; nil: a GRUB
+	// image made by the build (Secure Boot off).
+	SecureBoot *flavors.SignedChain
+	Release    release.Release
 	// RemovePackages are removed after installation (spec packages.remove).
 	RemovePackages []string
 	// CloudConfig is baked into the image at SpecCloudConfigPath (spec
@@ -87,16 +90,19 @@ var artifactKinds = map[Target][]string{
 }
 
 // BootPlatform is how one CPU architecture boots: grub's EFI platform, the
-// removable-media EFI file name, and whether BIOS boot exists at all.
+// removable-media EFI file name, whether BIOS boot exists at all, and the
+// names shim gives the second stage and its key manager (fixed in shim).
 type BootPlatform struct {
 	GrubEFIPlatform string
 	EFIName         string
 	BIOS            bool
+	ShimGrub        string
+	ShimMokManager  string
 }
 
 var bootPlatforms = map[string]BootPlatform{
-	"amd64": {GrubEFIPlatform: "x86_64-efi", EFIName: "BOOTX64.EFI", BIOS: true},
-	"arm64": {GrubEFIPlatform: "arm64-efi", EFIName: "BOOTAA64.EFI"},
+	"amd64": {GrubEFIPlatform: "x86_64-efi", EFIName: "BOOTX64.EFI", BIOS: true, ShimGrub: "grubx64.efi", ShimMokManager: "mmx64.efi"},
+	"arm64": {GrubEFIPlatform: "arm64-efi", EFIName: "BOOTAA64.EFI", ShimGrub: "grubaa64.efi", ShimMokManager: "mmaa64.efi"},
 }
 
 // NewPlan checks the options against the flavor catalog and fills in every
@@ -114,6 +120,13 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 	if err != nil {
 		return nil, err
 	}
+	chain, err := secureBootChain(f, o.SecureBoot, platform.Architecture)
+	if err != nil {
+		return nil, err
+	}
+	if chain != nil {
+		pkgs = append(pkgs, chain.Packages...)
+	}
 	pkgs = append(pkgs, o.AddPackages...)
 	base := f.BaseImage
 	if o.BaseImage != "" {
@@ -127,6 +140,7 @@ func NewPlan(cat *flavors.Catalog, o Options, platform ocispecs.Platform) (*Plan
 		BaseImage:      base,
 		Platform:       platform,
 		Boot:           boot,
+		SecureBoot:     chain,
 		Release: release.Release{
 			Version:       o.Version,
 			Arch:          platform.Architecture,
@@ -192,4 +206,24 @@ func (p *Plan) Labels() map[string]string {
 		"org.opencontainers.image.version":  r.Version,
 		"org.opencontainers.image.title":    r.Name(),
 	}
+}
+
+// secureBootChain is the signed chain a build uses: the flavor's for the
+// architecture unless turned off; asked for where there is none, an error
+// saying which flavors have one.
+func secureBootChain(f *flavors.Flavor, want, arch string) (*flavors.SignedChain, error) {
+	chain, ok := f.SecureBoot[arch]
+	switch {
+	case want == SecureBootOff:
+		return nil, nil
+	case ok:
+		return &chain, nil
+	case want == SecureBootOn:
+		why := "it has no signed boot chain"
+		if archs := f.SecureBootArchs(); len(archs) > 0 {
+			why = "it has a signed boot chain only for " + strings.Join(archs, ", ")
+		}
+		return nil, &ArgError{ArgSecureBoot, want, fmt.Sprintf("flavor %s cannot boot %s with Secure Boot: %s (flavors/%s.yaml, secure_boot)", f.ID(), arch, why, f.ID())}
+	}
+	return nil, nil
 }

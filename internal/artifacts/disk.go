@@ -190,7 +190,7 @@ func (w *run) epoch() time.Time {
 	return w.p.Epoch
 }
 
-// efiLoader is the image's removable-media UEFI loader.
-func (w *run) efiLoader() (string, []byte, error) {
+// efiLoader is what the image boots UEFI machines with (disklayout.EFILoader).
+func (w *run) efiLoader() ([]disklayout.EFIFile, string, error) {
 	return disklayout.EFILoader(func(p string) ([]byte, error) { return fstree.ReadFile(w.root, p) })
 }

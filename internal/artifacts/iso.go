@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/fat"
@@ -32,7 +33,7 @@ func (w *run) iso() error {
 	epoch := w.epoch()
 	mtime := epoch.Unix()
 
-	efiName, efi, err := w.efiLoader()
+	efi, grubPrefix, err := w.efiLoader()
 	if err != nil {
 		return err
 	}
@@ -72,20 +73,35 @@ func (w *run) iso() error {
 		return err
 	}
 	// GRUB looks for its config next to itself: for UEFI that is the ESP
-	// or the ISO file system depending on the firmware, so both carry it.
+	// or the ISO file system depending on the firmware, so both carry it;
+	// a signed GRUB looks in its own directory first (grubPrefix).
 	esp := fstree.Dir(0o755, mtime)
+	espSize := int64(2 << 20)
 	for _, m := range menus {
 		if err := add(m.Path, m.Data); err != nil {
 			return err
 		}
-		if m.Path == "EFI/BOOT/grub.cfg" {
-			if err := esp.Add(m.Path, fstree.File(m.Data, 0o644, mtime), 0o755, mtime); err != nil {
+		if m.Path != "EFI/BOOT/grub.cfg" {
+			continue
+		}
+		paths := []string{m.Path}
+		if grubPrefix != "" {
+			paths = append(paths, grubPrefix+"/grub.cfg")
+			if err := add(grubPrefix+"/grub.cfg", m.Data); err != nil {
+				return err
+			}
+		}
+		for _, p := range paths {
+			if err := esp.Add(p, fstree.File(m.Data, 0o644, mtime), 0o755, mtime); err != nil {
 				return err
 			}
 		}
 	}
-	if err := esp.Add("EFI/BOOT/"+efiName, fstree.File(efi, 0o644, mtime), 0o755, mtime); err != nil {
-		return err
+	for _, f := range efi {
+		if err := esp.Add("EFI/BOOT/"+f.Name, fstree.File(f.Data, 0o644, mtime), 0o755, mtime); err != nil {
+			return err
+		}
+		espSize += int64(len(f.Data))
 	}
 	if len(w.p.CloudConfig) > 0 {
 		if err := add(isoCloudConfig, w.p.CloudConfig); err != nil {
@@ -93,13 +109,13 @@ func (w *run) iso() error {
 		}
 	}
 
-	w.say("EFI system partition (%s)", efiName)
+	w.say("EFI system partition (%s)", efiNames(efi))
 	espFile, err := w.tempFile(".esp")
 	if err != nil {
 		return err
 	}
-	// The loader plus 1 MiB of room, rounded to MiB; FAT16 needs 4 MiB.
-	espSize := max(int64(4<<20), (int64(len(efi))+(2<<20))&^(1<<20-1))
+	// The loaders plus 1 MiB of room, rounded to MiB; FAT16 needs 4 MiB.
+	espSize = max(int64(4<<20), espSize&^(1<<20-1))
 	if err := writeFAT(espFile, espSize, esp, epoch); err != nil {
 		return fmt.Errorf("EFI system partition: %w", err)
 	}
@@ -133,6 +149,15 @@ func (w *run) iso() error {
 	}
 	w.say("iso9660 (hybrid: CD and USB, %s)", map[bool]string{true: "BIOS and UEFI", false: "UEFI"}[img.BIOSBoot != nil])
 	return w.write(final, func(partial string) error { return iso9660.WriteFile(partial, img) })
+}
+
+// efiNames lists the EFI/BOOT files, for progress lines.
+func efiNames(files []disklayout.EFIFile) string {
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // hostFile is the file at p as an 0644 file of the tree, read when written.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/fat"
@@ -25,8 +27,27 @@ const (
 	ESPGrubCfg   = "/etc/cos/grub_efi.cfg"
 )
 
-// EFINames are the removable-media loader names, by architecture.
-var EFINames = []string{"BOOTX64.EFI", "BOOTAA64.EFI"}
+// efiLoaders are, by architecture, the removable-media loader name and the
+// files that go beside it when the loader is shim (the signed chain): shim
+// loads its second stage and its key manager by these fixed names.
+var efiLoaders = []struct {
+	name   string
+	beside []string
+}{
+	{"BOOTX64.EFI", []string{"grubx64.efi", "mmx64.efi"}},
+	{"BOOTAA64.EFI", []string{"grubaa64.efi", "mmaa64.efi"}},
+}
+
+// GrubPrefixFile names, in BootAssets, the ESP directory a signed GRUB
+// reads its config from first (/EFI/debian); absent for a GRUB the build
+// made, which reads EFI/BOOT.
+const GrubPrefixFile = "grub-prefix"
+
+// EFIFile is one file of the ESP's EFI/BOOT directory.
+type EFIFile struct {
+	Name string
+	Data []byte
+}
 
 // Files on COS_STATE and COS_OEM besides the images.
 const (
@@ -41,9 +62,12 @@ const (
 
 // Boot is what an image boots a disk with.
 type Boot struct {
-	// EFIName and EFI are the UEFI loader (EFI/BOOT/<EFIName>).
-	EFIName string
-	EFI     []byte
+	// EFI is what goes in EFI/BOOT: the UEFI loader first, then, for the
+	// signed chain, the GRUB and key manager shim loads.
+	EFI []EFIFile
+	// GrubPrefix is the ESP directory (EFI/debian) that also gets the ESP
+	// menu, for a signed GRUB; empty otherwise.
+	GrubPrefix string
 	// ESPMenu is EFI/BOOT/grub.cfg, StateMenu grub2/grub.cfg on COS_STATE.
 	ESPMenu, StateMenu []byte
 	// BIOS is GRUB's i386-pc boot sector and core image; nil on
@@ -56,7 +80,7 @@ type Boot struct {
 func ReadBoot(read func(string) ([]byte, error)) (*Boot, error) {
 	b := &Boot{}
 	var err error
-	if b.EFIName, b.EFI, err = EFILoader(read); err != nil {
+	if b.EFI, b.GrubPrefix, err = EFILoader(read); err != nil {
 		return nil, err
 	}
 	if b.StateMenu, err = read(StateGrubCfg); err != nil {
@@ -83,15 +107,66 @@ func ReadBoot(read func(string) ([]byte, error)) (*Boot, error) {
 	return b, nil
 }
 
-// EFILoader is the image's removable-media UEFI loader: its name and
-// content.
-func EFILoader(read func(string) ([]byte, error)) (string, []byte, error) {
-	for _, n := range EFINames {
-		if data, err := read(BootAssets + "/" + n); err == nil {
-			return n, data, nil
+// EFILoader is what the image boots UEFI machines with: the files of
+// EFI/BOOT (the removable-media loader first, then what shim loads beside
+// it, when the image has them) and the signed GRUB's config directory on
+// the ESP ("" when the image's GRUB is not a signed one).
+func EFILoader(read func(string) ([]byte, error)) ([]EFIFile, string, error) {
+	var names []string
+	for _, l := range efiLoaders {
+		names = append(names, l.name)
+		data, err := read(BootAssets + "/" + l.name)
+		if err != nil {
+			continue
 		}
+		files := []EFIFile{{l.name, data}}
+		for _, n := range l.beside {
+			if data, err := read(BootAssets + "/" + n); err == nil {
+				files = append(files, EFIFile{n, data})
+			}
+		}
+		prefix, err := read(BootAssets + "/" + GrubPrefixFile)
+		if err != nil {
+			return files, "", nil
+		}
+		dir, err := grubPrefix(prefix)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(files) == 1 {
+			return nil, "", fmt.Errorf("the image has a signed GRUB's %s but no %s beside %s in %s", GrubPrefixFile, l.beside[0], l.name, BootAssets)
+		}
+		return files, dir, nil
 	}
-	return "", nil, fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", BootAssets, EFINames)
+	return nil, "", fmt.Errorf("the image has no UEFI loader in %s (%v): it was not built by kairos", BootAssets, names)
+}
+
+// grubPrefix checks the content of GrubPrefixFile, from the image: an ESP
+// directory under /EFI, returned without its leading slash.
+func grubPrefix(data []byte) (string, error) {
+	p := strings.TrimSpace(string(data))
+	dir := strings.TrimPrefix(p, "/")
+	if !strings.HasPrefix(p, "/EFI/") || path.Clean(p) != p || strings.ContainsAny(dir, "\\ \t\n") || strings.Contains(dir, "..") {
+		return "", fmt.Errorf("%s/%s says %q: want an ESP directory such as /EFI/debian", BootAssets, GrubPrefixFile, p)
+	}
+	return dir, nil
+}
+
+// Loader is the name of the removable-media loader in EFI/BOOT.
+func (b *Boot) Loader() string { return b.EFI[0].Name }
+
+// ESPFiles are the ESP's files for this boot: EFI/BOOT's, and the ESP menu
+// there and in the signed GRUB's directory.
+func (b *Boot) ESPFiles() []File {
+	var files []File
+	for _, f := range b.EFI {
+		files = append(files, File{PartEFI, "EFI/BOOT/" + f.Name, 0o644, f.Data})
+	}
+	files = append(files, File{PartEFI, "EFI/BOOT/grub.cfg", 0o644, b.ESPMenu})
+	if b.GrubPrefix != "" {
+		files = append(files, File{PartEFI, b.GrubPrefix + "/grub.cfg", 0o644, b.ESPMenu})
+	}
+	return files
 }
 
 // File is one file of partition Part, at Path (slash separated, from the
@@ -112,14 +187,12 @@ func (b *Boot) Files(grubEnv map[string]string, config []byte) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", LabelOEM, OEMEnv, err)
 	}
-	files := []File{
-		{PartEFI, "EFI/BOOT/" + b.EFIName, 0o644, b.EFI},
-		{PartEFI, "EFI/BOOT/grub.cfg", 0o644, b.ESPMenu},
-		{PartState, StateMenu, 0o644, b.StateMenu},
-		{PartState, StateOEMEnv, 0o644, empty},
-		{PartState, BootAssessment, 0o644, empty},
-		{PartOEM, OEMEnv, 0o644, oemEnv},
-	}
+	files := append(b.ESPFiles(),
+		File{PartState, StateMenu, 0o644, b.StateMenu},
+		File{PartState, StateOEMEnv, 0o644, empty},
+		File{PartState, BootAssessment, 0o644, empty},
+		File{PartOEM, OEMEnv, 0o644, oemEnv},
+	)
 	if len(config) > 0 {
 		// Read at every boot; 0600 as it may hold passwords and keys.
 		files = append(files, File{PartOEM, CustomConfig, 0o600, config})

@@ -12,6 +12,10 @@
 #   GRUB_EFI_PLATFORM  x86_64-efi | arm64-efi
 #   GRUB_EFI_NAME      BOOTX64.EFI | BOOTAA64.EFI
 #   KAIROS_BIOS        yes when the architecture boots from BIOS too
+# and, when the image boots through the distro's signed chain (Secure Boot):
+#   KAIROS_SHIM, KAIROS_SIGNED_GRUB, KAIROS_MOK_MANAGER  the signed binaries
+#   KAIROS_GRUB_PREFIX  the ESP directory the signed GRUB reads first
+#   SHIM_GRUB_NAME, SHIM_MOK_NAME  the names shim loads them by (grubx64.efi)
 set -eu
 
 say() { echo "kairos-boot: $*"; }
@@ -55,8 +59,25 @@ say "initrd $(du -h "$out/boot/initrd-$kver" | cut -f1)"
 assets=$out/usr/lib/kairos/boot
 mkdir -p "$assets"
 common="part_gpt part_msdos fat ext2 iso9660 squash4 loopback normal configfile search search_label search_fs_uuid search_fs_file linux echo test true regexp loadenv cat ls halt reboot serial terminal gzio xzio zstd sleep minicmd"
-"$GRUB_MKIMAGE" -d "$GRUB_LIB/$GRUB_EFI_PLATFORM" -O "$GRUB_EFI_PLATFORM" -p /EFI/BOOT \
-    -o "$assets/$GRUB_EFI_NAME" $common all_video efi_gop
+if [ -n "${KAIROS_SHIM:-}" ]; then
+    # Secure Boot: the firmware runs shim (signed by the CA it trusts) as the
+    # removable-media loader; shim runs the distro's signed GRUB from beside
+    # itself, which has every module our menus use built in and verifies the
+    # kernel through shim. Nothing here is rebuilt, or the signatures break.
+    for f in "$KAIROS_SHIM" "$KAIROS_SIGNED_GRUB" "$KAIROS_MOK_MANAGER"; do
+        [ -f "$f" ] || die "$f is missing: the flavor's secure_boot packages do not install it (flavors/<flavor>.yaml)"
+    done
+    cp "$KAIROS_SHIM" "$assets/$GRUB_EFI_NAME"
+    cp "$KAIROS_SIGNED_GRUB" "$assets/$SHIM_GRUB_NAME"
+    cp "$KAIROS_MOK_MANAGER" "$assets/$SHIM_MOK_NAME"
+    # The writers put the ESP menu in this directory too, so the signed GRUB
+    # finds it without searching other disks.
+    echo "$KAIROS_GRUB_PREFIX" > "$assets/grub-prefix"
+    say "signed chain: shim $KAIROS_SHIM, grub $KAIROS_SIGNED_GRUB"
+else
+    "$GRUB_MKIMAGE" -d "$GRUB_LIB/$GRUB_EFI_PLATFORM" -O "$GRUB_EFI_PLATFORM" -p /EFI/BOOT \
+        -o "$assets/$GRUB_EFI_NAME" $common all_video efi_gop
+fi
 if [ "${KAIROS_BIOS:-no}" = yes ]; then
     "$GRUB_MKIMAGE" -d "$GRUB_LIB/i386-pc" -O i386-pc-eltorito -p /boot/grub \
         -o "$assets/eltorito.img" $common biosdisk

@@ -34,6 +34,10 @@ func TestArtifactsISO(t *testing.T) {
 			}
 			m.Run(ctx, "sudo dmesg -n 1", time.Minute)
 			checkLive(ctx, t, m)
+			if fw == qemu.UEFI {
+				// The signed chain boots with Secure Boot off too.
+				checkSecureBoot(t, shell(ctx, t, m), false)
+			}
 			out, code, err := m.Run(ctx, "findmnt -n -o SOURCE /run/initramfs/live; cat /run/kairos-iso-config", time.Minute)
 			must(t, err)
 			if code != 0 || !strings.Contains(out, "/dev/sd") || !strings.Contains(out, isoCloudConfigMarker) {

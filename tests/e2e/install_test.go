@@ -78,7 +78,8 @@ func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidat
 }
 
 // TestAutoInstall installs from an ISO with a CIDATA cloud-config, under
-// UEFI (the core ISO; then the node's whole life, see lifecycle) and BIOS
+// UEFI with Secure Boot enforcing (the core ISO; then the node's whole
+// life, see lifecycle) and BIOS
 // (the standard variant's ISO with k3s enabled), boots the disk and checks
 // the node from inside: active boot, read-only root, contract labels, the
 // cloud-config's user.
@@ -89,15 +90,18 @@ func TestAutoInstall(t *testing.T) {
 	t.Run("uefi", func(t *testing.T) {
 		repo, v2 := upgradeImages(t)
 		pub, key := sshKey(t)
-		disk := autoInstall(ctx, t, qemu.UEFI, iso, cidataISO(t, withSSHKey(installUserData, pub)))
+		// Under Secure Boot, enforcing: the live system installs, the disk
+		// boots through shim, and the node's whole life runs there.
+		disk := autoInstall(ctx, t, qemu.SecureBoot, iso, cidataISO(t, withSSHKey(installUserData, pub)))
 		port := freePort(t)
-		m := bootInstalledLocked(ctx, t, qemu.UEFI, disk, ".1", port)
+		m := bootInstalledLocked(ctx, t, qemu.SecureBoot, disk, ".1", port)
 		sh := shell(ctx, t, m)
 		checkInstalledNode(t, sh, e2eVersion)
+		checkSecureBoot(t, sh, true)
 		checkSSH(t, sh, port, key)
-		// The node's life after the install: upgrades, fallback, recovery,
-		// reset (upgrade_test.go).
-		lifecycle(ctx, t, lifecycleNode{disk: disk, iso: iso, repo: repo, v2: v2}, m, sh)
+		// The node's life after the install: upgrades, fallback (an
+		// unsigned kernel's too), recovery, reset (upgrade_test.go).
+		lifecycle(ctx, t, lifecycleNode{disk: disk, iso: iso, repo: repo, v2: v2, fw: qemu.SecureBoot}, m, sh)
 	})
 
 	// Under SeaBIOS the standard variant's ISO (built through the gateway

@@ -31,6 +31,7 @@ func upgradeImages(t *testing.T) (string, string) {
 	repo := "127.0.0.1:5000/kairos"
 	f.buildctl(t, "image", "type=image,name="+repo+":v2,push=true,registry.insecure=true")
 	pushBadInitrd(t, repo+":v2", repo+":bad")
+	pushUnsignedKernel(t, repo+":v2", repo+":unsigned")
 	// v2 is also tagged as releases are named (KAIROS_IMAGE_LABEL): what
 	// `kairos-agent upgrade` with no source finds in the image's own
 	// repository (KAIROS_IMAGE_REPO, guestRepo).
@@ -56,6 +57,9 @@ const guestRepo = "10.0.2.2:5000/kairos"
 type lifecycleNode struct {
 	disk, iso string
 	repo, v2  string
+	// fw boots every step; under qemu.SecureBoot the life includes an
+	// upgrade whose kernel is not signed.
+	fw qemu.Firmware
 }
 
 // lifecycle takes the node (booted in m, logged in as the cloud-config's
@@ -117,7 +121,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	}
 	m.Stop() // the plug is pulled
 
-	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".2")
+	m = bootInstalled(ctx, t, n.fw, n.disk, ".2")
 	sh = shell(ctx, t, m)
 	checkInstalled(t, sh, "active_boot")
 	if got := version(sh); got != v1 {
@@ -142,7 +146,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	reboot(m)
 
 	// 2. v2.
-	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".3")
+	m = bootInstalled(ctx, t, n.fw, n.disk, ".3")
 	sh = shell(ctx, t, m)
 	checkInstalledVersion(t, sh, "active_boot", n.v2)
 	if got := sh("sudo debugfs -R 'cat /etc/kairos-release' /run/initramfs/cos-state/cOS/passive.img 2>/dev/null | grep KAIROS_VERSION="); !strings.Contains(got, v1) {
@@ -163,7 +167,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	// 3. An upgrade that does not boot: the node falls back by itself.
 	upgrade(m, "--source oci:"+n.repo+":bad")
 	reboot(m)
-	bad, err := qemu.Start(qemu.Options{Firmware: qemu.UEFI, Disks: []string{n.disk}, LogPath: logPath(t) + ".4"})
+	bad, err := qemu.Start(qemu.Options{Firmware: n.fw, Disks: []string{n.disk}, LogPath: logPath(t) + ".4"})
 	must(t, err)
 	t.Cleanup(bad.Stop)
 	if _, err := bad.WaitFor(ctx, regexp.MustCompile(`Kernel panic`), 6*time.Minute); err != nil {
@@ -175,7 +179,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	// The ISO's squashfs rides along as a second disk for step 4.
 	squash := filepath.Join(t.TempDir(), "rootfs.squashfs")
 	run(t, "xorriso", "-osirrox", "on", "-indev", n.iso, "-extract", "/rootfs.squashfs", squash)
-	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".5", squash)
+	m = bootInstalled(ctx, t, n.fw, n.disk, ".5", squash)
 	sh = shell(ctx, t, m)
 	if got := sh("kairos-agent state get boot"); got != "passive_boot" {
 		t.Errorf("after the failed boot: %q, want passive_boot", got)
@@ -188,12 +192,35 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 		t.Errorf("the fallback runs %q, want %s (active before the bad upgrade)", got, n.v2)
 	}
 
+	// 3b. Under Secure Boot, an upgrade whose kernel is not signed: grub
+	// refuses it and boots passive, with upgrade_failure.
+	if n.fw == qemu.SecureBoot {
+		if out := upgrade(m, "--source oci:"+n.repo+":unsigned"); !strings.Contains(out, "is installed as active.img") {
+			t.Fatalf("upgrade to the unsigned kernel:\n%s", out)
+		}
+		reboot(m)
+		m = bootInstalled(ctx, t, n.fw, n.disk, ".5b", squash)
+		sh = shell(ctx, t, m)
+		if !m.Seen(regexp.MustCompile(`bad shim signature`)) {
+			t.Errorf("the serial log does not show grub refusing the unsigned kernel (bad shim signature)")
+		}
+		if got := sh("kairos-agent state get boot"); got != "passive_boot" {
+			t.Errorf("after the unsigned kernel: %q, want passive_boot", got)
+		}
+		if got := sh("kairos-agent state get upgrade_failure"); got != "true" {
+			t.Errorf("after the unsigned kernel: upgrade_failure %q, want true", got)
+		}
+		if got := version(sh); got != n.v2 {
+			t.Errorf("after the unsigned kernel the node runs %q, want %s", got, n.v2)
+		}
+	}
+
 	// 4. A squashfs recovery image.
 	sh("sudo mkdir -p /run/e2e-rec && sudo mount /dev/disk/by-label/COS_RECOVERY /run/e2e-rec")
 	sh("sudo dd if=/dev/vdb of=/run/e2e-rec/cOS/recovery.squashfs bs=1M status=none && sudo rm /run/e2e-rec/cOS/recovery.img && sudo umount /run/e2e-rec")
 	sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
 	reboot(m)
-	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".6")
+	m = bootInstalled(ctx, t, n.fw, n.disk, ".6")
 	sh = shell(ctx, t, m)
 	if got := sh("kairos-agent state get boot"); got != "recovery_boot" {
 		t.Errorf("boot %q, want recovery_boot", got)
@@ -213,7 +240,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	}
 	sh("sudo grub-editenv /oem/grubenv set next_entry=recovery && sync")
 	reboot(m)
-	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".7")
+	m = bootInstalled(ctx, t, n.fw, n.disk, ".7")
 	sh = shell(ctx, t, m)
 	checkInstalledVersion(t, sh, "recovery_boot", n.v2)
 
@@ -222,7 +249,7 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 	if err := m.Wait(10 * time.Minute); err != nil {
 		t.Fatalf("reset did not reboot: %v", err)
 	}
-	m = bootInstalled(ctx, t, qemu.UEFI, n.disk, ".8")
+	m = bootInstalled(ctx, t, n.fw, n.disk, ".8")
 	sh = shell(ctx, t, m)
 	checkInstalledVersion(t, sh, "active_boot", n.v2)
 	if got := sh("test -e /usr/local/e2e-persistent && echo present || echo absent"); got != "absent" {
@@ -240,6 +267,20 @@ func lifecycle(ctx context.Context, t *testing.T, n lifecycleNode, m *qemu.Machi
 // file and kernel with a garbage /boot/initrd (the kernel cannot start
 // userspace and panics). Small, so that the guest writes it in seconds.
 func pushBadInitrd(t *testing.T, src, dst string) {
+	t.Helper()
+	pushBroken(t, src, dst, func(k []byte) []byte { return k })
+}
+
+// pushUnsignedKernel pushes the same small image with its kernel's
+// signature taken off: Secure Boot refuses to run it.
+func pushUnsignedKernel(t *testing.T, src, dst string) {
+	t.Helper()
+	pushBroken(t, src, dst, func(k []byte) []byte { return unsignKernel(t, k) })
+}
+
+// pushBroken pushes src's release file and kernel (changed by kernel)
+// with a garbage /boot/initrd as dst.
+func pushBroken(t *testing.T, src, dst string, kernelOf func([]byte) []byte) {
 	t.Helper()
 	srcRef, err := name.ParseReference(src, name.Insecure)
 	must(t, err)
@@ -267,7 +308,7 @@ func pushBadInitrd(t *testing.T, src, dst string) {
 	dir := t.TempDir()
 	for file, data := range map[string][]byte{
 		"etc/kairos-release": files["etc/kairos-release"],
-		"boot/vmlinuz":       files[kernel],
+		"boot/vmlinuz":       kernelOf(files[kernel]),
 		"boot/initrd":        bytes.Repeat([]byte("not an initramfs\n"), 4096),
 	} {
 		must(t, os.MkdirAll(filepath.Join(dir, path.Dir(file)), 0o755))

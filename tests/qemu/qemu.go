@@ -27,12 +27,20 @@ type Firmware string
 const (
 	UEFI Firmware = "uefi" // OVMF
 	BIOS Firmware = "bios" // SeaBIOS
+	// SecureBoot is OVMF with Secure Boot enforcing and the Microsoft
+	// keys enrolled (the third-party CA that signs shim): amd64 only.
+	SecureBoot Firmware = "uefi-secureboot"
 )
 
 // OVMF images (Debian package ovmf).
 const (
 	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	// The Secure Boot build needs SMM, so that the guest cannot write the
+	// variable store behind the firmware's back; its variables have the
+	// Microsoft keys enrolled and Secure Boot on.
+	OVMFSecureCode = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
+	OVMFSecureVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 )
 
 // AAVMF images: UEFI for arm64 (Debian package qemu-efi-aarch64).
@@ -128,6 +136,15 @@ func Start(o Options) (*Machine, error) {
 	if mc.explicitDevices && o.Firmware != UEFI {
 		return nil, fmt.Errorf("%s machines boot with UEFI only (Firmware: qemu.UEFI)", o.Arch)
 	}
+	machineArgs := slices.Clone(mc.args)
+	if o.Firmware == SecureBoot {
+		if o.Arch != "amd64" {
+			return nil, fmt.Errorf("Secure Boot firmware is set up for amd64 only, not %s", o.Arch)
+		}
+		mc.code, mc.vars = OVMFSecureCode, OVMFSecureVars
+		machineArgs[slices.Index(machineArgs, "q35")] = "q35,smm=on"
+		machineArgs = append(machineArgs, "-global", "driver=cfi.pflash01,property=secure,value=on")
+	}
 	bin, err := exec.LookPath(mc.binary)
 	if err != nil {
 		return nil, fmt.Errorf("%s not found: apt-get install %s (./earthly.sh installs it)", mc.binary, mc.pkg)
@@ -142,7 +159,7 @@ func Start(o Options) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	args := append(slices.Clone(mc.args), "-m", strconv.Itoa(o.MemoryMB), "-smp", strconv.Itoa(o.CPUs),
+	args := append(machineArgs, "-m", strconv.Itoa(o.MemoryMB), "-smp", strconv.Itoa(o.CPUs),
 		"-display", "none", "-monitor", "none", "-serial", "stdio",
 		"-no-reboot",
 	)
@@ -155,7 +172,7 @@ func Start(o Options) (*Machine, error) {
 		}
 		args = append(args, "-nic", nic)
 	}
-	if o.Firmware == UEFI {
+	if o.Firmware == UEFI || o.Firmware == SecureBoot {
 		for _, f := range []string{mc.code, mc.vars} {
 			if _, err := os.Stat(f); err != nil {
 				os.RemoveAll(tmp)
@@ -278,6 +295,14 @@ func (m *Machine) Tail(n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// Seen says whether re matches anything the guest printed since it
+// started, whatever WaitFor has consumed.
+func (m *Machine) Seen(re *regexp.Regexp) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return re.Match(m.out.Bytes())
 }
 
 // WaitFor waits until re matches output printed since the last match, and

@@ -267,7 +267,7 @@ func (in *Installer) writeDisk(p *Plan) error {
 	if err := disklayout.WriteESP(img, part, p.Files, time.Now()); err != nil {
 		return fmt.Errorf("ESP: %w", err)
 	}
-	in.say("%s: UEFI loader %s", disklayout.LabelGrub, p.Boot.EFIName)
+	in.say("%s: UEFI loader %s", disklayout.LabelGrub, p.Boot.Loader())
 	if _, err := f.WriteAt(img.buf, part.Start); err != nil {
 		return fmt.Errorf("ESP: %w", err)
 	}
