@@ -115,10 +115,13 @@ VERSION=${args[VERSION]}
 # --- setup: everything the native path needs -----------------------------------
 # qemu-user-static runs arm64 build steps on amd64 (and the reverse; mmdebstrap
 # checks that with arch-test);
-# qemu-system-arm and qemu-efi-aarch64 (AAVMF) boot arm64 media in the tests.
+# qemu-system-arm and qemu-efi-aarch64 (AAVMF) boot arm64 media in the tests;
+# cryptsetup-bin makes the LUKS2 headers the tests read, swtpm is the TPM of
+# the encrypted nodes booted in QEMU.
 APT_PACKAGES=(runc mmdebstrap squashfs-tools xorriso mtools dosfstools e2fsprogs gdisk fdisk
 	qemu-system-x86 qemu-utils ovmf ipxe-qemu skopeo umoci ca-certificates docker-registry grub-common
-	qemu-user-static arch-test qemu-system-arm qemu-efi-aarch64)
+	qemu-user-static arch-test qemu-system-arm qemu-efi-aarch64
+	cryptsetup-bin swtpm swtpm-tools)
 
 setup_apt() {
 	local missing=()

@@ -267,7 +267,7 @@ func IPXEScript(name, defaultURL, console string) string {
 	} else {
 		b.WriteString("isset ${base-url} || goto no_url\n")
 	}
-	fmt.Fprintf(&b, "kernel ${base-url}/%[1]s-kernel root=live:${base-url}/%[1]s.squashfs initrd=%[1]s-initrd rd.neednet=1 ip=dhcp rd.cos.disable netboot install-mode rd.live.overlay.overlayfs console=%[2]s\n", name, console)
+	fmt.Fprintf(&b, "kernel ${base-url}/%[1]s-kernel root=live:${base-url}/%[1]s.squashfs initrd=%[1]s-initrd rd.neednet=1 ip=dhcp rd.cos.disable rd.luks=0 netboot install-mode rd.live.overlay.overlayfs console=%[2]s\n", name, console)
 	fmt.Fprintf(&b, "initrd ${base-url}/%s-initrd\n", name)
 	b.WriteString("boot\n")
 	if defaultURL == "" {

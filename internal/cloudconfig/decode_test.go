@@ -118,6 +118,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"stages: {boot: [{authorized_keys: {'': [k]}}]}", `authorized_keys: "" is not a valid user name`},
 		{"hostname: \"a\\n1.2.3.4 github.com\"", "is not a host name"},
 		{"install: {bind_mounts: [relative]}", `install.bind_mounts: "relative" is not an absolute, clean path`},
+		{"install: {encrypted_partitions: [COS_STATE]}", `1:33: error: install.encrypted_partitions: "COS_STATE" cannot be encrypted (one of COS_PERSISTENT, COS_OEM`},
+		{"install: {encrypted_partitions: [COS_OEM, COS_OEM]}", "install.encrypted_partitions: COS_OEM is listed twice"},
+		{"install: {encrypted_partitions: [COS_OEM], encryption: {recovery_passphrase: short}}", "install.encryption.recovery_passphrase: a recovery passphrase of 5 characters is too short"},
+		{"install: {encryption: {recovery_passphrase: long enough}}", "install.encryption: recovery_passphrase is set but encrypted_partitions names no partition"},
 		{"k3s: {env: {'X=$(reboot);Y': '1'}}", `is not a variable name`},
 		{"stages: {boot: [{after: [~]}]}", "a step name is required"},
 		// Known upstream, not carried out here yet: refused, not ignored.

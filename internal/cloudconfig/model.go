@@ -623,8 +623,22 @@ type Install struct {
 	EphemeralMounts []string             `yaml:"ephemeral_mounts"`
 	Bundles         []Bundle             `yaml:"bundles"`
 	Env             []string             `yaml:"env" unsupported:""`
-	EncryptedParts  []string             `yaml:"encrypted_partitions" unsupported:""`
+	// EncryptedParts are the partitions, by label (COS_PERSISTENT,
+	// COS_OEM), made LUKS2 with their key sealed to the TPM.
+	EncryptedParts []string   `yaml:"encrypted_partitions"`
+	Encryption     Encryption `yaml:"encryption"`
 }
+
+// Encryption is `install.encryption:`, how encrypted_partitions are
+// opened besides the TPM.
+type Encryption struct {
+	// RecoveryPassphrase opens every encrypted partition without the TPM
+	// (cryptsetup open). A secret: never printed.
+	RecoveryPassphrase string `yaml:"recovery_passphrase"`
+}
+
+// EncryptableLabels are what install.encrypted_partitions may name.
+var EncryptableLabels = []string{"COS_PERSISTENT", "COS_OEM"}
 
 func (i *Install) decodeYAML(d *decoder, n *yaml.Node, path string) {
 	type plain Install
@@ -641,6 +655,24 @@ func (i *Install) decodeYAML(d *decoder, n *yaml.Node, path string) {
 				d.errorf(child(n, l.key), "%s: %q is not an absolute, clean path", join(path, l.key), p)
 			}
 		}
+	}
+	seen := map[string]bool{}
+	for _, l := range i.EncryptedParts {
+		switch {
+		case !slices.Contains(EncryptableLabels, l):
+			d.errorf(child(n, "encrypted_partitions"), "%s: %q cannot be encrypted (one of %s: COS_STATE, COS_RECOVERY and COS_GRUB hold what the firmware and GRUB read)",
+				join(path, "encrypted_partitions"), l, strings.Join(EncryptableLabels, ", "))
+		case seen[l]:
+			d.errorf(child(n, "encrypted_partitions"), "%s: %s is listed twice", join(path, "encrypted_partitions"), l)
+		}
+		seen[l] = true
+	}
+	if p := i.Encryption.RecoveryPassphrase; p != "" && len(p) < 8 {
+		// Not the passphrase itself: errors are printed.
+		d.errorf(child(child(n, "encryption"), "recovery_passphrase"), "%s: a recovery passphrase of %d characters is too short (at least 8)", join(path, "encryption.recovery_passphrase"), len(p))
+	}
+	if i.Encryption.RecoveryPassphrase != "" && len(i.EncryptedParts) == 0 {
+		d.errorf(child(n, "encryption"), "%s: recovery_passphrase is set but encrypted_partitions names no partition", join(path, "encryption"))
 	}
 	parts := child(n, "partitions")
 	for j := 0; j+1 < len(parts.Content) && parts != n; j += 2 {

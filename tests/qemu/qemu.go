@@ -98,6 +98,10 @@ type Options struct {
 	// SSHPort, when set, forwards 127.0.0.1:SSHPort on the host to the
 	// guest's port 22 (QEMU user networking).
 	SSHPort int
+	// TPM, when set, gives the machine a TPM 2.0 (QEMU tpm-crb) emulated
+	// by swtpm, whose state lives in this directory: the same directory
+	// is the same TPM across boots, a new one a new TPM.
+	TPM string
 	// Extra arguments appended to the command line.
 	Extra []string
 }
@@ -111,6 +115,7 @@ type Netboot struct {
 // Machine is a running QEMU.
 type Machine struct {
 	cmd     *exec.Cmd
+	tpm     *exec.Cmd // swtpm, when the machine has a TPM
 	stdin   io.WriteCloser
 	logPath string
 	tmp     string
@@ -218,13 +223,21 @@ func Start(o Options) (*Machine, error) {
 		}
 		args = append(args, "-drive", fmt.Sprintf("file=%s,format=%s,if=virtio,index=%d", d, format, i))
 	}
-	args = append(args, o.Extra...)
-
 	m := &Machine{logPath: o.LogPath, tmp: tmp, notify: make(chan struct{}, 1), exited: make(chan struct{})}
 	fail := func(err error) (*Machine, error) {
+		m.stopTPM()
 		os.RemoveAll(tmp)
 		return nil, err
 	}
+	if o.TPM != "" {
+		sock, err := m.startTPM(o.TPM)
+		if err != nil {
+			return fail(err)
+		}
+		args = append(args, "-chardev", "socket,id=chrtpm,path="+sock,
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0")
+	}
+	args = append(args, o.Extra...)
 	m.cmd = exec.Command(bin, args...)
 	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
 		return fail(err)
@@ -484,5 +497,44 @@ func (m *Machine) Stop() {
 		m.cmd.Process.Kill()
 	}
 	<-m.exited
+	m.stopTPM()
 	os.RemoveAll(m.tmp)
+}
+
+// startTPM runs swtpm on state directory dir, its control socket in the
+// machine's temporary directory, and waits for the socket.
+func (m *Machine) startTPM(dir string) (string, error) {
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		return "", fmt.Errorf("swtpm not found: apt-get install swtpm swtpm-tools (./earthly.sh installs it)")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	sock := filepath.Join(m.tmp, "swtpm.sock")
+	m.tpm = exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+dir,
+		"--ctrl", "type=unixio,path="+sock, "--terminate", "--log", "file="+filepath.Join(m.tmp, "swtpm.log"))
+	if err := m.tpm.Start(); err != nil {
+		m.tpm = nil
+		return "", fmt.Errorf("starting swtpm: %w", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(m.tmp, "swtpm.log"))
+			return "", fmt.Errorf("swtpm made no socket in 10s: %s", log)
+		}
+	}
+	return sock, nil
+}
+
+// stopTPM ends swtpm (it also ends by itself when QEMU goes: --terminate).
+func (m *Machine) stopTPM() {
+	if m.tpm != nil && m.tpm.Process != nil {
+		m.tpm.Process.Kill()
+		m.tpm.Wait()
+	}
+	m.tpm = nil
 }

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/kairos-io/kairos/internal/agent/blockdev"
+	"github.com/kairos-io/kairos/internal/agent/crypt"
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4"
 	"github.com/kairos-io/kairos/internal/disklayout"
@@ -49,6 +51,16 @@ type Installer struct {
 	// LockFile serialises install, upgrade and reset; empty means
 	// host.System.LockFile.
 	LockFile string
+	// Crypt encrypts the partitions Options.Encrypt names; nil uses the
+	// machine's TPM and tools.
+	Crypt *crypt.Tools
+}
+
+func (in *Installer) crypt() *crypt.Tools {
+	if in.Crypt == nil {
+		return &crypt.Tools{}
+	}
+	return in.Crypt
 }
 
 // Plan is a checked install: everything is known, nothing is written.
@@ -63,6 +75,9 @@ type Plan struct {
 	Release map[string]string
 	tree    *rootfs.Tree
 	unlock  func() error
+	// opened are the labels of the encrypted partitions open while the
+	// disk is written.
+	opened []string
 }
 
 // Close releases the source (spool files of a registry image) and the
@@ -121,6 +136,18 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if len(o.Encrypt) > 0 {
+		// Before anything is written: a node asked to encrypt that cannot
+		// keeps its disk as it was.
+		if err := in.crypt().CheckTPM(); err != nil {
+			return fail(fmt.Errorf("install.encrypted_partitions asks to encrypt %s: %w; the key would have nowhere to be sealed, so nothing was written", strings.Join(o.Encrypt, ", "), err))
+		}
+		if in.Crypt == nil {
+			if err := crypt.CheckTools(); err != nil {
+				return fail(fmt.Errorf("install.encrypted_partitions: %w", err))
+			}
+		}
+	}
 	if p.Disk, err = in.Devices.Resolve(o.Device, need); err != nil {
 		return fail(err)
 	}
@@ -171,17 +198,20 @@ func (in *Installer) Run(ctx context.Context, p *Plan) (err error) {
 		return err
 	}
 	if err := in.writeDisk(p); err != nil {
-		return fmt.Errorf("writing %s: %w", p.Disk.Path, err)
+		return errors.Join(fmt.Errorf("writing %s: %w", p.Disk.Path, err), in.closeEncrypted(p))
 	}
 	mounts := &deploy.Mounts{}
 	defer func() {
 		if uerr := mounts.UnmountAll(); uerr != nil && err == nil {
 			err = uerr
 		}
+		if cerr := in.closeEncrypted(p); cerr != nil && err == nil {
+			err = cerr
+		}
 	}()
 	dirs := map[string]string{}
 	for _, name := range []string{disklayout.PartOEM, disklayout.PartState, disklayout.PartRecovery} {
-		dev, err := in.Devices.PartitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
+		dev, err := in.partitionDev(p, name)
 		if err != nil {
 			return err
 		}
@@ -297,12 +327,45 @@ func (in *Installer) writeDisk(p *Plan) error {
 		if err != nil {
 			return err
 		}
+		if slices.Contains(p.Encrypt, part.Label) {
+			in.say("%s: LUKS2 on %s (%d MiB), key sealed to the TPM (PCR %s)", part.Label, dev, part.Size>>20, crypt.PCRs)
+			opts := crypt.Options{Recovery: p.RecoveryPassphrase}
+			if dev, err = in.crypt().Format(context.Background(), dev, part.Label, opts); err != nil {
+				return fmt.Errorf("%s: %w", part.Label, err)
+			}
+			p.opened = append(p.opened, part.Label)
+			if len(opts.Recovery) > 0 {
+				in.say("%s: recovery passphrase added", part.Label)
+			}
+		}
 		in.say("%s: ext4 on %s (%d MiB)", part.Label, dev, part.Size>>20)
 		if err := deploy.Run("mkfs.ext4", "-F", "-q", "-L", part.Label, dev); err != nil {
 			return fmt.Errorf("%s: %w", part.Label, err)
 		}
 	}
 	return nil
+}
+
+// partitionDev is the device of a partition's file system: the opened
+// container of an encrypted one.
+func (in *Installer) partitionDev(p *Plan, name string) (string, error) {
+	part := p.Layout.Part(name)
+	if slices.Contains(p.opened, part.Label) {
+		return filepath.Join("/dev/mapper", crypt.MapperName(part.Label)), nil
+	}
+	return in.Devices.PartitionPath(p.Disk, p.Layout.Index(name), 10*time.Second)
+}
+
+// closeEncrypted closes what writeDisk opened.
+func (in *Installer) closeEncrypted(p *Plan) error {
+	var errs []error
+	for _, label := range p.opened {
+		if err := in.crypt().Close(context.Background(), label); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.opened = nil
+	return errors.Join(errs...)
 }
 
 // writeImages writes active.img from the source, runs the chroot stage in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kairos-io/kairos/internal/agent/blockdev"
+	"github.com/kairos-io/kairos/internal/agent/crypt"
 	"github.com/kairos-io/kairos/internal/agent/deploy"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/diskfmt/ext4/ext4test"
@@ -251,6 +253,16 @@ func TestInstallRefusals(t *testing.T) {
 	if _, err := in.Plan(ctx, Options{Device: used}); err == nil || !strings.Contains(err.Error(), "is in use (mounted at "+dir) {
 		t.Errorf("mounted disk: %v", err)
 	}
+
+	// Encryption asked on a machine without a TPM: refused before the
+	// disk is chosen or written.
+	in.Crypt = &crypt.Tools{Sys: t.TempDir(), Dev: t.TempDir()}
+	_, err = in.Plan(ctx, Options{Device: small, Encrypt: []string{"COS_PERSISTENT", "COS_OEM"}})
+	if err == nil || !errors.Is(err, crypt.ErrNoTPM) || !strings.Contains(err.Error(), "install.encrypted_partitions asks to encrypt COS_PERSISTENT, COS_OEM") ||
+		!strings.Contains(err.Error(), "nothing was written") {
+		t.Errorf("encryption without a TPM: %v", err)
+	}
+	in.Crypt = nil
 
 	if _, err := in.Plan(ctx, Options{Device: "/dev/null"}); err == nil || !strings.Contains(err.Error(), "not a block device") {
 		t.Errorf("/dev/null: %v", err)

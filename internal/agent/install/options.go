@@ -37,13 +37,21 @@ type Options struct {
 	Reboot, Poweroff bool
 	// AllowInsecure allows plain-HTTP registries for Source.
 	AllowInsecure bool
+	// Encrypt lists the partitions (COS_PERSISTENT, COS_OEM) made LUKS2
+	// with their key sealed to the TPM (install.encrypted_partitions).
+	Encrypt []string
+	// RecoveryPassphrase opens them without the TPM; a secret.
+	RecoveryPassphrase []byte
 }
 
 // FromConfig reads the install section of a merged cloud-config.
 func FromConfig(m cloudconfig.Merged) (Options, error) {
 	in := m.Config().Install
 	o := Options{Device: in.Device, Source: in.Source, Reboot: in.Reboot, Poweroff: in.Poweroff,
-		Partitions: disklayout.Sizes{}, GrubEnv: map[string]string{}}
+		Partitions: disklayout.Sizes{}, GrubEnv: map[string]string{}, Encrypt: in.EncryptedParts}
+	if in.Encryption.RecoveryPassphrase != "" {
+		o.RecoveryPassphrase = []byte(in.Encryption.RecoveryPassphrase)
+	}
 	for name, p := range in.Partitions {
 		size, err := partitionSize(p.Size)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kairos-io/kairos/internal/agent/crypt"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
@@ -80,6 +81,9 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 		}
 		return nil
 	}
+	// Encrypted COS_OEM and COS_PERSISTENT open first: then their file
+	// systems appear under their labels like clear ones.
+	unlockEncrypted(ctx, &crypt.Tools{Sys: host.System.Sys, Dev: host.System.Dev}, log)
 	plan := SysrootPlan(b, sysroot, Layout{})
 	if err := mount(plan[0]); err != nil { // COS_OEM: the configs
 		return err
@@ -110,6 +114,34 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 	// /usr/local is mounted now: its cloud-configs join.
 	runStage(ctx, sysroot, runDir, "initramfs", log)
 	return nil
+}
+
+// unlockEncrypted opens the encrypted partitions of the contract with the
+// key the TPM releases. One that does not open stays locked and is not
+// mounted (its mount is skipped as for a missing partition); the console
+// says why, the data stays as it is, and the boot goes on.
+func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
+	found, err := crypt.Find(filepath.Join(host.System.Sys, "class/block"), host.System.Dev)
+	if err != nil {
+		fmt.Fprintf(log, "kairos: encrypted partitions: %v\n", err)
+		return
+	}
+	for _, c := range found {
+		if _, err := os.Stat(filepath.Join(host.System.Dev, "mapper", crypt.MapperName(c.Label))); err == nil {
+			continue // already open
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		_, err := tools.Unlock(ctx, c.Dev, c.Label)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(log, "kairos: %s (%s) is encrypted and the TPM did not release its key: it stays locked and is not mounted; its data is untouched.\n"+
+				"kairos: the key is sealed to this machine's TPM and its Secure Boot state (PCR %s): another or a cleared TPM, or changed Secure Boot keys, cannot open it.\n"+
+				"kairos: with the recovery passphrase: cryptsetup open %s %s. Cause: %v\n",
+				c.Label, c.Dev, crypt.PCRs, c.Dev, crypt.MapperName(c.Label), err)
+			continue
+		}
+		fmt.Fprintf(log, "kairos: %s (%s) unlocked with the TPM\n", c.Label, c.Dev)
+	}
 }
 
 // nodeLayout reads the layout the rootfs stage wrote (below sysroot, and
