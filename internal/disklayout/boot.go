@@ -51,8 +51,12 @@ type EFIFile struct {
 
 // Files on COS_STATE and COS_OEM besides the images.
 const (
-	StateMenu       = "grub2/grub.cfg"
-	OEMEnv          = "grubenv"
+	StateMenu = "grub2/grub.cfg"
+	OEMEnv    = "grubenv"
+	// StateEnv is the user's grub environment on COS_STATE, where it is
+	// when COS_OEM is encrypted (grub cannot read it there); grub and the
+	// agent take it when it exists.
+	StateEnv        = "grubenv"
 	StateOEMEnv     = "grub_oem_env"
 	BootAssessment  = "boot_assessment"
 	CustomConfig    = "90_custom.yaml"
@@ -73,6 +77,16 @@ type Boot struct {
 	// BIOS is GRUB's i386-pc boot sector and core image; nil on
 	// architectures without BIOS.
 	BIOS *BIOS
+}
+
+// MoveEnvToState puts the user's grubenv of files on COS_STATE
+// (StateEnv), for a node whose COS_OEM is encrypted.
+func MoveEnvToState(files []File) {
+	for i, f := range files {
+		if f.Part == PartOEM && f.Path == OEMEnv {
+			files[i].Part, files[i].Path = PartState, StateEnv
+		}
+	}
 }
 
 // ReadBoot reads the boot files from an image through read (a path in

@@ -53,10 +53,18 @@ func cidataISO(t *testing.T, userData string) string {
 // under fw, and waits for the installer to write the disk and reboot.
 func autoInstall(ctx context.Context, t *testing.T, fw qemu.Firmware, iso, cidata string) string {
 	t.Helper()
+	return autoInstallOn(ctx, t, qemu.Options{Firmware: fw}, iso, cidata)
+}
+
+// autoInstallOn is autoInstall on a machine described by o (its firmware,
+// its TPM).
+func autoInstallOn(ctx context.Context, t *testing.T, o qemu.Options, iso, cidata string) string {
+	t.Helper()
 	disk := filepath.Join(t.TempDir(), "node.qcow2")
 	run(t, "qemu-img", "create", "-q", "-f", "qcow2", disk, "16G")
-	m, err := qemu.Start(qemu.Options{Firmware: fw, CDROM: iso, Disks: []string{disk}, MemoryMB: 3072, LogPath: logPath(t) + ".install",
-		Extra: []string{"-drive", "file=" + cidata + ",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.2"}})
+	o.CDROM, o.Disks, o.MemoryMB, o.LogPath = iso, []string{disk}, 3072, logPath(t)+".install"
+	o.Extra = append(o.Extra, "-drive", "file="+cidata+",media=cdrom,readonly=on,if=none,id=cidata", "-device", "ide-cd,drive=cidata,bus=ide.2")
+	m, err := qemu.Start(o)
 	must(t, err)
 	defer m.Stop()
 	t.Logf("installer serial log: %s", m.LogPath())

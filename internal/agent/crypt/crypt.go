@@ -13,7 +13,8 @@
 //     tpm2-device=auto and headless=true: no prompt, ever.
 //
 // The passphrase the container is formatted with is random, held in
-// memory and handed to the tools on their standard input; once the TPM
+// memory and handed to the tools on their standard input or an
+// in-memory file descriptor (memfd); once the TPM
 // keyslot (and the optional recovery passphrase) exist, its keyslot is
 // removed. Nothing secret is written to disk or logged.
 package crypt
@@ -30,6 +31,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // PCRs is the TPM PCR policy the keys are sealed to: PCR 7 holds the
@@ -135,18 +138,15 @@ func (t *Tools) run(ctx context.Context, stdin []byte, extra []byte, name string
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if extra != nil {
-		// A second secret goes through a pipe on fd 3, never a file.
-		r, w, err := os.Pipe()
+		// A second secret goes on fd 3, a memfd: memory, never a file on
+		// disk, and seekable, as systemd-cryptenroll's key file reader
+		// wants (a pipe is not).
+		f, err := memfd(extra)
 		if err != nil {
 			return err
 		}
-		defer r.Close()
-		if _, err := w.Write(extra); err != nil {
-			w.Close()
-			return err
-		}
-		w.Close()
-		cmd.ExtraFiles = []*os.File{r}
+		defer f.Close()
+		cmd.ExtraFiles = []*os.File{f}
 	}
 	var err error
 	if t.Exec != nil {
@@ -159,6 +159,24 @@ func (t *Tools) run(ctx context.Context, stdin []byte, extra []byte, name string
 		return fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
+}
+
+// memfd is an anonymous memory file holding data, at offset 0.
+func memfd(data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("kairos-key", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "kairos-key")
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Options of an encrypted partition.
@@ -185,11 +203,14 @@ func (t *Tools) Format(ctx context.Context, dev, label string, o Options) (strin
 	key := []byte(hex.EncodeToString(raw))
 	defer clear(key)
 	name := MapperName(label)
+	// The formatting key is 256 random bits and its keyslot is removed
+	// below: a memory-hard KDF would only cost time (seconds under
+	// emulation), so its slot uses PBKDF2 at the minimum.
 	if err := t.run(ctx, key, nil, "cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2",
-		"--label", label, "--key-file", "-", dev); err != nil {
+		"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--label", label, "--key-file", "-", dev); err != nil {
 		return "", err
 	}
-	if err := t.run(ctx, key, nil, "systemd-cryptenroll", "--unlock-key-file=/dev/stdin",
+	if err := t.run(ctx, nil, key, "systemd-cryptenroll", "--unlock-key-file=/proc/self/fd/3",
 		"--tpm2-device=auto", "--tpm2-pcrs="+PCRs, dev); err != nil {
 		return "", fmt.Errorf("sealing %s's key to the TPM: %w", label, err)
 	}

@@ -165,13 +165,13 @@ func TestFormatCommands(t *testing.T) {
 	}
 	key := strings.Repeat("ab", 32)
 	want := []string{
-		"cryptsetup luksFormat --batch-mode --type luks2 --label COS_PERSISTENT --key-file - /dev/vda5",
-		"systemd-cryptenroll --unlock-key-file=/dev/stdin --tpm2-device=auto --tpm2-pcrs=7 /dev/vda5",
+		"cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --label COS_PERSISTENT --key-file - /dev/vda5",
+		"systemd-cryptenroll --unlock-key-file=/proc/self/fd/3 --tpm2-device=auto --tpm2-pcrs=7 /dev/vda5",
 		"cryptsetup luksAddKey --batch-mode --key-file - /dev/vda5 /proc/self/fd/3",
 		"cryptsetup open --key-file - /dev/vda5 kairos-persistent",
 		"cryptsetup luksKillSlot --batch-mode /dev/vda5 0",
 	}
-	wantIn := []string{key, key, key + "|fd3=recovery words", key, ""}
+	wantIn := []string{key, "|fd3=" + key, key + "|fd3=recovery words", key, ""}
 	if strings.Join(cmds, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("commands:\n%s\nwant:\n%s", strings.Join(cmds, "\n"), strings.Join(want, "\n"))
 	}

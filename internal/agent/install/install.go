@@ -126,6 +126,9 @@ func (in *Installer) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if p.Files, err = p.Boot.Files(o.GrubEnv, o.Config); err != nil {
 		return fail(fmt.Errorf("install.grub_options: %w", err))
 	}
+	if slices.Contains(o.Encrypt, disklayout.LabelOEM) {
+		disklayout.MoveEnvToState(p.Files)
+	}
 	rootfs, err := ext4.RequiredSize(tree.Root, ext4.Options{Label: disklayout.LabelActive})
 	if err != nil {
 		return fail(fmt.Errorf("sizing the image: %w", err))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -200,7 +201,15 @@ func (n *Node) mountsOf(dev string) []mountPoint {
 	}
 	var out []mountPoint
 	for _, m := range table {
-		if m.Source == dev {
+		src := m.Source
+		// An opened encrypted partition is mounted as /dev/mapper/<name>,
+		// a link to the dm-N its label resolves to.
+		if strings.HasPrefix(src, "/dev/mapper/") {
+			if d, err := filepath.EvalSymlinks(src); err == nil {
+				src = d
+			}
+		}
+		if src == dev {
 			out = append(out, mountPoint{dir: m.Target, readOnly: m.ReadOnly()})
 		}
 	}

@@ -308,15 +308,38 @@ func (n *Node) armAssessment(stateDir string) error {
 // bootNext boots the new active next (next_entry=cos, one-shot), over a
 // saved_entry the user may have set.
 func (n *Node) bootNext(mounts *deploy.Mounts) error {
-	oem, err := n.writable(mounts, disklayout.LabelOEM)
+	env, err := n.userGrubEnv(mounts)
 	if err != nil {
 		return err
 	}
-	if err := grubenv.Update(filepath.Join(oem, disklayout.OEMEnv), map[string]string{"next_entry": "cos"}); err != nil {
+	if err := grubenv.Update(env, map[string]string{"next_entry": "cos"}); err != nil {
 		return fmt.Errorf("next_entry: %w", err)
 	}
 	n.say("next boot: cos (active), boot assessment armed")
 	return nil
+}
+
+// userGrubEnv is the grub environment grub reads the user's settings
+// from: COS_STATE's grubenv when there is one (COS_OEM is encrypted),
+// else COS_OEM's.
+func (n *Node) userGrubEnv(mounts *deploy.Mounts) (string, error) {
+	state, err := n.writable(mounts, disklayout.LabelState)
+	if err != nil {
+		return "", err
+	}
+	if p := filepath.Join(state, disklayout.StateEnv); fileExists(p) {
+		return p, nil
+	}
+	oem, err := n.writable(mounts, disklayout.LabelOEM)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(oem, disklayout.OEMEnv), nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // checkArch refuses an image built for another architecture than the

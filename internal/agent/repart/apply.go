@@ -201,11 +201,22 @@ func (r *Repart) find(dev *cloudconfig.LayoutDevice) (blockdev.Disk, error) {
 			if err != nil {
 				continue
 			}
+			part = r.underlying(part)
 			return r.Devices.Disk(filepath.Join(r.Devices.Dev, r.Devices.Parent(filepath.Base(part))))
 		}
 		return blockdev.Disk{}, fmt.Errorf("layout: no file system or partition labeled %q", dev.Label)
 	}
 	return r.Devices.Disk(dev.Path)
+}
+
+// underlying is the partition below an opened encrypted one (a dm-crypt
+// device has its partition as its one slave); part itself otherwise.
+func (r *Repart) underlying(part string) string {
+	slaves, err := os.ReadDir(filepath.Join(r.Devices.Sys, "class/block", filepath.Base(part), "slaves"))
+	if err != nil || len(slaves) != 1 {
+		return part
+	}
+	return filepath.Join(r.Devices.Dev, slaves[0].Name())
 }
 
 // labels are the file system labels of the disk's partitions, by index,
@@ -215,6 +226,9 @@ func (r *Repart) labels(d blockdev.Disk, n int) []string {
 	entries, _ := os.ReadDir(r.ByLabel)
 	for _, e := range entries {
 		part, err := filepath.EvalSymlinks(filepath.Join(r.ByLabel, e.Name()))
+		if err == nil {
+			part = r.underlying(part)
+		}
 		if err != nil || r.Devices.Parent(filepath.Base(part)) != d.Name {
 			continue
 		}

@@ -282,3 +282,19 @@ func sh(t *testing.T, name string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestUnderlyingOfEncrypted: a label that resolves to an opened encrypted
+// partition (dm-crypt) stands for the partition below it, whose disk the
+// layout then changes.
+func TestUnderlyingOfEncrypted(t *testing.T) {
+	sys, dev := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(sys, "class/block/dm-0/slaves/vda5"), 0o755)
+	os.MkdirAll(filepath.Join(sys, "class/block/vda5"), 0o755)
+	r := &Repart{Devices: blockdev.Devices{Sys: sys, Dev: dev}}
+	if got := r.underlying(filepath.Join(dev, "dm-0")); got != filepath.Join(dev, "vda5") {
+		t.Errorf("underlying(dm-0) = %s, want %s/vda5", got, dev)
+	}
+	if got := r.underlying(filepath.Join(dev, "vda5")); got != filepath.Join(dev, "vda5") {
+		t.Errorf("underlying(vda5) = %s", got)
+	}
+}
