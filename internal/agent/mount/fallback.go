@@ -2,6 +2,7 @@ package mount
 
 import (
 	"fmt"
+	"github.com/kairos-io/kairos/internal/agent/host"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,8 +27,13 @@ func FallbackEntry(mode state.BootMode) string {
 }
 
 // ArmFallback makes the next boot take entry: grub's one-shot next_entry
-// in COS_OEM's grubenv (the partition labelled b.OEMLabel).
+// in the user's grubenv, COS_STATE's when it holds one (COS_OEM is
+// encrypted, out of grub's reach), else COS_OEM's (the partition labelled
+// b.OEMLabel).
 func ArmFallback(b BootImage, entry string, log io.Writer) error {
+	if done, err := armOnState(entry, log); done {
+		return err
+	}
 	dev, err := waitLabel(b.OEMLabel, 10*time.Second)
 	if err != nil {
 		return err
@@ -44,6 +50,38 @@ func ArmFallback(b BootImage, entry string, log io.Writer) error {
 		err = uerr
 	}
 	return err
+}
+
+// armOnState arms entry in COS_STATE's grubenv; done is false when the
+// partition has none (or is not there): COS_OEM's is then the one.
+func armOnState(entry string, log io.Writer) (done bool, err error) {
+	// Loop mounts COS_STATE read-only at StateDir (recovery boots mount
+	// COS_RECOVERY there, and have no fallback to arm): that mount is
+	// made writable for the write, else the partition is mounted apart.
+	dir := host.System.StateDir
+	if mounted(dir) {
+		if err := run(log, "mount", "-o", "remount,rw", dir); err != nil {
+			return false, nil
+		}
+		defer run(log, "mount", "-o", "remount,ro", dir)
+	} else {
+		dev, err := waitLabel(stateLabel, 10*time.Second)
+		if err != nil {
+			return false, nil
+		}
+		dir = "/run/kairos-fallback-state"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return false, nil
+		}
+		if err := run(log, "mount", dev, dir); err != nil {
+			return false, nil
+		}
+		defer run(log, "umount", dir)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "grubenv")); err != nil || !st.Mode().IsRegular() {
+		return false, nil
+	}
+	return true, armFallbackIn(dir, entry)
 }
 
 func armFallbackIn(oemDir, entry string) error {
