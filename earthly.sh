@@ -254,6 +254,7 @@ FUZZ_TARGETS=(
 	"./internal/p2p/ledger FuzzDecode"
 	"./internal/p2p/token FuzzParse"
 	"./internal/p2p/vpn FuzzAccept"
+	"./internal/agent/crypt FuzzLabel"
 )
 fuzz_untrusted_parsers() {
 	local t pkg fn
