@@ -193,16 +193,17 @@ func checkBootEncrypted(t *testing.T, sh func(string) string, mode string) {
 	}
 }
 
-// checkEncrypted: COS_PERSISTENT and COS_OEM are LUKS2 containers under
-// their labels, opened as kairos-persistent and kairos-oem, mounted at
+// checkEncrypted: COS_PERSISTENT and COS_OEM are LUKS2 containers
+// (labeled kairos-persistent and kairos-oem, the ext4 inside with the
+// contract's labels), opened as kairos-persistent and kairos-oem, mounted at
 // /usr/local and /oem; the key is in a systemd-tpm2 token on PCR 7, and
 // the recovery passphrase has a keyslot of its own (2 keyslots).
 func checkEncrypted(t *testing.T, sh func(string) string) {
 	t.Helper()
 	lsblk := sh("lsblk -n -r -o NAME,FSTYPE,LABEL")
 	for _, l := range []string{"COS_PERSISTENT", "COS_OEM"} {
-		if !regexp.MustCompile(`(?m)^vda\d+ crypto_LUKS ` + l + `$`).MatchString(lsblk) {
-			t.Errorf("lsblk shows no crypto_LUKS partition labeled %s:\n%s", l, lsblk)
+		if !regexp.MustCompile(`(?m)^vda\d+ crypto_LUKS ` + crypt.ContainerLabel(l) + `$`).MatchString(lsblk) {
+			t.Errorf("lsblk shows no crypto_LUKS partition labeled %s:\n%s", crypt.ContainerLabel(l), lsblk)
 		}
 		name := crypt.MapperName(l)
 		if !regexp.MustCompile(`(?m)^` + name + ` ext4 ` + l + `$`).MatchString(lsblk) {
@@ -245,7 +246,7 @@ func checkDiskFromHost(t *testing.T, disk, marker string) {
 		start, _ := strconv.ParseInt(m[1], 10, 64)
 		label, ok, err := crypt.Label(ioAt{f, start * 512})
 		must(t, err)
-		if !ok || label != "COS_"+strings.ToUpper(m[2]) {
+		if !ok || label != crypt.ContainerLabel("COS_"+strings.ToUpper(m[2])) {
 			t.Errorf("partition %s: LUKS2 %v, label %q", m[2], ok, label)
 		}
 		found[m[2]] = true

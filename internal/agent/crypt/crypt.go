@@ -3,9 +3,11 @@
 // 2.0, and opens them at boot. It drives the distro's tools and does no
 // cryptography of its own:
 //
-//   - cryptsetup(8) formats the LUKS2 container (its label is the
-//     partition's, COS_PERSISTENT; the file system inside has the same
-//     label, so everything that mounts by label keeps working);
+//   - cryptsetup(8) formats the LUKS2 container, labeled kairos-persistent
+//     for COS_PERSISTENT (ContainerLabel); the file system inside has the
+//     partition's label, so everything that mounts by label keeps working,
+//     and no two devices ever answer to one label (udev would link
+//     /dev/disk/by-label to either);
 //   - systemd-cryptenroll(1) seals a keyslot's key to the TPM with a
 //     policy on PCR 7 (the Secure Boot state and the keys that verified
 //     the boot chain), stored as a systemd-tpm2 token in the LUKS2 header;
@@ -52,6 +54,10 @@ var Labels = []string{"COS_PERSISTENT", "COS_OEM"}
 func MapperName(label string) string {
 	return "kairos-" + strings.ToLower(strings.TrimPrefix(label, "COS_"))
 }
+
+// ContainerLabel is the LUKS2 label of the container holding the file
+// system labeled label: its mapper name, kairos-persistent.
+func ContainerLabel(label string) string { return MapperName(label) }
 
 // Tools runs the distro's tools. The zero value runs them from $PATH and
 // reads the machine's /sys and /dev.
@@ -188,7 +194,8 @@ type Options struct {
 
 // Format makes dev (the partition labeled label) a LUKS2 container whose
 // key the TPM releases, opens it and returns the opened device, on which
-// the caller makes the file system. The container's label is label.
+// the caller makes the file system labeled label. The container's label
+// is ContainerLabel(label).
 func (t *Tools) Format(ctx context.Context, dev, label string, o Options) (string, error) {
 	r := t.Rand
 	if r == nil {
@@ -207,7 +214,7 @@ func (t *Tools) Format(ctx context.Context, dev, label string, o Options) (strin
 	// below: a memory-hard KDF would only cost time (seconds under
 	// emulation), so its slot uses PBKDF2 at the minimum.
 	if err := t.run(ctx, key, nil, "cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2",
-		"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--label", label, "--key-file", "-", dev); err != nil {
+		"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--label", ContainerLabel(label), "--key-file", "-", dev); err != nil {
 		return "", err
 	}
 	if err := t.run(ctx, nil, key, "systemd-cryptenroll", "--unlock-key-file=/proc/self/fd/3",

@@ -22,7 +22,7 @@ func TestLabelOfCryptsetupHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
-		"--label", "COS_PERSISTENT", "--key-file", "-", img)
+		"--label", ContainerLabel("COS_PERSISTENT"), "--key-file", "-", img)
 	cmd.Stdin = strings.NewReader("test key")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cryptsetup: %v: %s", err, out)
@@ -33,8 +33,8 @@ func TestLabelOfCryptsetupHeader(t *testing.T) {
 	}
 	defer f.Close()
 	label, ok, err := Label(f)
-	if err != nil || !ok || label != "COS_PERSISTENT" {
-		t.Fatalf("Label = %q, %v, %v; want COS_PERSISTENT", label, ok, err)
+	if err != nil || !ok || label != "kairos-persistent" {
+		t.Fatalf("Label = %q, %v, %v; want kairos-persistent", label, ok, err)
 	}
 }
 
@@ -78,8 +78,8 @@ func TestFind(t *testing.T) {
 		partition bool
 		data      []byte
 	}{
-		"vda": {false, luks("COS_OEM")}, "vda2": {true, luks("COS_OEM")}, "vda5": {true, luks("COS_PERSISTENT")},
-		"vda3": {true, make([]byte, 4096)}, "vdb1": {true, luks("data")},
+		"vda": {false, luks("kairos-oem")}, "vda2": {true, luks("kairos-oem")}, "vda5": {true, luks("kairos-persistent")},
+		"vda3": {true, make([]byte, 4096)}, "vdb1": {true, luks("data")}, "vdb2": {true, luks("COS_PERSISTENT")},
 	} {
 		os.MkdirAll(filepath.Join(sys, name), 0o755)
 		if p.partition {
@@ -97,7 +97,7 @@ func TestFind(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Join(sys, "sda5"), 0o755)
 	os.WriteFile(filepath.Join(sys, "sda5", "partition"), []byte("5\n"), 0o644)
-	os.WriteFile(filepath.Join(dev, "sda5"), luks("COS_PERSISTENT"), 0o600)
+	os.WriteFile(filepath.Join(dev, "sda5"), luks("kairos-persistent"), 0o600)
 	if _, err := Find(sys, dev); err == nil || !strings.Contains(err.Error(), "two encrypted partitions labeled COS_PERSISTENT") {
 		t.Fatalf("two disks: %v", err)
 	}
@@ -165,7 +165,7 @@ func TestFormatCommands(t *testing.T) {
 	}
 	key := strings.Repeat("ab", 32)
 	want := []string{
-		"cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --label COS_PERSISTENT --key-file - /dev/vda5",
+		"cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --label kairos-persistent --key-file - /dev/vda5",
 		"systemd-cryptenroll --unlock-key-file=/proc/self/fd/3 --tpm2-device=auto --tpm2-pcrs=7 /dev/vda5",
 		"cryptsetup luksAddKey --batch-mode --key-file - /dev/vda5 /proc/self/fd/3",
 		"cryptsetup open --key-file - /dev/vda5 kairos-persistent",

@@ -41,13 +41,14 @@ func Label(r io.ReaderAt) (label string, ok bool, err error) {
 	return string(l), true, nil
 }
 
-// Container is a LUKS2 partition holding one of Labels.
+// Container is a LUKS2 partition holding the file system of one of
+// Labels (Label; the container itself is labeled ContainerLabel(Label)).
 type Container struct {
 	Dev, Label string
 }
 
 // Find lists the partitions in sysBlock (/sys/class/block) that are LUKS2
-// containers labeled with one of Labels, read through devDir (/dev).
+// containers of one of Labels, read through devDir (/dev).
 // Several with the same label (two Kairos disks) are an error: which one
 // this node is cannot be told.
 func Find(sysBlock, devDir string) ([]Container, error) {
@@ -66,11 +67,16 @@ func Find(sysBlock, devDir string) ([]Container, error) {
 		if err != nil {
 			continue
 		}
-		label, ok, err := Label(f)
+		luks, ok, err := Label(f)
 		f.Close()
-		if err != nil || !ok || !slices.Contains(Labels, label) {
+		if err != nil || !ok {
 			continue
 		}
+		i := slices.IndexFunc(Labels, func(l string) bool { return ContainerLabel(l) == luks })
+		if i < 0 {
+			continue
+		}
+		label := Labels[i]
 		if other, dup := seen[label]; dup {
 			return nil, fmt.Errorf("two encrypted partitions labeled %s (%s and %s): detach the other Kairos disk", label, other, dev)
 		}
