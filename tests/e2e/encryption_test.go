@@ -216,7 +216,7 @@ func checkEncrypted(t *testing.T, sh func(string) string) {
 		}
 	}
 	dump := sh("sudo cryptsetup luksDump $(readlink -f /dev/disk/by-partlabel/persistent)")
-	if !strings.Contains(dump, "systemd-tpm2") || !regexp.MustCompile(`tpm2-pcrs:\s+7\b`).MatchString(dump) {
+	if !strings.Contains(dump, "systemd-tpm2") || !regexp.MustCompile(`tpm2-(hash-)?pcrs:\s+7\b`).MatchString(dump) {
 		t.Errorf("COS_PERSISTENT has no systemd-tpm2 token on PCR 7:\n%s", dump)
 	}
 	if n := len(regexp.MustCompile(`(?m)^\s+\d+: luks2$`).FindAllString(dump, -1)); n != 2 {

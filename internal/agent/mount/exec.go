@@ -121,9 +121,12 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 // mounted (its mount is skipped as for a missing partition); the console
 // says why, the data stays as it is, and the boot goes on.
 func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
+	// The pre-pivot hook's output reaches the journal, not the console:
+	// what an operator at the machine must see goes to the kernel log too.
+	console := io.MultiWriter(log, kmsg{})
 	found, err := crypt.Find(filepath.Join(host.System.Sys, "class/block"), host.System.Dev)
 	if err != nil {
-		fmt.Fprintf(log, "kairos: encrypted partitions: %v\n", err)
+		fmt.Fprintf(console, "kairos: encrypted partitions: %v\n", err)
 		return
 	}
 	for _, c := range found {
@@ -134,14 +137,29 @@ func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
 		_, err := tools.Unlock(ctx, c.Dev, c.Label)
 		cancel()
 		if err != nil {
-			fmt.Fprintf(log, "kairos: %s (%s) is encrypted and the TPM did not release its key: it stays locked and is not mounted; its data is untouched.\n"+
-				"kairos: the key is sealed to this machine's TPM and its Secure Boot state (PCR %s): another or a cleared TPM, or changed Secure Boot keys, cannot open it.\n"+
-				"kairos: with the recovery passphrase: cryptsetup open %s %s. Cause: %v\n",
-				c.Label, c.Dev, crypt.PCRs, c.Dev, crypt.MapperName(c.Label), err)
+			fmt.Fprintf(console, "kairos: %s (%s) is encrypted and the TPM did not release its key: it stays locked and is not mounted; its data is untouched.\n", c.Label, c.Dev)
+			fmt.Fprintf(console, "kairos: the key is sealed to this machine's TPM and its Secure Boot state (PCR %s): another or a cleared TPM, or changed Secure Boot keys, cannot open it.\n", crypt.PCRs)
+			fmt.Fprintf(console, "kairos: with the recovery passphrase: cryptsetup open %s %s. Cause: %v\n", c.Dev, crypt.MapperName(c.Label), err)
 			continue
 		}
-		fmt.Fprintf(log, "kairos: %s (%s) unlocked with the TPM\n", c.Label, c.Dev)
+		fmt.Fprintf(console, "kairos: %s (%s) unlocked with the TPM\n", c.Label, c.Dev)
 	}
+}
+
+// kmsg writes each line to the kernel log (/dev/kmsg) at warning level,
+// which the console shows; best effort.
+type kmsg struct{}
+
+func (kmsg) Write(p []byte) (int, error) {
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return len(p), nil
+	}
+	defer f.Close()
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		f.Write([]byte("<4>" + line + "\n"))
+	}
+	return len(p), nil
 }
 
 // nodeLayout reads the layout the rootfs stage wrote (below sysroot, and
