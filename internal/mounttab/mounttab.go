@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -19,6 +20,18 @@ const Path = "/proc/self/mounts"
 type Mount struct {
 	Source, Target, FSType string
 	Options                []string
+}
+
+// Device is the mount's source as its device node: an opened encrypted
+// partition is mounted as /dev/mapper/<name>, a link to the dm-N that
+// udev's by-label links point to.
+func (m Mount) Device() string {
+	if strings.HasPrefix(m.Source, "/dev/mapper/") {
+		if dev, err := filepath.EvalSymlinks(m.Source); err == nil {
+			return dev
+		}
+	}
+	return m.Source
 }
 
 // ReadOnly says whether the mount is read-only.

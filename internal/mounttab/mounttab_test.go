@@ -37,3 +37,13 @@ func TestUnescape(t *testing.T) {
 		}
 	}
 }
+
+// TestDeviceResolvesMapperLinks: a /dev/mapper source is its dm device;
+// any other source is itself.
+func TestDeviceResolvesMapperLinks(t *testing.T) {
+	for _, m := range []Mount{{Source: "/dev/vda5"}, {Source: "tmpfs"}, {Source: "/dev/mapper/no-such-device-kairos"}} {
+		if got := m.Device(); got != m.Source {
+			t.Errorf("Device of %s = %s", m.Source, got)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -201,15 +200,7 @@ func (n *Node) mountsOf(dev string) []mountPoint {
 	}
 	var out []mountPoint
 	for _, m := range table {
-		src := m.Source
-		// An opened encrypted partition is mounted as /dev/mapper/<name>,
-		// a link to the dm-N its label resolves to.
-		if strings.HasPrefix(src, "/dev/mapper/") {
-			if d, err := filepath.EvalSymlinks(src); err == nil {
-				src = d
-			}
-		}
-		if src == dev {
+		if m.Device() == dev {
 			out = append(out, mountPoint{dir: m.Target, readOnly: m.ReadOnly()})
 		}
 	}

@@ -30,12 +30,7 @@ func PartitionStates(h *host.Host) map[string]map[string]any {
 	first := map[string]mounttab.Mount{}
 	table, _ := mounttab.Read(h.Mounts) // no table: nothing is mounted
 	for _, m := range table {
-		src := m.Source
-		// An opened encrypted partition is mounted as /dev/mapper/<name>,
-		// a link to the dm-N its label resolves to.
-		if dev, err := filepath.EvalSymlinks(src); err == nil && strings.HasPrefix(src, "/dev/mapper/") {
-			src = dev
-		}
+		src := m.Device()
 		if _, seen := first[src]; !seen {
 			first[src] = m
 		}
