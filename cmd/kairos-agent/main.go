@@ -24,7 +24,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(versionCmd(), mountCmd(), stateCmd(), runStageCmd(), validateCmd(), configCmd(),
-		installCmd(), manualInstallCmd(), interactiveInstallCmd(), startCmd(), datasourceCmd(), upgradeCmd(), resetCmd(), installBundleCmd(), renderTemplateCmd(), printSchemaCmd(), p2pCmd())
+		installCmd(), manualInstallCmd(), interactiveInstallCmd(), startCmd(), datasourceCmd(), upgradeCmd(), resetCmd(), installBundleCmd(), renderTemplateCmd(), printSchemaCmd(), p2pCmd(), waitNetworkCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kairos-agent: error:", err)
 		os.Exit(1)

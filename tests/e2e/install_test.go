@@ -128,15 +128,48 @@ func TestAutoInstall(t *testing.T) {
 		checkInstalledNode(t, sh, gatewayVersion)
 		checkK3s(t, sh)
 		checkLanguage(t, sh, lang)
-		stateReset(ctx, t, disk, m, sh)
+		m = stateReset(ctx, t, disk, m, sh)
+		noNetworkBoot(ctx, t, disk, m)
 	})
+}
+
+// noNetworkBoot boots the k3s node on a LAN where nothing answers DHCP:
+// the boot is not held up (network-online gives up after 20 s), k3s waits
+// for a default route and the console says why, and the node's user logs
+// in meanwhile (issue 22).
+func noNetworkBoot(ctx context.Context, t *testing.T, disk string, m *qemu.Machine) {
+	t.Helper()
+	m.Send("sudo systemctl poweroff\n")
+	if err := m.Wait(3 * time.Minute); err != nil {
+		t.Fatalf("poweroff: %v", err)
+	}
+	iso, err := qemu.Start(qemu.Options{Firmware: qemu.BIOS, Disks: []string{disk}, Isolated: true, LogPath: logPath(t) + ".nonetwork"})
+	must(t, err)
+	t.Cleanup(iso.Stop)
+	why := regexp.MustCompile(`k3s waits for the network: no default route; \S+: link up, no address`)
+	line, err := iso.WaitFor(ctx, why, 8*time.Minute)
+	if err != nil {
+		t.Fatalf("no word on the console of why k3s waits: %v", err)
+	}
+	t.Logf("console: %s", line[0])
+	if err := iso.Login(ctx, "tester", "e2e-Pass", 5*time.Minute); err != nil {
+		t.Fatalf("no login on a node without network: %v", err)
+	}
+	sh := shell(ctx, t, iso)
+	if got := sh("systemctl is-active k3s || true"); got != "activating" {
+		t.Errorf("k3s is %q without a default route, want activating (waiting)", got)
+	}
+	if got := sh("kairos-agent state get boot"); got != "active_boot" {
+		t.Errorf("boot %q, want active_boot", got)
+	}
 }
 
 // stateReset picks grub's "state reset" entry once: recovery boots with
 // kairos.reset, kairos-agent start resets unattended and reboots, and the
 // node is back on active with /usr/local emptied and the OEM config kept
-// (the first boot runs again: deployed once more).
-func stateReset(ctx context.Context, t *testing.T, disk string, m *qemu.Machine, sh func(string) string) {
+// (the first boot runs again: deployed once more). It returns the node,
+// booted again.
+func stateReset(ctx context.Context, t *testing.T, disk string, m *qemu.Machine, sh func(string) string) *qemu.Machine {
 	t.Helper()
 	sh("echo gone | sudo tee /usr/local/e2e-statereset >/dev/null")
 	sh("sudo grub-editenv /oem/grubenv set next_entry=statereset && sync")
@@ -165,6 +198,7 @@ func stateReset(ctx context.Context, t *testing.T, disk string, m *qemu.Machine,
 		t.Errorf("the OEM cloud-config did not survive the state reset:\n%s", got)
 	}
 	waitDeployed(t, sh)
+	return m
 }
 
 const hostKeyCmd = "timeout 120 sh -c 'until sudo test -s /etc/ssh/ssh_host_ed25519_key.pub; do sleep 1; done'; sudo cat /etc/ssh/ssh_host_ed25519_key.pub"

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,6 +103,11 @@ type Options struct {
 	// by swtpm, whose state lives in this directory: the same directory
 	// is the same TPM across boots, a new one a new TPM.
 	TPM string
+	// Isolated gives the machine its NIC on a network of its own, a
+	// multicast socket nobody else joins: the link is up and nothing
+	// answers DHCP, as on a LAN whose DHCP server or gateway is down.
+	// Netboot and SSHPort need QEMU's user network and are not taken.
+	Isolated bool
 	// Extra arguments appended to the command line.
 	Extra []string
 }
@@ -141,6 +147,9 @@ func Start(o Options) (*Machine, error) {
 	if mc.explicitDevices && o.Firmware != UEFI {
 		return nil, fmt.Errorf("%s machines boot with UEFI only (Firmware: qemu.UEFI)", o.Arch)
 	}
+	if o.Isolated && (o.Netboot != nil || o.SSHPort != 0) {
+		return nil, fmt.Errorf("an isolated machine has no user network for Netboot or SSHPort")
+	}
 	machineArgs := slices.Clone(mc.args)
 	if o.Firmware == SecureBoot {
 		if o.Arch != "amd64" {
@@ -170,6 +179,11 @@ func Start(o Options) (*Machine, error) {
 	)
 	if o.Netboot != nil {
 		args = append(args, "-nic", "user,model=virtio-net-pci,tftp="+o.Netboot.TFTPDir+",bootfile="+o.Netboot.BootFile, "-boot", "order=n")
+	} else if o.Isolated {
+		// A port of its own: another isolated machine must not be heard.
+		port := 20000 + rand.IntN(20000)
+		args = append(args, "-netdev", fmt.Sprintf("socket,id=isolated,mcast=230.0.0.2:%d,localaddr=127.0.0.1", port),
+			"-device", "virtio-net-pci,netdev=isolated")
 	} else {
 		nic := "user,model=virtio-net-pci"
 		if o.SSHPort != 0 {

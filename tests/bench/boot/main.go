@@ -13,9 +13,13 @@
 //
 // and prints for each the time from QEMU's start to the login prompt on
 // the serial console, `systemd-analyze`'s time to multi-user.target and
-// the top of `systemd-analyze blame`, with the ratios ours/plain.
+// the top of `systemd-analyze blame`, with the ratios ours/plain. Boots
+// under emulation vary by several seconds: each system is booted -samples
+// times (after one boot that is not measured: the installed disk grows
+// COS_PERSISTENT on its first, plain Debian makes its machine id) and the
+// medians are compared, the spread printed beside them.
 //
-//	sudo tests/bench/boot.sh [-iso X.iso -image X.oci.tar]
+//	sudo tests/bench/boot.sh [-samples 3] [-iso X.iso -image X.oci.tar]
 //
 // Target (issue 22): at most 1.2x for the live ISO and the installed disk.
 package main
@@ -28,6 +32,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,8 +44,13 @@ func main() {
 	image := flag.String("image", "", "OCI archive of the image the installed disk is written from (default: built here)")
 	work := flag.String("work", "", "work directory (default: a new one under /var/tmp, removed after)")
 	plain := flag.String("plain", "", "plain Debian disk made by an earlier run (kept in -work): not made again")
+	samples := flag.Int("samples", 3, "measured boots of each system; medians are compared")
 	flag.Parse()
-	if err := run(*iso, *image, *work, *plain); err != nil {
+	if *samples < 1 {
+		fmt.Fprintln(os.Stderr, "boot bench: -samples must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*iso, *image, *work, *plain, *samples); err != nil {
 		fmt.Fprintln(os.Stderr, "boot bench:", err)
 		os.Exit(1)
 	}
@@ -48,14 +58,34 @@ func main() {
 
 // result is one boot's figures.
 type result struct {
-	name      string
 	login     time.Duration // QEMU start to the login prompt
 	analyze   string        // systemd-analyze time
 	multiUser time.Duration // multi-user.target, from the kernel's start
 	blame     string
 }
 
-func run(iso, image, work, plain string) error {
+// system is one system's measured boots.
+type system struct {
+	name  string
+	boots []result
+}
+
+// median returns the median of f over the boots, and the smallest and
+// largest value.
+func (s system) median(f func(result) time.Duration) (med, lo, hi time.Duration) {
+	v := make([]time.Duration, len(s.boots))
+	for i, b := range s.boots {
+		v[i] = f(b)
+	}
+	slices.Sort(v)
+	med = v[len(v)/2]
+	if len(v)%2 == 0 {
+		med = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return med, v[0], v[len(v)-1]
+}
+
+func run(iso, image, work, plain string, samples int) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -111,115 +141,142 @@ func run(iso, image, work, plain string) error {
 	}
 
 	ctx := context.Background()
-	var res []result
 	// A copy: a boot writes to the disk.
 	plainCopy := filepath.Join(work, "plain-boot.qcow2")
 	if err := sh(root, "qemu-img", "create", "-q", "-f", "qcow2", "-b", plain, "-F", "raw", plainCopy); err != nil {
 		return err
 	}
-	r, err := boot(ctx, "plain Debian", qemu.Options{Disks: []string{plainCopy}}, "root", "bench-Boot", work, 0)
-	if err != nil {
-		return err
+	var res []system
+	for _, c := range []struct {
+		name, user, password string
+		o                    qemu.Options
+		warmup               bool
+	}{
+		{"plain Debian", "root", "bench-Boot", qemu.Options{Disks: []string{plainCopy}}, true},
+		// Live media start from the same state every boot.
+		{"Kairos live ISO", "kairos", "kairos", qemu.Options{CDROM: iso}, false},
+		{"Kairos installed disk", "bench", "bench-Boot", qemu.Options{Disks: []string{raws[0]}}, true},
+	} {
+		s, err := boot(ctx, c.name, c.o, c.user, c.password, work, c.warmup, samples)
+		if err != nil {
+			return err
+		}
+		res = append(res, s)
 	}
-	res = append(res, r)
-	if r, err = boot(ctx, "Kairos live ISO", qemu.Options{CDROM: iso}, "kairos", "kairos", work, 0); err != nil {
-		return err
-	}
-	res = append(res, r)
-	if r, err = boot(ctx, "Kairos installed disk", qemu.Options{Disks: []string{raws[0]}}, "bench", "bench-Boot", work, 1); err != nil {
-		return err
-	}
-	res = append(res, r)
 
-	base := res[0]
-	fmt.Printf("\n%-24s %10s %10s %8s %8s\n", "boot (UEFI, QEMU TCG)", "login", "multi-user", "login/", "m-u/")
-	for _, r := range res {
-		fmt.Printf("%-24s %9.1fs %9.1fs %8.2f %8.2f\n", r.name, r.login.Seconds(), r.multiUser.Seconds(),
-			r.login.Seconds()/base.login.Seconds(), r.multiUser.Seconds()/base.multiUser.Seconds())
+	login := func(r result) time.Duration { return r.login }
+	multiUser := func(r result) time.Duration { return r.multiUser }
+	baseLogin, _, _ := res[0].median(login)
+	baseMU, _, _ := res[0].median(multiUser)
+	fmt.Printf("\n%d boot(s) each, UEFI, QEMU TCG; medians (min-max)\n", samples)
+	fmt.Printf("%-24s %22s %22s %8s %8s\n", "", "login", "multi-user", "login/", "m-u/")
+	for _, s := range res {
+		l, llo, lhi := s.median(login)
+		m, mlo, mhi := s.median(multiUser)
+		fmt.Printf("%-24s %22s %22s %8.2f %8.2f\n", s.name, spread(l, llo, lhi), spread(m, mlo, mhi),
+			l.Seconds()/baseLogin.Seconds(), m.Seconds()/baseMU.Seconds())
 	}
-	fmt.Println("(ratios against plain Debian; target <= 1.2 for the live ISO and the installed disk)")
-	for _, r := range res {
-		fmt.Printf("\n%s: %s\n%s\n", r.name, r.analyze, r.blame)
+	fmt.Println("(ratios of the medians against plain Debian; target <= 1.2 for the live ISO and the installed disk)")
+	for _, s := range res {
+		last := s.boots[len(s.boots)-1]
+		fmt.Printf("\n%s, last boot: %s\n%s\n", s.name, last.analyze, last.blame)
 	}
 	return nil
 }
 
-// boot starts a machine, times the login prompt, logs in and reads
-// systemd-analyze. reboots > 0 boots that many times first and measures
-// the next boot.
-func boot(ctx context.Context, name string, o qemu.Options, user, password, work string, reboots int) (result, error) {
-	r := result{name: name}
-	o.Firmware, o.LogPath = qemu.UEFI, filepath.Join(work, "logs", strings.ReplaceAll(name, " ", "-")+".log")
-	for i := 0; i <= reboots; i++ {
-		start := time.Now()
-		m, err := qemu.Start(o)
+func spread(med, lo, hi time.Duration) string {
+	return fmt.Sprintf("%.1fs (%.1f-%.1f)", med.Seconds(), lo.Seconds(), hi.Seconds())
+}
+
+// boot boots a machine samples times, each in a new QEMU (after a boot
+// that is not measured when warmup is set), times the login prompt, logs
+// in, reads systemd-analyze and shuts down cleanly.
+func boot(ctx context.Context, name string, o qemu.Options, user, password, work string, warmup bool, samples int) (system, error) {
+	s := system{name: name}
+	o.Firmware = qemu.UEFI
+	first := 0
+	if warmup {
+		first = -1
+	}
+	for i := first; i < samples; i++ {
+		o.LogPath = filepath.Join(work, "logs", fmt.Sprintf("%s-%d.log", strings.ReplaceAll(name, " ", "-"), i+1))
+		fmt.Fprintf(os.Stderr, "boot bench: %s, boot %d of %d\n", name, i-first+1, samples-first)
+		r, err := bootOnce(ctx, o, user, password, i >= 0)
+		if err != nil {
+			return s, fmt.Errorf("%s: %w", name, err)
+		}
+		if i >= 0 {
+			s.boots = append(s.boots, r)
+		}
+	}
+	return s, nil
+}
+
+func bootOnce(ctx context.Context, o qemu.Options, user, password string, measure bool) (result, error) {
+	var r result
+	start := time.Now()
+	m, err := qemu.Start(o)
+	if err != nil {
+		return r, err
+	}
+	defer m.Stop()
+	if _, err := m.WaitFor(ctx, qemu.LoginPrompt, 8*time.Minute); err != nil {
+		return r, err
+	}
+	r.login = time.Since(start)
+	if err := m.LoginAtPrompt(ctx, user, password); err != nil {
+		return r, err
+	}
+	sudo := "sudo "
+	if user == "root" {
+		sudo = ""
+	}
+	if measure {
+		// systemd-analyze answers once the boot is done.
+		out, _, err := m.Run(ctx, sudo+"systemctl is-system-running --wait >/dev/null; systemd-analyze time | head -2; systemd-analyze blame --no-pager | head -8", 5*time.Minute)
 		if err != nil {
 			return r, err
 		}
-		if _, err := m.WaitFor(ctx, qemu.LoginPrompt, 8*time.Minute); err != nil {
-			m.Stop()
-			return r, fmt.Errorf("%s: %w", name, err)
-		}
-		r.login = time.Since(start)
-		if i < reboots {
-			// Log in and reboot cleanly: the next boot is the measured one.
-			if err := m.LoginAtPrompt(ctx, user, password); err != nil {
-				m.Stop()
-				return r, fmt.Errorf("%s: %w", name, err)
-			}
-			m.Send("sudo systemctl is-system-running --wait >/dev/null; sudo reboot\n")
-			if err := m.Wait(5 * time.Minute); err != nil {
-				m.Stop()
-				return r, fmt.Errorf("%s: no reboot: %w", name, err)
-			}
-			continue
-		}
-		err = func() error {
-			defer m.Stop()
-			if err := m.LoginAtPrompt(ctx, user, password); err != nil {
-				return err
-			}
-			sudo := "sudo "
-			if user == "root" {
-				sudo = ""
-			}
-			// systemd-analyze answers once the boot is done.
-			out, _, err := m.Run(ctx, sudo+"systemctl is-system-running --wait >/dev/null; systemd-analyze time | head -2; systemd-analyze blame --no-pager | head -8", 5*time.Minute)
-			if err != nil {
-				return err
-			}
-			lines := strings.SplitN(strings.TrimSpace(out), "\n", 3)
-			r.analyze = strings.Join(lines[:min(2, len(lines))], "; ")
-			if len(lines) == 3 {
-				r.blame = lines[2]
-			}
-			// "Startup finished in 5.1s (kernel) + 19.7s (initrd) + ..." and
-			// "multi-user.target reached after 55.9s in userspace": the
-			// target's time from the kernel's start.
-			mu := regexp.MustCompile(`(?:multi-user|graphical).target reached after (.*) in userspace`).FindStringSubmatch(out)
-			if mu == nil {
-				return fmt.Errorf("systemd-analyze time: %q", out)
-			}
-			userspace, err := analyzeDuration(mu[1])
-			if err != nil {
-				return err
-			}
-			var sum time.Duration
-			for _, p := range regexp.MustCompile(`((?:\d+min )?[\d.]+m?s) \((kernel|initrd)\)`).FindAllStringSubmatch(out, -1) {
-				d, err := analyzeDuration(p[1])
-				if err != nil {
-					return err
-				}
-				sum += d
-			}
-			r.multiUser = sum + userspace
-			return nil
-		}()
-		if err != nil {
-			return r, fmt.Errorf("%s: %w", name, err)
+		if r.analyze, r.blame, r.multiUser, err = parseAnalyze(out); err != nil {
+			return r, err
 		}
 	}
+	// A clean shutdown (machines run with -no-reboot): the next boot is
+	// an ordinary one, not a recovery from a power cut.
+	m.Send(sudo + "systemctl is-system-running --wait >/dev/null; " + sudo + "poweroff\n")
+	if err := m.Wait(5 * time.Minute); err != nil {
+		return r, fmt.Errorf("no clean shutdown: %w", err)
+	}
 	return r, nil
+}
+
+// parseAnalyze reads `systemd-analyze time` and the top of `blame`:
+// "Startup finished in 5.1s (kernel) + 19.7s (initrd) + ..." and
+// "multi-user.target reached after 55.9s in userspace" give the target's
+// time from the kernel's start.
+func parseAnalyze(out string) (analyze, blame string, multiUser time.Duration, err error) {
+	lines := strings.SplitN(strings.TrimSpace(out), "\n", 3)
+	analyze = strings.Join(lines[:min(2, len(lines))], "; ")
+	if len(lines) == 3 {
+		blame = lines[2]
+	}
+	mu := regexp.MustCompile(`(?:multi-user|graphical).target reached after (.*) in userspace`).FindStringSubmatch(out)
+	if mu == nil {
+		return "", "", 0, fmt.Errorf("systemd-analyze time: %q", out)
+	}
+	userspace, err := analyzeDuration(mu[1])
+	if err != nil {
+		return "", "", 0, err
+	}
+	var sum time.Duration
+	for _, p := range regexp.MustCompile(`((?:\d+min )?[\d.]+m?s) \((kernel|initrd)\)`).FindAllStringSubmatch(out, -1) {
+		d, err := analyzeDuration(p[1])
+		if err != nil {
+			return "", "", 0, err
+		}
+		sum += d
+	}
+	return analyze, blame, sum + userspace, nil
 }
 
 // analyzeDuration reads systemd's durations: 1min 2.345s, 850ms, 5.1s.
