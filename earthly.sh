@@ -18,7 +18,9 @@ mapfile -t TARGETS < <(sed -n 's/^\([a-z][a-z0-9-]*\):$/\1/p' Earthfile | grep -
 CACHE=${KAIROS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kairos}
 OUT=${KAIROS_OUTPUT:-build}
 
-log() { printf '\033[1m[earthly.sh]\033[0m %s\n' "$*" >&2; }
+# Each line says how long the run has taken (bash's SECONDS): CI logs show
+# where the time goes.
+log() { printf '\033[1m[earthly.sh %dm%02ds]\033[0m %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 die() { printf '[earthly.sh] error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
