@@ -3,12 +3,11 @@ package stages
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -37,9 +36,10 @@ type KeyFetcher struct {
 	// Client makes the requests; nil is http.DefaultClient's settings.
 	// Redirects are followed only to https URLs, whatever the client.
 	Client *http.Client
-	// Timeout bounds one fetch; 0 is 15 seconds. All the fetches for one
-	// user (or one authorized_keys entry) together get keysTotalFetches
-	// times that.
+	// Timeout bounds one request; 0 is 15 seconds. All the fetches for
+	// one user (or one authorized_keys entry), retries of requests that
+	// could not connect included, together get keysTotalFetches times
+	// that.
 	Timeout time.Duration
 }
 
@@ -142,30 +142,23 @@ func (f KeyFetcher) source(entry string) (string, error) {
 // fetch gives the keys at src, one a line, blank lines dropped. Every
 // line must be an SSH public key: a captive portal's login page or a
 // proxy's error page answered with 200 must not land in authorized_keys.
+//
+// At boot the network may still be coming up (no route, no address yet,
+// DHCP slow to answer): a request that cannot connect is tried again
+// every second for as long as ctx allows (resolve gives all of one user's
+// fetches keysTotalFetches fetch timeouts), not only for one fetch
+// timeout. A server that connects and does not answer within the fetch
+// timeout, and a certificate that does not verify, are final.
 func (f KeyFetcher) fetch(ctx context.Context, entry, src string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout())
-	defer cancel()
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("fetching keys of %s: "+format, append([]any{entry}, args...)...)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-	if err != nil {
-		return nil, fail("%v", err)
-	}
-	req.Header.Set("Accept", "text/plain")
-	// At boot the network may still be coming up (no route, no address
-	// yet): the request is retried every second within the timeout. A
-	// certificate that does not verify is final.
-	var resp *http.Response
 	for {
-		resp, err = f.client().Do(req)
+		keys, retry, err := f.attempt(ctx, src)
 		if err == nil {
-			break
+			return keys, nil
 		}
-		var verr *tls.CertificateVerificationError
-		var uerr x509.UnknownAuthorityError
-		var herr x509.HostnameError
-		if errors.As(err, &verr) || errors.As(err, &uerr) || errors.As(err, &herr) {
+		if !retry {
 			return nil, fail("%v", err)
 		}
 		select {
@@ -174,29 +167,56 @@ func (f KeyFetcher) fetch(ctx context.Context, entry, src string) ([]string, err
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// attempt is one request for src, bounded by the fetch timeout; retry
+// says whether the request failed to connect, which the network coming up
+// may cure.
+func (f KeyFetcher) attempt(ctx context.Context, src string) (keys []string, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("Accept", "text/plain")
+	resp, err := f.client().Do(req)
+	if err != nil {
+		// Only a connection that could not be made (refused, no route,
+		// no DNS answer) is the network coming up; a refused redirect or
+		// certificate, or a server that did not answer, is final.
+		var oerr *net.OpError
+		var derr *net.DNSError
+		if ctx.Err() == nil && (errors.As(err, &derr) || errors.As(err, &oerr) && oerr.Op == "dial") {
+			return nil, true, err
+		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%v (is the node online?)", err)
+		}
+		return nil, false, err
+	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fail("%s: %s", redact(src), resp.Status)
+		return nil, false, fmt.Errorf("%s: %s", redact(src), resp.Status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxKeysBody+1))
 	if err != nil {
-		return nil, fail("%s: %v (is the node online?)", redact(src), err)
+		return nil, false, fmt.Errorf("%s: %v (is the node online?)", redact(src), err)
 	}
 	if len(body) > maxKeysBody {
-		return nil, fail("%s: more than %d KiB, refused", redact(src), maxKeysBody>>10)
+		return nil, false, fmt.Errorf("%s: more than %d KiB, refused", redact(src), maxKeysBody>>10)
 	}
-	var keys []string
 	for i, line := range strings.Split(string(body), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
 		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err != nil {
-			return nil, fail("%s: line %d is not an SSH public key (%v): is it a login or error page?", redact(src), i+1, err)
+			return nil, false, fmt.Errorf("%s: line %d is not an SSH public key (%v): is it a login or error page?", redact(src), i+1, err)
 		}
 		keys = append(keys, line)
 	}
-	return keys, nil
+	return keys, false, nil
 }
 
 func redact(src string) string {

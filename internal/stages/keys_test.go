@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -135,7 +136,7 @@ func TestUserKeysFetched(t *testing.T) {
 func TestAuthorizeKeysOffline(t *testing.T) {
 	srv := keyServer(t, nil)
 	f := fetcher(srv)
-	f.Timeout = 2 * time.Second // retried every second until then
+	f.Timeout = time.Second // retried every second for 4 timeouts
 	srv.Close()
 	root := keysRoot(t)
 	inline := testKey(t, "inline")
@@ -145,6 +146,50 @@ func TestAuthorizeKeysOffline(t *testing.T) {
 	}
 	if got := authorizedKeys(t, root); got != inline+"\n" {
 		t.Errorf("authorized_keys %q; want the inline key written", got)
+	}
+}
+
+// The network coming up later than one fetch timeout (DHCP slow to answer
+// at boot): requests that cannot connect are tried again within the
+// user's whole bound, and the keys arrive.
+func TestAuthorizeKeysNetworkLate(t *testing.T) {
+	key := testKey(t, "late")
+	srv := keyServer(t, map[string]string{"/alice.keys": key + "\n"})
+	f := fetcher(srv)
+	f.Timeout = 500 * time.Millisecond
+	// Connections are refused until after one fetch timeout.
+	up := time.Now().Add(700 * time.Millisecond)
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if time.Now().Before(up) {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	f.Client = &http.Client{Transport: tr}
+	root := keysRoot(t)
+	if err := (Runner{Root: root, Keys: f}).authorizeKeys(context.Background(), "u", []string{"github:alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := authorizedKeys(t, root); got != key+"\n" {
+		t.Errorf("authorized_keys %q; want the late key", got)
+	}
+}
+
+// A certificate that does not verify is final: not tried again until the
+// bound.
+func TestAuthorizeKeysUntrustedCertificateFinal(t *testing.T) {
+	srv := keyServer(t, nil)
+	f := fetcher(srv)
+	f.Client = nil // does not trust the test server's certificate
+	start := time.Now()
+	err := Runner{Root: keysRoot(t), Keys: f}.authorizeKeys(context.Background(), "u", []string{"github:alice"})
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("error %v; want the certificate refused", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("retried for %v", d)
 	}
 }
 
