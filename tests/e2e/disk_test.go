@@ -136,6 +136,10 @@ func checkInstalledVersion(t *testing.T, sh func(string) string, mode, version s
 		t.Errorf("kairos-agent state get boot = %q, want %q", got, mode)
 	}
 	sh("test -f /run/cos/" + strings.TrimSuffix(mode, "_boot") + "_mode")
+	// /tmp is writable on the read-only root: a tmpfs, sticky.
+	if got := sh("touch /tmp/e2e-tmp && stat -f -c %T /tmp && stat -c %a /tmp"); got != "tmpfs\n1777" {
+		t.Errorf("/tmp: %q, want a writable tmpfs with mode 1777", got)
+	}
 	rootLabel, imagePart := "COS_ACTIVE", "COS_STATE"
 	if mode == "recovery_boot" {
 		rootLabel, imagePart = "COS_SYSTEM", "COS_RECOVERY"

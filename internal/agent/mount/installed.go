@@ -100,8 +100,8 @@ func (s Step) String() string {
 }
 
 // SysrootPlan is the contract's mount order after the root image is
-// mounted read-only at sysroot: COS_OEM at /oem, the tmpfs overlays,
-// COS_PERSISTENT at /usr/local, the persistent bind paths; l adds paths
+// mounted read-only at sysroot: COS_OEM at /oem, the tmpfs overlays, a
+// tmpfs at /tmp, COS_PERSISTENT at /usr/local, the persistent bind paths; l adds paths
 // and sets the overlay's size. Sysroot mounts OEM first and runs the
 // rootfs stage, which may write the layout, before the rest.
 func SysrootPlan(b BootImage, sysroot string, l Layout) []Step {
@@ -123,6 +123,10 @@ func SysrootPlan(b BootImage, sysroot string, l Layout) []Step {
 			Mkdir:   []string{upper, work}, Optional: true,
 		})
 	}
+	// /tmp on the read-only root would be read-only: every program that
+	// writes a temporary file would fail. A tmpfs, as systemd's tmp.mount
+	// makes it (which not every distro enables).
+	steps = append(steps, Step{Source: "tmpfs", Target: in("/tmp"), FSType: "tmpfs", Options: "mode=1777,strictatime,nosuid,nodev,size=50%,nr_inodes=1m", Optional: true})
 	steps = append(steps, Step{Label: persistentLabel, Target: in("/usr/local"), FSType: "ext4", Options: "rw,noatime", Optional: true})
 	for _, p := range union(PersistentPaths, l.PersistentPaths) {
 		src := in(filepath.Join(StateBindDir, strings.Trim(strings.ReplaceAll(p, "/", "-"), "-")+".bind"))

@@ -52,20 +52,23 @@ func TestSysrootPlanOrder(t *testing.T) {
 	b, _ := ParseBootImage("root=LABEL=COS_ACTIVE cos-img/filename=/cOS/active.img")
 	steps := SysrootPlan(b, "/sysroot", Layout{})
 	var got []string
-	for _, s := range steps[:6] {
+	for _, s := range steps[:7] {
 		got = append(got, s.Target)
 	}
-	want := "/sysroot/oem /run/overlay /sysroot/etc /sysroot/var /sysroot/srv /sysroot/usr/local"
+	want := "/sysroot/oem /run/overlay /sysroot/etc /sysroot/var /sysroot/srv /sysroot/tmp /sysroot/usr/local"
 	if strings.Join(got, " ") != want {
 		t.Errorf("first mounts %v, want %s", got, want)
 	}
-	if steps[0].Label != "COS_OEM" || steps[5].Label != "COS_PERSISTENT" {
-		t.Errorf("OEM %+v, persistent %+v", steps[0], steps[5])
+	if steps[0].Label != "COS_OEM" || steps[6].Label != "COS_PERSISTENT" {
+		t.Errorf("OEM %+v, persistent %+v", steps[0], steps[6])
+	}
+	if tmp := steps[5]; tmp.FSType != "tmpfs" || !strings.HasPrefix(tmp.Options, "mode=1777,") {
+		t.Errorf("/tmp %+v, want a world-writable sticky tmpfs", tmp)
 	}
 	if o := steps[2].Options; o != "lowerdir=/sysroot/etc,upperdir=/run/overlay/etc/upper,workdir=/run/overlay/etc/work" {
 		t.Errorf("overlay options %q", o)
 	}
-	binds := steps[6:]
+	binds := steps[7:]
 	if len(binds) != len(PersistentPaths) {
 		t.Fatalf("%d bind steps for %d persistent paths", len(binds), len(PersistentPaths))
 	}
