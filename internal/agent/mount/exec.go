@@ -270,16 +270,7 @@ func apply(s Step, log io.Writer) error {
 			}
 		}
 	}
-	args := []string{}
-	if s.FSType != "" && s.FSType != "none" {
-		args = append(args, "-t", s.FSType)
-	}
-	if s.Options == "bind" {
-		args = append(args, "--bind")
-	} else if s.Options != "" {
-		args = append(args, "-o", s.Options)
-	}
-	return run(log, "mount", append(args, src, s.Target)...)
+	return mountSyscall(src, s.Target, s.FSType, s.Options)
 }
 
 // waitLabel waits for udev's by-label link of a file system.
