@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,7 +33,7 @@ from the default route): a node without network still boots to a login
 prompt, and the console says why k3s is not up yet.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r := netwait.Reader{Proc: filepath.Join(host.System.Root, "proc"), Sys: host.System.Sys, IPv4: ipv4Addrs}
+			r := netwait.Reader{Proc: host.System.Proc, Sys: host.System.Sys, IPv4: ipv4Addrs}
 			out := consoles(cmd.ErrOrStderr())
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()

@@ -28,6 +28,7 @@ type Host struct {
 
 	Cmdline       string // the kernel command line, /proc/cmdline
 	Mounts        string // /proc/self/mounts
+	Proc          string // /proc (routes, addresses: /proc/net)
 	Sys           string // /sys
 	Dev           string // /dev
 	ByLabel       string // udev's /dev/disk/by-label
@@ -78,6 +79,7 @@ func New(root string) *Host {
 		Root:          root,
 		Cmdline:       in("/proc/cmdline"),
 		Mounts:        in("/proc/self/mounts"),
+		Proc:          in("/proc"),
 		Sys:           in("/sys"),
 		Dev:           in("/dev"),
 		ByLabel:       in("/dev/disk/by-label"),
