@@ -103,6 +103,32 @@ func (h Devices) Parent(name string) string {
 	return filepath.Base(filepath.Dir(link))
 }
 
+// MapperPath is the name users and tools know a device-mapper device by:
+// /dev/mapper/<name> for /dev/dm-N (an opened LUKS2 container), which
+// mount(8) would have recorded in the mount table and which mount(2)
+// records as given. Other devices, and a dm device whose name or link is
+// missing, are returned as they are.
+func (h Devices) MapperPath(dev string) string {
+	base := filepath.Base(dev)
+	if !strings.HasPrefix(base, "dm-") {
+		return dev
+	}
+	name, err := os.ReadFile(filepath.Join(h.Sys, "class/block", base, "dm/name"))
+	if err != nil {
+		return dev
+	}
+	n := strings.TrimSpace(string(name))
+	// The name is the kernel's: still never a path of its own.
+	if n == "" || n != filepath.Base(n) || n == "." || n == ".." {
+		return dev
+	}
+	mapper := filepath.Join(h.Dev, "mapper", n)
+	if _, err := os.Stat(mapper); err != nil {
+		return dev
+	}
+	return mapper
+}
+
 // InUse says where a disk's file systems are mounted ("" when nowhere), so
 // the boot medium and mounted disks are never written.
 func (h Devices) InUse(d Disk) (string, error) {

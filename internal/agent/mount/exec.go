@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/crypt"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/agent/state"
@@ -279,7 +280,9 @@ func waitLabel(label string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		if dev, err := filepath.EvalSymlinks(link); err == nil {
-			return dev, nil
+			// An opened encrypted partition is mounted as
+			// /dev/mapper/<name>, as mount(8) would record it.
+			return blockdev.Of(host.System).MapperPath(dev), nil
 		}
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("no file system labeled %s after %s (is this the right disk?)", label, timeout)
