@@ -12,11 +12,16 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/kairos-io/kairos/internal/agent/earlyboot"
 	"github.com/kairos-io/kairos/internal/agent/host"
 	"github.com/kairos-io/kairos/internal/cloudconfig"
 )
 
 func main() {
+	// The initramfs's /init (dracut module 90kairos).
+	if os.Getpid() == 1 {
+		earlyboot.Main()
+	}
 	root := &cobra.Command{
 		Use:           "kairos-agent",
 		Short:         "The Kairos node agent",

@@ -136,6 +136,11 @@ func checkInstalledVersion(t *testing.T, sh func(string) string, mode, version s
 		t.Errorf("kairos-agent state get boot = %q, want %q", got, mode)
 	}
 	sh("test -f /run/cos/" + strings.TrimSuffix(mode, "_boot") + "_mode")
+	// The initramfs took the fast path (the agent as /init), not
+	// dracut's systemd: the kernel log has the agent's last line.
+	if got := sh("sudo journalctl -b -o cat | grep -c 'root assembled in [0-9.]*s, starting' || true"); got != "1" {
+		t.Errorf("the boot did not go through the agent's initramfs path (kairos: root assembled in ...: %q lines)", got)
+	}
 	// /tmp is writable on the read-only root: a tmpfs, sticky.
 	if got := sh("touch /tmp/e2e-tmp && stat -f -c %T /tmp && stat -c %a /tmp"); got != "tmpfs\n1777" {
 		t.Errorf("/tmp: %q, want a writable tmpfs with mode 1777", got)

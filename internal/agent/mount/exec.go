@@ -124,7 +124,10 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
 	// The pre-pivot hook's output reaches the journal, not the console:
 	// what an operator at the machine must see goes to the kernel log too.
-	console := io.MultiWriter(log, kmsg{})
+	console := log
+	if _, ok := log.(Kmsg); !ok {
+		console = io.MultiWriter(log, Kmsg{})
+	}
 	found, err := crypt.Find(filepath.Join(host.System.Sys, "class/block"), host.System.Dev)
 	if err != nil {
 		fmt.Fprintf(console, "kairos: encrypted partitions: %v\n", err)
@@ -147,11 +150,13 @@ func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
 	}
 }
 
-// kmsg writes each line to the kernel log (/dev/kmsg) at warning level,
-// which the console shows; best effort.
-type kmsg struct{}
+// Kmsg writes each line to the kernel log (/dev/kmsg) at warning level,
+// which the console shows and the booted system's journal keeps; best
+// effort. Each write opens /dev/kmsg anew: the kernel's rate limit of
+// user messages is per open file, so no line is dropped.
+type Kmsg struct{}
 
-func (kmsg) Write(p []byte) (int, error) {
+func (Kmsg) Write(p []byte) (int, error) {
 	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {
 		return len(p), nil

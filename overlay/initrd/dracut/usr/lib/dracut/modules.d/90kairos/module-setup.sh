@@ -1,7 +1,9 @@
 #!/bin/bash
 # dracut module: puts the Kairos boot-time mounter (kairos-agent mount) into
-# the initramfs: kairos-loop.service attaches an installed system's boot
-# image before the root is mounted, the pre-pivot hook assembles the rest.
+# the initramfs. An installed system boots through the agent as /init (the
+# fast path); under dracut's systemd (live media, netboot, rd.kairos.dracut)
+# kairos-loop.service attaches an installed system's boot image before the
+# root is mounted, the pre-pivot hook assembles the rest.
 
 check() {
     require_binaries kairos-agent || return 1
@@ -25,5 +27,12 @@ install() {
     if dracut_module_included "systemd"; then
         inst_simple "$moddir/kairos-loop.service" "$systemdsystemunitdir/kairos-loop.service"
         $SYSTEMCTL -q --root "$initdir" add-wants initrd.target kairos-loop.service
+        # The agent is /init: an installed system's boot assembles its
+        # root without starting systemd and udev here first; every other
+        # boot is handed to dracut's systemd (/usr/lib/systemd/systemd),
+        # which was /init (internal/agent/earlyboot). modprobe loads the
+        # drivers of the devices present.
+        inst_multiple modprobe
+        ln -sfn usr/bin/kairos-agent "$initdir/init"
     fi
 }

@@ -1,0 +1,29 @@
+// Package earlyboot is the initramfs's first process for an installed
+// system's boot: kairos-agent is the initramfs's /init, and for a boot of
+// an image from COS_STATE or COS_RECOVERY (cos-img/filename= on the
+// command line) it assembles the root itself and switches to it, without
+// starting systemd and udev in the initramfs first. Every other boot (live
+// media, netboot, rd.break, rd.kairos.dracut) is handed to dracut's
+// systemd unchanged, before anything is mounted.
+//
+// Why: under dracut an installed boot spent most of its initramfs time
+// bringing up and tearing down systemd, journald, sysusers and udev and
+// running dracut's shell hooks, to do what takes a few steps here (see
+// the README, "Boot time"). The steps are the ones the dracut path runs
+// (internal/agent/mount: Loop, then Sysroot); what udev did for them is
+// done by a small coldplug (Coldplug): kernel modules for the devices
+// present and appearing (their modalias, through modprobe), and the
+// /dev/disk/by-label links of the file systems the mounts look for (Probe
+// reads ext2/3/4, LUKS2, vfat and ISO 9660 labels from the superblocks;
+// loop devices of system images are named after the image file, as
+// 90-kairos-images.rules names them under udev). The real root's udev
+// takes over after switch-root, as after any initramfs.
+//
+// On-disk formats read: the ext4 superblock (kernel
+// Documentation/filesystems/ext4/super.rst: magic 0xEF53 at 0x38, label at
+// 0x78), the LUKS2 binary header (cryptsetup's LUKS2 On-Disk Format
+// Specification: magic "LUKS\xba\xbe", version 2, label at 24), the FAT
+// boot sector (Microsoft's FAT specification: BS_VolLab) and the ISO 9660
+// primary volume descriptor (ECMA-119 8.4: standard identifier CD001,
+// volume identifier at 40).
+package earlyboot
