@@ -59,6 +59,7 @@ func main() {
 // result is one boot's figures.
 type result struct {
 	login     time.Duration // QEMU start to the login prompt
+	kernel    time.Duration // QEMU start to the kernel's first line: firmware and GRUB
 	analyze   string        // systemd-analyze time
 	multiUser time.Duration // multi-user.target, from the kernel's start
 	blame     string
@@ -165,16 +166,18 @@ func run(iso, image, work, plain string, samples int) error {
 	}
 
 	login := func(r result) time.Duration { return r.login }
+	kernel := func(r result) time.Duration { return r.kernel }
 	multiUser := func(r result) time.Duration { return r.multiUser }
 	baseLogin, _, _ := res[0].median(login)
 	baseMU, _, _ := res[0].median(multiUser)
 	fmt.Printf("\n%d boot(s) each, UEFI, QEMU TCG; medians (min-max)\n", samples)
-	fmt.Printf("%-24s %22s %22s %8s %8s\n", "", "login", "multi-user", "login/", "m-u/")
+	fmt.Printf("%-24s %22s %22s %8s %8s %22s\n", "", "login", "multi-user", "login/", "m-u/", "firmware+GRUB")
 	for _, s := range res {
 		l, llo, lhi := s.median(login)
 		m, mlo, mhi := s.median(multiUser)
-		fmt.Printf("%-24s %22s %22s %8.2f %8.2f\n", s.name, spread(l, llo, lhi), spread(m, mlo, mhi),
-			l.Seconds()/baseLogin.Seconds(), m.Seconds()/baseMU.Seconds())
+		k, klo, khi := s.median(kernel)
+		fmt.Printf("%-24s %22s %22s %8.2f %8.2f %22s\n", s.name, spread(l, llo, lhi), spread(m, mlo, mhi),
+			l.Seconds()/baseLogin.Seconds(), m.Seconds()/baseMU.Seconds(), spread(k, klo, khi))
 	}
 	fmt.Println("(ratios of the medians against plain Debian; target <= 1.2 for the live ISO and the installed disk)")
 	for _, s := range res {
@@ -212,6 +215,9 @@ func boot(ctx context.Context, name string, o qemu.Options, user, password, work
 	return s, nil
 }
 
+// kernelStart is the kernel's first line on the serial console.
+var kernelStart = regexp.MustCompile(`Linux version \d`)
+
 func bootOnce(ctx context.Context, o qemu.Options, user, password string, measure bool) (result, error) {
 	var r result
 	start := time.Now()
@@ -220,6 +226,10 @@ func bootOnce(ctx context.Context, o qemu.Options, user, password string, measur
 		return r, err
 	}
 	defer m.Stop()
+	if _, err := m.WaitFor(ctx, kernelStart, 8*time.Minute); err != nil {
+		return r, err
+	}
+	r.kernel = time.Since(start)
 	if _, err := m.WaitFor(ctx, qemu.LoginPrompt, 8*time.Minute); err != nil {
 		return r, err
 	}
