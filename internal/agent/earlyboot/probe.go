@@ -13,8 +13,8 @@ import (
 // types that have one; it is the raw on-disk text, checked by LinkName
 // before it names anything.
 func Probe(r io.ReaderAt) (fstype, label string) {
-	// 64 KiB holds every structure read here.
-	buf := make([]byte, 64<<10)
+	// The ISO 9660 volume descriptor ends the farthest in.
+	buf := make([]byte, 0x8000+2048)
 	n, _ := r.ReadAt(buf, 0)
 	buf = buf[:n]
 	at := func(off, size int) []byte {
