@@ -47,10 +47,26 @@ func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 		t.Errorf("kairos-agent version = %q, want %q", v, e2eVersion)
 	}
 
+	// Media boot through the agent as the initramfs's /init; a network
+	// boot (root=live:http://...) is dracut's (livenet), handed over.
+	fast := run("sudo journalctl -b -o cat | grep -c 'root assembled in [0-9.]*s, starting' || true")
+	if strings.Contains(run("cat /proc/cmdline"), "root=live:http") {
+		if fast != "0" {
+			t.Errorf("a network boot went through the agent's initramfs path, want dracut's livenet")
+		}
+	} else {
+		if fast != "1" {
+			t.Errorf("the live boot did not go through the agent's initramfs path (kairos: root assembled in ...: %q lines)", fast)
+		}
+		if fs := run("findmnt -n -o FSTYPE /run/initramfs/live"); fs != "iso9660" {
+			t.Errorf("/run/initramfs/live is %q, want the medium (iso9660)", fs)
+		}
+	}
 	if fs := run("findmnt -n -o FSTYPE /"); fs != "overlay" {
 		t.Errorf("/ is %q, want overlay", fs)
 	}
-	// dmsquash-live stacks the overlay on the squashfs mounted here.
+	// The overlay stacks on the squashfs mounted here, as dmsquash-live
+	// does.
 	if fs := run("findmnt -n -o FSTYPE /run/rootfsbase"); fs != "squashfs" {
 		t.Errorf("/run/rootfsbase is %q, want squashfs (the lower layer of /)", fs)
 	}

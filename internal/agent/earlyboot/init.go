@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -33,8 +34,8 @@ const partitionWait = 20 * time.Second
 const rootWait = 20 * time.Second
 
 // Main is PID 1 in the initramfs. It never returns: it execs dracut's
-// systemd (every boot but an installed system's), or switches to the
-// assembled root; a failure is said on the console and the node reboots,
+// systemd (every boot but an installed system's or live media's), or
+// switches to the assembled root; a failure is said on the console and the node reboots,
 // as rd.emergency=reboot makes dracut do.
 func Main() {
 	log := io.Writer(os.Stderr)
@@ -56,11 +57,12 @@ func Main() {
 		handOver(log, err.Error())
 	}
 	cmdline := strings.TrimSpace(string(data))
-	if fast, _ := Decide(cmdline); !fast {
+	boot, live, _ := Decide(cmdline)
+	if boot == Dracut {
 		unix.Unmount("/proc", 0)
 		handOver(log, "")
 	}
-	err = run(cmdline, mount.Kmsg{})
+	err = run(cmdline, boot, live, mount.Kmsg{})
 	var h handOverError
 	if errors.As(err, &h) {
 		// Nothing is mounted but the kernel file systems: they go, and
@@ -110,7 +112,7 @@ func fail(log io.Writer, err error) {
 	}
 }
 
-func run(cmdline string, log io.Writer) error {
+func run(cmdline string, boot Boot, live LiveMedium, log io.Writer) error {
 	start := time.Now()
 	// The stages' log too: the console shows it, the booted system's
 	// journal keeps it (this path has no journal of its own).
@@ -118,43 +120,19 @@ func run(cmdline string, log io.Writer) error {
 	for _, m := range apiMounts[1:] {
 		os.MkdirAll(m.target, 0o755)
 		if err := mountOpts(m.source, m.target, m.fstype, m.options); err != nil {
-			return fmt.Errorf("mounting %s: %w", m.target, err)
+			return handOverError{fmt.Sprintf("mounting %s: %v", m.target, err)}
 		}
 	}
 	cp := &Coldplug{Sys: "/sys", Dev: "/dev"}
 	if err := cp.Start(); err != nil {
-		return fmt.Errorf("watching for devices: %w", err)
+		return handOverError{fmt.Sprintf("watching for devices: %v", err)}
 	}
-	b, err := mount.ParseBootImage(cmdline)
-	if err != nil {
-		cp.Stop()
-		return err
+	var err error
+	if boot == Live {
+		err = assembleLive(cmdline, live, cp, log)
+	} else {
+		err = assembleInstalled(cmdline, cp, log)
 	}
-	if !waitLink(filepath.Join("/dev/disk/by-label", b.Partition), partitionWait) {
-		cp.Stop()
-		return handOverError{fmt.Sprintf("no file system labeled %s after %s", b.Partition, partitionWait)}
-	}
-	// Steps of the dracut path: the boot image on a loop device (with
-	// the fallback when it cannot be), the root, then the layout.
-	err = mount.Fallback{
-		Loop: mount.Loop, Arm: mount.ArmFallback, Log: log,
-		Reboot: func() error {
-			unix.Sync()
-			return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-		},
-	}.LoopOrFallback(cmdline)
-	if err != nil {
-		cp.Stop()
-		return err
-	}
-	if err := mountRoot(cmdline); err != nil {
-		cp.Stop()
-		return err
-	}
-	// The TPM's driver, for encrypted partitions, has no device the
-	// steps wait for: the drivers being loaded finish first.
-	cp.Settle(10 * time.Second)
-	err = mount.Sysroot(cmdline, sysroot, "/run", log)
 	cp.Stop()
 	if err != nil {
 		return err
@@ -167,6 +145,98 @@ func run(cmdline string, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "kairos: root assembled in %.1fs, starting %s\n", time.Since(start).Seconds(), init)
 	return SwitchRoot(sysroot, init, append([]string{init}, os.Args[1:]...))
+}
+
+// assembleInstalled runs the steps of the dracut path: the boot image on
+// a loop device (with the fallback when it cannot be), the root, then the
+// layout.
+func assembleInstalled(cmdline string, cp *Coldplug, log io.Writer) error {
+	b, err := mount.ParseBootImage(cmdline)
+	if err != nil {
+		return err
+	}
+	if !waitLink(filepath.Join("/dev/disk/by-label", b.Partition), partitionWait) {
+		return handOverError{fmt.Sprintf("no file system labeled %s after %s", b.Partition, partitionWait)}
+	}
+	err = mount.Fallback{
+		Loop: mount.Loop, Arm: mount.ArmFallback, Log: log,
+		Reboot: func() error {
+			unix.Sync()
+			return unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+		},
+	}.LoopOrFallback(cmdline)
+	if err != nil {
+		return err
+	}
+	if err := mountRoot(cmdline); err != nil {
+		return err
+	}
+	// The TPM's driver, for encrypted partitions, has no device the
+	// steps wait for: the drivers being loaded finish first.
+	cp.Settle(10 * time.Second)
+	return mount.Sysroot(cmdline, sysroot, "/run", log)
+}
+
+// Live media, where dracut's dmsquash-live puts them: the medium at
+// /run/initramfs/live, its squashfs at /run/rootfsbase, the root an
+// overlay of it with a tmpfs upper layer in /run.
+const (
+	liveDir     = "/run/initramfs/live"
+	liveBase    = "/run/rootfsbase"
+	liveUpper   = "/run/overlayfs"
+	liveWorkDir = "/run/ovlwork"
+)
+
+// assembleLive mounts a live medium's root as dracut's dmsquash-live does
+// with rd.live.overlay.overlayfs.
+func assembleLive(cmdline string, lm LiveMedium, cp *Coldplug, log io.Writer) error {
+	link := filepath.Join("/dev/disk/by-label", lm.Label)
+	if !waitLink(link, partitionWait) {
+		return handOverError{fmt.Sprintf("no medium labeled %s after %s", lm.Label, partitionWait)}
+	}
+	dev, err := filepath.EvalSymlinks(link)
+	if err != nil {
+		return handOverError{err.Error()}
+	}
+	fstype, err := probeFile(dev)
+	if err != nil || (fstype != "iso9660" && fstype != "vfat" && fstype != "ext4") {
+		return handOverError{fmt.Sprintf("%s (%s): %q is not a live medium this path mounts", dev, lm.Label, fstype)}
+	}
+	os.MkdirAll(liveDir, 0o755)
+	if err := unix.Mount(dev, liveDir, fstype, unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mounting %s (%s) at %s: %w", dev, lm.Label, liveDir, err)
+	}
+	img := filepath.Join(liveDir, lm.Dir, lm.Image)
+	if _, err := os.Stat(img); err != nil {
+		return fmt.Errorf("the live root %s is missing on %s: %w", filepath.Join(lm.Dir, lm.Image), lm.Label, err)
+	}
+	out, err := exec.Command("losetup", "--read-only", "--find", "--show", img).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("attaching %s to a loop device: %w: %s", img, err, strings.TrimSpace(string(out)))
+	}
+	loop := strings.TrimSpace(string(out))
+	for _, d := range []string{liveBase, liveUpper, liveWorkDir, sysroot} {
+		os.MkdirAll(d, 0o755)
+	}
+	if err := unix.Mount(loop, liveBase, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mounting %s (%s) at %s: %w", img, loop, liveBase, err)
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", liveBase, liveUpper, liveWorkDir)
+	if err := unix.Mount("LiveOS_rootfs", sysroot, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mounting the live root overlay: %w", err)
+	}
+	fmt.Fprintf(log, "kairos: live boot from %s on %s (%s)\n", filepath.Join(lm.Dir, lm.Image), lm.Label, dev)
+	return mount.Run(mount.Options{Cmdline: cmdline, Sysroot: sysroot, RunDir: "/run"})
+}
+
+func probeFile(dev string) (string, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fstype, _ := Probe(f)
+	return fstype, nil
 }
 
 // mountRoot mounts the root= device (root=LABEL=COS_ACTIVE, the image's
@@ -189,12 +259,10 @@ func mountRoot(cmdline string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(dev)
+	fstype, err := probeFile(dev)
 	if err != nil {
 		return err
 	}
-	fstype, _ := Probe(f)
-	f.Close()
 	if fstype != "ext4" && fstype != "squashfs" {
 		return fmt.Errorf("%s (%s): not an ext4 or squashfs image", dev, label)
 	}

@@ -14,7 +14,8 @@ var apiMounts = []struct{ source, target, fstype, options string }{
 	{"proc", "/proc", "proc", "nosuid,nodev,noexec"},
 	{"sysfs", "/sys", "sysfs", "nosuid,nodev,noexec"},
 	{"devtmpfs", "/dev", "devtmpfs", "mode=0755,nosuid"},
-	{"tmpfs", "/run", "tmpfs", "mode=0755,nosuid,nodev"},
+	// systemd's own /run: a live root's upper layer lives in it.
+	{"tmpfs", "/run", "tmpfs", "mode=0755,nosuid,nodev,size=20%,nr_inodes=800k"},
 }
 
 // SwitchRoot makes newRoot the root and runs init there as PID 1, as
