@@ -72,8 +72,16 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
+	// Paths the image lacks, which the read-only root cannot get: said in
+	// one line, they are expected (the contract's list is for every
+	// distro).
+	var absent []string
 	mount := func(s Step) error {
 		if err := apply(s, log); err != nil {
+			if s.Optional && errors.Is(err, errNoMountPoint) {
+				absent = append(absent, strings.TrimPrefix(s.Target, strings.TrimSuffix(sysroot, "/")))
+				return nil
+			}
 			if s.Optional && errors.Is(err, errSkip) {
 				fmt.Fprintf(log, "kairos: skipped %s: %v\n", s, err)
 				return nil
@@ -101,6 +109,9 @@ func Sysroot(cmdline, sysroot, runDir string, log io.Writer) error {
 		if err := mount(s); err != nil {
 			return err
 		}
+	}
+	if len(absent) > 0 {
+		fmt.Fprintf(log, "kairos: not in the image, not mounted: %s\n", strings.Join(absent, " "))
 	}
 	if err := os.WriteFile(filepath.Join(sysroot, "etc/fstab"), []byte(Fstab(b)), 0o644); err != nil {
 		return fmt.Errorf("writing /etc/fstab: %w", err)
@@ -237,7 +248,11 @@ func runStage(ctx context.Context, sysroot, runDir, stage string, log io.Writer)
 	return sources
 }
 
-var errSkip = errors.New("not present")
+var (
+	errSkip = errors.New("not present")
+	// errNoMountPoint is a target the image lacks on its read-only root.
+	errNoMountPoint = fmt.Errorf("%w: no mount point", errSkip)
+)
 
 func apply(s Step, log io.Writer) error {
 	src := s.Source
@@ -251,6 +266,9 @@ func apply(s Step, log io.Writer) error {
 	if st, err := os.Stat(s.Target); err != nil || !st.IsDir() {
 		// The read-only root cannot get new mount points.
 		if err := os.MkdirAll(s.Target, 0o755); err != nil {
+			if errors.Is(err, unix.EROFS) {
+				return fmt.Errorf("%w: %s: %v", errNoMountPoint, s.Target, err)
+			}
 			return fmt.Errorf("%w: mount point %s: %v", errSkip, s.Target, err)
 		}
 	}

@@ -1,6 +1,8 @@
 package mount
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +83,22 @@ func TestMountSyscall(t *testing.T) {
 	}
 	if err := mountSyscall("tmpfs", filepath.Join(dir, "missing"), "tmpfs", ""); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("a missing mount point: %v", err)
+	}
+}
+
+// A persistent path the image lacks on its read-only root is expected,
+// not an error to report path by path.
+func TestApplyAbsentOnReadOnlyRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("mounting needs root: run the unit tests as root (./earthly.sh +test does)")
+	}
+	root := t.TempDir()
+	if err := mountSyscall("tmpfs", root, "tmpfs", "ro,size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(root, 0)
+	err := apply(Step{Source: t.TempDir(), Target: filepath.Join(root, "snap"), FSType: "none", Options: "bind", Optional: true}, io.Discard)
+	if !errors.Is(err, errNoMountPoint) || !errors.Is(err, errSkip) {
+		t.Errorf("apply on a read-only root: %v, want errNoMountPoint", err)
 	}
 }
