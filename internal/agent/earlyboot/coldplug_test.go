@@ -130,3 +130,21 @@ func TestParseDevname(t *testing.T) {
 		t.Errorf("ParseDevname = %v, want %v", got, want)
 	}
 }
+
+func TestEncrypted(t *testing.T) {
+	sys, dev := fakeNode(t)
+	c := &Coldplug{Sys: sys, Dev: dev}
+	if n, l := encrypted(c); n != "" {
+		t.Fatalf("encrypted = %s (%s) on a node without LUKS", n, l)
+	}
+	hdr := make([]byte, 4096)
+	copy(hdr, "LUKS\xba\xbe\x00\x02")
+	copy(hdr[24:], "kairos-persistent")
+	if err := os.WriteFile(filepath.Join(dev, "vda6"), hdr, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(sys, "class/block/vda6"), 0o755)
+	if n, l := encrypted(c); n != "vda6" || l != "kairos-persistent" {
+		t.Errorf("encrypted = %q (%q), want vda6 (kairos-persistent)", n, l)
+	}
+}

@@ -158,6 +158,9 @@ func assembleInstalled(cmdline string, cp *Coldplug, log io.Writer) error {
 	if !waitLink(filepath.Join("/dev/disk/by-label", b.Partition), partitionWait) {
 		return handOverError{fmt.Sprintf("no file system labeled %s after %s", b.Partition, partitionWait)}
 	}
+	if name, label := encrypted(cp); name != "" {
+		return handOverError{fmt.Sprintf("%s is encrypted (%s): opened through dracut's systemd", name, label)}
+	}
 	err = mount.Fallback{
 		Loop: mount.Loop, Arm: mount.ArmFallback, Log: log,
 		Reboot: func() error {
@@ -175,6 +178,31 @@ func assembleInstalled(cmdline string, cp *Coldplug, log io.Writer) error {
 	// steps wait for: the drivers being loaded finish first.
 	cp.Settle(10 * time.Second)
 	return mount.Sysroot(cmdline, sysroot, "/run", log)
+}
+
+// encrypted returns a LUKS container among the block devices present
+// (its partitions appear with COS_STATE's). A node with encrypted
+// partitions boots through dracut: there udev's device-mapper rules
+// record the opened containers, which the booted system's udev, lsblk and
+// findmnt need to know them by their labels.
+func encrypted(cp *Coldplug) (name, label string) {
+	entries, _ := os.ReadDir(filepath.Join(cp.Sys, "class/block"))
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, "loop") || strings.HasPrefix(n, "dm-") || strings.HasPrefix(n, "sr") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(cp.Dev, n))
+		if err != nil {
+			continue
+		}
+		fstype, l := Probe(f)
+		f.Close()
+		if fstype == "crypto_LUKS" {
+			return n, l
+		}
+	}
+	return "", ""
 }
 
 // Live media, where dracut's dmsquash-live puts them: the medium at
