@@ -38,7 +38,9 @@ const rootWait = 20 * time.Second
 // switches to the assembled root; a failure is said on the console and the node reboots,
 // as rd.emergency=reboot makes dracut do.
 func Main() {
-	log := io.Writer(os.Stderr)
+	// The kernel log, which every console= shows (PID 1's stderr is only
+	// the last one's, often tty1), and the booted system's journal keeps.
+	log := io.Writer(console{})
 	// The kernel starts init without a PATH; the steps run the
 	// initramfs's tools (modprobe, mount, losetup, cryptsetup).
 	if os.Getenv("PATH") == "" {
@@ -62,17 +64,33 @@ func Main() {
 		unix.Unmount("/proc", 0)
 		handOver(log, "")
 	}
-	err = run(cmdline, boot, live, mount.Kmsg{})
+	err = run(cmdline, boot, live, log)
 	var h handOverError
 	if errors.As(err, &h) {
-		// Nothing is mounted but the kernel file systems: they go, and
-		// dracut's systemd boots as if it had been first.
+		// Said while /dev/kmsg is there. Nothing is mounted but the
+		// kernel file systems: they go, and dracut's systemd boots as if
+		// it had been first.
+		fmt.Fprintf(log, "kairos: %s: booting through dracut\n", h.why)
 		for i := len(apiMounts) - 1; i >= 0; i-- {
 			unix.Unmount(apiMounts[i].target, unix.MNT_DETACH)
 		}
-		handOver(log, h.why)
+		handOver(log, "")
 	}
 	fail(log, err)
+}
+
+// console writes to the kernel log, or to stderr before /dev is mounted.
+type console struct{}
+
+// KernelLog: the mounter need not copy its console lines to the kernel
+// log.
+func (console) KernelLog() {}
+
+func (console) Write(p []byte) (int, error) {
+	if _, err := os.Stat("/dev/kmsg"); err != nil {
+		return os.Stderr.Write(p)
+	}
+	return mount.Kmsg{}.Write(p)
 }
 
 // handOverError is a boot the fast path leaves to dracut before changing

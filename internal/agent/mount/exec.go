@@ -136,7 +136,7 @@ func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
 	// The pre-pivot hook's output reaches the journal, not the console:
 	// what an operator at the machine must see goes to the kernel log too.
 	console := log
-	if _, ok := log.(Kmsg); !ok {
+	if _, ok := log.(interface{ KernelLog() }); !ok {
 		console = io.MultiWriter(log, Kmsg{})
 	}
 	found, err := crypt.Find(filepath.Join(host.System.Sys, "class/block"), host.System.Dev)
@@ -166,6 +166,9 @@ func unlockEncrypted(ctx context.Context, tools *crypt.Tools, log io.Writer) {
 // effort. Each write opens /dev/kmsg anew: the kernel's rate limit of
 // user messages is per open file, so no line is dropped.
 type Kmsg struct{}
+
+// KernelLog marks a writer whose lines reach the kernel log already.
+func (Kmsg) KernelLog() {}
 
 func (Kmsg) Write(p []byte) (int, error) {
 	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
