@@ -173,8 +173,8 @@ func assembleInstalled(cmdline string, cp *Coldplug, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !waitLink(filepath.Join("/dev/disk/by-label", b.Partition), partitionWait) {
-		return handOverError{fmt.Sprintf("no file system labeled %s after %s", b.Partition, partitionWait)}
+	if _, err := mount.WaitLabel(b.Partition, partitionWait); err != nil {
+		return handOverError{err.Error()}
 	}
 	if name, label := encrypted(cp); name != "" {
 		return handOverError{fmt.Sprintf("%s is encrypted (%s): opened through dracut's systemd", name, label)}
@@ -236,11 +236,7 @@ const (
 // assembleLive mounts a live medium's root as dracut's dmsquash-live does
 // with rd.live.overlay.overlayfs.
 func assembleLive(cmdline string, lm LiveMedium, cp *Coldplug, log io.Writer) error {
-	link := filepath.Join("/dev/disk/by-label", lm.Label)
-	if !waitLink(link, partitionWait) {
-		return handOverError{fmt.Sprintf("no medium labeled %s after %s", lm.Label, partitionWait)}
-	}
-	dev, err := filepath.EvalSymlinks(link)
+	dev, err := mount.WaitLabel(lm.Label, partitionWait)
 	if err != nil {
 		return handOverError{err.Error()}
 	}
@@ -297,11 +293,7 @@ func mountRoot(cmdline string) error {
 	if LinkName(label) == "" {
 		return fmt.Errorf("root=LABEL=<label> expected on the command line")
 	}
-	link := filepath.Join("/dev/disk/by-label", label)
-	if !waitLink(link, rootWait) {
-		return fmt.Errorf("no device labeled %s after %s", label, rootWait)
-	}
-	dev, err := filepath.EvalSymlinks(link)
+	dev, err := mount.WaitLabel(label, rootWait)
 	if err != nil {
 		return err
 	}
@@ -317,20 +309,6 @@ func mountRoot(cmdline string) error {
 		return fmt.Errorf("mounting %s (%s) at %s: %w", dev, label, sysroot, err)
 	}
 	return nil
-}
-
-// waitLink waits for a /dev/disk link to resolve.
-func waitLink(link string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, err := filepath.EvalSymlinks(link); err == nil {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func mountOpts(source, target, fstype, options string) error {

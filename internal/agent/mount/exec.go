@@ -37,7 +37,7 @@ func Loop(cmdline string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dev, err := waitLabel(b.Partition, deviceTimeout)
+	dev, err := WaitLabel(b.Partition, deviceTimeout)
 	if err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ var (
 func apply(s Step, log io.Writer) error {
 	src := s.Source
 	if s.Label != "" {
-		dev, err := waitLabel(s.Label, 10*time.Second)
+		dev, err := WaitLabel(s.Label, 10*time.Second)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errSkip, err)
 		}
@@ -300,8 +300,9 @@ func apply(s Step, log io.Writer) error {
 	return mountSyscall(src, s.Target, s.FSType, s.Options)
 }
 
-// waitLabel waits for udev's by-label link of a file system.
-func waitLabel(label string, timeout time.Duration) (string, error) {
+// WaitLabel waits for the by-label link of a file system (udev's, or the
+// initramfs agent's) and returns its device.
+func WaitLabel(label string, timeout time.Duration) (string, error) {
 	link := filepath.Join(host.System.ByLabel, label)
 	deadline := time.Now().Add(timeout)
 	for {
@@ -313,7 +314,7 @@ func waitLabel(label string, timeout time.Duration) (string, error) {
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("no file system labeled %s after %s (is this the right disk?)", label, timeout)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

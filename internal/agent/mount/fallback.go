@@ -34,7 +34,7 @@ func ArmFallback(b BootImage, entry string, log io.Writer) error {
 	if done, err := armOnState(entry, log); done {
 		return err
 	}
-	dev, err := waitLabel(b.OEMLabel, 10*time.Second)
+	dev, err := WaitLabel(b.OEMLabel, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func armOnState(entry string, log io.Writer) (done bool, err error) {
 		}
 		defer run(log, "mount", "-o", "remount,ro", dir)
 	} else {
-		dev, err := waitLabel(stateLabel, 10*time.Second)
+		dev, err := WaitLabel(stateLabel, 10*time.Second)
 		if err != nil {
 			return false, nil
 		}
