@@ -35,8 +35,8 @@ const rootWait = 20 * time.Second
 
 // Main is PID 1 in the initramfs. It never returns: it execs dracut's
 // systemd (every boot but an installed system's or live media's), or
-// switches to the assembled root; a failure is said on the console and the node reboots,
-// as rd.emergency=reboot makes dracut do.
+// switches to the assembled root; a failure is said on the console and
+// the node reboots, as rd.emergency=reboot makes dracut do.
 func Main() {
 	// The kernel log, which every console= shows (PID 1's stderr is only
 	// the last one's, often tty1), and the booted system's journal keeps.
@@ -94,9 +94,9 @@ func (console) Write(p []byte) (int, error) {
 }
 
 // handOverError is a boot the fast path leaves to dracut before changing
-// anything: the partition with the boot image did not show up, which
-// dracut's udev may still find (a driver or a device this path does not
-// know).
+// anything: the boot image's partition or the live medium did not show up
+// (dracut's udev may still find it: a driver or a device this path does
+// not know), or the node has encrypted partitions.
 type handOverError struct{ why string }
 
 func (h handOverError) Error() string { return h.why }
