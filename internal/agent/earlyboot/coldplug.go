@@ -26,8 +26,6 @@ type Coldplug struct {
 	Sys, Dev string
 	// Modprobe loads the modules of aliases; modprobe(8) by default.
 	Modprobe func(aliases ...string)
-	// Log reports links made, for the console.
-	Log func(format string, args ...any)
 
 	mu      sync.Mutex
 	aliases map[string]bool
@@ -50,9 +48,6 @@ func (c *Coldplug) Start() error {
 	c.done = make(chan struct{})
 	if c.Modprobe == nil {
 		c.Modprobe = modprobe
-	}
-	if c.Log == nil {
-		c.Log = func(string, ...any) {}
 	}
 	// The socket first: nothing that appears during the pass is missed.
 	sock, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_KOBJECT_UEVENT)
@@ -285,7 +280,5 @@ func (c *Coldplug) link(name string) {
 	}
 	if err := os.Rename(tmp, link); err != nil {
 		os.Remove(tmp)
-		return
 	}
-	c.Log("kairos: %s is %s\n", dev, ln)
 }
