@@ -264,7 +264,7 @@ FUZZ_TARGETS=(
 	"./internal/p2p/token FuzzParse 1000000"
 	"./internal/p2p/vpn FuzzAccept 1000000"
 	"./internal/agent/crypt FuzzLabel 1500000"
-	"./internal/agent/earlyboot FuzzProbe 800000"
+	"./internal/agent/blockdev FuzzProbe 800000"
 )
 fuzz_untrusted_parsers() {
 	local t pkg fn n budget

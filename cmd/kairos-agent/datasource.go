@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +12,6 @@ import (
 )
 
 func datasourceCmd() *cobra.Command {
-	var udevTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "datasource",
 		Short: "Fetch cloud-configs from config_url= and a CIDATA volume",
@@ -23,9 +20,9 @@ func datasourceCmd() *cobra.Command {
 config_url= (or kairos.config_url=), then user-data of a NoCloud volume
 labelled CIDATA. Run by kairos-datasource.service before the boot stages.
 
-It first waits (at most --udev-timeout) until udev has named every block
-device the kernel found, so a CIDATA volume is seen without waiting for
-every other device as systemd-udev-settle would.`,
+The volume is found by reading the labels of the block devices present
+from their superblocks (ext4, vfat, ISO 9660), without waiting for udev to
+name them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h := host.System
@@ -33,19 +30,13 @@ every other device as systemd-udev-settle would.`,
 			if err != nil {
 				return err
 			}
-			udevData := filepath.Join(h.Run, "udev/data")
-			if _, err := os.Stat(udevData); err == nil {
-				if err := blockdev.Of(h).WaitUdev(udevData, udevTimeout); err != nil {
-					fmt.Println("kairos-agent datasource:", err)
-				}
-			}
-			files, err := cloudconfig.Datasources{Root: h.Root, Cmdline: cmdline, ByLabel: h.ByLabel, Log: os.Stdout}.Fetch(cmd.Context())
+			ds := cloudconfig.Datasources{Root: h.Root, Cmdline: cmdline, ByLabel: h.ByLabel, Volumes: blockdev.Of(h).Volumes(), Log: os.Stdout}
+			files, err := ds.Fetch(cmd.Context())
 			for _, f := range files {
 				fmt.Println("kairos-agent datasource:", f)
 			}
 			return err
 		},
 	}
-	cmd.Flags().DurationVar(&udevTimeout, "udev-timeout", 10*time.Second, "how long to wait for udev to name the block devices present")
 	return cmd
 }

@@ -38,6 +38,10 @@ type Datasources struct {
 	Cmdline string
 	// ByLabel is where udev names volumes (/dev/disk/by-label).
 	ByLabel string
+	// Volumes, when set, are the volumes by label (read from their
+	// superblocks at boot, without waiting for udev); ByLabel is not
+	// consulted then.
+	Volumes map[string]string
 	Client  *http.Client
 	// Mount and Unmount attach a volume read-only (unix.Mount by default).
 	Mount   func(dev, dir string) error
@@ -245,10 +249,17 @@ func (d Datasources) fetchCIDATA(dst string) (bool, error) {
 // of labels, mounted read-only; errNoData when there is none.
 func (d Datasources) readVolume(labels, files []string) ([]byte, string, error) {
 	var dev string
-	if d.ByLabel == "" {
-		return nil, "", errNoData
-	}
 	for _, l := range labels {
+		if d.Volumes != nil {
+			if p, ok := d.Volumes[l]; ok {
+				dev = p
+				break
+			}
+			continue
+		}
+		if d.ByLabel == "" {
+			break
+		}
 		p := filepath.Join(d.ByLabel, l)
 		if _, err := os.Stat(p); err == nil {
 			dev = p

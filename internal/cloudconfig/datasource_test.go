@@ -207,3 +207,37 @@ func TestConfigURLRetriesSayWhy(t *testing.T) {
 		t.Errorf("a secret of the URL was logged:\n%s\n%v", out, err)
 	}
 }
+
+// Volumes found by their superblocks take the place of udev's links: a
+// CIDATA volume in them is read, udev's directory is not consulted.
+func TestDatasourcesVolumes(t *testing.T) {
+	vol := filepath.Join(t.TempDir(), "volume")
+	os.MkdirAll(vol, 0o755)
+	os.WriteFile(filepath.Join(vol, "user-data"), []byte("#cloud-config\nhostname: from-volumes\n"), 0o644)
+	var mounted []string
+	d := Datasources{
+		Root: t.TempDir(), ByLabel: "/nonexistent", Volumes: map[string]string{"cidata": vol, "COS_OEM": "/dev/vda3"},
+		Mount: func(dev, dir string) error {
+			mounted = append(mounted, dev)
+			data, err := os.ReadFile(filepath.Join(dev, "user-data"))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, "user-data"), data, 0o644)
+		},
+		Unmount: func(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) },
+	}
+	files, err := d.Fetch(context.Background())
+	if err != nil || len(files) != 1 || len(mounted) != 1 || mounted[0] != vol {
+		t.Fatalf("files %v mounted %v err %v", files, mounted, err)
+	}
+	if h, _ := Load(d.Root).Get("hostname"); h != "from-volumes" {
+		t.Errorf("hostname %v", h)
+	}
+	// No CIDATA among the volumes: nothing, and no error.
+	d.Volumes = map[string]string{"COS_OEM": "/dev/vda3"}
+	mounted = nil
+	if files, err := d.Fetch(context.Background()); err != nil || len(files) != 0 || len(mounted) != 0 {
+		t.Errorf("without CIDATA: files %v mounted %v err %v", files, mounted, err)
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 )
 
 // Coldplug does for the fast path what udev does in an initramfs: it loads
@@ -244,7 +246,7 @@ func (c *Coldplug) link(name string) {
 	// An opened LUKS2 container: /dev/mapper/<name>, as udev's dm
 	// rules link it (libdevmapper leaves that to udev when it runs).
 	if dm, err := os.ReadFile(filepath.Join(c.Sys, "class/block", name, "dm/name")); err == nil {
-		if n := LinkName(strings.TrimSpace(string(dm))); n != "" {
+		if n := blockdev.LinkName(strings.TrimSpace(string(dm))); n != "" {
 			os.MkdirAll(filepath.Join(c.Dev, "mapper"), 0o755)
 			os.Symlink("../"+name, filepath.Join(c.Dev, "mapper", n))
 		}
@@ -258,10 +260,10 @@ func (c *Coldplug) link(name string) {
 		if err != nil {
 			return
 		}
-		_, label = Probe(f)
+		_, label = blockdev.Probe(f)
 		f.Close()
 	}
-	ln := LinkName(label)
+	ln := blockdev.LinkName(label)
 	if ln == "" {
 		return
 	}

@@ -3,6 +3,8 @@ package earlyboot
 import (
 	"path"
 	"strings"
+
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 )
 
 // Boot is the way the initramfs boots.
@@ -48,7 +50,7 @@ func Decide(cmdline string) (Boot, LiveMedium, string) {
 			if !ok {
 				label, ok = strings.CutPrefix(src, "LABEL=")
 			}
-			if !ok || LinkName(label) == "" {
+			if !ok || blockdev.LinkName(label) == "" {
 				return Dracut, LiveMedium{}, "live root " + src + " is dracut's (network, or not a label)"
 			}
 			lm.Label = label

@@ -17,17 +17,9 @@
 // overlay with its upper layer in /run); what udev did for them is
 // done by a small coldplug (Coldplug): kernel modules for the devices
 // present and appearing (their modalias, through modprobe), and the
-// /dev/disk/by-label links of the file systems the mounts look for (Probe
-// reads ext2/3/4, LUKS2, vfat and ISO 9660 labels from the superblocks;
+// /dev/disk/by-label links of the file systems the mounts look for
+// (blockdev.Probe reads their labels from the superblocks;
 // loop devices of system images are named after the image file, as
 // 90-kairos-images.rules names them under udev). The real root's udev
 // takes over after switch-root, as after any initramfs.
-//
-// On-disk formats read: the ext4 superblock (kernel
-// Documentation/filesystems/ext4/super.rst: magic 0xEF53 at 0x38, label at
-// 0x78), the LUKS2 binary header (cryptsetup's LUKS2 On-Disk Format
-// Specification: magic "LUKS\xba\xbe", version 2, label at 24), the FAT
-// boot sector (Microsoft's FAT specification: BS_VolLab) and the ISO 9660
-// primary volume descriptor (ECMA-119 8.4: standard identifier CD001,
-// volume identifier at 40).
 package earlyboot

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/kairos-io/kairos/internal/agent/blockdev"
 	"github.com/kairos-io/kairos/internal/agent/mount"
 )
 
@@ -214,7 +215,7 @@ func encrypted(cp *Coldplug) (name, label string) {
 		if err != nil {
 			continue
 		}
-		fstype, l := Probe(f)
+		fstype, l := blockdev.Probe(f)
 		f.Close()
 		if fstype == "crypto_LUKS" {
 			return n, l
@@ -277,7 +278,7 @@ func probeFile(dev string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	fstype, _ := Probe(f)
+	fstype, _ := blockdev.Probe(f)
 	return fstype, nil
 }
 
@@ -290,7 +291,7 @@ func mountRoot(cmdline string) error {
 			label = v
 		}
 	}
-	if LinkName(label) == "" {
+	if blockdev.LinkName(label) == "" {
 		return fmt.Errorf("root=LABEL=<label> expected on the command line")
 	}
 	dev, err := mount.WaitLabel(label, rootWait)

@@ -1,6 +1,7 @@
-package earlyboot
+package blockdev
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,21 +90,6 @@ func TestLinkName(t *testing.T) {
 	}
 }
 
-func TestImageLabel(t *testing.T) {
-	for in, want := range map[string]string{
-		"/run/initramfs/cos-state/cOS/active.img\n":        "COS_ACTIVE",
-		"/run/initramfs/cos-state/cOS/passive.img":         "COS_PASSIVE",
-		"/run/initramfs/cos-state/cOS/recovery.squashfs\n": "COS_SYSTEM",
-		"/run/initramfs/cos-state/cOS/recovery.img":        "COS_SYSTEM",
-		"/run/initramfs/cos-state/cOS/transition.img":      "",
-		"/tmp/x.img": "",
-	} {
-		if got := ImageLabel(in); got != want {
-			t.Errorf("ImageLabel(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func FuzzProbe(f *testing.F) {
 	f.Add([]byte("LUKS\xba\xbe\x00\x02"))
 	f.Add([]byte("hsqs"))
@@ -123,4 +109,37 @@ func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, os.ErrClosed
 	}
 	return copy(p, r[off:]), nil
+}
+
+func TestVolumes(t *testing.T) {
+	root := t.TempDir()
+	h := Devices{Sys: filepath.Join(root, "sys"), Dev: filepath.Join(root, "dev")}
+	dev := func(name string, sectors int, mkfs ...string) {
+		t.Helper()
+		os.MkdirAll(filepath.Join(h.Sys, "class/block", name), 0o755)
+		os.WriteFile(filepath.Join(h.Sys, "class/block", name, "size"), []byte(fmt.Sprintf("%d\n", sectors)), 0o644)
+		os.MkdirAll(h.Dev, 0o755)
+		p := filepath.Join(h.Dev, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, 16<<20); err != nil {
+			t.Fatal(err)
+		}
+		if len(mkfs) > 0 {
+			if out, err := exec.Command(mkfs[0], append(mkfs[1:], p)...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", mkfs, err, out)
+			}
+		}
+	}
+	dev("vda3", 32768, "mkfs.ext4", "-q", "-F", "-L", "COS_OEM")
+	dev("vdb", 32768, "mkfs.vfat", "-n", "CIDATA")
+	dev("vdc", 32768)                                       // no file system
+	dev("sr0", 0)                                           // no medium
+	dev("vdd", 32768, "mkfs.ext4", "-q", "-F", "-L", "a/b") // not a plain name
+	got := h.Volumes()
+	want := map[string]string{"COS_OEM": filepath.Join(h.Dev, "vda3"), "CIDATA": filepath.Join(h.Dev, "vdb")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Volumes = %v, want %v", got, want)
+	}
 }

@@ -1,11 +1,21 @@
-package earlyboot
+package blockdev
 
 import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 )
+
+// On-disk formats read here: the ext4 superblock (kernel
+// Documentation/filesystems/ext4/super.rst: magic 0xEF53 at 0x38, label at
+// 0x78), the LUKS2 binary header (cryptsetup's LUKS2 On-Disk Format
+// Specification: magic "LUKS\xba\xbe", version 2, label at 24), the FAT
+// boot sector (Microsoft's FAT specification: BS_VolLab) and the ISO 9660
+// primary volume descriptor (ECMA-119 8.4: standard identifier CD001,
+// volume identifier at 40).
 
 // Probe reads the file system (or LUKS2 container) type and label from the
 // start of a block device: "ext4", "crypto_LUKS", "vfat", "iso9660",
@@ -86,24 +96,29 @@ func LinkName(label string) string {
 	return label
 }
 
-// imageLabels name the loop device of a system image after the image
-// file, as 90-kairos-images.rules does under udev: an upgrade interrupted
-// between its renames still boots, and a squashfs recovery image (no
-// label) boots as COS_SYSTEM.
-var imageLabels = map[string]string{
-	"/cOS/active.img":        "COS_ACTIVE",
-	"/cOS/passive.img":       "COS_PASSIVE",
-	"/cOS/recovery.img":      "COS_SYSTEM",
-	"/cOS/recovery.squashfs": "COS_SYSTEM",
-}
-
-// ImageLabel is the label of a loop device backed by file, "" when it is
-// not a system image.
-func ImageLabel(backingFile string) string {
-	for suffix, label := range imageLabels {
-		if strings.HasSuffix(strings.TrimSpace(backingFile), suffix) {
-			return label
+// Volumes are the labels of the block devices present, read from their
+// superblocks (Probe): label to device, /dev/<name>. It needs no udev, and
+// does not wait for it to name the devices (a CIDATA volume at boot).
+func (h Devices) Volumes() map[string]string {
+	out := map[string]string{}
+	entries, _ := os.ReadDir(filepath.Join(h.Sys, "class/block"))
+	for _, e := range entries {
+		n := e.Name()
+		if size, err := h.size(n); err != nil || size == 0 {
+			continue
+		}
+		dev := filepath.Join(h.Dev, n)
+		f, err := os.Open(dev)
+		if err != nil {
+			continue
+		}
+		_, label := Probe(f)
+		f.Close()
+		if l := LinkName(label); l != "" {
+			if _, seen := out[l]; !seen {
+				out[l] = dev
+			}
 		}
 	}
-	return ""
+	return out
 }
