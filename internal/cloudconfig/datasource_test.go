@@ -37,15 +37,8 @@ func TestDatasourcesURLThenCIDATA(t *testing.T) {
 		Root: root, ByLabel: byLabel,
 		Cmdline: "console=ttyS0 kairos.config_url=" + srv.URL + "/config.yaml quiet",
 		// The volume is a directory here: "mounting" copies its file in.
-		Mount: func(dev, dir string) error {
-			mounted = append(mounted, dev)
-			data, err := os.ReadFile(filepath.Join(dev, "user-data"))
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dir, "user-data"), data, 0o644)
-		},
-		Unmount: func(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) },
+		Mount:   dirMount(&mounted),
+		Unmount: dirUnmount,
 	}
 	files, err := d.Fetch(context.Background())
 	if err != nil || len(files) != 2 || len(mounted) != 1 {
@@ -217,15 +210,8 @@ func TestDatasourcesVolumes(t *testing.T) {
 	var mounted []string
 	d := Datasources{
 		Root: t.TempDir(), ByLabel: "/nonexistent", Volumes: map[string]string{"cidata": vol, "COS_OEM": "/dev/vda3"},
-		Mount: func(dev, dir string) error {
-			mounted = append(mounted, dev)
-			data, err := os.ReadFile(filepath.Join(dev, "user-data"))
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dir, "user-data"), data, 0o644)
-		},
-		Unmount: func(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) },
+		Mount:   dirMount(&mounted),
+		Unmount: dirUnmount,
 	}
 	files, err := d.Fetch(context.Background())
 	if err != nil || len(files) != 1 || len(mounted) != 1 || mounted[0] != vol {
@@ -241,3 +227,18 @@ func TestDatasourcesVolumes(t *testing.T) {
 		t.Errorf("without CIDATA: files %v mounted %v err %v", files, mounted, err)
 	}
 }
+
+// dirMount "mounts" a volume that is a directory by copying its user-data
+// in, recording the device.
+func dirMount(mounted *[]string) func(dev, dir string) error {
+	return func(dev, dir string) error {
+		*mounted = append(*mounted, dev)
+		data, err := os.ReadFile(filepath.Join(dev, "user-data"))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, "user-data"), data, 0o644)
+	}
+}
+
+func dirUnmount(dir string) error { return os.Remove(filepath.Join(dir, "user-data")) }
