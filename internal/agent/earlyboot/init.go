@@ -138,7 +138,7 @@ func run(cmdline string, boot Boot, live LiveMedium, log io.Writer) error {
 	logrus.SetOutput(log)
 	for _, m := range apiMounts[1:] {
 		os.MkdirAll(m.target, 0o755)
-		if err := mountOpts(m.source, m.target, m.fstype, m.options); err != nil {
+		if err := mount.Syscall(m.source, m.target, m.fstype, m.options); err != nil {
 			return handOverError{fmt.Sprintf("mounting %s: %v", m.target, err)}
 		}
 	}
@@ -310,22 +310,4 @@ func mountRoot(cmdline string) error {
 		return fmt.Errorf("mounting %s (%s) at %s: %w", dev, label, sysroot, err)
 	}
 	return nil
-}
-
-func mountOpts(source, target, fstype, options string) error {
-	var flags uintptr
-	var data []string
-	for _, o := range strings.Split(options, ",") {
-		switch o {
-		case "nosuid":
-			flags |= unix.MS_NOSUID
-		case "nodev":
-			flags |= unix.MS_NODEV
-		case "noexec":
-			flags |= unix.MS_NOEXEC
-		default:
-			data = append(data, o)
-		}
-	}
-	return unix.Mount(source, target, fstype, flags, strings.Join(data, ","))
 }

@@ -297,7 +297,7 @@ func apply(s Step, log io.Writer) error {
 			}
 		}
 	}
-	return mountSyscall(src, s.Target, s.FSType, s.Options)
+	return Syscall(src, s.Target, s.FSType, s.Options)
 }
 
 // WaitLabel waits for the by-label link of a file system (udev's, or the

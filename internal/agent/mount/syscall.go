@@ -44,12 +44,12 @@ func mountOptions(options string) (flags uintptr, data string) {
 	return flags, strings.Join(rest, ",")
 }
 
-// mountSyscall mounts with mount(2) itself rather than by running
+// Syscall mounts with mount(2) itself rather than by running
 // mount(8): a boot makes about thirty mounts in the initramfs (the
 // persistent binds above all), and under emulation or on a small board
 // each run of mount(8) costs more than the mount. The steps name their
 // file system type, so nothing needs probing.
-func mountSyscall(source, target, fstype, options string) error {
+func Syscall(source, target, fstype, options string) error {
 	flags, data := mountOptions(options)
 	if fstype == "none" {
 		fstype = ""

@@ -60,7 +60,7 @@ func TestMountSyscall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := mountSyscall("tmpfs", tmp, "tmpfs", "mode=1777,strictatime,nosuid,nodev,size=1m"); err != nil {
+	if err := Syscall("tmpfs", tmp, "tmpfs", "mode=1777,strictatime,nosuid,nodev,size=1m"); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Unmount(tmp, 0)
@@ -74,14 +74,14 @@ func TestMountSyscall(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "seed"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := mountSyscall(src, dst, "none", "bind"); err != nil {
+	if err := Syscall(src, dst, "none", "bind"); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Unmount(dst, 0)
 	if b, err := os.ReadFile(filepath.Join(dst, "seed")); err != nil || string(b) != "x" {
 		t.Errorf("bind: %q, %v", b, err)
 	}
-	if err := mountSyscall("tmpfs", filepath.Join(dir, "missing"), "tmpfs", ""); err == nil || !strings.Contains(err.Error(), "missing") {
+	if err := Syscall("tmpfs", filepath.Join(dir, "missing"), "tmpfs", ""); err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Errorf("a missing mount point: %v", err)
 	}
 }
@@ -93,7 +93,7 @@ func TestApplyAbsentOnReadOnlyRoot(t *testing.T) {
 		t.Fatal("mounting needs root: run the unit tests as root (./earthly.sh +test does)")
 	}
 	root := t.TempDir()
-	if err := mountSyscall("tmpfs", root, "tmpfs", "ro,size=1m"); err != nil {
+	if err := Syscall("tmpfs", root, "tmpfs", "ro,size=1m"); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Unmount(root, 0)
