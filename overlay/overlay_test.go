@@ -206,3 +206,74 @@ func TestSucUpgrade(t *testing.T) {
 		t.Errorf("no release: %v\n%s", err, out)
 	}
 }
+
+// ssh-host-keys makes the keys a machine lacks: Ed25519 and ECDSA first
+// (sshd starts with them), RSA apart, then sshd is reloaded; keys that
+// exist are kept, half-made ones are made again.
+func TestSSHHostKeys(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Fatalf("the host's ssh-keygen runs this test: %v", err)
+	}
+	files, err := overlay.Tree("rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "ssh-host-keys")
+	for _, f := range files {
+		if f.Path == "usr/lib/kairos/ssh-host-keys" {
+			if err := os.WriteFile(script, f.Data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dir := t.TempDir()
+	run := func(arg string) (string, error) {
+		cmd := exec.Command("sh", script, arg)
+		cmd.Env = append(os.Environ(), "SSH_HOST_KEYS_DIR="+dir, "SSH_HOST_KEYS_RELOAD=echo reload")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	key := func(typ string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "ssh_host_"+typ+"_key.pub"))
+		return string(b)
+	}
+	// A key cut short by a power loss, and an empty one.
+	os.WriteFile(filepath.Join(dir, "ssh_host_ed25519_key.new"), []byte("partial"), 0o600)
+	os.WriteFile(filepath.Join(dir, "ssh_host_ecdsa_key"), nil, 0o600)
+
+	out, err := run("fast")
+	if err != nil {
+		t.Fatalf("fast: %v\n%s", err, out)
+	}
+	ed, ec := key("ed25519"), key("ecdsa")
+	if !strings.HasPrefix(ed, "ssh-ed25519 ") || !strings.HasPrefix(ec, "ecdsa-sha2-") {
+		t.Errorf("fast made %q and %q", ed, ec)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ssh_host_rsa_key")); err == nil {
+		t.Error("fast made an RSA key")
+	}
+	for _, typ := range []string{"ed25519", "ecdsa"} {
+		st, err := os.Stat(filepath.Join(dir, "ssh_host_"+typ+"_key"))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s private key: %v %v, want mode 600", typ, st, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "ssh_host_"+typ+"_key.new")); err == nil {
+			t.Errorf("%s: temporary file left", typ)
+		}
+	}
+	if out, err := run("fast"); err != nil || key("ed25519") != ed || key("ecdsa") != ec {
+		t.Errorf("second run changed the keys (%v)\n%s", err, out)
+	}
+
+	out, err = run("rsa")
+	if err != nil || !strings.HasPrefix(key("rsa"), "ssh-rsa ") || !strings.HasSuffix(out, "reload\n") {
+		t.Errorf("rsa: %v, key %q\n%s", err, key("rsa"), out)
+	}
+	rsa := key("rsa")
+	if out, err := run("rsa"); err != nil || key("rsa") != rsa || strings.Contains(out, "reload") {
+		t.Errorf("rsa again: made a new key or reloaded sshd (%v)\n%s", err, out)
+	}
+	if _, err := run("everything"); err == nil {
+		t.Error("an unknown argument was accepted")
+	}
+}

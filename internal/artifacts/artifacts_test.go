@@ -2,6 +2,7 @@ package artifacts
 
 import (
 	"context"
+	"encoding/binary"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -73,6 +74,11 @@ func TestNetbootAndRecovery(t *testing.T) {
 	// The image's tree, /boot/vmlinuz -> vmlinuz-6.1.0 included.
 	if err := squashfstest.Verify(filepath.Join(out, "kairos-test-v1.squashfs"), image(true), squashfstest.Options{}); err != nil {
 		t.Error(err)
+	}
+	// Booted media: small blocks (a page fault decompresses one block).
+	sb, _ := os.ReadFile(filepath.Join(out, "kairos-test-v1.squashfs"))
+	if len(sb) < 96 || binary.LittleEndian.Uint32(sb[12:]) != BootBlockSize {
+		t.Errorf("squashfs block size %d, want %d", binary.LittleEndian.Uint32(sb[12:16]), BootBlockSize)
 	}
 }
 

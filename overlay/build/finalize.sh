@@ -21,6 +21,24 @@ if [ "$KAIROS_INIT" = systemd ]; then
         grep -q '^\[Install\]' "$unit" 2>/dev/null || continue
         systemctl enable "$(basename "$unit")"
     done
+    # e2fsprogs' e2scrub checks ext4 file systems on LVM through LVM
+    # snapshots; Kairos' partitions are never LVM volumes, so these would
+    # only hold up every boot (e2scrub_reap: 2 to 6 s of shell under
+    # emulation, which the login prompt waits for).
+    for unit in e2scrub_reap.service e2scrub_all.timer; do
+        if systemctl -q is-enabled "$unit" 2>/dev/null; then
+            systemctl disable "$unit"
+            say "disabled $unit (no LVM in the Kairos layout)"
+        fi
+    done
+    # Debian's nohang package enables both of its services, which conflict:
+    # every boot started one, then the other stopped it (a Python daemon
+    # started twice, seconds of CPU under emulation). A node is a server:
+    # nohang.service, not the desktop profile.
+    if systemctl -q is-enabled nohang.service 2>/dev/null && systemctl -q is-enabled nohang-desktop.service 2>/dev/null; then
+        systemctl disable nohang-desktop.service
+        say "disabled nohang-desktop.service (conflicts with nohang.service)"
+    fi
     # DHCP on wired interfaces (/etc/systemd/network/20-dhcp.network) where
     # the distro has no network manager of its own enabled.
     if [ -x /usr/lib/systemd/systemd-networkd ] && ! systemctl -q is-enabled NetworkManager.service 2>/dev/null; then

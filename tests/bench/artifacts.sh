@@ -8,7 +8,7 @@
 # Needs root only to unpack the rootfs with owners and devices for mksquashfs.
 #
 # Compared:
-#   squashfs  kairos artifacts recovery   vs  mksquashfs -b 1M (same compressor; gzip level 9 for
+#   squashfs  kairos artifacts recovery   vs  mksquashfs -b 128K (same compressor; gzip level 9 for
 #             mksquashfs, our default 7, whose size is within 0.2% of zlib -9), for gzip and zstd
 #   ISO       kairos artifacts iso        vs  the upstream-style pipeline: mksquashfs + xorriso
 # Targets from issue 4: squashfs time ratio <= 0.5 (gzip), <= 0.8 (zstd), size ratio <= 1.02;
@@ -38,7 +38,7 @@ printf '\n%-10s %-6s %10s %10s %8s %12s %12s %8s\n' what comp "ours ms" "ref ms"
 for comp in gzip zstd; do
 	lvl=(); [ "$comp" = gzip ] && lvl=(-Xcompression-level 9)
 	t_ours=$(ms "$kairos" artifacts recovery --source "dir:$work/rootfs" --name ours-$comp --compression "$comp" --output "$work")
-	t_ref=$(ms mksquashfs "$work/rootfs" "$work/ref-$comp.squashfs" -comp "$comp" "${lvl[@]}" -b 1M -noappend -no-progress -quiet)
+	t_ref=$(ms mksquashfs "$work/rootfs" "$work/ref-$comp.squashfs" -comp "$comp" "${lvl[@]}" -b 128K -noappend -no-progress -quiet)
 	s_ours=$(size "$work/ours-$comp.squashfs"); s_ref=$(size "$work/ref-$comp.squashfs")
 	printf '%-10s %-6s %10d %10d %8s %12d %12d %8s\n' squashfs "$comp" "$t_ours" "$t_ref" "$(ratio "$t_ours" "$t_ref")" "$s_ours" "$s_ref" "$(ratio "$s_ours" "$s_ref")"
 done
@@ -49,7 +49,7 @@ assets=$work/rootfs/usr/lib/kairos/boot
 iso_ref() {
 	local t=$work/isotree
 	rm -rf "$t"; mkdir -p "$t/boot/grub" "$t/EFI/BOOT"
-	mksquashfs "$work/rootfs" "$t/rootfs.squashfs" -comp gzip -b 1M -noappend -no-progress -quiet
+	mksquashfs "$work/rootfs" "$t/rootfs.squashfs" -comp gzip -b 128K -noappend -no-progress -quiet
 	cp -L "$work/rootfs/boot/vmlinuz" "$t/boot/kernel"; cp -L "$work/rootfs/boot/initrd" "$t/boot/initrd"
 	cp "$assets/eltorito.img" "$t/boot/grub/"; cp overlay/iso/boot/grub/grub.cfg "$t/boot/grub/"
 	cp overlay/iso/EFI/BOOT/grub.cfg "$t/EFI/BOOT/"

@@ -94,4 +94,15 @@ func checkLive(ctx context.Context, t *testing.T, m *qemu.Machine) {
 	if pa := run("sudo sshd -T 2>/dev/null | grep -i '^passwordauthentication'"); pa != "passwordauthentication yes" {
 		t.Errorf("live sshd: %q, want password logins on", pa)
 	}
+	// Host keys are made on every live boot: Ed25519 and ECDSA before
+	// sshd, RSA in the background (seconds of CPU the boot does not wait
+	// for), after which sshd offers it too.
+	run("timeout 100 sh -c 'until sudo test -s /etc/ssh/ssh_host_rsa_key.pub; do sleep 2; done'")
+	offered := run("for i in $(seq 30); do ssh-keyscan -T 5 127.0.0.1 2>/dev/null | grep -q ssh-rsa && break; sleep 2; done; " +
+		"ssh-keyscan -T 5 127.0.0.1 2>/dev/null | cut -d' ' -f2 | sort | tr '\\n' ' '")
+	for _, typ := range []string{"ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"} {
+		if !strings.Contains(offered, typ) {
+			t.Errorf("live sshd offers host keys %q, want %s among them", offered, typ)
+		}
+	}
 }

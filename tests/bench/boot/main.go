@@ -13,13 +13,14 @@
 //
 // and prints for each the time from QEMU's start to the login prompt on
 // the serial console, `systemd-analyze`'s time to multi-user.target and
-// the top of `systemd-analyze blame`, with the ratios ours/plain. Boots
+// the top of `systemd-analyze blame` and the critical chain of the serial
+// console's getty, with the ratios ours/plain. Boots
 // under emulation vary by several seconds: each system is booted -samples
 // times (after one boot that is not measured: the installed disk grows
 // COS_PERSISTENT on its first, plain Debian makes its machine id) and the
 // medians are compared, the spread printed beside them.
 //
-//	sudo tests/bench/boot.sh [-samples 3] [-iso X.iso -image X.oci.tar]
+//	sudo tests/bench/boot.sh [-samples 3] [-iso X.iso -image X.oci.tar] [-systems plain,live,installed]
 //
 // Target (issue 22): at most 1.2x for the live ISO and the installed disk.
 package main
@@ -45,12 +46,18 @@ func main() {
 	work := flag.String("work", "", "work directory (default: a new one under /var/tmp, removed after)")
 	plain := flag.String("plain", "", "plain Debian disk made by an earlier run (kept in -work): not made again")
 	samples := flag.Int("samples", 3, "measured boots of each system; medians are compared")
+	only := flag.String("systems", "plain,live,installed", "systems to boot, comma-separated (plain, live, installed); the ratios need plain")
 	flag.Parse()
 	if *samples < 1 {
 		fmt.Fprintln(os.Stderr, "boot bench: -samples must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*iso, *image, *work, *plain, *samples); err != nil {
+	systems, err := parseSystems(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "boot bench: -systems:", err)
+		os.Exit(2)
+	}
+	if err := run(*iso, *image, *work, *plain, *samples, systems); err != nil {
 		fmt.Fprintln(os.Stderr, "boot bench:", err)
 		os.Exit(1)
 	}
@@ -63,6 +70,26 @@ type result struct {
 	analyze   string        // systemd-analyze time
 	multiUser time.Duration // multi-user.target, from the kernel's start
 	blame     string
+	chain     string // systemd-analyze critical-chain of the default target and the serial console's getty
+}
+
+// Systems are the -systems names, in boot order.
+var Systems = []string{"plain", "live", "installed"}
+
+// parseSystems reads -systems: names from Systems, each once.
+func parseSystems(s string) (map[string]bool, error) {
+	set := map[string]bool{}
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(Systems, n) {
+			return nil, fmt.Errorf("%q is not one of %s", n, strings.Join(Systems, ", "))
+		}
+		if set[n] {
+			return nil, fmt.Errorf("%q named twice", n)
+		}
+		set[n] = true
+	}
+	return set, nil
 }
 
 // system is one system's measured boots.
@@ -86,7 +113,7 @@ func (s system) median(f func(result) time.Duration) (med, lo, hi time.Duration)
 	return med, v[0], v[len(v)-1]
 }
 
-func run(iso, image, work, plain string, samples int) error {
+func run(iso, image, work, plain string, samples int, systems map[string]bool) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -101,7 +128,7 @@ func run(iso, image, work, plain string, samples int) error {
 	if err := sh(root, "go", "build", "-o", kairos, "./cmd/kairos"); err != nil {
 		return err
 	}
-	if iso == "" || image == "" {
+	if (systems["live"] && iso == "") || (systems["installed"] && image == "") {
 		agent := filepath.Join(work, "kairos-agent")
 		writer := filepath.Join(work, "kairos-frontend")
 		if err := sh(root, "env", "CGO_ENABLED=0", "go", "build", "-o", agent, "./cmd/kairos-agent"); err != nil {
@@ -122,42 +149,52 @@ func run(iso, image, work, plain string, samples int) error {
 		}
 		iso, image = isos[0], archives[0]
 	}
-	// The installed disk: the image's raw disk with a user to log in.
-	cc := filepath.Join(work, "user.yaml")
-	if err := os.WriteFile(cc, []byte("#cloud-config\nusers:\n  - name: bench\n    passwd: bench-Boot\n    groups: [admin]\n"), 0o600); err != nil {
-		return err
-	}
-	disks := filepath.Join(work, "disks")
-	if err := sh(root, kairos, "artifacts", "raw", "--source", "oci-archive:"+image, "--output", disks, "--cloud-config", cc); err != nil {
-		return err
-	}
-	raws, _ := filepath.Glob(filepath.Join(disks, "*.raw"))
-	if len(raws) != 1 {
-		return fmt.Errorf("kairos artifacts raw wrote %v", raws)
-	}
-	if plain == "" {
-		if plain, err = plainDebian(root, kairos, work); err != nil {
-			return fmt.Errorf("plain Debian: %w", err)
-		}
-	}
-
-	ctx := context.Background()
-	// A copy: a boot writes to the disk.
-	plainCopy := filepath.Join(work, "plain-boot.qcow2")
-	if err := sh(root, "qemu-img", "create", "-q", "-f", "qcow2", "-b", plain, "-F", "raw", plainCopy); err != nil {
-		return err
-	}
-	var res []system
-	for _, c := range []struct {
+	type machine struct {
 		name, user, password string
 		o                    qemu.Options
 		warmup               bool
-	}{
-		{"plain Debian", "root", "bench-Boot", qemu.Options{Disks: []string{plainCopy}}, true},
+	}
+	machines := map[string]machine{
 		// Live media start from the same state every boot.
-		{"Kairos live ISO", "kairos", "kairos", qemu.Options{CDROM: iso}, false},
-		{"Kairos installed disk", "bench", "bench-Boot", qemu.Options{Disks: []string{raws[0]}}, true},
-	} {
+		"live": {"Kairos live ISO", "kairos", "kairos", qemu.Options{CDROM: iso}, false},
+	}
+	if systems["installed"] {
+		// The installed disk: the image's raw disk with a user to log in.
+		cc := filepath.Join(work, "user.yaml")
+		if err := os.WriteFile(cc, []byte("#cloud-config\nusers:\n  - name: bench\n    passwd: bench-Boot\n    groups: [admin]\n"), 0o600); err != nil {
+			return err
+		}
+		disks := filepath.Join(work, "disks")
+		if err := sh(root, kairos, "artifacts", "raw", "--source", "oci-archive:"+image, "--output", disks, "--cloud-config", cc); err != nil {
+			return err
+		}
+		raws, _ := filepath.Glob(filepath.Join(disks, "*.raw"))
+		if len(raws) != 1 {
+			return fmt.Errorf("kairos artifacts raw wrote %v", raws)
+		}
+		machines["installed"] = machine{"Kairos installed disk", "bench", "bench-Boot", qemu.Options{Disks: []string{raws[0]}}, true}
+	}
+	if systems["plain"] {
+		if plain == "" {
+			if plain, err = plainDebian(root, kairos, work); err != nil {
+				return fmt.Errorf("plain Debian: %w", err)
+			}
+		}
+		// A copy: a boot writes to the disk.
+		plainCopy := filepath.Join(work, "plain-boot.qcow2")
+		if err := sh(root, "qemu-img", "create", "-q", "-f", "qcow2", "-b", plain, "-F", "raw", plainCopy); err != nil {
+			return err
+		}
+		machines["plain"] = machine{"plain Debian", "root", "bench-Boot", qemu.Options{Disks: []string{plainCopy}}, true}
+	}
+
+	ctx := context.Background()
+	var res []system
+	for _, n := range Systems {
+		if !systems[n] {
+			continue
+		}
+		c := machines[n]
 		s, err := boot(ctx, c.name, c.o, c.user, c.password, work, c.warmup, samples)
 		if err != nil {
 			return err
@@ -168,21 +205,30 @@ func run(iso, image, work, plain string, samples int) error {
 	login := func(r result) time.Duration { return r.login }
 	kernel := func(r result) time.Duration { return r.kernel }
 	multiUser := func(r result) time.Duration { return r.multiUser }
-	baseLogin, _, _ := res[0].median(login)
-	baseMU, _, _ := res[0].median(multiUser)
+	var baseLogin, baseMU time.Duration
+	if systems["plain"] {
+		baseLogin, _, _ = res[0].median(login)
+		baseMU, _, _ = res[0].median(multiUser)
+	}
+	ratio := func(d, base time.Duration) string {
+		if base == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", d.Seconds()/base.Seconds())
+	}
 	fmt.Printf("\n%d boot(s) each, UEFI, QEMU TCG; medians (min-max)\n", samples)
 	fmt.Printf("%-24s %22s %22s %8s %8s %22s\n", "", "login", "multi-user", "login/", "m-u/", "firmware+GRUB")
 	for _, s := range res {
 		l, llo, lhi := s.median(login)
 		m, mlo, mhi := s.median(multiUser)
 		k, klo, khi := s.median(kernel)
-		fmt.Printf("%-24s %22s %22s %8.2f %8.2f %22s\n", s.name, spread(l, llo, lhi), spread(m, mlo, mhi),
-			l.Seconds()/baseLogin.Seconds(), m.Seconds()/baseMU.Seconds(), spread(k, klo, khi))
+		fmt.Printf("%-24s %22s %22s %8s %8s %22s\n", s.name, spread(l, llo, lhi), spread(m, mlo, mhi),
+			ratio(l, baseLogin), ratio(m, baseMU), spread(k, klo, khi))
 	}
 	fmt.Println("(ratios of the medians against plain Debian; target <= 1.2 for the live ISO and the installed disk)")
 	for _, s := range res {
 		last := s.boots[len(s.boots)-1]
-		fmt.Printf("\n%s, last boot: %s\n%s\n", s.name, last.analyze, last.blame)
+		fmt.Printf("\n%s, last boot: %s\n%s\n%s\n", s.name, last.analyze, last.blame, last.chain)
 	}
 	return nil
 }
@@ -248,6 +294,12 @@ func bootOnce(ctx context.Context, o qemu.Options, user, password string, measur
 			return r, err
 		}
 		if r.analyze, r.blame, r.multiUser, err = parseAnalyze(out); err != nil {
+			return r, err
+		}
+		// What the login prompt waited for: the getty's units, and the
+		// boot's jobs (a getty is Type=idle: systemd holds it back until
+		// the jobs are done, 5 s at most).
+		if r.chain, _, err = m.Run(ctx, sudo+"systemd-analyze critical-chain --no-pager default.target serial-getty@ttyS0.service", time.Minute); err != nil {
 			return r, err
 		}
 	}

@@ -38,3 +38,15 @@ func TestMedian(t *testing.T) {
 		t.Errorf("odd median %v, want 2s", med)
 	}
 }
+
+func TestParseSystems(t *testing.T) {
+	s, err := parseSystems("live, plain")
+	if err != nil || !s["live"] || !s["plain"] || s["installed"] {
+		t.Errorf("parseSystems: %v, %v", s, err)
+	}
+	for _, bad := range []string{"", "live,live", "debian", "live,"} {
+		if _, err := parseSystems(bad); err == nil {
+			t.Errorf("parseSystems(%q) accepted", bad)
+		}
+	}
+}
