@@ -13,12 +13,14 @@
 //
 // and prints for each the time from QEMU's start to the login prompt on
 // the serial console, `systemd-analyze`'s time to multi-user.target and
-// the top of `systemd-analyze blame` and the critical chain of the serial
-// console's getty, with the ratios ours/plain. Boots
+// the top of `systemd-analyze blame` and the critical chains of the
+// default target and of the serial console's getty (a getty is Type=idle:
+// its prompt waits for the boot's jobs), with the ratios ours/plain. Boots
 // under emulation vary by several seconds: each system is booted -samples
 // times (after one boot that is not measured: the installed disk grows
-// COS_PERSISTENT on its first, plain Debian makes its machine id) and the
-// medians are compared, the spread printed beside them.
+// COS_PERSISTENT on its first, plain Debian makes its machine id), the
+// systems in turn (the host's speed drifts over a run), and the medians
+// are compared, the spread printed beside them.
 //
 //	sudo tests/bench/boot.sh [-samples 3] [-iso X.iso -image X.oci.tar] [-systems plain,live,installed]
 //
@@ -73,16 +75,16 @@ type result struct {
 	chain     string // systemd-analyze critical-chain of the default target and the serial console's getty
 }
 
-// Systems are the -systems names, in boot order.
-var Systems = []string{"plain", "live", "installed"}
+// systemNames are the -systems names, in boot order.
+var systemNames = []string{"plain", "live", "installed"}
 
-// parseSystems reads -systems: names from Systems, each once.
+// parseSystems reads -systems: names from systemNames, each once.
 func parseSystems(s string) (map[string]bool, error) {
 	set := map[string]bool{}
 	for _, n := range strings.Split(s, ",") {
 		n = strings.TrimSpace(n)
-		if !slices.Contains(Systems, n) {
-			return nil, fmt.Errorf("%q is not one of %s", n, strings.Join(Systems, ", "))
+		if !slices.Contains(systemNames, n) {
+			return nil, fmt.Errorf("%q is not one of %s", n, strings.Join(systemNames, ", "))
 		}
 		if set[n] {
 			return nil, fmt.Errorf("%q named twice", n)
@@ -90,6 +92,13 @@ func parseSystems(s string) (map[string]bool, error) {
 		set[n] = true
 	}
 	return set, nil
+}
+
+// machine is one system to boot: its QEMU options and login.
+type machine struct {
+	name, user, password string
+	o                    qemu.Options
+	warmup               bool // boot once unmeasured first
 }
 
 // system is one system's measured boots.
@@ -149,11 +158,6 @@ func run(iso, image, work, plain string, samples int, systems map[string]bool) e
 		}
 		iso, image = isos[0], archives[0]
 	}
-	type machine struct {
-		name, user, password string
-		o                    qemu.Options
-		warmup               bool
-	}
 	machines := map[string]machine{
 		// Live media start from the same state every boot.
 		"live": {"Kairos live ISO", "kairos", "kairos", qemu.Options{CDROM: iso}, false},
@@ -189,17 +193,15 @@ func run(iso, image, work, plain string, samples int, systems map[string]bool) e
 	}
 
 	ctx := context.Background()
-	var res []system
-	for _, n := range Systems {
-		if !systems[n] {
-			continue
+	var order []machine
+	for _, n := range systemNames {
+		if systems[n] {
+			order = append(order, machines[n])
 		}
-		c := machines[n]
-		s, err := boot(ctx, c.name, c.o, c.user, c.password, work, c.warmup, samples)
-		if err != nil {
-			return err
-		}
-		res = append(res, s)
+	}
+	res, err := bootAll(ctx, order, work, samples)
+	if err != nil {
+		return err
 	}
 
 	login := func(r result) time.Duration { return r.login }
@@ -237,28 +239,41 @@ func spread(med, lo, hi time.Duration) string {
 	return fmt.Sprintf("%.1fs (%.1f-%.1f)", med.Seconds(), lo.Seconds(), hi.Seconds())
 }
 
-// boot boots a machine samples times, each in a new QEMU (after a boot
-// that is not measured when warmup is set), times the login prompt, logs
-// in, reads systemd-analyze and shuts down cleanly.
-func boot(ctx context.Context, name string, o qemu.Options, user, password, work string, warmup bool, samples int) (system, error) {
-	s := system{name: name}
-	o.Firmware = qemu.UEFI
-	first := 0
-	if warmup {
-		first = -1
+// bootAll boots each machine samples times, each boot in a new QEMU,
+// round-robin (one boot of each machine, then the next round): the speed
+// of an emulating host drifts by a quarter over a run, and taking the
+// systems' boots in turn puts the same drift in every system's figures, so
+// the ratios hold. Machines with warmup first boot once unmeasured. Each
+// measured boot times the login prompt, logs in, reads systemd-analyze and
+// shuts down cleanly.
+func bootAll(ctx context.Context, ms []machine, work string, samples int) ([]system, error) {
+	res := make([]system, len(ms))
+	for i, m := range ms {
+		res[i].name = m.name
 	}
-	for i := first; i < samples; i++ {
-		o.LogPath = filepath.Join(work, "logs", fmt.Sprintf("%s-%d.log", strings.ReplaceAll(name, " ", "-"), i+1))
-		fmt.Fprintf(os.Stderr, "boot bench: %s, boot %d of %d\n", name, i-first+1, samples-first)
-		r, err := bootOnce(ctx, o, user, password, i >= 0)
-		if err != nil {
-			return s, fmt.Errorf("%s: %w", name, err)
-		}
-		if i >= 0 {
-			s.boots = append(s.boots, r)
+	for round := -1; round < samples; round++ {
+		for i, m := range ms {
+			if round < 0 && !m.warmup {
+				continue
+			}
+			o := m.o
+			o.Firmware = qemu.UEFI
+			o.LogPath = filepath.Join(work, "logs", fmt.Sprintf("%s-%d.log", strings.ReplaceAll(m.name, " ", "-"), round+1))
+			what := fmt.Sprintf("boot %d of %d", round+1, samples)
+			if round < 0 {
+				what = "unmeasured first boot"
+			}
+			fmt.Fprintf(os.Stderr, "boot bench: %s, %s\n", m.name, what)
+			r, err := bootOnce(ctx, o, m.user, m.password, round >= 0)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m.name, err)
+			}
+			if round >= 0 {
+				res[i].boots = append(res[i].boots, r)
+			}
 		}
 	}
-	return s, nil
+	return res, nil
 }
 
 // kernelStart is the kernel's first line on the serial console.
