@@ -91,23 +91,7 @@ func TestMkinitfsInitParsesLiveCmdline(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Fatalf("the host's sh runs this test: %v", err)
 	}
-	files, err := overlay.Tree("initrd/mkinitfs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var initScript []byte
-	for _, f := range files {
-		if f.Path == "usr/lib/kairos/mkinitfs/init" {
-			initScript = f.Data
-		}
-	}
-	if initScript == nil {
-		t.Fatal("initrd/mkinitfs has no usr/lib/kairos/mkinitfs/init")
-	}
-	path := t.TempDir() + "/init"
-	if err := os.WriteFile(path, initScript, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	path := scriptFile(t, "initrd/mkinitfs", "usr/lib/kairos/mkinitfs/init")
 	run := func(cmdline, script string) string {
 		t.Helper()
 		cmd := exec.Command("sh", "-c", `. "$INIT"; cmdline=$CMDLINE; `+script)
@@ -171,16 +155,7 @@ func TestMkinitfsInitParsesLiveCmdline(t *testing.T) {
 // suc-upgrade compares versions and upgrades the host with this root,
 // with the agent and the reboot stubbed.
 func TestSucUpgrade(t *testing.T) {
-	files, err := overlay.Tree("rootfs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(t.TempDir(), "suc-upgrade")
-	for _, f := range files {
-		if f.Path == "usr/sbin/suc-upgrade" {
-			os.WriteFile(script, f.Data, 0o755)
-		}
-	}
+	script := scriptFile(t, "rootfs", "usr/sbin/suc-upgrade")
 	root, host := t.TempDir(), t.TempDir()
 	for dir, v := range map[string]string{root: "v2.0.0", host: "v1.0.0"} {
 		os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
@@ -214,18 +189,7 @@ func TestSSHHostKeys(t *testing.T) {
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
 		t.Fatalf("the host's ssh-keygen runs this test: %v", err)
 	}
-	files, err := overlay.Tree("rootfs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script := filepath.Join(t.TempDir(), "ssh-host-keys")
-	for _, f := range files {
-		if f.Path == "usr/lib/kairos/ssh-host-keys" {
-			if err := os.WriteFile(script, f.Data, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	script := scriptFile(t, "rootfs", "usr/lib/kairos/ssh-host-keys")
 	dir := t.TempDir()
 	run := func(arg string) (string, error) {
 		cmd := exec.Command("sh", script, arg)
@@ -276,4 +240,25 @@ func TestSSHHostKeys(t *testing.T) {
 	if _, err := run("everything"); err == nil {
 		t.Error("an unknown argument was accepted")
 	}
+}
+
+// scriptFile writes the overlay file path of tree to a temporary
+// directory, executable, and returns where.
+func scriptFile(t *testing.T, tree, path string) string {
+	t.Helper()
+	files, err := overlay.Tree(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Path == path {
+			out := filepath.Join(t.TempDir(), filepath.Base(path))
+			if err := os.WriteFile(out, f.Data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+	}
+	t.Fatalf("overlay %s has no %s", tree, path)
+	return ""
 }
