@@ -80,6 +80,11 @@ func TestNetbootAndRecovery(t *testing.T) {
 	if len(sb) < 96 || binary.LittleEndian.Uint32(sb[12:]) != BootBlockSize {
 		t.Errorf("squashfs block size %d, want %d", binary.LittleEndian.Uint32(sb[12:16]), BootBlockSize)
 	}
+	for comp, want := range map[string]int{"": BootBlockSize, "gzip": BootBlockSize, "zstd": 1 << 20, "xz": 1 << 20} {
+		if got := blockSize(comp); got != want {
+			t.Errorf("blockSize(%q) = %d, want %d", comp, got, want)
+		}
+	}
 }
 
 // The iPXE script's serial console is the image's architecture's: a PC's
