@@ -177,7 +177,7 @@ func (w *run) squashfs() error {
 // files a page at a time, and the kernel decompresses the whole block (or
 // fragment block) holding each page: with 1 MiB blocks the live ISO's
 // boot read 90 MB of squashfs and spent 1.5 s more CPU in systemd alone
-// than with 128 KiB blocks (40 MB), for 0.3% less size.
+// than with 128 KiB blocks (40 MB), for 0.5% less size.
 const BootBlockSize = 128 << 10
 
 // blockSize is the squashfs block size for a compression: xz and zstd,
