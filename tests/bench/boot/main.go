@@ -22,7 +22,7 @@
 // systems in turn (the host's speed drifts over a run), and the medians
 // are compared, the spread printed beside them.
 //
-//	sudo tests/bench/boot.sh [-samples 3] [-iso X.iso -image X.oci.tar] [-systems plain,live,installed]
+//	sudo tests/bench/boot.sh [-samples 5] [-iso X.iso -image X.oci.tar] [-systems plain,live,installed]
 //
 // Target (issue 22): at most 1.2x for the live ISO and the installed disk.
 package main
@@ -47,7 +47,7 @@ func main() {
 	image := flag.String("image", "", "OCI archive of the image the installed disk is written from (default: built here)")
 	work := flag.String("work", "", "work directory (default: a new one under /var/tmp, removed after)")
 	plain := flag.String("plain", "", "plain Debian disk made by an earlier run (kept in -work): not made again")
-	samples := flag.Int("samples", 3, "measured boots of each system; medians are compared")
+	samples := flag.Int("samples", 5, "measured boots of each system; medians are compared (3 are too few: runs differ by more than the target's margin)")
 	only := flag.String("systems", "plain,live,installed", "systems to boot, comma-separated (plain, live, installed); the ratios need plain")
 	flag.Parse()
 	if *samples < 1 {
