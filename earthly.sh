@@ -162,20 +162,30 @@ setup_buildkit() {
 }
 
 # Our own binaries: the agent is static, as it runs in every image and
-# initrd; so is kairos-frontend, which also writes the artifacts inside
-# BuildKit, in a container holding nothing else.
+# initrd, and so is the mesh's kairos-p2p beside it; so is kairos-frontend,
+# which also writes the artifacts inside BuildKit, in a container holding
+# nothing else.
 build_tools() {
 	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
 	mkdir -p "$OUT/bin"
-	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent" ./cmd/kairos-agent
+	build_agent "$(go env GOARCH)" ""
 	# The agent of every other architecture named in ARCH (an image embeds
 	# its own platform's agent).
 	local a
 	for a in $(foreign_arches); do
-		CGO_ENABLED=0 GOARCH=$a go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent-$a" ./cmd/kairos-agent
+		build_agent "$a" "-$a"
 	done
 	CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-frontend" ./cmd/kairos-frontend
 	go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos" ./cmd/kairos
+}
+
+# build_agent <GOARCH> <suffix>: $OUT/bin/kairos-agent<suffix> and the
+# mesh's kairos-p2p<suffix> beside it (kairos tells architectures apart by
+# their ELF headers and takes kairos-p2p from beside each agent).
+build_agent() {
+	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
+	CGO_ENABLED=0 GOARCH=$1 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent$2" ./cmd/kairos-agent
+	CGO_ENABLED=0 GOARCH=$1 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-p2p$2" ./cmd/kairos-p2p
 }
 
 # The architectures of --ARCH other than this machine's (a release's
@@ -198,9 +208,8 @@ agent_flags() {
 # platform the frontend builds. $1: directory for kairos-frontend.oci.tar.
 frontend_image() {
 	local dest=$1
-	local ldflags="-s -w -X github.com/kairos-io/kairos/internal/version.Version=$VERSION"
 	local ref=${args[FRONTEND_IMAGE]:-127.0.0.1:5000/kairos/frontend:$VERSION}
-	CGO_ENABLED=0 GOARCH=arm64 go build -trimpath -ldflags "$ldflags" -o "$OUT/bin/kairos-agent-arm64" ./cmd/kairos-agent
+	build_agent arm64 -arm64
 	local push=()
 	[ "${args[PUSH]:-}" = true ] && push=(--push)
 	SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} "$OUT/bin/kairos" frontend-image \

@@ -365,8 +365,8 @@ func loadAgent(ctx context.Context, c client.Client, bc *dockerui.Client, p *Pla
 	}
 	source := c.BuildOpts().Opts[keySource]
 	if source == "" {
-		return fmt.Errorf("no kairos-agent binary: pass a directory holding %q as the %q context (context:%s=local:<name>, or --build-context %s=<dir>)",
-			agentFile, ContextAgent, ContextAgent, ContextAgent)
+		return fmt.Errorf("no kairos-agent binary: pass a directory holding %q and %q as the %q context (context:%s=local:<name>, or --build-context %s=<dir>)",
+			AgentFile, MeshFile, ContextAgent, ContextAgent, ContextAgent)
 	}
 	// The frontend image is single-platform (the builder's); the agents of
 	// every target platform are files in it.
@@ -409,7 +409,8 @@ const ToolsFile = "kairos-frontend"
 // keySource is the gateway option naming the frontend image.
 const keySource = "source"
 
-// AgentsDir holds /agents/<os>_<arch>/kairos-agent in the frontend image.
+// AgentsDir holds /agents/<os>_<arch>/kairos-agent (and kairos-p2p) in the
+// frontend image.
 const AgentsDir = "agents"
 
 // loadK3s returns the directory holding the k3s binary: the "k3s" named

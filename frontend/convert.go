@@ -15,11 +15,12 @@ import (
 )
 
 // Inputs are the states a build starts from: the distro base image and a
-// directory holding the kairos-agent binary.
+// directory holding the node's programs (AgentFile, MeshFile).
 type Inputs struct {
 	Base  llb.State
 	Agent llb.State
-	// AgentDir is the directory of Agent holding kairos-agent ("" = root).
+	// AgentDir is the directory of Agent holding AgentFile and MeshFile
+	// ("" = root).
 	AgentDir string
 	// K3s is a directory holding the "k3s" binary; required when the plan
 	// has K3s (see K3sDownload).
@@ -38,6 +39,14 @@ type Inputs struct {
 	Epoch *time.Time
 }
 
+// The agent context's files, static binaries for the target platform: the
+// node agent (every image and initrd) and the cluster mesh's program
+// (cmd/kairos-p2p; the image only: no boot needs it).
+const (
+	AgentFile = "kairos-agent"
+	MeshFile  = "kairos-p2p"
+)
+
 // Build script locations inside build containers; the overlay's build/ and
 // iso/ trees are mounted there read-only and never land in the image.
 const (
@@ -47,8 +56,8 @@ const (
 	blockCacheID    = "kairos-squashfs-blocks"
 	// bootOutMount receives boot.sh's files, laid out as in the image.
 	bootOutMount = "/run/kairos-boot"
-	agentFile    = "kairos-agent"
-	agentPath    = "/usr/bin/kairos-agent"
+	agentPath    = "/usr/bin/" + AgentFile
+	meshPath     = "/usr/bin/" + MeshFile
 	k3sFile      = "k3s"
 	k3sSumsFile  = "sha256sums.txt"
 	k3sPath      = "/usr/bin/k3s"
@@ -105,12 +114,15 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 	if len(p.RemovePackages) > 0 {
 		pkgs = p.removePackages(pkgs, p.RemovePackages)
 	}
-	addAgent := func(st llb.State, name string) llb.State {
-		return st.File(llb.Copy(in.Agent, path.Join("/", in.AgentDir, agentFile), agentPath, &llb.CopyInfo{
+	addProgram := func(st llb.State, file, dest, name string) llb.State {
+		return st.File(llb.Copy(in.Agent, path.Join("/", in.AgentDir, file), dest, &llb.CopyInfo{
 			Mode:           &llb.ChmodOpt{Mode: 0o755},
 			CreateDestPath: true,
 			CreatedTime:    in.Epoch,
 		}), llb.WithCustomName(name))
+	}
+	addAgent := func(st llb.State, name string) llb.State {
+		return addProgram(st, AgentFile, agentPath, name)
 	}
 
 	// The kernel's boot files (initrd, grub images) are made on a branch
@@ -159,6 +171,7 @@ func Convert(p *Plan, in Inputs) (*Graph, error) {
 			llb.WithCustomName("[image] write "+SpecCloudConfigPath))
 	}
 	img = addAgent(img, "[image] add kairos-agent")
+	img = addProgram(img, MeshFile, meshPath, "[image] add kairos-p2p")
 	img = img.File(llb.Mkfile(release.Path, 0o644, p.Release.Render(), mkfileOpts(in.Epoch)...),
 		llb.WithCustomName("[image] write "+release.Path))
 	img = img.Run(

@@ -462,6 +462,9 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	if _, ok := bootFiles.copies[agentPath]; !ok {
 		t.Errorf("the agent is not in the boot files' inputs (the initrd carries it)")
 	}
+	if _, ok := bootFiles.copies[meshPath]; ok {
+		t.Errorf("the mesh's program is in the boot files' inputs: the initrd would carry it, and changing it make the initrd again")
+	}
 	checkEnv(t, "finalize", finalize.Meta.Env, map[string]string{"KAIROS_INIT": f.Init})
 	if want := []string{"/bin/sh", scriptsMount + "/build/finalize.sh"}; !slices.Equal(finalize.Meta.Args, want) {
 		t.Errorf("finalize args %q, want %q", finalize.Meta.Args, want)
@@ -576,7 +579,8 @@ func checkSemantics(t *testing.T, cat *flavors.Catalog, tc goldenCase, g *llbGra
 	}
 
 	// Binaries from the local contexts.
-	g.checkCopy(t, files, agentPath, "local://agent", "/"+agentFile)
+	g.checkCopy(t, files, agentPath, "local://agent", "/"+AgentFile)
+	g.checkCopy(t, files, meshPath, "local://agent", "/"+MeshFile)
 	if tc.variant == "standard" {
 		g.checkCopy(t, files, k3sPath, "local://k3s", "/"+k3sFile)
 	} else if _, ok := files.copies[k3sPath]; ok {

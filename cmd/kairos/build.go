@@ -81,7 +81,7 @@ is bootstrapped from the distro mirror (Debian: mmdebstrap) and cached under
 	fl.StringVar(&f.model, "model", "", "hardware model (MODEL); default generic")
 	fl.StringVar(&f.baseImage, "base-image", "", "base image reference instead of the flavor's (BASE_IMAGE)")
 	fl.StringToStringVar(&f.args, "build-arg", nil, "extra build arguments KEY=VALUE, as in the Earthfile")
-	fl.StringSliceVar(&f.agents, "agent", nil, "kairos-agent binaries to embed, one per target architecture, told apart by their ELF headers (repeatable; default: kairos-agent, and kairos-agent-<arch> for other architectures, next to this program)")
+	fl.StringSliceVar(&f.agents, "agent", nil, "kairos-agent binaries to embed, one per target architecture, told apart by their ELF headers, each with the mesh's kairos-p2p beside it (kairos-p2p-<arch> for kairos-agent-<arch>) (repeatable; default: kairos-agent, and kairos-agent-<arch> for other architectures, next to this program)")
 	fl.StringVar(&f.writer, "writer", "", "static kairos-frontend binary that writes the artifacts inside BuildKit (default: kairos-frontend next to this program)")
 	fl.StringVar(&f.k3sVer, "k3s-version", "", "k3s release of the standard variant (K3S_VERSION); default "+frontend.DefaultK3SVersion)
 	fl.StringVar(&f.k3s, "k3s", "", "k3s binary to embed in the standard variant instead of downloading the release (air-gapped builds)")
@@ -288,7 +288,7 @@ func findAgents(given []string, dir string, plats []ocispec.Platform) (localbuil
 	}
 	agents, err := localbuild.ParseAgents(given...)
 	if err != nil {
-		return nil, fmt.Errorf("--agent: %w (build it with CGO_ENABLED=0 go build ./cmd/kairos-agent, or pass --agent)", err)
+		return nil, fmt.Errorf("--agent: %w (build them with CGO_ENABLED=0 go build -o . ./cmd/kairos-agent ./cmd/kairos-p2p, or pass --agent)", err)
 	}
 	for _, p := range plats {
 		if _, err := agents.For(p.Architecture); err != nil {

@@ -30,8 +30,8 @@ func newFrontendImageCmd() *cobra.Command {
 		Long: `Assemble the image BuildKit runs as a gateway frontend (buildctl --frontend
 gateway.v0 --opt source=<ref>, or "# syntax=<ref>" on the first line of kairos.yaml):
 a scratch image with /kairos-frontend as entrypoint and the kairos-agent of each
-platform under /agents/<os>_<arch>/. Written as an OCI archive, and pushed when
-asked. No daemon is needed; the result is reproducible (SOURCE_DATE_EPOCH).`,
+platform, with the mesh's kairos-p2p beside it, under /agents/<os>_<arch>/.
+Written as an OCI archive, and pushed when asked. No daemon is needed; the result is reproducible (SOURCE_DATE_EPOCH).`,
 		Example: `  kairos frontend-image --frontend build/bin/kairos-frontend \
     --agent linux_amd64=build/bin/kairos-agent --tag 127.0.0.1:5000/kairos/frontend:dev \
     --output build/kairos-frontend.oci.tar --push`,
@@ -81,7 +81,7 @@ asked. No daemon is needed; the result is reproducible (SOURCE_DATE_EPOCH).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&frontendBin, "frontend", "", "static kairos-frontend binary (for this machine's architecture)")
-	fl.StringToStringVar(&agents, "agent", nil, "static kairos-agent per platform, <os>_<arch>=<file> (repeatable)")
+	fl.StringToStringVar(&agents, "agent", nil, "static kairos-agent per platform, <os>_<arch>=<file>, kairos-p2p beside it (repeatable)")
 	fl.StringVarP(&output, "output", "o", "", "write the image as an OCI archive to this file")
 	fl.StringVarP(&ref, "tag", "t", "", "image reference recorded in the archive and pushed to")
 	fl.BoolVar(&push, "push", false, "push the image to --tag")

@@ -80,7 +80,7 @@ their buildkitd.toml ([registry."host:port"] http = true).`,
 	fl.StringVar(&f.filter.Arch, "arch", "", "only this arch")
 	fl.StringVar(&f.filter.Model, "model", "", "only this model")
 	fl.StringSliceVar(&f.targets, "target", []string{"iso"}, "media of each entry besides the image (iso, netboot, raw, qcow2, recovery)")
-	fl.StringSliceVar(&f.agents, "agent", nil, "kairos-agent binaries to embed, one per architecture of the matrix, told apart by their ELF headers (repeatable; default: kairos-agent and kairos-agent-<arch> next to this program)")
+	fl.StringSliceVar(&f.agents, "agent", nil, "kairos-agent binaries to embed, one per architecture of the matrix, told apart by their ELF headers, each with the mesh's kairos-p2p beside it (kairos-p2p-<arch> for kairos-agent-<arch>) (repeatable; default: kairos-agent and kairos-agent-<arch> next to this program)")
 	fl.StringVar(&f.writer, "writer", "", "kairos-frontend binary writing the media (default: next to this program)")
 	fl.StringVar(&f.k3s, "k3s", "", "k3s binary for the standard entries instead of the release download (air-gapped)")
 	fl.StringVar(&f.progress, "progress", "plain", "build progress, each line prefixed with its entry: plain, quiet, rawjson")

@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/kairos-io/kairos/frontend"
+	"github.com/kairos-io/kairos/internal/localbuild"
 )
 
 // FrontendPath is the entrypoint inside the image, and the artifact writer
@@ -37,7 +38,8 @@ const FrontendPath = "/" + frontend.ToolsFile
 // Spec is what goes into the image.
 type Spec struct {
 	Frontend string // static kairos-frontend binary for Arch
-	// Agents maps "<os>_<arch>" (linux_amd64) to a static kairos-agent.
+	// Agents maps "<os>_<arch>" (linux_amd64) to a static kairos-agent;
+	// the mesh's program beside it (localbuild.MeshFor) goes with it.
 	Agents  map[string]string
 	Version string // recorded in labels
 	Arch    string // GOARCH of the frontend binary
@@ -48,7 +50,9 @@ type Spec struct {
 func Build(s Spec) (v1.Image, error) {
 	files := map[string]string{FrontendPath: s.Frontend}
 	for plat, bin := range s.Agents {
-		files["/"+frontend.AgentsDir+"/"+plat+"/kairos-agent"] = bin
+		dir := "/" + frontend.AgentsDir + "/" + plat + "/"
+		files[dir+frontend.AgentFile] = bin
+		files[dir+frontend.MeshFile] = localbuild.MeshFor(bin)
 	}
 	layerTar, err := tarFiles(files, s.Epoch)
 	if err != nil {

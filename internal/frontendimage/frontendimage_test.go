@@ -1,7 +1,9 @@
 package frontendimage
 
 import (
+	"archive/tar"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +21,9 @@ func spec(t *testing.T) Spec {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(agent, []byte("agent"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kairos-p2p"), []byte("mesh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return Spec{Frontend: fe, Agents: map[string]string{"linux_amd64": agent, "linux_arm64": agent},
@@ -82,5 +87,46 @@ func TestArchiveAndPush(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != d1.String() {
 		t.Errorf("registry has %s (status %d), pushed %s", resp.Header.Get("Docker-Content-Digest"), resp.StatusCode, d1)
+	}
+}
+
+// Each platform's directory holds the agent and the mesh's program beside
+// it, the files the frontend copies into images.
+func TestAgentFiles(t *testing.T) {
+	img, err := Build(spec(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers %d: %v", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		got[h.Name] = string(data)
+	}
+	for _, plat := range []string{"linux_amd64", "linux_arm64"} {
+		if a, m := got["agents/"+plat+"/kairos-agent"], got["agents/"+plat+"/kairos-p2p"]; a != "agent" || m != "mesh" {
+			t.Errorf("%s: kairos-agent %q, kairos-p2p %q", plat, a, m)
+		}
+	}
+	s := spec(t)
+	os.Remove(filepath.Join(filepath.Dir(s.Agents["linux_amd64"]), "kairos-p2p"))
+	if _, err := Build(s); err == nil {
+		t.Error("built without the mesh's program")
 	}
 }

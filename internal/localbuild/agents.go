@@ -3,6 +3,7 @@ package localbuild
 import (
 	"debug/elf"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +15,8 @@ import (
 )
 
 // Agents are kairos-agent binaries by architecture (Go's names), each
-// known by its own ELF header: an image embeds the agent of its platform.
+// known by its own ELF header: an image embeds the agent of its platform,
+// and the mesh's program beside it (MeshFor).
 type Agents map[string]string
 
 // ParseAgents classifies binaries by the machine in their ELF header; two
@@ -47,8 +49,8 @@ func (a Agents) For(arch string) (string, error) {
 			}
 		}
 	})
-	return "", fmt.Errorf("no kairos-agent for %s (given: %s): build one with CGO_ENABLED=0 GOARCH=%s go build -o kairos-agent-%s ./cmd/kairos-agent and pass it with --agent",
-		arch, strings.Join(have, ", "), arch, arch)
+	return "", fmt.Errorf("no kairos-agent for %s (given: %s): build one with CGO_ENABLED=0 GOARCH=%s go build -o kairos-agent-%s ./cmd/kairos-agent (and -o kairos-p2p-%s ./cmd/kairos-p2p beside it) and pass it with --agent",
+		arch, strings.Join(have, ", "), arch, arch, arch)
 }
 
 // Contexts makes the agent named contexts of a build of plats: "agent"
@@ -68,7 +70,7 @@ func (a Agents) Contexts(plats []ocispec.Platform) (map[string]string, func(), e
 			cleanup()
 			return nil, nil, err
 		}
-		dir, c, err := FileContext(bin, "kairos-agent")
+		dir, c, err := AgentContext(bin)
 		if err != nil {
 			cleanup()
 			return nil, nil, err
@@ -81,6 +83,37 @@ func (a Agents) Contexts(plats []ocispec.Platform) (map[string]string, func(), e
 		out[name] = dir
 	}
 	return out, cleanup, nil
+}
+
+// MeshFor is the cluster mesh's program (cmd/kairos-p2p) that goes with
+// the agent binary: beside it, named as it is with kairos-p2p for
+// kairos-agent (kairos-agent-arm64: kairos-p2p-arm64), or kairos-p2p when
+// the agent's name does not say kairos-agent.
+func MeshFor(agent string) string {
+	dir, base := filepath.Split(agent)
+	if strings.Contains(base, frontend.AgentFile) {
+		return filepath.Join(dir, strings.Replace(base, frontend.AgentFile, frontend.MeshFile, 1))
+	}
+	return filepath.Join(dir, frontend.MeshFile)
+}
+
+// AgentContext makes the agent context of an agent binary: a directory
+// holding it and its mesh program (MeshFor) under the names the frontend
+// copies into the image, which must be built for the same machine.
+func AgentContext(agent string) (dir string, cleanup func(), err error) {
+	mesh := MeshFor(agent)
+	arch, err := ELFArch(agent)
+	if err != nil {
+		return "", nil, fmt.Errorf("kairos-agent %s: %w", agent, err)
+	}
+	if _, err := os.Stat(mesh); err != nil {
+		return "", nil, fmt.Errorf("no %s beside kairos-agent %s (build it with CGO_ENABLED=0 GOARCH=%s go build -o %s ./cmd/kairos-p2p): %w",
+			frontend.MeshFile, agent, arch, mesh, err)
+	}
+	if m, err := ELFArch(mesh); err != nil || m != arch {
+		return "", nil, fmt.Errorf("%s is not a Linux %s executable like kairos-agent %s (%s, %v)", mesh, arch, agent, m, err)
+	}
+	return filesContext(frontend.AgentFile, [][2]string{{agent, frontend.AgentFile}, {mesh, frontend.MeshFile}})
 }
 
 // ELFArch is the Go architecture of a Linux executable.

@@ -55,6 +55,16 @@ func TestAgents(t *testing.T) {
 
 	amd64 := ocispec.Platform{OS: "linux", Architecture: "amd64"}
 	arm64 := ocispec.Platform{OS: "linux", Architecture: "arm64"}
+	// Each agent's context holds the mesh's program beside it too.
+	if _, _, err := a.Contexts([]ocispec.Platform{arm64}); err == nil || !strings.Contains(err.Error(), "no kairos-p2p beside") || !strings.Contains(err.Error(), "GOARCH=arm64") {
+		t.Errorf("without the mesh's program: %v", err)
+	}
+	fakeELF(t, dir, "kairos-p2p-arm64", elf.EM_X86_64)
+	if _, _, err := a.Contexts([]ocispec.Platform{arm64}); err == nil || !strings.Contains(err.Error(), "kairos-p2p-arm64 is not a Linux arm64 executable") {
+		t.Errorf("a mesh program of another machine: %v", err)
+	}
+	fakeELF(t, dir, "kairos-p2p-arm64", elf.EM_AARCH64)
+	fakeELF(t, dir, "kairos-p2p", elf.EM_X86_64)
 	// One platform: the plain "agent" context, as before.
 	one, cleanup, err := a.Contexts([]ocispec.Platform{arm64})
 	if err != nil {
@@ -63,6 +73,11 @@ func TestAgents(t *testing.T) {
 	defer cleanup()
 	if _, err := os.Stat(filepath.Join(one["agent"], "kairos-agent")); err != nil || len(one) != 1 {
 		t.Errorf("one platform: %v %v", one, err)
+	}
+	if f, err := elf.Open(filepath.Join(one["agent"], "kairos-p2p")); err != nil || f.Machine != elf.EM_AARCH64 {
+		t.Errorf("the arm64 context's kairos-p2p: %v", err)
+	} else {
+		f.Close()
 	}
 	// Several: one per platform, named as dockerui looks them up.
 	both, cleanup2, err := a.Contexts([]ocispec.Platform{amd64, arm64})
@@ -81,6 +96,18 @@ func TestAgents(t *testing.T) {
 		f.Close()
 		if l := localName(name); strings.ContainsAny(l, ":/") {
 			t.Errorf("local name %q of %s", l, name)
+		}
+	}
+}
+
+func TestMeshFor(t *testing.T) {
+	for agent, want := range map[string]string{
+		"/b/kairos-agent":       "/b/kairos-p2p",
+		"/b/kairos-agent-arm64": "/b/kairos-p2p-arm64",
+		"/b/agent.bin":          "/b/kairos-p2p",
+	} {
+		if got := MeshFor(agent); got != want {
+			t.Errorf("MeshFor(%s) = %s, want %s", agent, got, want)
 		}
 	}
 }

@@ -372,22 +372,32 @@ func isStep(name string) bool {
 // cleanup removes it. The error names the binary, for the caller to add
 // how to get it.
 func FileContext(bin, name string) (dir string, cleanup func(), err error) {
-	st, err := os.Stat(bin)
-	if err != nil {
-		return "", nil, fmt.Errorf("%s binary: %w", name, err)
+	return filesContext(name, [][2]string{{bin, name}})
+}
+
+// filesContext makes a directory holding each binary (src, name) under
+// its name; the directory is called after the first.
+func filesContext(kind string, files [][2]string) (dir string, cleanup func(), err error) {
+	for _, f := range files {
+		st, err := os.Stat(f[0])
+		if err != nil {
+			return "", nil, fmt.Errorf("%s binary: %w", f[1], err)
+		}
+		if st.IsDir() {
+			return "", nil, fmt.Errorf("%s is a directory, want the %s binary", f[0], f[1])
+		}
 	}
-	if st.IsDir() {
-		return "", nil, fmt.Errorf("%s is a directory, want the %s binary", bin, name)
-	}
-	if dir, err = os.MkdirTemp("", "kairos-"+name+"-ctx-"); err != nil {
+	if dir, err = os.MkdirTemp("", "kairos-"+kind+"-ctx-"); err != nil {
 		return "", nil, err
 	}
 	cleanup = func() { os.RemoveAll(dir) }
-	dst := filepath.Join(dir, name)
-	if err := os.Link(bin, dst); err != nil {
-		if err := copyExecutable(bin, dst); err != nil {
-			cleanup()
-			return "", nil, err
+	for _, f := range files {
+		dst := filepath.Join(dir, f[1])
+		if err := os.Link(f[0], dst); err != nil {
+			if err := copyExecutable(f[0], dst); err != nil {
+				cleanup()
+				return "", nil, err
+			}
 		}
 	}
 	return dir, cleanup, nil

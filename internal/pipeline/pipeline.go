@@ -187,9 +187,11 @@ func (r *run) prepare(ctx context.Context) error {
 		return err
 	}
 	r.agentDirs = map[string]string{}
-	agentSums := map[string]string{}
+	// The agent and the mesh's program beside it, by architecture: both
+	// are inputs of the image.
+	agentSums, meshSums := map[string]string{}, map[string]string{}
 	for arch, bin := range agents {
-		dir, cleanup, err := localbuild.FileContext(bin, "kairos-agent")
+		dir, cleanup, err := localbuild.AgentContext(bin)
 		if err != nil {
 			return err
 		}
@@ -200,6 +202,10 @@ func (r *run) prepare(ctx context.Context) error {
 			return err
 		}
 		agentSums[arch] = "sha256:" + sum.SHA256
+		if sum, err = matrix.HashFile(localbuild.MeshFor(bin)); err != nil {
+			return err
+		}
+		meshSums[arch] = "sha256:" + sum.SHA256
 	}
 	if len(r.Targets) > 0 {
 		toolsDir, cleanup, err := localbuild.FileContext(r.Writer, frontend.ToolsFile)
@@ -250,7 +256,7 @@ func (r *run) prepare(ctx context.Context) error {
 		}
 		if r.baseErrs[i] == nil {
 			files := maps.Clone(files)
-			files["agent"] = agentSums[e.Arch]
+			files["agent"], files["mesh"] = agentSums[e.Arch], meshSums[e.Arch]
 			r.inputs[i] = InputsDigest(e, r.Registry, r.Targets, r.BuildArgs, r.bases[i], files, !r.NoProvenance)
 		}
 	}

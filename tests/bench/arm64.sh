@@ -18,6 +18,8 @@ work=$(mktemp -d /var/tmp/kairos-bench.XXXXXX)
 export SOURCE_DATE_EPOCH=1700000000
 CGO_ENABLED=0 go build -trimpath -o "$work/kairos-agent" ./cmd/kairos-agent
 CGO_ENABLED=0 GOARCH=arm64 go build -trimpath -o "$work/kairos-agent-arm64" ./cmd/kairos-agent
+CGO_ENABLED=0 go build -trimpath -o "$work/kairos-p2p" ./cmd/kairos-p2p
+CGO_ENABLED=0 GOARCH=arm64 go build -trimpath -o "$work/kairos-p2p-arm64" ./cmd/kairos-p2p
 CGO_ENABLED=0 go build -trimpath -o "$work/kairos-frontend" ./cmd/kairos-frontend
 go build -o "$work/kairos" ./cmd/kairos
 command -v buildkitd >/dev/null || { echo "buildkitd not on PATH (./earthly.sh builds it)" >&2; exit 1; }

@@ -16,6 +16,7 @@ cd "$here"
 work=$(mktemp -d /var/tmp/kairos-bench.XXXXXX)
 export SOURCE_DATE_EPOCH=1700000000
 CGO_ENABLED=0 go build -trimpath -o "$work/kairos-agent" ./cmd/kairos-agent
+CGO_ENABLED=0 go build -trimpath -o "$work/kairos-p2p" ./cmd/kairos-p2p
 CGO_ENABLED=0 go build -trimpath -o "$work/kairos-frontend" ./cmd/kairos-frontend
 go build -o "$work/kairos" ./cmd/kairos
 mkdir -p "$work/overlay/etc"

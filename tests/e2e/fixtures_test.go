@@ -94,7 +94,8 @@ func (o *once[T]) get(t *testing.T, what string, build func() (T, error)) T {
 }
 
 // tools are our binaries, built as ./earthly.sh builds them for a release
-// (static agent and frontend) with the e2e version stamped in.
+// (static agent, the mesh's kairos-p2p beside it, and frontend) with the
+// e2e version stamped in.
 type tools struct {
 	kairos, agent, agentArm64, frontend string
 }
@@ -102,7 +103,7 @@ type tools struct {
 var toolsOnce once[tools]
 
 func buildTools(t *testing.T) tools {
-	return toolsOnce.get(t, "kairos, kairos-agent, kairos-frontend", func() (tools, error) {
+	return toolsOnce.get(t, "kairos, kairos-agent, kairos-p2p, kairos-frontend", func() (tools, error) {
 		bin := filepath.Join(outDir, "bin")
 		b := tools{
 			kairos: filepath.Join(bin, "kairos"), agent: filepath.Join(bin, "kairos-agent"),
@@ -115,6 +116,8 @@ func buildTools(t *testing.T) tools {
 		}{
 			{b.agent, "./cmd/kairos-agent", []string{"CGO_ENABLED=0"}},
 			{b.agentArm64, "./cmd/kairos-agent", []string{"CGO_ENABLED=0", "GOARCH=arm64"}},
+			{filepath.Join(bin, "kairos-p2p"), "./cmd/kairos-p2p", []string{"CGO_ENABLED=0"}},
+			{filepath.Join(bin, "kairos-p2p-arm64"), "./cmd/kairos-p2p", []string{"CGO_ENABLED=0", "GOARCH=arm64"}},
 			{b.frontend, "./cmd/kairos-frontend", []string{"CGO_ENABLED=0"}},
 			{b.kairos, "./cmd/kairos", nil},
 		} {

@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// agent is the kairos-agent binary, built once for the package.
+// agent is the kairos-agent binary, with kairos-p2p beside it, built once
+// for the package.
 func agent(t *testing.T) string {
 	t.Helper()
 	agentOnce.Do(func() {
@@ -51,10 +52,11 @@ func agent(t *testing.T) string {
 			agentErr = err
 			return
 		}
+		// `kairos-agent p2p` runs the mesh's program beside it.
 		agentPath = filepath.Join(dir, "kairos-agent")
-		out, err := exec.Command("go", "build", "-o", agentPath, "github.com/kairos-io/kairos/cmd/kairos-agent").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/kairos-io/kairos/cmd/kairos-agent", "github.com/kairos-io/kairos/cmd/kairos-p2p").CombinedOutput()
 		if err != nil {
-			agentErr = fmt.Errorf("building the agent: %v\n%s", err, out)
+			agentErr = fmt.Errorf("building the agent and kairos-p2p: %v\n%s", err, out)
 		}
 	})
 	if agentErr != nil {

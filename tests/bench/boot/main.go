@@ -143,6 +143,9 @@ func run(iso, image, work, plain string, samples int, systems map[string]bool) e
 		if err := sh(root, "env", "CGO_ENABLED=0", "go", "build", "-o", agent, "./cmd/kairos-agent"); err != nil {
 			return err
 		}
+		if err := sh(root, "env", "CGO_ENABLED=0", "go", "build", "-o", filepath.Join(work, "kairos-p2p"), "./cmd/kairos-p2p"); err != nil {
+			return err
+		}
 		if err := sh(root, "env", "CGO_ENABLED=0", "go", "build", "-o", writer, "./cmd/kairos-frontend"); err != nil {
 			return err
 		}

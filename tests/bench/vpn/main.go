@@ -57,7 +57,7 @@ func bench(d time.Duration) error {
 	}
 	defer os.RemoveAll(work)
 	agent := filepath.Join(work, "kairos-agent")
-	if err := sh("go", "build", "-o", agent, "github.com/kairos-io/kairos/cmd/kairos-agent"); err != nil {
+	if err := sh("go", "build", "-o", work+"/", "github.com/kairos-io/kairos/cmd/kairos-agent", "github.com/kairos-io/kairos/cmd/kairos-p2p"); err != nil {
 		return err
 	}
 	ns := []string{fmt.Sprintf("kvb%da", os.Getpid()), fmt.Sprintf("kvb%db", os.Getpid())}
