@@ -22,6 +22,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestImageArchive checks that +image's OCI archive is readable by skopeo,
@@ -74,6 +75,7 @@ func TestImageArchive(t *testing.T) {
 	// No account of the image can log in: the live user kairos gets its
 	// password on live media only, at boot (/system/oem/10_live.yaml).
 	files := map[string][]byte{} // the last layer's version of each file
+	links := map[string]string{}
 	for _, layer := range ociArchive(t, archive).layers {
 		tr := layerTar(t, archive, layer)
 		for {
@@ -83,9 +85,13 @@ func TestImageArchive(t *testing.T) {
 			}
 			must(t, err)
 			name := path.Clean("/" + hdr.Name)
-			if hdr.Typeflag == tar.TypeReg && (strings.HasPrefix(name, "/etc/sudoers") || strings.HasPrefix(name, "/etc/ssh/sshd_config") || name == "/etc/shadow") {
+			if hdr.Typeflag == tar.TypeReg && (strings.HasPrefix(name, "/etc/sudoers") || strings.HasPrefix(name, "/etc/ssh/sshd_config") || name == "/etc/shadow" ||
+				name == "/usr/bin/kairos-p2p" || strings.HasPrefix(name, "/boot/initrd")) {
 				files[name], err = io.ReadAll(tr)
 				must(t, err)
+			}
+			if hdr.Typeflag == tar.TypeSymlink && name == "/boot/initrd" {
+				links[name] = path.Join("/boot", hdr.Linkname)
 			}
 		}
 	}
@@ -101,6 +107,83 @@ func TestImageArchive(t *testing.T) {
 	}
 	if sshd := string(files["/etc/ssh/sshd_config.d/40-kairos.conf"]); !strings.Contains(sshd, "PasswordAuthentication no") {
 		t.Errorf("sshd drop-in 40-kairos.conf = %q, want password logins off", sshd)
+	}
+
+	// The mesh's program is in the image, the one built with the agent.
+	mesh := filepath.Join(t.TempDir(), "kairos-p2p")
+	must(t, os.WriteFile(mesh, files["/usr/bin/kairos-p2p"], 0o755))
+	if out := run(t, mesh, "version"); strings.TrimSpace(out) != e2eVersion {
+		t.Errorf("/usr/bin/kairos-p2p version %q, want %q", strings.TrimSpace(out), e2eVersion)
+	}
+	// The initrd carries the agent (its /init) but neither the mesh nor
+	// udev's hardware database, which no boot step reads.
+	initrd := "/boot/initrd"
+	if l, ok := links[initrd]; ok {
+		initrd = l
+	}
+	names, unpacked := initrdFiles(t, files[initrd])
+	t.Logf("%s: %.1f MB, %.1f MB unpacked, %d entries", initrd, float64(len(files[initrd]))/1e6, float64(unpacked)/1e6, len(names))
+	if !names["usr/bin/kairos-agent"] {
+		t.Errorf("the initrd lacks usr/bin/kairos-agent")
+	}
+	for _, n := range []string{"usr/bin/kairos-p2p", "usr/lib/udev/hwdb.bin", "etc/udev/hwdb.bin"} {
+		if names[n] {
+			t.Errorf("the initrd carries %s", n)
+		}
+	}
+}
+
+// initrdFiles lists a dracut initrd's entries (an uncompressed early
+// cpio, if any, then a zstd-compressed one) and the bytes unpacked.
+func initrdFiles(t *testing.T, data []byte) (map[string]bool, int) {
+	t.Helper()
+	names := map[string]bool{}
+	unpacked := 0
+	for len(data) > 0 {
+		if bytes.HasPrefix(data, []byte("070701")) {
+			n := cpioNames(t, data, names)
+			unpacked += n
+			data = bytes.TrimLeft(data[n:], "\x00")
+			continue
+		}
+		zr, err := zstd.NewReader(bytes.NewReader(data))
+		must(t, err)
+		plain, err := io.ReadAll(zr)
+		zr.Close()
+		must(t, err)
+		unpacked += len(plain)
+		for len(plain) > 0 && bytes.HasPrefix(plain, []byte("070701")) {
+			n := cpioNames(t, plain, names)
+			plain = bytes.TrimLeft(plain[n:], "\x00")
+		}
+		break
+	}
+	return names, unpacked
+}
+
+// cpioNames reads one newc cpio archive up to its trailer into names and
+// returns its length.
+func cpioNames(t *testing.T, data []byte, names map[string]bool) int {
+	t.Helper()
+	off := 0
+	pad := func(n int) int { return (n + 3) &^ 3 }
+	for {
+		if off+110 > len(data) || string(data[off:off+6]) != "070701" {
+			t.Fatalf("initrd: no cpio header at %d", off)
+		}
+		var size, nameSize int
+		fmt.Sscanf(string(data[off+54:off+62]), "%08x", &size)
+		fmt.Sscanf(string(data[off+94:off+102]), "%08x", &nameSize)
+		if nameSize < 1 || off+110+nameSize > len(data) {
+			t.Fatalf("initrd: bad cpio name size %d at %d", nameSize, off)
+		}
+		name := string(data[off+110 : off+110+nameSize-1])
+		off = pad(off+110+nameSize) + size
+		off = pad(off)
+		if name == "TRAILER!!!" {
+			return min(off, len(data))
+		}
+		names[strings.TrimPrefix(path.Clean("/"+name), "/")] = true
 	}
 }
 

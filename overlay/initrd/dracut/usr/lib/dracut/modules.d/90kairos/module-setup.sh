@@ -35,4 +35,10 @@ install() {
         inst_multiple modprobe
         ln -sfn usr/bin/kairos-agent "$initdir/init"
     fi
+    # udev's hardware database (01systemd-udevd puts it in, 13 MB of the
+    # initrd, a quarter of a second for the kernel to unpack under
+    # emulation): names and keyboard remaps for the booted system's udev.
+    # No step of a boot reads it here; udev without it adds no database
+    # properties. Modules install in order, so systemd-udevd's is done.
+    rm -f "$initdir$udevdir/hwdb.bin" "$initdir/etc/udev/hwdb.bin"
 }
