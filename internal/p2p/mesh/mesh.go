@@ -81,8 +81,9 @@ type Mesh struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	failed map[peer.ID]time.Time // connections that failed, when last said
-	dials  chan struct{}         // a semaphore: dials at once
+	failed map[peer.ID]time.Time     // connections that failed, when last said
+	found  map[peer.ID]peer.AddrInfo // hosts mDNS announced, dialled again until connected
+	dials  chan struct{}             // a semaphore: dials at once
 }
 
 // maxFailed bounds the failed connections remembered; maxDials the dials
@@ -135,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (*Mesh, error) {
 		return nil, fmt.Errorf("starting the libp2p host: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	m := &Mesh{Host: h, cfg: cfg, cancel: cancel, failed: map[peer.ID]time.Time{}, dials: make(chan struct{}, maxDials)}
+	m := &Mesh{Host: h, cfg: cfg, cancel: cancel, failed: map[peer.ID]time.Time{}, found: map[peer.ID]peer.AddrInfo{}, dials: make(chan struct{}, maxDials)}
 	fail := func(err error) (*Mesh, error) {
 		m.Close()
 		return nil, err
@@ -180,6 +181,8 @@ func Start(ctx context.Context, cfg Config) (*Mesh, error) {
 		return fail(fmt.Errorf("starting mDNS discovery: %w", err))
 	}
 	m.mdns = svc
+	m.wg.Add(1)
+	go m.redial(ctx)
 	if cfg.DHT {
 		m.dht, err = dht.New(h, dht.Mode(dht.ModeServer), dht.ProtocolPrefix("/kairos"),
 			dht.BootstrapPeers(cfg.Bootstrap...))
@@ -261,7 +264,49 @@ type notifee struct {
 	ctx context.Context
 }
 
-func (n notifee) HandlePeerFound(ai peer.AddrInfo) { go n.m.connect(n.ctx, ai, "mDNS") }
+// HandlePeerFound dials a host mDNS announced and keeps it for redial:
+// mDNS announces a host once per record lifetime, and a first dial may
+// fail (the other host still starting, both busy booting).
+func (n notifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == n.m.Host.ID() {
+		return
+	}
+	n.m.mu.Lock()
+	if len(n.m.found) >= maxFailed {
+		clear(n.m.found) // bounded: a flood of fake peers only costs dials
+	}
+	n.m.found[ai.ID] = ai
+	n.m.mu.Unlock()
+	go n.m.connect(n.ctx, ai, "mDNS")
+}
+
+// redialEvery is how often hosts mDNS found and not connected are dialled
+// again.
+var redialEvery = 10 * time.Second
+
+// redial dials the hosts mDNS found that this one is not connected to,
+// every redialEvery, until ctx ends.
+func (m *Mesh) redial(ctx context.Context) {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(redialEvery):
+		}
+		m.mu.Lock()
+		var todo []peer.AddrInfo
+		for _, ai := range m.found {
+			if m.Host.Network().Connectedness(ai.ID) != network.Connected {
+				todo = append(todo, ai)
+			}
+		}
+		m.mu.Unlock()
+		for _, ai := range todo {
+			go m.connect(ctx, ai, "mDNS")
+		}
+	}
+}
 
 // Publish sends data to every host of the network.
 func (m *Mesh) Publish(ctx context.Context, data []byte) error {
