@@ -113,7 +113,7 @@ func AgentContext(agent string) (dir string, cleanup func(), err error) {
 	if m, err := ELFArch(mesh); err != nil || m != arch {
 		return "", nil, fmt.Errorf("%s is not a Linux %s executable like kairos-agent %s (%s, %v)", mesh, arch, agent, m, err)
 	}
-	return filesContext(frontend.AgentFile, [][2]string{{agent, frontend.AgentFile}, {mesh, frontend.MeshFile}})
+	return filesContext(frontend.AgentFile, contextFile{agent, frontend.AgentFile}, contextFile{mesh, frontend.MeshFile})
 }
 
 // ELFArch is the Go architecture of a Linux executable.

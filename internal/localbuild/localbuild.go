@@ -372,19 +372,22 @@ func isStep(name string) bool {
 // cleanup removes it. The error names the binary, for the caller to add
 // how to get it.
 func FileContext(bin, name string) (dir string, cleanup func(), err error) {
-	return filesContext(name, [][2]string{{bin, name}})
+	return filesContext(name, contextFile{bin, name})
 }
 
-// filesContext makes a directory holding each binary (src, name) under
-// its name; the directory is called after the first.
-func filesContext(kind string, files [][2]string) (dir string, cleanup func(), err error) {
+// contextFile is a binary (src) and its name in a context's directory.
+type contextFile struct{ src, name string }
+
+// filesContext makes a directory holding each binary under its name; the
+// directory is called after kind.
+func filesContext(kind string, files ...contextFile) (dir string, cleanup func(), err error) {
 	for _, f := range files {
-		st, err := os.Stat(f[0])
+		st, err := os.Stat(f.src)
 		if err != nil {
-			return "", nil, fmt.Errorf("%s binary: %w", f[1], err)
+			return "", nil, fmt.Errorf("%s binary: %w", f.name, err)
 		}
 		if st.IsDir() {
-			return "", nil, fmt.Errorf("%s is a directory, want the %s binary", f[0], f[1])
+			return "", nil, fmt.Errorf("%s is a directory, want the %s binary", f.src, f.name)
 		}
 	}
 	if dir, err = os.MkdirTemp("", "kairos-"+kind+"-ctx-"); err != nil {
@@ -392,9 +395,9 @@ func filesContext(kind string, files [][2]string) (dir string, cleanup func(), e
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	for _, f := range files {
-		dst := filepath.Join(dir, f[1])
-		if err := os.Link(f[0], dst); err != nil {
-			if err := copyExecutable(f[0], dst); err != nil {
+		dst := filepath.Join(dir, f.name)
+		if err := os.Link(f.src, dst); err != nil {
+			if err := copyExecutable(f.src, dst); err != nil {
 				cleanup()
 				return "", nil, err
 			}
