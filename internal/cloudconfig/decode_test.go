@@ -1,7 +1,9 @@
 package cloudconfig
 
 import (
+	"crypto/rand"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +235,46 @@ func TestEnvList(t *testing.T) {
 	_, diags := Parse("f", []byte("#cloud-config\nenv: [HTTP_PROXY=http://p:3128, 'bad entry']\n"))
 	if diags.Err() == nil || !strings.Contains(diags.Err().Error(), `"bad entry" is not KEY=VALUE`) {
 		t.Errorf("env: %v", diags.Err())
+	}
+}
+
+// .UUID and .Random are drawn when a config uses them, once per data (the
+// same in every file a boot's stage renders), and never otherwise: drawing
+// them waits for the kernel's random pool, which early in a boot is not
+// seeded (the initramfs stages waited a second for it on every boot).
+func TestTemplateFreshValues(t *testing.T) {
+	draws := 0
+	randRead = func(b []byte) (int, error) {
+		draws++
+		return rand.Read(b)
+	}
+	defer func() { randRead = rand.Read }()
+
+	td := SystemData(t.TempDir())
+	p, diags := ParseWith("f", []byte("#cloud-config\nhostname: n-{{ trunc 4 .MachineID }}{{ .Values.os.architecture }}\n"), &td)
+	if diags.Err() != nil || draws != 0 {
+		t.Fatalf("a config without .UUID or .Random drew %d random values (%v, hostname %q)", draws, diags.Err(), p.Config.Hostname)
+	}
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	random := regexp.MustCompile(`^[0-9a-z]{32}$`)
+	var seen []string
+	for _, doc := range []string{"#cloud-config\nhostname: {{ .UUID }}\n", "#cloud-config\nhostname: '{{ .UUID }}'\nname: '{{ .Random }}'\n"} {
+		p, diags := ParseWith("f", []byte(doc), &td)
+		if diags.Err() != nil {
+			t.Fatal(diags.Err())
+		}
+		if !uuid.MatchString(p.Config.Hostname) {
+			t.Errorf("UUID %q is not a version 4 UUID", p.Config.Hostname)
+		}
+		if p.Config.Name != "" && !random.MatchString(p.Config.Name) {
+			t.Errorf("Random %q is not 32 characters of [0-9a-z]", p.Config.Name)
+		}
+		seen = append(seen, p.Config.Hostname)
+	}
+	if seen[0] != seen[1] {
+		t.Errorf("one data gave two UUIDs: %q", seen)
+	}
+	if other := SystemData(t.TempDir()); other.UUID() == seen[0] {
+		t.Errorf("new data gave the same UUID %q", seen[0])
 	}
 }

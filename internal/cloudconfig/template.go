@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"sync"
 	"text/template"
 
 	"github.com/Masterminds/sprig/v3"
@@ -21,13 +22,12 @@ import (
 // after its machine id.
 type TemplateData struct {
 	MachineID string
-	// UUID and Random are fresh for each rendering (upstream's hostname
-	// data): a random UUID and 32 random characters of [0-9a-z].
-	UUID, Random string
 	// Values is the system, in upstream's key names: node.hostname,
 	// node.machineid, os.name, os.vendor, os.version, os.release,
 	// os.architecture, kernel.architecture.
 	Values map[string]any
+
+	fresh *freshValues
 }
 
 // SystemData describes the system below root ("/" on a node; the new root
@@ -47,15 +47,46 @@ func SystemData(root string) TemplateData {
 	host, _ := os.Hostname()
 	return TemplateData{
 		MachineID: id,
-		UUID:      randomUUID(),
-		Random:    randomString(32),
 		Values: map[string]any{
 			"node": map[string]any{"hostname": host, "machineid": id},
 			"os": map[string]any{"name": osr["NAME"], "vendor": osr["ID"], "version": osr["VERSION_ID"],
 				"release": osr["VERSION_CODENAME"], "architecture": runtime.GOARCH},
 			"kernel": map[string]any{"architecture": runtime.GOARCH},
 		},
+		fresh: &freshValues{},
 	}
+}
+
+// freshValues are a TemplateData's UUID and Random, drawn the first time a
+// config asks for them: crypto/rand waits for the kernel's random pool,
+// which early in a boot (the initramfs, a machine without a hardware RNG)
+// is not seeded for a second or more, and most configs never use them.
+type freshValues struct {
+	once         sync.Once
+	uuid, random string
+}
+
+func (f *freshValues) get() *freshValues {
+	f.once.Do(func() {
+		f.uuid = randomUUID()
+		f.random = randomString(32)
+	})
+	return f
+}
+
+// UUID is a random UUID (upstream's hostname data: `hostname: node-{{
+// .UUID }}`), the same everywhere in the configs rendered with this data.
+func (d TemplateData) UUID() string { return d.freshOnes().uuid }
+
+// Random is 32 random characters of [0-9a-z], like UUID the same
+// everywhere in the configs rendered with this data.
+func (d TemplateData) Random() string { return d.freshOnes().random }
+
+func (d TemplateData) freshOnes() *freshValues {
+	if d.fresh == nil { // data made by hand (tests): new ones each time
+		return (&freshValues{}).get()
+	}
+	return d.fresh.get()
 }
 
 var templateLine = regexp.MustCompile(`^template: [^:]*:(\d+)(?::(\d+))?: (.*)$`)
@@ -139,9 +170,12 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
+// randRead is crypto/rand.Read, replaced in tests.
+var randRead = rand.Read
+
 func randomUUID() string {
 	var b [16]byte
-	rand.Read(b[:])
+	randRead(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
@@ -150,7 +184,7 @@ func randomUUID() string {
 func randomString(n int) string {
 	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 	b := make([]byte, n)
-	rand.Read(b)
+	randRead(b)
 	for i := range b {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}

@@ -30,7 +30,6 @@ package safefile
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +40,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kairos-io/kairos/internal/quickrand"
 )
 
 // ErrUntrustedLink is wrapped by the error of an operation that met a
@@ -140,7 +141,7 @@ func Symlink(root, name, target string) error {
 	}
 	defer w.close()
 	var b [8]byte
-	rand.Read(b[:])
+	quickrand.Read(b[:])
 	tmp := "." + base[:min(len(base), 200)] + ".kairos-" + hex.EncodeToString(b[:])
 	if err := unix.Symlinkat(target, w.dir(), tmp); err != nil {
 		return &os.PathError{Op: "symlink", Path: name, Err: err}
@@ -172,7 +173,7 @@ func createTemp(dirfd int, base string) (string, *os.File, error) {
 	}
 	for range 10 {
 		var b [8]byte
-		rand.Read(b[:])
+		quickrand.Read(b[:])
 		tmp := "." + base + ".kairos-" + hex.EncodeToString(b[:])
 		fd, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if errors.Is(err, unix.EEXIST) {

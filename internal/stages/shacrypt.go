@@ -1,10 +1,11 @@
 package stages
 
 import (
-	"crypto/rand"
 	"crypto/sha512"
 	"regexp"
 	"strings"
+
+	"github.com/kairos-io/kairos/internal/quickrand"
 )
 
 // SHA-512 crypt ("$6$"), as glibc's crypt(3) and shadow's chpasswd make
@@ -48,12 +49,12 @@ func isCryptHash(passwd string) bool {
 }
 
 // HashPassword returns a $6$ hash of password with a random salt, for
-// /etc/shadow or a cloud-config's passwd.
+// /etc/shadow or a cloud-config's passwd. A salt has to differ from one
+// hash to the next, not to be secret: it does not wait for the kernel's
+// random pool, which the users stage in the initramfs would (quickrand).
 func HashPassword(password string) (string, error) {
 	raw := make([]byte, 16)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
+	quickrand.Read(raw)
 	salt := make([]byte, 16)
 	for i, b := range raw {
 		salt[i] = cryptAlphabet[int(b)%len(cryptAlphabet)]
