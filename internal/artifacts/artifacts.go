@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kairos-io/kairos/internal/diskfmt/squashfs"
+	"github.com/kairos-io/kairos/internal/disklayout"
 	"github.com/kairos-io/kairos/internal/fstree"
 	"github.com/kairos-io/kairos/internal/release"
 )
@@ -70,6 +72,11 @@ const BlockCacheMax = 2 << 30
 const (
 	kernelPath = "/boot/vmlinuz"
 	initrdPath = "/boot/initrd"
+	// networkInitrdPath is the initrd's network part (NIC drivers, DHCP,
+	// livenet), which only a network boot needs: overlay/build/boot.sh
+	// keeps it out of /boot/initrd, which every local boot reads and
+	// unpacks, and the netboot initrd is the two archives in turn.
+	networkInitrdPath = disklayout.BootAssets + "/initrd-network"
 )
 
 // Run writes the profile's artifacts of root into dir and returns the
@@ -235,6 +242,11 @@ func (w *run) netboot() error {
 		if err != nil {
 			return fmt.Errorf("the image has no %s: %w", f.src, err)
 		}
+		if f.src == initrdPath {
+			if data, err = NetbootInitrd(w.root, data); err != nil {
+				return err
+			}
+		}
 		if err := w.write(filepath.Join(w.dir, w.name+f.suffix), func(partial string) error {
 			return os.WriteFile(partial, data, 0o644)
 		}); err != nil {
@@ -245,6 +257,26 @@ func (w *run) netboot() error {
 	return w.write(filepath.Join(w.dir, w.name+".ipxe"), func(partial string) error {
 		return os.WriteFile(partial, []byte(script), 0o644)
 	})
+}
+
+// NetbootInitrd is the initrd a network boot loads: the image's initrd
+// followed by its network part when it has one (dracut images; mkinitfs
+// keeps one initrd), at a 4-byte boundary as the kernel reads a
+// concatenation of archives, each unpacked over the ones before.
+func NetbootInitrd(root *fstree.Node, initrd []byte) ([]byte, error) {
+	network, err := fstree.ReadFile(root, networkInitrdPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return initrd, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the image's %s: %w", networkInitrdPath, err)
+	}
+	out := make([]byte, 0, len(initrd)+3+len(network))
+	out = append(out, initrd...)
+	for len(out)%4 != 0 {
+		out = append(out, 0)
+	}
+	return append(out, network...), nil
 }
 
 // arch is the image's architecture from its kairos-release ("" when it

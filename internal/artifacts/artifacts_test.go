@@ -239,3 +239,19 @@ func TestHostileNames(t *testing.T) {
 		})
 	}
 }
+
+// A dracut image keeps its initrd's network part (NIC drivers, DHCP,
+// livenet) beside it: the netboot initrd is the initrd, zeros to a 4-byte
+// boundary, then that part, which the kernel unpacks over it. (The ISO and
+// the disks copy /boot/initrd alone.)
+func TestNetbootInitrdAddsNetworkPart(t *testing.T) {
+	root := image(true)
+	root.Children = append(root.Children, dir("usr", dir("lib", dir("kairos", dir("boot", file("initrd-network", "NET"))))))
+	out := t.TempDir()
+	if _, err := Run(context.Background(), root, out, Profile{Kinds: []string{KindNetboot}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(out, "kairos-test-v1-initrd")); string(got) != "INITRD\x00\x00NET" {
+		t.Errorf("netboot initrd %q, want the initrd, padding, the network part", got)
+	}
+}

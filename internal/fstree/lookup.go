@@ -3,6 +3,7 @@ package fstree
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -35,6 +36,12 @@ func Content(n *Node) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
+// notFound is the error for a path the tree lacks; it is fs.ErrNotExist.
+type notFound string
+
+func (e notFound) Error() string      { return string(e) + ": no such file" }
+func (notFound) Is(target error) bool { return target == fs.ErrNotExist }
+
 // Lookup finds the node at p, following symlinks as ReadFile does: a
 // link, relative or absolute, resolves inside the tree ("/" and ".." stop
 // at its root), as it does once the tree is an image's root.
@@ -58,7 +65,7 @@ func lookup(root *Node, p string, depth int) (*Node, error) {
 			}
 		}
 		if next == nil {
-			return nil, fmt.Errorf("%s: no such file", path.Join(curPath, part))
+			return nil, notFound(path.Join(curPath, part))
 		}
 		if next.Mode&os.ModeSymlink != 0 {
 			target := next.Target

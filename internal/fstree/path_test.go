@@ -1,6 +1,7 @@
 package fstree
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -173,5 +174,12 @@ func TestLookupAndReadFile(t *testing.T) {
 	}
 	if n, err := Lookup(root, "/"); err != nil || n != root {
 		t.Errorf("Lookup(/): %v, %v", n, err)
+	}
+}
+
+func TestLookupMissingIsNotExist(t *testing.T) {
+	root := &Node{Mode: fs.ModeDir | 0o755}
+	if _, err := ReadFile(root, "/usr/lib/missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%v is not fs.ErrNotExist", err)
 	}
 }

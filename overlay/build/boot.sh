@@ -37,9 +37,48 @@ say "kernel $kver"
 
 case "$KAIROS_INITRD" in
 dracut)
-    # --reproducible (with SOURCE_DATE_EPOCH) sorts and stamps the archive.
+    # Two initrds of one configuration. Booting from a disk or live media
+    # (installed system, recovery, ISO, USB stick) needs no network in the
+    # initramfs; a network boot does (livenet fetches the root over HTTP):
+    # NIC drivers, a DHCP client, curl, 50 of 169 MB unpacked, 11 of 46 MB
+    # compressed, which every local boot would otherwise read through GRUB
+    # (about 10 MB/s under emulation) and unpack. /boot/initrd is the local
+    # one; the network's part is an add-on archive (the files the netboot
+    # initrd has that the local one lacks or has otherwise), which the
+    # netboot artifact appends to it: the kernel unpacks concatenated
+    # archives in turn, a later file replacing an earlier one.
+    # --reproducible (with SOURCE_DATE_EPOCH) sorts and stamps the archives.
+    netmods="livenet network network-legacy network-manager systemd-networkd connman url-lib kernel-network-modules qemu-net nfs iscsi cifs nbd fcoe fcoe-uefi"
     dracut --force --no-hostonly ${SOURCE_DATE_EPOCH:+--reproducible} \
-        ${KAIROS_INITRD_MODULES:+--add "$KAIROS_INITRD_MODULES"} --kver "$kver" "$out/boot/initrd-$kver" ;;
+        ${KAIROS_INITRD_MODULES:+--add "$KAIROS_INITRD_MODULES"} --omit "$netmods" --kver "$kver" "$out/boot/initrd-$kver"
+    # The netboot initrd is only compared with the local one: not compressed
+    # (40 s of zstd saved).
+    tmp=$(mktemp -d)
+    dracut --force --no-hostonly ${SOURCE_DATE_EPOCH:+--reproducible} --no-compress \
+        ${KAIROS_INITRD_MODULES:+--add "$KAIROS_INITRD_MODULES"} --kver "$kver" "$tmp/netboot.img"
+    mkdir "$tmp/local" "$tmp/net"
+    (cd "$tmp/local" && lsinitrd --unpack "$out/boot/initrd-$kver")
+    (cd "$tmp/net" && lsinitrd --unpack "$tmp/netboot.img")
+    # Every directory (recreating one is harmless, a missing parent is
+    # not), then what is new or different.
+    (cd "$tmp/net" && find . -mindepth 1 | LC_ALL=C sort | while IFS= read -r f; do
+        l=$tmp/local/$f
+        if [ -d "$f" ] && [ ! -L "$f" ]; then
+            echo "$f"
+        elif [ -L "$f" ]; then
+            [ -L "$l" ] && [ "$(readlink "$f")" = "$(readlink "$l")" ] || echo "$f"
+        elif [ -L "$l" ] || ! cmp -s "$f" "$l"; then
+            echo "$f"
+        fi
+    done) > "$tmp/addon.list"
+    mkdir -p "$out/usr/lib/kairos/boot"
+    addon=$out/usr/lib/kairos/boot/initrd-network
+    if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+        (cd "$tmp/net" && find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +)
+    fi
+    (cd "$tmp/net" && cpio -o -H newc -R 0:0 --reproducible --quiet < "$tmp/addon.list") | zstd -15 -q -T0 > "$addon"
+    say "netboot add-on $(du -h "$addon" | cut -f1), $(wc -l < "$tmp/addon.list") entries"
+    rm -rf "$tmp" ;;
 mkinitfs)
     # Features come from /etc/mkinitfs/mkinitfs.conf (the kairos feature adds
     # the agent and the live boot's modules); /init is Kairos' own, which boots

@@ -86,7 +86,7 @@ func TestImageArchive(t *testing.T) {
 			must(t, err)
 			name := path.Clean("/" + hdr.Name)
 			if hdr.Typeflag == tar.TypeReg && (strings.HasPrefix(name, "/etc/sudoers") || strings.HasPrefix(name, "/etc/ssh/sshd_config") || name == "/etc/shadow" ||
-				name == "/usr/bin/kairos-p2p" || strings.HasPrefix(name, "/boot/initrd")) {
+				name == "/usr/bin/kairos-p2p" || strings.HasPrefix(name, "/boot/initrd") || name == "/usr/lib/kairos/boot/initrd-network") {
 				files[name], err = io.ReadAll(tr)
 				must(t, err)
 			}
@@ -130,6 +130,30 @@ func TestImageArchive(t *testing.T) {
 		if names[n] {
 			t.Errorf("the initrd carries %s", n)
 		}
+	}
+	// Local boots need no network in the initramfs: NIC drivers and the
+	// DHCP client are in the network part, which only the netboot initrd
+	// appends (TestNetboot boots it).
+	network, _ := initrdFiles(t, files["/usr/lib/kairos/boot/initrd-network"])
+	t.Logf("/usr/lib/kairos/boot/initrd-network: %.1f MB, %d entries", float64(len(files["/usr/lib/kairos/boot/initrd-network"]))/1e6, len(network))
+	find := func(set map[string]bool, part string) string {
+		for n := range set {
+			if strings.Contains(n, part) {
+				return n
+			}
+		}
+		return ""
+	}
+	for _, part := range []string{"/drivers/net/ethernet/", "/virtio_net.ko", "usr/sbin/dhclient", "livenet"} {
+		if n := find(names, part); n != "" {
+			t.Errorf("the initrd carries %s, which only a network boot needs", n)
+		}
+		if find(network, part) == "" {
+			t.Errorf("the initrd's network part lacks %s", part)
+		}
+	}
+	if find(names, "/virtio_blk.ko") == "" || find(names, "/ext4.ko") == "" {
+		t.Error("the initrd lacks virtio_blk or ext4")
 	}
 }
 
