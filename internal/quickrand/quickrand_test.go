@@ -2,7 +2,6 @@ package quickrand
 
 import (
 	"bytes"
-	"runtime"
 	"testing"
 )
 
@@ -23,17 +22,5 @@ func TestRead(t *testing.T) {
 		if !ok {
 			t.Fatalf("byte %#x never appears in the last 4 KiB: the buffer was not filled", v)
 		}
-	}
-}
-
-// The kernel's own non-waiting path answers on Linux (GRND_INSECURE,
-// 5.6 and later, which every machine the tests run on has): no fallback to
-// crypto/rand, which waits for the pool at boot.
-func TestReadIsTheKernelsNonWaitingPath(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("getrandom(2) is Linux's")
-	}
-	if !read(make([]byte, 32)) {
-		t.Fatal("getrandom(GRND_INSECURE) refused: Read would wait in crypto/rand")
 	}
 }
