@@ -22,7 +22,10 @@ say() { echo "kairos-boot: $*"; }
 die() { echo "kairos-boot: error: $*" >&2; exit 1; }
 
 out=${KAIROS_BOOT_OUT:?}
-mkdir -p "$out/boot"
+# Boot assets: what the artifact writers assemble (grub images, the
+# initrd's network part); they never run grub or dracut themselves.
+assets=$out/usr/lib/kairos/boot
+mkdir -p "$out/boot" "$assets"
 
 # --- kernel and initrd -------------------------------------------------------
 kver=$(ls -1 /lib/modules 2>/dev/null | sort -V | tail -n 1)
@@ -71,8 +74,7 @@ dracut)
             echo "$f"
         fi
     done) > "$tmp/addon.list"
-    mkdir -p "$out/usr/lib/kairos/boot"
-    addon=$out/usr/lib/kairos/boot/initrd-network
+    addon=$assets/initrd-network
     if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
         (cd "$tmp/net" && find . -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +)
     fi
@@ -94,9 +96,6 @@ ln -sf "initrd-$kver" "$out/boot/initrd"
 say "initrd $(du -h "$out/boot/initrd-$kver" | cut -f1)"
 
 # --- boot assets: grub images made from the image's own grub -----------------
-# Artifact writers only assemble these files; they never run grub themselves.
-assets=$out/usr/lib/kairos/boot
-mkdir -p "$assets"
 common="part_gpt part_msdos fat ext2 iso9660 squash4 loopback normal configfile search search_label search_fs_uuid search_fs_file linux echo test true regexp loadenv cat ls halt reboot serial terminal gzio xzio zstd sleep minicmd"
 if [ -n "${KAIROS_SHIM:-}" ]; then
     # Secure Boot: the firmware runs shim (signed by the CA it trusts) as the
